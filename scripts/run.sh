@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Entry point of the npm scripts: sets up the toolchain (scripts/env.sh), then runs the task.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+portcullis_env
+cd "$PORTCULLIS_ROOT"
+task="${1:-}"; shift || true
+case "$task" in
+  quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
+  test)       exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
+  bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
+  schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
+  *) echo "usage: scripts/run.sh quickstart|test|bench|schema [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,61 @@
+/**
+ * Audit record shapes. Every line of a segment is one JSON object; `seq` and `prev` (the
+ * SHA-256 of the previous line's bytes) are added by the writer and chain the file.
+ * docs/audit.md documents each field.
+ */
+
+/** The decision taken on a call, written (durably) before anything is forwarded. */
+export interface DecisionRecord {
+  readonly type: 'decision';
+  readonly time: string;
+  readonly decision_id: string;
+  readonly agent: string | null;
+  readonly route: string | null;
+  readonly method: string;
+  readonly path: string;
+  readonly decision: 'allow' | 'deny';
+  readonly reasons: readonly string[];
+  /** Error code for a deny (PC_POLICY_DENIED, PC_BAD_PATH, ...); absent on allow. */
+  readonly code?: string;
+  /** HTTP status returned when the gateway answered itself (every deny). */
+  readonly status?: number;
+  readonly policy_revision: string | null;
+  /** Name of the credential attached (allow only); never its value. */
+  readonly credential: string | null;
+}
+
+/** What happened after an allowed call was forwarded. */
+export interface OutcomeRecord {
+  readonly type: 'outcome';
+  readonly time: string;
+  readonly decision_id: string;
+  /** Upstream status, or the gateway's own status when the upstream failed. */
+  readonly status: number;
+  readonly latency_ms: number;
+  /** Error code when the upstream failed or the client went away. */
+  readonly code?: string;
+}
+
+/** Gateway life-cycle events: start, stop, policy changes, recovery. */
+export interface LifecycleRecord {
+  readonly type: 'gateway_start' | 'gateway_stop' | 'policy_loaded' | 'policy_rejected' | 'recovered_torn_tail';
+  readonly time: string;
+  readonly [field: string]: unknown;
+}
+
+/** Anything the writer appends. */
+export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord;
+
+/** A line as written: the event with its chain fields first. */
+export type ChainedRecord = { readonly seq: number; readonly prev: string } & AuditEvent;
+
+/** The `prev` of the first record of a new trail. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * Serialises a record to its line (no trailing newline). JSON.stringify escapes control
+ * characters (newlines, ANSI escapes); U+2028/U+2029 are escaped too so no tool splits a line.
+ */
+export function serializeRecord(record: ChainedRecord): string {
+  return JSON.stringify(record).replace(/[\u2028\u2029]/g, (c) => (c === '\u2028' ? '\\u2028' : '\\u2029'));
+}

@@ -1,0 +1,279 @@
+/**
+ * The audit writer: an append-only JSON Lines segment with a hash chain, written with group
+ * commit. Records appended in the same turn of the event loop share one write and one
+ * fdatasync; `append` resolves only when its record is on disk (strict) or handed to the OS
+ * (relaxed). A failed write rejects the batch and everything queued behind it, rewinds the chain
+ * to the last durable record and overwrites the failed bytes on the next attempt (writes go to
+ * explicit offsets), so the file never holds a gap or a half batch. One writer per directory,
+ * enforced with a lock file.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, readFileSync, unlinkSync, readdirSync, existsSync } from 'node:fs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { GENESIS_HASH, serializeRecord, type AuditEvent, type ChainedRecord } from './record';
+
+const write = promisify(fs.write);
+const fdatasync = promisify(fs.fdatasync);
+
+/** Where audit events go. A second implementation (syslog, remote) is a new file. */
+export interface AuditSink {
+  /** Appends an event; resolves when it is durable according to the sink's mode. */
+  append(event: AuditEvent): Promise<void>;
+  /** True until a write fails; back to true after a write succeeds again. */
+  readonly healthy: boolean;
+  /** Flushes and closes. */
+  close(): Promise<void>;
+}
+
+/** Options of the JSON Lines writer. */
+export interface AuditWriterOptions {
+  readonly dir: string;
+  readonly durability: 'strict' | 'relaxed';
+  /** Called when a write fails or recovers (for logs and metrics). */
+  readonly onHealthChange?: (healthy: boolean, error?: Error) => void;
+}
+
+interface Pending {
+  readonly line: string;
+  readonly hash: string;
+  readonly seq: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+const SEGMENT = /^audit-(\d{8})\.jsonl$/;
+export const LOCK_FILE = 'audit.lock';
+
+/** Name of segment number n. */
+export function segmentName(n: number): string {
+  return `audit-${String(n).padStart(8, '0')}.jsonl`;
+}
+
+/** Lists segment files of a directory in order. */
+export function listSegments(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => SEGMENT.test(f))
+    .sort();
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** An error from the audit writer, with the path it concerns. */
+export class AuditWriteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditWriteError';
+  }
+}
+
+function acquireLock(dir: string): string {
+  const lock = path.join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return lock;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(lock, 'utf8').trim());
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (e) {
+          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new AuditWriteError(`another process (pid ${pid}) is writing to the audit directory ${dir}; refusing to start a second writer`);
+      unlinkSync(lock);
+    }
+  }
+  throw new AuditWriteError(`cannot lock the audit directory ${dir}`);
+}
+
+/** The state recovered from the newest segment. */
+interface Tail {
+  readonly file: string;
+  readonly size: number;
+  readonly seq: number;
+  readonly hash: string;
+  readonly tornBytes: Buffer | null;
+}
+
+function readTail(dir: string): Tail {
+  const segments = listSegments(dir);
+  const file = path.join(dir, segments.length ? segments[segments.length - 1] : segmentName(1));
+  if (!existsSync(file)) return { file, size: 0, seq: 0, hash: GENESIS_HASH, tornBytes: null };
+  const data = readFileSync(file);
+  let end = data.length;
+  let torn: Buffer | null = null;
+  if (end > 0 && data[end - 1] !== 0x0a) {
+    const nl = data.lastIndexOf(0x0a);
+    torn = data.subarray(nl + 1);
+    end = nl + 1;
+  }
+  if (end === 0) return { file, size: 0, seq: 0, hash: GENESIS_HASH, tornBytes: torn };
+  const start = data.lastIndexOf(0x0a, end - 2) + 1;
+  const line = data.subarray(start, end - 1).toString('utf8');
+  let seq: number;
+  try {
+    seq = (JSON.parse(line) as ChainedRecord).seq;
+  } catch {
+    throw new AuditWriteError(`the last complete line of ${file} is not valid JSON; run 'portcullis audit verify' and repair the trail by hand`);
+  }
+  return { file, size: end, seq, hash: sha256(line), tornBytes: torn };
+}
+
+/** Opens (or creates) the trail in `dir` and returns its writer. */
+export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
+  await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
+  const lock = acquireLock(options.dir);
+  try {
+    const tail = readTail(options.dir);
+    const fd = openSync(tail.file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
+    const writer = new JsonlAuditWriter(options, fd, lock, tail);
+    if (tail.tornBytes) {
+      // Never delete evidence: keep the torn bytes beside the segment, then cut them off.
+      const aside = `${tail.file}.torn-${Date.now()}`;
+      await fsp.writeFile(aside, tail.tornBytes, { flag: 'wx' });
+      await fsp.truncate(tail.file, tail.size);
+      await writer.append({ type: 'recovered_torn_tail', time: new Date().toISOString(), moved_to: path.basename(aside), bytes: tail.tornBytes.length });
+    }
+    return writer;
+  } catch (err) {
+    unlinkSync(lock);
+    throw err;
+  }
+}
+
+/** JSON Lines writer with hash chain and group commit. Create with openAuditWriter. */
+export class JsonlAuditWriter implements AuditSink {
+  private queue: Pending[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private closed = false;
+  private offset: number;
+  /** Chain state of the last record assigned (may not be durable yet). */
+  private seq: number;
+  private hash: string;
+  /** Chain state of the last durable record. */
+  private durableSeq: number;
+  private durableHash: string;
+  private _healthy = true;
+  private idle: (() => void) | null = null;
+  private relaxedTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly options: AuditWriterOptions,
+    private readonly fd: number,
+    private readonly lockFile: string,
+    tail: Tail,
+  ) {
+    this.offset = tail.size;
+    this.seq = this.durableSeq = tail.seq;
+    this.hash = this.durableHash = tail.hash;
+    if (options.durability === 'relaxed') {
+      this.relaxedTimer = setInterval(() => fs.fdatasync(fd, () => undefined), 1000);
+      this.relaxedTimer.unref();
+    }
+  }
+
+  get healthy(): boolean {
+    return this._healthy;
+  }
+
+  /** The current segment's path. */
+  get file(): string {
+    return path.join(this.options.dir, listSegments(this.options.dir).at(-1) ?? segmentName(1));
+  }
+
+  /** The seq of the last durable record. */
+  get lastSeq(): number {
+    return this.durableSeq;
+  }
+
+  append(event: AuditEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
+    const seq = this.seq + 1;
+    const line = serializeRecord({ seq, prev: this.hash, ...event } as ChainedRecord);
+    const hash = sha256(line);
+    this.seq = seq;
+    this.hash = hash;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ line, hash, seq, resolve, reject });
+      if (!this.flushing && !this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    this.flushing = true;
+    const batch = this.queue;
+    this.queue = [];
+    let text = '';
+    for (const p of batch) text += `${p.line}\n`;
+    const buf = Buffer.from(text, 'utf8');
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesWritten } = await write(this.fd, buf, done, buf.length - done, this.offset + done);
+        done += bytesWritten;
+      }
+      if (this.options.durability === 'strict') await fdatasync(this.fd);
+      this.offset += buf.length;
+      const last = batch[batch.length - 1];
+      this.durableSeq = last.seq;
+      this.durableHash = last.hash;
+      if (!this._healthy) {
+        this._healthy = true;
+        this.options.onHealthChange?.(true);
+      }
+      for (const p of batch) p.resolve();
+    } catch (thrown) {
+      const err = new AuditWriteError(`audit write failed: ${(thrown as Error).message}`);
+      // Everything queued behind the failed batch chains from it: reject it all and rewind.
+      const dropped = batch.concat(this.queue);
+      this.queue = [];
+      this.seq = this.durableSeq;
+      this.hash = this.durableHash;
+      if (this._healthy) {
+        this._healthy = false;
+        this.options.onHealthChange?.(false, err);
+      }
+      for (const p of dropped) p.reject(err);
+    } finally {
+      this.flushing = false;
+    }
+    if (this.queue.length > 0) void this.flush();
+    else if (this.idle) this.idle();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushing || this.scheduled || this.queue.length) {
+      await new Promise<void>((resolve) => (this.idle = resolve));
+    }
+    this.closed = true;
+    if (this.relaxedTimer) clearInterval(this.relaxedTimer);
+    try {
+      await fdatasync(this.fd);
+    } finally {
+      closeSync(this.fd);
+      try {
+        unlinkSync(this.lockFile);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The `portcullis` command line: start the gateway, build, test and evaluate policies.
+ * Exit codes are in exit-codes.ts.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load';
+import type { GatewayConfig } from '../config/types';
+import { ConfigError, PolicyBuildError } from '../errors';
+import { startGateway } from '../gateway';
+import { compilePolicy, opaBinary } from '../policy/bundle';
+import { WasmPolicyEngine } from '../policy/engine';
+import { EXIT } from './exit-codes';
+
+const HELP: Record<string, string> = {
+  main: `portcullis — a policy-enforcing gateway between AI agents and the systems they act on
+
+Usage: portcullis <command> [options]
+
+Commands:
+  start                 run the gateway
+  policy build          compile a policy directory to a Wasm bundle
+  policy test           run the policy's Rego tests (opa test)
+  policy eval           print the decision the gateway would make for an input
+
+Run 'portcullis <command> --help' for a command's options.
+Exit codes: 0 ok/allowed, 1 denied/tests failed, 2 usage, 3 config error, 4 policy error, 5 runtime failure.`,
+  start: `Usage: portcullis start [--config FILE]
+
+Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
+  -c, --config FILE   configuration file (default: ./portcullis.yaml)`,
+  'policy build': `Usage: portcullis policy build [--config FILE | --policy DIR [--entrypoint E]] [-o OUT]
+
+Compiles the policy with 'opa build -t wasm' and the engine's capabilities (so a builtin the
+gateway cannot run fails here, naming it), and prints the revision.
+  -c, --config FILE     take policy.path and policy.entrypoint from this config
+  -p, --policy DIR      policy directory (default: ./policies)
+  -e, --entrypoint E    entrypoint rule (default: portcullis/decision)
+  -o, --output FILE     write the bundle here (default: bundle.tar.gz)`,
+  'policy test': `Usage: portcullis policy test [DIR] [-- OPA_TEST_ARGS...]
+
+Runs 'opa test -v' on the policy directory (default: ./policies, or policy.path of --config).
+  -c, --config FILE   take the directory from this config`,
+  'policy eval': `Usage: portcullis policy eval --input FILE [--config FILE | --policy DIR [--entrypoint E]]
+
+Compiles the policy exactly as the gateway does and prints the decision for the input (JSON,
+the same shape as the gateway's policy input; '-' reads standard input).
+Exit code 0 when allowed, 1 when denied.
+  -i, --input FILE      the policy input
+  -c, --config FILE     take the policy from this config
+  -p, --policy DIR      policy directory or bundle (default: ./policies)
+  -e, --entrypoint E    entrypoint rule (default: portcullis/decision)`,
+};
+
+class UsageError extends Error {}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function policySource(values: Record<string, unknown>): { path: string; entrypoint: string; opa: string | null } {
+  if (values.config) {
+    const config = loadConfig(String(values.config));
+    return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
+  }
+  return {
+    path: path.resolve(String(values.policy ?? 'policies')),
+    entrypoint: String(values.entrypoint ?? 'portcullis/decision'),
+    opa: null,
+  };
+}
+
+const policyOptions = {
+  config: { type: 'string', short: 'c' },
+  policy: { type: 'string', short: 'p' },
+  entrypoint: { type: 'string', short: 'e' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function cmdStart(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return help('start');
+  const config: GatewayConfig = loadConfig(values.config ?? 'portcullis.yaml');
+  return runUntilSignal(config);
+}
+
+/** Starts a gateway and keeps it running until SIGINT/SIGTERM. */
+export async function runUntilSignal(config: GatewayConfig, onStarted?: (url: string) => void): Promise<number> {
+  const gateway = await startGateway(config);
+  onStarted?.(gateway.url);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await gateway.close();
+  return EXIT.OK;
+}
+
+async function cmdPolicyBuild(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...policyOptions, output: { type: 'string', short: 'o' } } });
+  if (values.help) return help('policy build');
+  const src = policySource(values);
+  const output = path.resolve(values.output ?? 'bundle.tar.gz');
+  const compiled = await compilePolicy({ ...src, output });
+  out(JSON.stringify({ bundle: output, revision: compiled.revision, entrypoints: compiled.entrypoints }));
+  return EXIT.OK;
+}
+
+async function cmdPolicyTest(args: string[]): Promise<number> {
+  const dash = args.indexOf('--');
+  const own = dash === -1 ? args : args.slice(0, dash);
+  const extra = dash === -1 ? [] : args.slice(dash + 1);
+  const { values, positionals } = parseArgs({ args: own, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return help('policy test');
+  if (positionals.length > 1) throw new UsageError('policy test takes one directory');
+  let dir = path.resolve(positionals[0] ?? 'policies');
+  let opa = opaBinary(null);
+  if (values.config) {
+    const config = loadConfig(values.config);
+    dir = config.policy.path;
+    opa = opaBinary(config.policy.opa);
+  }
+  return new Promise((resolve) => {
+    const child = execFile(opa, ['test', '-v', ...extra, dir], { maxBuffer: 64 * 1024 * 1024 }, (err) => {
+      if (err && typeof (err as { code?: unknown }).code === 'string') {
+        process.stderr.write(`portcullis: cannot run the OPA CLI "${opa}": ${err.message}\n`);
+        resolve(EXIT.RUNTIME);
+      } else resolve(err ? EXIT.DENIED_OR_FAILED : EXIT.OK);
+    });
+    child.stdout?.pipe(process.stdout);
+    child.stderr?.pipe(process.stderr);
+  });
+}
+
+async function cmdPolicyEval(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...policyOptions, input: { type: 'string', short: 'i' } } });
+  if (values.help) return help('policy eval');
+  if (!values.input) throw new UsageError('policy eval needs --input FILE');
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(values.input === '-' ? 0 : values.input, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`cannot read the input ${values.input}: ${(err as Error).message}`);
+  }
+  const src = policySource(values);
+  const engine = await WasmPolicyEngine.create(await compilePolicy(src), src.entrypoint);
+  const decision = engine.decide(input as never);
+  out(JSON.stringify({ allow: decision.allow, reasons: decision.reasons, ...(decision.error ? { error: decision.error } : {}), ...(decision.extra ?? {}), policy_revision: engine.revision }, null, 2));
+  return decision.allow ? EXIT.OK : EXIT.DENIED_OR_FAILED;
+}
+
+function help(topic: string): number {
+  out(HELP[topic]);
+  return EXIT.OK;
+}
+
+/** Runs the CLI with the given arguments; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') return help('main');
+    if (cmd === 'start') return await cmdStart(argv.slice(1));
+    if (cmd === 'policy') {
+      if (sub === 'build') return await cmdPolicyBuild(rest);
+      if (sub === 'test') return await cmdPolicyTest(rest);
+      if (sub === 'eval') return await cmdPolicyEval(rest);
+      if (!sub || sub === '--help' || sub === '-h') return help('main');
+      throw new UsageError(`unknown policy command "${sub}"`);
+    }
+    throw new UsageError(`unknown command "${cmd}"`);
+  } catch (err) {
+    const e = err as Error;
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`portcullis: ${e.message}\nRun 'portcullis --help'.\n`);
+      return EXIT.USAGE;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`portcullis: invalid configuration: ${e.message}\n`);
+      return EXIT.CONFIG;
+    }
+    if (e instanceof PolicyBuildError) {
+      process.stderr.write(`portcullis: policy error: ${e.message}\n`);
+      return EXIT.POLICY;
+    }
+    process.stderr.write(`portcullis: ${e.message}\n`);
+    return EXIT.RUNTIME;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,52 @@
+/** The validated, resolved, frozen configuration the gateway runs on. */
+import type { Secret } from '../credential-injector/secret';
+
+/** Upstream timeouts (ms). */
+export interface Timeouts {
+  readonly connectMs: number;
+  readonly headersMs: number;
+  readonly idleMs: number;
+}
+
+/** A resolved credential: how to attach it and the secret values it attaches. */
+export type Credential =
+  | { readonly name: string; readonly type: 'bearer'; readonly token: Secret }
+  | { readonly name: string; readonly type: 'header'; readonly header: string; readonly value: Secret }
+  | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret };
+
+/** An agent allowed to call, identified by the SHA-256 of its bearer key. */
+export interface AgentConfig {
+  readonly id: string;
+  readonly keySha256: Buffer;
+}
+
+/** A route: a path prefix mapped to an upstream base URL. */
+export interface RouteConfig {
+  readonly name: string;
+  readonly prefix: string;
+  /** Upstream origin, e.g. https://api.github.com */
+  readonly origin: string;
+  /** Upstream base path, always ending with '/'. */
+  readonly basePath: string;
+  readonly credential: Credential | null;
+  readonly timeouts: Timeouts;
+}
+
+/** The whole gateway configuration. */
+export interface GatewayConfig {
+  /** The file it was loaded from (absolute), or '<embedded>'. */
+  readonly file: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly policy: {
+    readonly path: string;
+    readonly entrypoint: string;
+    readonly watch: boolean;
+    readonly opa: string | null;
+  };
+  readonly audit: { readonly path: string; readonly durability: 'strict' | 'relaxed' };
+  readonly limits: { readonly maxBodyBytes: number };
+  readonly logLevel: string;
+  readonly agents: readonly AgentConfig[];
+  readonly routes: readonly RouteConfig[];
+}

@@ -1,0 +1,58 @@
+/**
+ * Attaches a route's credential to an upstream request. This module and the masker are the only
+ * readers of secret values. Bindings are built once per route at start-up; the hot path only
+ * sets one header.
+ */
+import type { Credential } from '../config/types';
+import { revealSecret } from './secret';
+import { ResponseMasker } from './masker';
+
+/** A route's credential, ready to attach. */
+export interface CredentialBinding {
+  /** The credential's name (for audit records); never its value. */
+  readonly name: string;
+  /** The header the credential travels in (lower-case). */
+  readonly header: string;
+  /** Sets the credential header on the outgoing headers. */
+  attach(headers: Record<string, string>): void;
+  /** Masks the credential's values in what the upstream sends back. */
+  readonly masker: ResponseMasker;
+}
+
+/** Builds the binding for a credential. */
+export function bindCredential(credential: Credential): CredentialBinding {
+  let header: string;
+  let value: string;
+  const needles: string[] = [];
+  switch (credential.type) {
+    case 'bearer': {
+      const token = revealSecret(credential.token);
+      header = 'authorization';
+      value = `Bearer ${token}`;
+      needles.push(token);
+      break;
+    }
+    case 'header':
+      header = credential.header;
+      value = revealSecret(credential.value);
+      needles.push(value);
+      break;
+    case 'basic': {
+      const password = revealSecret(credential.password);
+      const encoded = Buffer.from(`${credential.username}:${password}`).toString('base64');
+      header = 'authorization';
+      value = `Basic ${encoded}`;
+      needles.push(password, encoded);
+      break;
+    }
+  }
+  const masker = new ResponseMasker(needles);
+  return Object.freeze({
+    name: credential.name,
+    header,
+    attach(headers: Record<string, string>) {
+      headers[header] = value;
+    },
+    masker,
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * Public error codes. Every refusal Portcullis sends on the wire carries one of these codes;
+ * they are stable (never reused or renamed) and documented in docs/errors.md, which a test
+ * keeps in step with this table.
+ */
+
+/** The catalogue: code → HTTP status and a one-line meaning (the meaning is also documentation). */
+export const ERROR_CODES = {
+  PC_BAD_REQUEST: { status: 400, meaning: 'The request is malformed in a way not covered by a more specific code.' },
+  PC_BAD_PATH: { status: 400, meaning: 'The path is ambiguous or unsafe: dot segments, empty segments, encoded slashes or backslashes, double encoding, `;` path parameters, a fragment, or control characters.' },
+  PC_DUPLICATE_HEADER: { status: 400, meaning: 'A header that must appear once (Authorization, Host, Content-Type, Content-Length) appears more than once.' },
+  PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
+  PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent.' },
+  PC_POLICY_DENIED: { status: 403, meaning: 'The policy denied the call; the reasons are in the body and the audit record.' },
+  PC_POLICY_ERROR: { status: 403, meaning: 'The policy could not decide (undefined result, wrong type, runtime error, no policy loaded); the call is denied.' },
+  PC_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route prefix matches the path.' },
+  PC_BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds `limits.max_body_bytes`.' },
+  PC_UNSUPPORTED_ENCODING: { status: 415, meaning: 'The request body is compressed (Content-Encoding); the policy must judge the bytes forwarded, so encoded bodies are refused.' },
+  PC_INVALID_JSON: { status: 400, meaning: 'The body is declared JSON but is not valid JSON (or nests deeper than 128 levels).' },
+  PC_DUPLICATE_JSON_KEY: { status: 400, meaning: 'A JSON object in the body repeats a key; parsers disagree on which one wins, so the body is refused.' },
+  PC_UNSAFE_JSON_NUMBER: { status: 400, meaning: 'A JSON integer in the body is outside ±(2^53−1); the policy would see a rounded value, so the body is refused.' },
+  PC_AUDIT_UNAVAILABLE: { status: 503, meaning: 'The decision could not be written durably to the audit log; nothing was forwarded.' },
+  PC_SHUTTING_DOWN: { status: 503, meaning: 'The gateway is draining and accepts no new calls.' },
+  PC_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The upstream refused the connection, reset it, or answered with an invalid response.' },
+  PC_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The upstream did not connect or send response headers in time.' },
+} as const;
+
+/** A public error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * An error that becomes an answer to the agent. Its `message` is public: it must never contain
+ * a secret. Internal faults are wrapped into one of these at the stage that catches them.
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Reasons for the audit record and the response (policy reasons for a deny). */
+  readonly reasons: readonly string[];
+
+  constructor(code: ErrorCode, message: string, reasons?: readonly string[]) {
+    super(message);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.reasons = reasons ?? [message];
+  }
+}
+
+/** A configuration problem, reported as `file: key.path: problem` before the gateway starts. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly keyPath: string;
+  readonly problem: string;
+
+  constructor(file: string, keyPath: string, problem: string, line?: number) {
+    super(`${file}${line ? `:${line}` : ''}: ${keyPath || '(root)'}: ${problem}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.keyPath = keyPath;
+    this.problem = problem;
+  }
+}
+
+/** The policy failed to compile or load. `detail` is OPA's own message. */
+export class PolicyBuildError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyBuildError';
+  }
+}
+
+/**
+ * Turns anything thrown (opa-wasm throws plain strings and objects) into an Error whose message
+ * is safe to log.
+ */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === 'string') return new Error(thrown);
+  try {
+    return new Error(JSON.stringify(thrown));
+  } catch {
+    return new Error(String(thrown));
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Assembles a gateway from a validated config: policy store, audit writer, credential
+ * bindings, forwarder, the agent listener running the pipeline, and the admin listener. Owns
+ * start-up order (audit first, then policy, then listeners) and graceful shutdown (stop
+ * accepting, drain in-flight calls, record the stop, close the trail).
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createAdminApp, startAdminServer } from './admin/admin-server';
+import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
+import type { GatewayConfig } from './config/types';
+import { bindCredential, type CredentialBinding } from './credential-injector/injector';
+import { GatewayError } from './errors';
+import { createLogger } from './observability/logger';
+import { createMetrics, type Metrics } from './observability/metrics';
+import { PolicyStore } from './policy/policy-store';
+import { newContext } from './proxy/context';
+import { Forwarder } from './proxy/forward';
+import { createAgentIdentifier } from './proxy/identify';
+import { localReply } from './proxy/local-reply';
+import { PIPELINE, type PipelineDeps } from './proxy/pipeline';
+import { createRouteTable } from './proxy/route-table';
+
+/** Package version, recorded in gateway_start. */
+const VERSION: string = require('../../package.json').version;
+
+/** Options beyond the config file (for embedding and tests). */
+export interface GatewayOptions {
+  readonly logger?: Logger;
+  /** How long shutdown waits for in-flight calls. Default 10 s. */
+  readonly drainMs?: number;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** Agent-facing URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  /** Admin URL, or null when disabled. */
+  readonly adminUrl: string | null;
+  readonly metrics: Metrics;
+  readonly policy: PolicyStore;
+  readonly audit: JsonlAuditWriter;
+  readonly forwarder: Forwarder;
+  /** Drains and stops. */
+  close(): Promise<void>;
+}
+
+function urlOf(server: http.Server): string {
+  const a = server.address() as AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `http://${host}:${a.port}`;
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Starts a gateway. Rejects (after cleaning up) if the audit trail or the policy cannot be opened. */
+export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const log = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const audit = await openAuditWriter({
+    dir: config.audit.path,
+    durability: config.audit.durability,
+    onHealthChange(healthy, error) {
+      metrics.auditHealthy.set(healthy ? 1 : 0);
+      if (healthy) log.warn('audit log writable again; accepting calls');
+      else log.error({ err: error?.message }, 'audit log write failed; refusing every call until it recovers');
+    },
+  });
+  metrics.auditHealthy.set(1);
+  const closers: (() => Promise<void> | void)[] = [() => audit.close()];
+  const cleanup = async () => {
+    for (const c of closers.reverse()) await c();
+  };
+
+  try {
+    const policy = new PolicyStore(config.policy, {
+      onLoaded(revision, previous) {
+        metrics.policyReloads.inc({ result: 'loaded' });
+        log.info({ revision, previous }, 'policy loaded');
+        audit.append({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous }).catch(() => undefined);
+      },
+      onRejected(error) {
+        metrics.policyReloads.inc({ result: 'rejected' });
+        log.error({ err: error.message }, 'policy change rejected; the previous policy stays in force');
+        audit.append({ type: 'policy_rejected', time: new Date().toISOString(), error: error.message.slice(0, 4000) }).catch(() => undefined);
+      },
+    });
+    await policy.load();
+    policy.startWatching();
+    closers.push(() => policy.close());
+
+    const bindings = new Map<string, CredentialBinding>();
+    for (const r of config.routes) if (r.credential) bindings.set(r.name, bindCredential(r.credential));
+    const forwarder = new Forwarder(config.routes);
+    closers.push(() => forwarder.close());
+
+    const deps: PipelineDeps = {
+      identifier: createAgentIdentifier(config.agents),
+      routes: createRouteTable(config.routes),
+      maxBodyBytes: config.limits.maxBodyBytes,
+      policy,
+      audit,
+      bindings,
+      forwarder,
+      metrics,
+      log,
+    };
+
+    let draining = false;
+    let inFlight = 0;
+    let drained: (() => void) | null = null;
+
+    const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) => {
+      const ctx = newContext(req, res, randomUUID());
+      inFlight++;
+      metrics.inFlight.inc();
+      void (async () => {
+        try {
+          if (draining) throw new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down');
+          for (const stage of PIPELINE) {
+            const pending = stage.run(ctx, deps);
+            if (pending) await pending;
+          }
+        } catch (err) {
+          await localReply(ctx, err, deps);
+        } finally {
+          inFlight--;
+          metrics.inFlight.dec();
+          if (draining && inFlight === 0) drained?.();
+        }
+      })();
+    });
+    server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      log.debug({ err: err.message }, 'malformed HTTP request');
+    });
+    await listen(server, config.listen.host, config.listen.port);
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+
+    let admin: http.Server | null = null;
+    if (config.admin.enabled) {
+      const app = createAdminApp(metrics, {
+        problems() {
+          const p: string[] = [];
+          if (!policy.ready) p.push('no policy loaded');
+          if (!audit.healthy) p.push('audit log not writable');
+          if (draining) p.push('shutting down');
+          return p;
+        },
+      });
+      admin = await startAdminServer(app, config.admin.host, config.admin.port);
+      const a = admin;
+      closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
+    }
+
+    const url = urlOf(server);
+    await audit.append({ type: 'gateway_start', time: new Date().toISOString(), version: VERSION, pid: process.pid, config: config.file, policy_revision: policy.current.revision, listen: url });
+    log.info({ url, admin: admin ? urlOf(admin) : null, policy_revision: policy.current.revision, audit: config.audit.path }, 'portcullis started');
+
+    let closing: Promise<void> | null = null;
+    return {
+      url,
+      adminUrl: admin ? urlOf(admin) : null,
+      metrics,
+      policy,
+      audit,
+      forwarder,
+      close() {
+        closing ??= (async () => {
+          draining = true;
+          server.close();
+          server.closeIdleConnections();
+          if (inFlight > 0) {
+            await new Promise<void>((resolve) => {
+              drained = resolve;
+              setTimeout(resolve, options.drainMs ?? 10_000).unref();
+            });
+          }
+          await audit.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
+          await cleanup();
+          log.info('portcullis stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,48 @@
+/** Prometheus metrics, one registry per gateway (so tests can run gateways side by side). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The gateway's metrics. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'route'>;
+  readonly decisions: Counter<'route' | 'decision' | 'code'>;
+  readonly policyEvalSeconds: Histogram<never>;
+  readonly upstreamSeconds: Histogram<'route' | 'status_class'>;
+  readonly upstreamErrors: Counter<'route' | 'code'>;
+  readonly auditHealthy: Gauge<never>;
+  readonly auditFailures: Counter<never>;
+  readonly policyReloads: Counter<'result'>;
+  readonly inFlight: Gauge<never>;
+  readonly secretsMasked: Counter<'route'>;
+}
+
+/** Creates the metrics. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+  const reg = { registers: [registry] };
+  return {
+    registry,
+    requests: new Counter({ name: 'portcullis_requests_total', help: 'Calls received, by route ("" when unrouted).', labelNames: ['route'], ...reg }),
+    decisions: new Counter({ name: 'portcullis_decisions_total', help: 'Decisions by route, result and error code.', labelNames: ['route', 'decision', 'code'], ...reg }),
+    policyEvalSeconds: new Histogram({
+      name: 'portcullis_policy_eval_seconds',
+      help: 'Policy evaluation time.',
+      buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+      ...reg,
+    }),
+    upstreamSeconds: new Histogram({
+      name: 'portcullis_upstream_latency_seconds',
+      help: 'Time to upstream response headers.',
+      labelNames: ['route', 'status_class'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      ...reg,
+    }),
+    upstreamErrors: new Counter({ name: 'portcullis_upstream_errors_total', help: 'Upstream failures by route and code.', labelNames: ['route', 'code'], ...reg }),
+    auditHealthy: new Gauge({ name: 'portcullis_audit_healthy', help: '1 when the audit log is writable; 0 while calls are refused.', ...reg }),
+    auditFailures: new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Failed audit writes.', ...reg }),
+    policyReloads: new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy reloads by result.', labelNames: ['result'], ...reg }),
+    inFlight: new Gauge({ name: 'portcullis_in_flight_requests', help: 'Calls being handled.', ...reg }),
+    secretsMasked: new Counter({ name: 'portcullis_response_secrets_masked_total', help: 'Responses in which a credential value was masked.', labelNames: ['route'], ...reg }),
+  };
+}

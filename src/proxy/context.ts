@@ -1,0 +1,63 @@
+/** The per-call state that moves through the pipeline. Each stage fills in its part. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouteConfig } from '../config/types';
+import type { Decision } from '../policy/engine';
+import type { CanonicalTarget } from './canonical-path';
+
+/** One call. Fields are set by the stage named in their comment. */
+export interface CallContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Decision id, returned to the agent in `x-portcullis-decision-id`. */
+  readonly id: string;
+  readonly startNs: bigint;
+  /** RFC 3339 time the call arrived; the policy's `input.time`. */
+  readonly time: string;
+  /** identify */
+  agent: string | null;
+  /** route */
+  target: CanonicalTarget | null;
+  route: RouteConfig | null;
+  relativePath: string | null;
+  /** read-body */
+  body: Buffer;
+  /** decode: forwardable headers (credential headers removed) and the parsed JSON body. */
+  headers: Record<string, string> | null;
+  json: unknown;
+  /** decide */
+  decision: Decision | null;
+  policyRevision: string | null;
+  /** audit-decision: true once the decision record is durable. */
+  audited: boolean;
+  /** inject-credential: name of the credential attached. */
+  credential: string | null;
+}
+
+/** Starts a call's context. */
+export function newContext(req: IncomingMessage, res: ServerResponse, id: string): CallContext {
+  return {
+    req,
+    res,
+    id,
+    startNs: process.hrtime.bigint(),
+    time: new Date().toISOString(),
+    agent: null,
+    target: null,
+    route: null,
+    relativePath: null,
+    body: EMPTY,
+    headers: null,
+    json: undefined,
+    decision: null,
+    policyRevision: null,
+    audited: false,
+    credential: null,
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Milliseconds since the call arrived, to 0.01 ms. */
+export function elapsedMs(ctx: CallContext): number {
+  return Math.round(Number(process.hrtime.bigint() - ctx.startNs) / 1e4) / 100;
+}

@@ -1,0 +1,144 @@
+/**
+ * Forwarding with undici: one keep-alive Pool per route, the request body sent as the exact
+ * bytes the policy judged, the response streamed back without buffering (SSE included) through
+ * the credential masker. A client that goes away aborts the upstream request. Chosen over
+ * http-proxy 1.18 (unmaintained, leaks sockets, keeps upstream SSE open after the client
+ * leaves): see docs/forwarding.md for the measurements.
+ */
+import { pipeline } from 'node:stream/promises';
+import { Pool, errors as undiciErrors } from 'undici';
+import type { RouteConfig } from '../config/types';
+import type { CredentialBinding } from '../credential-injector/injector';
+import { GatewayError } from '../errors';
+import { forwardableResponseHeaders } from './headers';
+
+/** How a forwarded call ended. */
+export interface ForwardResult {
+  readonly status: number;
+  /** Time to response headers, ms. */
+  readonly headersMs: number;
+  /** Set when the call did not complete normally. */
+  readonly code?: 'PC_UPSTREAM_UNAVAILABLE' | 'PC_UPSTREAM_TIMEOUT' | 'client_closed' | 'upstream_stream_error';
+  /** True when a credential value was masked in the response. */
+  readonly masked: boolean;
+}
+
+/** What the forward stage needs from a call. */
+export interface ForwardRequest {
+  readonly route: RouteConfig;
+  readonly method: string;
+  /** Upstream path with query. */
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+  readonly decisionId: string;
+  readonly binding: CredentialBinding | null;
+}
+
+const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+function classify(err: unknown): GatewayError {
+  const code = (err as { code?: string }).code ?? '';
+  if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || code === 'ETIMEDOUT') {
+    return new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer in time');
+  }
+  return new GatewayError('PC_UPSTREAM_UNAVAILABLE', `the upstream is unavailable (${code || 'connection failed'})`);
+}
+
+/** Forwards allowed calls to upstreams. */
+export class Forwarder {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(routes: readonly RouteConfig[]) {
+    for (const r of routes) {
+      this.pools.set(
+        r.name,
+        new Pool(r.origin, {
+          connections: 256,
+          keepAliveTimeout: 4_000,
+          connect: { timeout: r.timeouts.connectMs },
+          headersTimeout: r.timeouts.headersMs,
+          bodyTimeout: r.timeouts.idleMs,
+        }),
+      );
+    }
+  }
+
+  /**
+   * Sends the request and streams the answer into `res`. Throws GatewayError (502/504) only
+   * before response headers were sent; afterwards failures end the stream and are reported in
+   * the result.
+   */
+  async forward(req: ForwardRequest, res: import('node:http').ServerResponse): Promise<ForwardResult> {
+    const pool = this.pools.get(req.route.name) as Pool;
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once('close', onClose);
+    const started = process.hrtime.bigint();
+    const headers: Record<string, string> = { ...req.headers, 'x-portcullis-decision-id': req.decisionId };
+    if (req.binding) {
+      req.binding.attach(headers);
+      // Compressed answers would hide an echoed secret from the masker.
+      headers['accept-encoding'] = 'identity';
+    }
+    let upstream: Awaited<ReturnType<Pool['request']>>;
+    try {
+      upstream = await pool.request({
+        method: req.method as never,
+        path: req.path,
+        headers,
+        body: req.body.length > 0 || !BODYLESS.has(req.method) ? req.body : null,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      res.off('close', onClose);
+      if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed', masked: false };
+      throw classify(err);
+    }
+    const headersMs = Number(process.hrtime.bigint() - started) / 1e6;
+    let masked = false;
+    const out = forwardableResponseHeaders(upstream.headers);
+    if (req.binding) {
+      const m = req.binding.masker;
+      for (const k in out) {
+        const v = out[k];
+        if (typeof v === 'string') {
+          const mv = m.maskString(v);
+          if (mv !== v) masked = true;
+          out[k] = mv;
+        } else if (Array.isArray(v)) out[k] = v.map((x) => m.maskString(x));
+      }
+    }
+    out['x-portcullis-decision-id'] = req.decisionId;
+    res.writeHead(upstream.statusCode, out);
+    try {
+      if (req.binding) {
+        await pipeline(upstream.body, req.binding.masker.stream(() => (masked = true)), res);
+      } else {
+        await pipeline(upstream.body, res);
+      }
+    } catch {
+      res.off('close', onClose);
+      upstream.body.destroy();
+      res.destroy();
+      const code = abort.signal.aborted || res.closed ? 'client_closed' : 'upstream_stream_error';
+      return { status: upstream.statusCode, headersMs, code: res.writableFinished ? undefined : code, masked };
+    }
+    res.off('close', onClose);
+    return { status: upstream.statusCode, headersMs, masked };
+  }
+
+  /** Closes every pool. */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+  }
+
+  /** Connections currently open to upstreams (for leak tests and metrics). */
+  connectionCount(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.stats.connected;
+    return n;
+  }
+}

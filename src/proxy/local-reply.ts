@@ -1,0 +1,60 @@
+/**
+ * The one place a refused call is answered (Envoy's "local reply"): it writes the deny record
+ * to the audit log first, then sends a JSON error with a stable code and the decision id. No
+ * stage writes a response by itself.
+ */
+import { GatewayError } from '../errors';
+import type { CallContext } from './context';
+import type { PipelineDeps } from './pipeline';
+import { writeOutcome } from './pipeline';
+
+function send(ctx: CallContext, err: GatewayError): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
+  res.writeHead(err.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-portcullis-decision-id': ctx.id,
+    'cache-control': 'no-store',
+    ...(ctx.req.complete ? {} : { connection: 'close' }),
+  });
+  res.end(body);
+}
+
+/** Audits and answers a refused or failed call. Never throws. */
+export async function localReply(ctx: CallContext, thrown: unknown, deps: PipelineDeps): Promise<void> {
+  const err = thrown instanceof GatewayError ? thrown : new GatewayError('PC_BAD_REQUEST', 'the request could not be handled');
+  if (!(thrown instanceof GatewayError)) deps.log.error({ decision_id: ctx.id, err: String((thrown as Error)?.message ?? thrown) }, 'unexpected error in the pipeline');
+  const routeName = ctx.route?.name ?? null;
+  if (ctx.audited) {
+    // Allowed and recorded, then the upstream failed: record the outcome, answer 502/504.
+    writeOutcome(ctx, deps, err.status, err.code);
+  } else {
+    deps.metrics.decisions.inc({ route: routeName ?? '', decision: 'deny', code: err.code });
+    try {
+      await deps.audit.append({
+        type: 'decision',
+        time: ctx.time,
+        decision_id: ctx.id,
+        agent: ctx.agent,
+        route: routeName,
+        method: ctx.req.method ?? '',
+        path: ctx.relativePath ?? (ctx.req.url ?? '').slice(0, 2048),
+        decision: 'deny',
+        reasons: err.reasons,
+        code: err.code,
+        status: err.status,
+        policy_revision: ctx.policyRevision,
+        credential: null,
+      });
+    } catch (e) {
+      deps.metrics.auditFailures.inc();
+      deps.log.error({ decision_id: ctx.id, code: err.code, err: (e as Error).message }, 'could not record a deny in the audit log');
+    }
+  }
+  send(ctx, err);
+}

@@ -1,0 +1,201 @@
+/**
+ * The request pipeline. The order of stages is the PIPELINE array below and nowhere else;
+ * each stage is a small adapter over the module that owns the logic. A stage that refuses a
+ * call throws a GatewayError; `localReply` (local-reply.ts) is the one place that turns it into
+ * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
+ */
+import { TextDecoder } from 'node:util';
+import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/writer';
+import type { CredentialBinding } from '../credential-injector/injector';
+import { GatewayError } from '../errors';
+import type { Metrics } from '../observability/metrics';
+import type { PolicyInput } from '../policy/engine';
+import type { PolicyStore } from '../policy/policy-store';
+import { canonicalizeTarget, queryObject } from './canonical-path';
+import type { CallContext } from './context';
+import { elapsedMs } from './context';
+import type { Forwarder } from './forward';
+import { assertSingletonHeaders, forwardableRequestHeaders, isJsonContentType } from './headers';
+import type { AgentIdentifier } from './identify';
+import { readBody } from './read-body';
+import type { RouteTable } from './route-table';
+import { parseStrictJson } from './strict-json';
+
+/** Everything the stages use, built once per configuration. */
+export interface PipelineDeps {
+  readonly identifier: AgentIdentifier;
+  readonly routes: RouteTable;
+  readonly maxBodyBytes: number;
+  readonly policy: PolicyStore;
+  readonly audit: AuditSink;
+  readonly bindings: ReadonlyMap<string, CredentialBinding>;
+  readonly forwarder: Forwarder;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+/** A named pipeline stage. */
+export interface Stage {
+  readonly name: string;
+  run(ctx: CallContext, deps: PipelineDeps): void | Promise<void>;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const identify: Stage = {
+  name: 'identify',
+  run(ctx, deps) {
+    assertSingletonHeaders(ctx.req);
+    ctx.agent = deps.identifier.identify(ctx.req.headers.authorization);
+  },
+};
+
+const route: Stage = {
+  name: 'route',
+  run(ctx, deps) {
+    ctx.target = canonicalizeTarget(ctx.req.url ?? '');
+    const m = deps.routes.match(ctx.target.path);
+    ctx.route = m.route;
+    ctx.relativePath = m.relativePath;
+    deps.metrics.requests.inc({ route: m.route.name });
+  },
+};
+
+const readBodyStage: Stage = {
+  name: 'read-body',
+  async run(ctx, deps) {
+    const enc = ctx.req.headers['content-encoding'];
+    if (enc && enc.toLowerCase() !== 'identity') {
+      throw new GatewayError('PC_UNSUPPORTED_ENCODING', 'compressed request bodies are not accepted');
+    }
+    ctx.body = await readBody(ctx.req, deps.maxBodyBytes);
+  },
+};
+
+const decode: Stage = {
+  name: 'decode',
+  run(ctx) {
+    ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route?.credential?.type === 'header' ? ctx.route.credential.header : null);
+    if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) {
+      let text: string;
+      try {
+        text = utf8.decode(ctx.body);
+      } catch {
+        throw new GatewayError('PC_INVALID_JSON', 'invalid JSON body: not valid UTF-8');
+      }
+      ctx.json = parseStrictJson(text);
+    }
+  },
+};
+
+const decide: Stage = {
+  name: 'decide',
+  run(ctx, deps) {
+    const route = ctx.route!;
+    const input: PolicyInput = {
+      route: route.name,
+      agent: ctx.agent === null ? null : { id: ctx.agent },
+      request: {
+        method: ctx.req.method ?? 'GET',
+        path: ctx.relativePath!,
+        query: queryObject(ctx.target!.query),
+        headers: ctx.headers!,
+        ...(ctx.json !== undefined ? { body: ctx.json } : {}),
+      },
+      time: ctx.time,
+    };
+    const engine = deps.policy.ready ? deps.policy.current : null;
+    const t0 = process.hrtime.bigint();
+    const decision = engine ? engine.decide(input) : { allow: false, reasons: ['policy error: no policy is loaded'], error: 'no policy is loaded' };
+    deps.metrics.policyEvalSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    ctx.decision = decision;
+    ctx.policyRevision = engine?.revision ?? null;
+    if (decision.error !== undefined) {
+      deps.log.warn({ decision_id: ctx.id, route: route.name, cause: decision.error }, 'policy failed to decide; denying');
+      throw new GatewayError('PC_POLICY_ERROR', 'the policy could not decide this call', decision.reasons);
+    }
+    if (!decision.allow) throw new GatewayError('PC_POLICY_DENIED', 'denied by policy', decision.reasons);
+  },
+};
+
+const auditDecision: Stage = {
+  name: 'audit-decision',
+  async run(ctx, deps) {
+    const route = ctx.route!;
+    try {
+      await deps.audit.append({
+        type: 'decision',
+        time: ctx.time,
+        decision_id: ctx.id,
+        agent: ctx.agent,
+        route: route.name,
+        method: ctx.req.method ?? '',
+        path: ctx.relativePath!,
+        decision: 'allow',
+        reasons: ctx.decision!.reasons,
+        policy_revision: ctx.policyRevision,
+        credential: route.credential?.name ?? null,
+      });
+    } catch (err) {
+      deps.metrics.auditFailures.inc();
+      deps.log.error({ decision_id: ctx.id, err: (err as Error).message }, 'audit write failed; refusing the call');
+      throw new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
+    }
+    ctx.audited = true;
+    deps.metrics.decisions.inc({ route: route.name, decision: 'allow', code: '' });
+  },
+};
+
+const injectCredential: Stage = {
+  name: 'inject-credential',
+  run(ctx, deps) {
+    // The binding itself is attached by the forwarder, after this point and only for this route.
+    ctx.credential = deps.bindings.get(ctx.route!.name)?.name ?? null;
+  },
+};
+
+const forward: Stage = {
+  name: 'forward',
+  async run(ctx, deps) {
+    const route = ctx.route!;
+    const target = ctx.target!;
+    const path = route.basePath + ctx.relativePath!.slice(1) + (target.search ? `?${target.search}` : '');
+    let status: number;
+    let code: string | undefined;
+    try {
+      const r = await deps.forwarder.forward(
+        { route, method: ctx.req.method ?? 'GET', path, headers: ctx.headers!, body: ctx.body, decisionId: ctx.id, binding: deps.bindings.get(route.name) ?? null },
+        ctx.res,
+      );
+      status = r.status;
+      code = r.code;
+      deps.metrics.upstreamSeconds.observe({ route: route.name, status_class: `${Math.floor(r.status / 100)}xx` }, r.headersMs / 1000);
+      if (r.masked) {
+        deps.metrics.secretsMasked.inc({ route: route.name });
+        deps.log.warn({ decision_id: ctx.id, route: route.name }, 'the upstream echoed a credential; it was masked');
+      }
+    } catch (err) {
+      const e = err instanceof GatewayError ? err : new GatewayError('PC_UPSTREAM_UNAVAILABLE', 'the upstream is unavailable');
+      deps.metrics.upstreamErrors.inc({ route: route.name, code: e.code });
+      throw e;
+    } finally {
+      // The outcome record is written after the fact; its failure cannot undo the call.
+      if (status! !== undefined) writeOutcome(ctx, deps, status!, code);
+    }
+    if (code) deps.metrics.upstreamErrors.inc({ route: route.name, code });
+  },
+};
+
+/** Appends the outcome record of a forwarded call (not awaited by the caller). */
+export function writeOutcome(ctx: CallContext, deps: PipelineDeps, status: number, code?: string): void {
+  deps.audit
+    .append({ type: 'outcome', time: new Date().toISOString(), decision_id: ctx.id, status, latency_ms: elapsedMs(ctx), ...(code ? { code } : {}) })
+    .catch((err: Error) => {
+      deps.metrics.auditFailures.inc();
+      deps.log.error({ decision_id: ctx.id, err: err.message }, 'audit outcome write failed');
+    });
+}
+
+/** The pipeline, in order. Reordering stages is a one-line change here. */
+export const PIPELINE: readonly Stage[] = Object.freeze([identify, route, readBodyStage, decode, decide, auditDecision, injectCredential, forward]);
