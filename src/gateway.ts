@@ -5,7 +5,9 @@
  * accepting, drain in-flight calls, record the stop, close the trail).
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
@@ -23,8 +25,17 @@ import { localReply } from './proxy/local-reply';
 import { PIPELINE, type PipelineDeps } from './proxy/pipeline';
 import { createRouteTable } from './proxy/route-table';
 
-/** Package version, recorded in gateway_start. */
-const VERSION: string = require('../../package.json').version;
+/** Package version, recorded in gateway_start (src/ under ts-jest, dist/src/ when built). */
+const VERSION: string = (() => {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(path.join(__dirname, rel), 'utf8')) as { version: string }).version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return 'unknown';
+})();
 
 /** Options beyond the config file (for embedding and tests). */
 export interface GatewayOptions {

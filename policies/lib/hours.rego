@@ -28,13 +28,20 @@ deny contains "outside business hours" if {
 
 restricted if input.route in config.business_hours.routes
 
-# Undefined (not an error) when input.time is absent or not RFC 3339, which
-# the rule above turns into a deny.
-request_ns := time.parse_rfc3339_ns(input.time)
+# Undefined when input.time is absent or not RFC 3339, which the rule above
+# turns into a deny with its own reason. The shape is checked before parsing
+# because the gateway's host builtin throws on a bad value (an evaluation
+# error: still a deny, but without the reason), where `opa test` would
+# quietly return undefined; checking first makes both behave the same.
+request_ns := time.parse_rfc3339_ns(input.time) if {
+	is_string(input.time)
+	regex.match(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$`, input.time)
+}
 
 # Undefined, and so a deny, if the configuration is incomplete or malformed:
-# an unknown time zone or a "start" that is not "HH:MM" closes the route
-# rather than opening it.
+# missing "days" or a "start" that is not "HH:MM" closes the route rather
+# than opening it. So does an unknown time zone: undefined in `opa test`, an
+# evaluation error from the host builtin in the gateway, a deny either way.
 within_hours if {
 	hours := config.business_hours
 	time.weekday([request_ns, hours.timezone]) in hours.days

@@ -17,12 +17,14 @@
  *   and the gateway denies. We throw {@link HostBuiltinError}, never strings.
  *
  * Nanosecond precision: OPA counts time in int64 nanoseconds; present-day values (~1.8e18) are
- * above 2^53, so as JS numbers they are rounded to a multiple of 256 ns. The SDK cannot carry
- * more: it decodes every argument with plain `JSON.parse` and encodes results with
- * `JSON.stringify`, which rejects BigInt. Whole seconds stay exact until the year 2116
- * (seconds × 10^9 fits 53 bits of mantissa), so comparisons against `exp`/`iat` claims are exact;
- * sub-microsecond digits of parsed or computed timestamps are not. Internally all arithmetic is
- * done on integers (BigInt or whole seconds), so the only rounding is that final conversion.
+ * above 2^53, so a JS number holds them only to the nearest 256 ns. The SDK cannot carry more:
+ * it decodes every argument with plain `JSON.parse` and encodes results with `JSON.stringify`,
+ * which rejects BigInt. We read an incoming double back as the shortest decimal that round-trips
+ * (`String(n)`), which is the decimal the module sent whenever it had at most 16 significant
+ * digits, and return values the same way. Net effect: any timestamp that is a whole number of
+ * microseconds (Date.now(), RFC 3339 strings with ≤ 6 fraction digits, `exp` claims) passes
+ * through exactly; sub-microsecond digits may be off by up to 128 ns. All arithmetic in between
+ * is on integers (BigInt or whole seconds).
  */
 
 /** The error every host builtin throws; its message starts with the builtin's name. */
@@ -175,7 +177,9 @@ function instantFromNs(ns: number, builtin: string): Instant {
   if (!Number.isInteger(ns)) {
     throw new HostBuiltinError(builtin, `timestamp must be an integer number of nanoseconds, got ${ns}`);
   }
-  const big = BigInt(ns);
+  // String(), not BigInt(ns): 1710513045123000000 arrives as the double 1710513045123000064,
+  // whose shortest decimal form is the original text (no exponent below 1e21).
+  const big = BigInt(String(ns));
   if (big < INT64_MIN || big > INT64_MAX) throw new HostBuiltinError(builtin, 'timestamp too big');
   let sec = big / NS_PER_SEC;
   let nsec = big % NS_PER_SEC;
@@ -491,11 +495,11 @@ function decodeJwt(token: unknown): [Record<string, unknown>, Record<string, unk
  * {@link HostBuiltinError} on bad input, which fails the evaluation (the gateway denies).
  *
  * `time.now_ns` reads the clock on every call: unlike OPA, two calls in one evaluation may
- * differ (by the clock's millisecond resolution). `time.parse_ns` is deliberately absent: Go's
+ * differ (the clock has millisecond resolution). `time.parse_ns` is deliberately absent: Go's
  * layout parser has too many lenient corners to copy safely, so policies using it fail to build.
  */
 export const hostBuiltins: Readonly<Record<string, (...args: any[]) => unknown>> = Object.freeze({
-  // Date.now() has millisecond resolution; ×1e6 rounds to 256 ns (see the module header).
+  // Millisecond resolution; the product is not an exact double, but it serialises exactly.
   'time.now_ns': () => Date.now() * 1e6,
   'time.parse_rfc3339_ns': (value: unknown) => parseRfc3339(stringArg(value, 1, 'time.parse_rfc3339_ns')),
   'time.parse_duration_ns': (value: unknown) => parseDuration(stringArg(value, 1, 'time.parse_duration_ns')),

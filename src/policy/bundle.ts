@@ -103,7 +103,8 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       throw new PolicyBuildError(`cannot run the OPA CLI "${opa}" (${(err as Error).message.split('\n')[0]}); run the README's set-up or set PORTCULLIS_OPA`);
     }
     const out = options.output ?? path.join(tmp, 'bundle.tar.gz');
-    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '-o', out, options.path];
+    // Tests stay out of the shipped module (they would add entrypoints and bytes).
+    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '-o', out, options.path];
     try {
       await run(opa, args, { maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {
