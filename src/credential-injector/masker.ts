@@ -4,25 +4,34 @@
  * of the same length, which keeps Content-Length valid. In streams, only a tail that could be
  * the start of a secret is held back, so SSE events are not delayed.
  */
+import { inspect } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
 
 const STAR = 0x2a;
 
 /** Masks a fixed set of secret strings. */
 export class ResponseMasker {
-  private readonly needles: readonly Buffer[];
-  private readonly strings: readonly string[];
+  // Private fields: invisible to JSON.stringify and util.inspect.
+  readonly #needles: readonly Buffer[];
+  readonly #strings: readonly string[];
 
   constructor(secrets: readonly string[]) {
-    // Short values would mask ordinary text; the config loader rejects empty secrets.
-    this.strings = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
-    this.needles = this.strings.map((s) => Buffer.from(s, 'utf8'));
+    this.#strings = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+    this.#needles = this.#strings.map((s) => Buffer.from(s, 'utf8'));
+  }
+
+  toJSON(): string {
+    return '[ResponseMasker]';
+  }
+
+  [inspect.custom](): string {
+    return '[ResponseMasker]';
   }
 
   /** Masks in place; returns true if anything was masked. */
   maskBuffer(buf: Buffer): boolean {
     let hit = false;
-    for (const n of this.needles) {
+    for (const n of this.#needles) {
       let i = buf.indexOf(n);
       while (i !== -1) {
         buf.fill(STAR, i, i + n.length);
@@ -36,14 +45,14 @@ export class ResponseMasker {
   /** Masks a header value. */
   maskString(value: string): string {
     let out = value;
-    for (const s of this.strings) if (out.includes(s)) out = out.split(s).join('*'.repeat(Buffer.byteLength(s)));
+    for (const s of this.#strings) if (out.includes(s)) out = out.split(s).join('*'.repeat(Buffer.byteLength(s)));
     return out;
   }
 
   /** Length of the longest suffix of buf that is a proper prefix of a secret. */
   private heldTail(buf: Buffer): number {
     let keep = 0;
-    for (const n of this.needles) {
+    for (const n of this.#needles) {
       const max = Math.min(n.length - 1, buf.length);
       for (let len = max; len > keep; len--) {
         if (buf.compare(n, 0, len, buf.length - len, buf.length) === 0) {

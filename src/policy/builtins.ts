@@ -54,7 +54,6 @@ const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Frida
 
 /** A time zone: `fmt` reads wall clocks through Intl; `null` means UTC (no lookup needed). */
 interface Zone {
-  readonly name: string;
   readonly fmt: Intl.DateTimeFormat | null;
 }
 
@@ -83,7 +82,7 @@ interface Wall {
   readonly offset: number; // seconds east of UTC
 }
 
-const UTC: Zone = { name: 'UTC', fmt: null };
+const UTC: Zone = { fmt: null };
 const zones = new Map<string, Zone>();
 
 /** Resolves an IANA zone name the way OPA does: "" and "UTC" are UTC, "Local" is the host's. */
@@ -106,7 +105,7 @@ function loadZone(name: string, builtin: string): Zone {
     }
   }
   if (!fmt) throw new HostBuiltinError(builtin, `unknown time zone ${name}`);
-  const zone: Zone = { name, fmt };
+  const zone: Zone = { fmt };
   zones.set(name, zone); // bounded: only names Intl accepts get here
   return zone;
 }

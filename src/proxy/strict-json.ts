@@ -39,8 +39,8 @@ class Scanner {
   }
 
   private value(depth: number): void {
-    if (depth > MAX_DEPTH) invalid(`nesting deeper than ${MAX_DEPTH}`, this.i);
     const c = this.s.charCodeAt(this.i);
+    if ((c === 0x7b || c === 0x5b) && depth >= MAX_DEPTH) invalid(`nesting deeper than ${MAX_DEPTH}`, this.i);
     if (c === 0x7b) return this.object(depth + 1);
     if (c === 0x5b) return this.array(depth + 1);
     if (c === 0x22) return void this.string();

@@ -1,0 +1,65 @@
+/** Canonicalisation: one form for the policy and the upstream; anything ambiguous refused. */
+import { canonicalizeTarget, queryObject } from '../../src/proxy/canonical-path';
+import { GatewayError } from '../../src/errors';
+
+function refused(target: string): string {
+  try {
+    canonicalizeTarget(target);
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('PC_BAD_PATH');
+    return (err as Error).message;
+  }
+  throw new Error(`${target} was accepted`);
+}
+
+test.each([
+  ['/a/b', '/a/b'],
+  ['/a/%7Euser', '/a/~user'],
+  ['/a/%41%42', '/a/AB'],
+  ['/a/%e2%82%ac', '/a/%E2%82%AC'],
+  ['/a/b%20c', '/a/b%20c'],
+  ['/a/b/', '/a/b/'],
+  ['/', '/'],
+  ['/a/..b/c.', '/a/..b/c.'],
+])('%s canonicalises to %s', (raw, expected) => {
+  expect(canonicalizeTarget(raw).path).toBe(expected);
+});
+
+test.each([
+  ['/a/../b', /dot segments/],
+  ['/a/..', /dot segments/],
+  ['/a/.', /dot segments/],
+  ['/a/%2e%2e/b', /dot segments/],
+  ['/a/.%2E/b', /dot segments/],
+  ['/a//b', /empty path segments/],
+  ['//evil.example/x', /empty path segments/],
+  ['/a%2fb', /encoded "\/"/],
+  ['/a%5Cb', /encoded "\/" or "\\"/],
+  ['/a\\b', /"\\" is not allowed/],
+  ['/a%252e', /double percent-encoding/],
+  ['/a;jsessionid=1', /path parameters/],
+  ['/a%3bx', /encoded ";"/],
+  ['/a#x', /fragment/],
+  ['/a%0d%0aX: y', /encoded control/],
+  ['/a%zz', /malformed percent-encoding/],
+  ['/a%4', /malformed percent-encoding/],
+  ['http://example.com/a', /must be a path/],
+  ['*', /must be a path/],
+  ['/a/\u00e9', /non-ASCII/],
+])('%s is refused', (raw, why) => {
+  expect(refused(raw)).toMatch(why);
+});
+
+test('query is parsed for the policy and re-serialised for the upstream', () => {
+  const t = canonicalizeTarget('/a?x=1&y=a%20b&x=2&z');
+  expect(queryObject(t.query)).toEqual({ x: ['1', '2'], y: ['a b'], z: [''] });
+  expect(t.search).toBe('x=1&y=a+b&x=2&z=');
+  expect(canonicalizeTarget('/a').search).toBe('');
+});
+
+test('a query key named __proto__ stays data', () => {
+  const q = queryObject(canonicalizeTarget('/a?__proto__=x').query);
+  expect(Object.getPrototypeOf(q)).toBeNull();
+  expect(q.__proto__).toEqual(['x']);
+});

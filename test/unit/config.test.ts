@@ -1,0 +1,127 @@
+/** Config validation: every error names the file, the key path and the problem. */
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, parseConfig } from '../../src/config/load';
+import { schemaText, SCHEMA_FILE } from '../../src/config/write-schema';
+import { ConfigError } from '../../src/errors';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-config-'));
+mkdirSync(path.join(dir, 'policies'));
+writeFileSync(path.join(dir, 'token'), 'file-secret\n');
+const file = path.join(dir, 'portcullis.yaml');
+
+const VALID = `
+listen: 127.0.0.1:8080
+policy:
+  path: ./policies
+  entrypoint: portcullis/decision
+audit:
+  path: ./audit
+credentials:
+  github: { type: bearer, env: GITHUB_TOKEN }
+  billing: { type: header, header: X-Api-Key, file: ./token }
+  legacy: { type: basic, username: svc, password_env: LEGACY_PASS }
+agents:
+  - id: support-bot
+    key_sha256: "${'a'.repeat(64)}"
+routes:
+  - name: github
+    prefix: /github/
+    upstream: https://api.github.com/
+    credential: github
+`;
+const env = { GITHUB_TOKEN: 'gh-secret', LEGACY_PASS: 'pw' };
+
+function errorOf(text: string, e: NodeJS.ProcessEnv = env): ConfigError {
+  try {
+    parseConfig(text, file, { env: e });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+test('the issue example config is valid, resolved and frozen', () => {
+  const c = parseConfig(VALID, file, { env });
+  expect(c.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+  expect(c.policy.path).toBe(path.join(dir, 'policies'));
+  expect(c.audit).toEqual({ path: path.join(dir, 'audit'), durability: 'strict' });
+  expect(c.routes[0]).toMatchObject({ name: 'github', origin: 'https://api.github.com', basePath: '/', credential: { name: 'github', type: 'bearer' } });
+  expect(Object.isFrozen(c)).toBe(true);
+  expect(Object.isFrozen(c.routes[0])).toBe(true);
+  expect(JSON.stringify(c)).not.toContain('gh-secret');
+  expect(JSON.stringify(c)).not.toContain('file-secret');
+});
+
+test('malformed YAML names the file and line', () => {
+  const e = errorOf('policy:\n  path: [unclosed\n');
+  expect(e.message).toContain(file);
+  expect(e.message).toMatch(/invalid YAML/);
+});
+
+test('an unknown key is an error with its path and line', () => {
+  const e = errorOf(VALID.replace('  entrypoint: portcullis/decision', '  entrypoint: portcullis/decision\n  colour: blue'));
+  expect(e.keyPath).toBe('policy.colour');
+  expect(e.message).toBe(`${file}:6: policy.colour: unknown key "colour"`);
+});
+
+test('a renamed key names its replacement', () => {
+  const e = errorOf(VALID.replace('  path: ./audit', '  dir: ./audit'));
+  expect(e.keyPath).toBe('audit.dir');
+  expect(e.problem).toContain('use audit.path instead');
+  const r = errorOf(VALID.replace('upstream: https://api.github.com/', 'target: https://api.github.com/'));
+  expect(r.keyPath).toBe('routes[0].target');
+  expect(r.problem).toContain('use routes[].upstream instead');
+});
+
+test('a missing secret refuses to start, naming the variable', () => {
+  const e = errorOf(VALID, { LEGACY_PASS: 'pw' });
+  expect(e.keyPath).toBe('credentials.github');
+  expect(e.problem).toContain('GITHUB_TOKEN is not set');
+});
+
+test('a missing secret file is named', () => {
+  const e = errorOf(VALID.replace('file: ./token', 'file: ./nope'));
+  expect(e.keyPath).toBe('credentials.billing');
+  expect(e.problem).toContain(path.join(dir, 'nope'));
+});
+
+test('a route naming an unknown credential', () => {
+  const e = errorOf(VALID.replace('credential: github', 'credential: gitlab'));
+  expect(e.keyPath).toBe('routes[0].credential');
+  expect(e.problem).toContain('unknown credential "gitlab"');
+});
+
+test('wrong types and formats', () => {
+  expect(errorOf(VALID.replace('listen: 127.0.0.1:8080', 'listen: 8080')).keyPath).toBe('listen');
+  expect(errorOf(VALID.replace('prefix: /github/', 'prefix: github')).keyPath).toBe('routes[0].prefix');
+  expect(errorOf(VALID.replace(`"${'a'.repeat(64)}"`, '"plain-key"')).keyPath).toBe('agents[0].key_sha256');
+  expect(errorOf(VALID.replace('path: ./audit', 'path: ./audit\n  durability: sometimes')).problem).toMatch(/must be one of "strict", "relaxed"/);
+  expect(errorOf(VALID.replace('type: bearer', 'type: oauth')).keyPath).toMatch(/^credentials\.github/);
+});
+
+test('required sections and duplicates', () => {
+  expect(errorOf('policy: { path: ./policies }\naudit: { path: ./a }\n').problem).toBe('missing required key "routes"');
+  const dup = VALID + '  - name: github\n    prefix: /gh2/\n    upstream: https://x.example/\n';
+  expect(errorOf(dup).keyPath).toBe('routes[1].name');
+  expect(errorOf(VALID.replace('policy:\n', 'policy:\n  path: ./p2\npolicy2:\n')).message).toContain(file);
+});
+
+test('upstream URLs may not embed credentials', () => {
+  expect(errorOf(VALID.replace('https://api.github.com/', 'https://u:p@api.github.com/')).keyPath).toBe('routes[0].upstream');
+});
+
+test('a missing policy directory is named', () => {
+  expect(errorOf(VALID.replace('path: ./policies', 'path: ./missing')).keyPath).toBe('policy.path');
+});
+
+test('loadConfig names an unreadable file', () => {
+  expect(() => loadConfig(path.join(dir, 'absent.yaml'))).toThrow(/absent\.yaml: \(root\): cannot read the file \(ENOENT\)/);
+});
+
+test('the published JSON Schema is up to date (npm run schema)', () => {
+  const published = readFileSync(path.join(__dirname, '../..', SCHEMA_FILE), 'utf8');
+  expect(published).toBe(schemaText());
+});
