@@ -100,7 +100,11 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
     try {
       await writeCapabilitiesFile(opa, caps);
     } catch (err) {
-      throw new PolicyBuildError(`cannot run the OPA CLI "${opa}" (${(err as Error).message.split('\n')[0]}); run the README's set-up or set PORTCULLIS_OPA`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' || e.code === 'EACCES') {
+        throw new PolicyBuildError(`cannot run the OPA CLI "${opa}" (${e.code}); run 'npm start' or 'npm test' once to install it, or set PORTCULLIS_OPA`);
+      }
+      throw new PolicyBuildError(`cannot prepare the capabilities file with "${opa}": ${e.message.split('\n')[0]}`);
     }
     const out = options.output ?? path.join(tmp, 'bundle.tar.gz');
     // Tests stay out of the shipped module (they would add entrypoints and bytes).
