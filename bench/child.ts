@@ -22,7 +22,7 @@ export interface StopMessage {
 export interface Child {
   readonly name: string;
   readonly process: ChildProcess;
-  /** The URL the child listens on, from its ready message ('' for the load generator). */
+  /** The URL the child listens on, from its ready message ('' when it does not listen). */
   readonly url: string;
   /** Sends a request and resolves with the child's next reply. */
   ask<Reply>(message: unknown): Promise<Reply>;
@@ -40,8 +40,6 @@ export interface ChildOptions {
   readonly cpu: number | null;
   readonly env?: NodeJS.ProcessEnv;
   readonly execArgv?: readonly string[];
-  /** Wait for a ReadyMessage before resolving. Default true. */
-  readonly waitReady?: boolean;
 }
 
 /** True when `taskset` can pin processes on this machine. */
@@ -49,7 +47,7 @@ export function canPin(): boolean {
   return process.platform === 'linux' && spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }).status === 0;
 }
 
-/** Starts `bench/<script>.js` under the current Node, optionally pinned to one CPU. */
+/** Starts `bench/<script>.js` under the current Node, optionally pinned to one CPU, and waits until it is ready. */
 export function startChild(options: ChildOptions): Promise<Child> {
   const script = path.join(__dirname, `${options.script}.js`);
   const nodeArgs = [...(options.execArgv ?? []), script];
@@ -89,7 +87,6 @@ export function startChild(options: ChildOptions): Promise<Child> {
     },
   });
 
-  if (options.waitReady === false) return Promise.resolve(make(''));
   return nextMessage<ReadyMessage>().then((m) => make(m.url));
 }
 

@@ -78,13 +78,18 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
-  const audit = await openAuditWriter({
+  const audit: JsonlAuditWriter = await openAuditWriter({
     dir: config.audit.path,
     durability: config.audit.durability,
-    onHealthChange(healthy, error) {
+    onHealthChange(healthy, detail) {
       metrics.auditHealthy.set(healthy ? 1 : 0);
-      if (healthy) log.warn('audit log writable again; accepting calls');
-      else log.error({ err: error?.message }, 'audit log write failed; refusing every call until it recovers');
+      if (!healthy) {
+        log.error({ err: detail.error?.message }, 'audit log write failed; refusing every call until it recovers');
+        return;
+      }
+      log.warn({ since: detail.since, refused_records: detail.refusedRecords }, 'audit log writable again; accepting calls');
+      // The outage itself goes on the record: when it began and how many records were refused.
+      void audit.append({ type: 'audit_recovered', time: new Date().toISOString(), outage_since: detail.since, refused_records: detail.refusedRecords }).catch(() => undefined);
     },
   });
   metrics.auditHealthy.set(1);

@@ -16,6 +16,7 @@ import { GENESIS_HASH, serializeRecord, type AuditEvent, type ChainedRecord } fr
 
 const write = promisify(fs.write);
 const fdatasync = promisify(fs.fdatasync);
+const ftruncate = promisify(fs.ftruncate);
 
 /** Where audit events go. A second implementation (syslog, remote) is a new file. */
 export interface AuditSink {
@@ -31,8 +32,18 @@ export interface AuditSink {
 export interface AuditWriterOptions {
   readonly dir: string;
   readonly durability: 'strict' | 'relaxed';
-  /** Called when a write fails or recovers (for logs and metrics). */
-  readonly onHealthChange?: (healthy: boolean, error?: Error) => void;
+  /** Called when a write fails or recovers (for logs, metrics and the outage record). */
+  readonly onHealthChange?: (healthy: boolean, detail: HealthDetail) => void;
+}
+
+/** What onHealthChange is told. */
+export interface HealthDetail {
+  /** The write error (on failure). */
+  readonly error?: Error;
+  /** When the outage began (ISO time). */
+  readonly since: string;
+  /** Records refused during the outage so far. */
+  readonly refusedRecords: number;
 }
 
 interface Pending {
@@ -166,6 +177,8 @@ export class JsonlAuditWriter implements AuditSink {
   private durableSeq: number;
   private durableHash: string;
   private _healthy = true;
+  private outageSince = '';
+  private refusedRecords = 0;
   private idle: (() => void) | null = null;
   private relaxedTimer: NodeJS.Timeout | null = null;
 
@@ -236,11 +249,13 @@ export class JsonlAuditWriter implements AuditSink {
       this.durableHash = last.hash;
       if (!this._healthy) {
         this._healthy = true;
-        this.options.onHealthChange?.(true);
+        this.options.onHealthChange?.(true, { since: this.outageSince, refusedRecords: this.refusedRecords });
       }
       for (const p of batch) p.resolve();
     } catch (thrown) {
       const err = new AuditWriteError(`audit write failed: ${(thrown as Error).message}`);
+      // Cut off whatever part of the batch reached the file; the next batch rewrites from here.
+      await ftruncate(this.fd, this.offset).catch(() => undefined);
       // Everything queued behind the failed batch chains from it: reject it all and rewind.
       const dropped = batch.concat(this.queue);
       this.queue = [];
@@ -248,8 +263,11 @@ export class JsonlAuditWriter implements AuditSink {
       this.hash = this.durableHash;
       if (this._healthy) {
         this._healthy = false;
-        this.options.onHealthChange?.(false, err);
-      }
+        this.outageSince = new Date().toISOString();
+        this.refusedRecords = 0;
+        this.refusedRecords += dropped.length;
+        this.options.onHealthChange?.(false, { error: err, since: this.outageSince, refusedRecords: dropped.length });
+      } else this.refusedRecords += dropped.length;
       for (const p of dropped) p.reject(err);
     } finally {
       this.flushing = false;

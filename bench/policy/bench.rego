@@ -1,0 +1,25 @@
+# The benchmark's policy: small, but it does the work a real one does on every call. It
+# checks the agent, the route, the method and the path, and for a POST a field of the JSON
+# body. Deny by default, so a mistake in the benchmark shows up as non-2xx answers rather
+# than as fast numbers.
+package portcullis
+
+default decision := {"allow": false, "reasons": ["no rule allows this call"]}
+
+decision := {"allow": true, "reasons": ["bench-bot reads items"]} if {
+	bench_call("GET")
+	startswith(input.request.path, "/items")
+}
+
+decision := {"allow": true, "reasons": ["bench-bot writes a note"]} if {
+	bench_call("POST")
+	input.request.path == "/items"
+	input.request.body.kind == "note"
+	is_string(input.request.body.text)
+}
+
+bench_call(method) if {
+	input.route == "bench"
+	input.agent.id == "bench-bot"
+	input.request.method == method
+}

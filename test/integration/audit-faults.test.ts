@@ -1,0 +1,108 @@
+/**
+ * G3 under faults: when the audit log cannot be written (a real full filesystem: a small tmpfs),
+ * every call is refused with 503 and nothing is forwarded; readiness and metrics say so; when
+ * space returns the gateway recovers and the chain continues without a gap.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { keyHash, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
+
+const KEY = 'audit-fault-key';
+const auth = { authorization: `Bearer ${KEY}` };
+const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-fault-'));
+const mnt = path.join(base, 'audit-fs');
+let upstream: Upstream;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  mkdirSync(mnt);
+  // A real filesystem that fills up. Needs root (as CI and the dev machines run).
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+  upstream = await startUpstream();
+  gw = await startTestGateway({
+    dir: base,
+    yaml: `
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+policy: { path: ./policies, watch: false }
+audit: { path: ./audit-fs/trail }
+agents:
+  - id: bot
+    key_sha256: "${keyHash(KEY)}"
+routes:
+  - name: up
+    prefix: /up/
+    upstream: ${upstream.url}/
+`,
+    policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n' },
+  });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  try {
+    execFileSync('umount', [mnt]);
+  } catch {
+    /* not mounted */
+  }
+  rmSync(base, { recursive: true, force: true });
+});
+
+function fill(): void {
+  // Fill the filesystem until it refuses; leave the junk in place.
+  const chunk = Buffer.alloc(4096, 0x41);
+  let i = 0;
+  try {
+    for (;;) writeFileSync(path.join(mnt, `junk-${i++}`), chunk);
+  } catch {
+    /* ENOSPC: full */
+  }
+}
+
+test('a full disk refuses every call with 503, forwards nothing, and recovers', async () => {
+  expect((await rawRequest(gw.gateway.url, { path: '/up/before', headers: auth })).status).toBe(200);
+  fill();
+  // The segment's last page may still have room for a record or two; then writes fail.
+  const results: { path: string; status: number; code?: string }[] = [];
+  for (let i = 0; i < 30; i++) {
+    const p = `/up/during-${i}-${'p'.repeat(1500)}`;
+    const r = await rawRequest(gw.gateway.url, { path: p, headers: auth });
+    results.push({ path: p.slice(3), status: r.status, code: r.status === 200 ? undefined : JSON.parse(r.body).error.code });
+  }
+  const refused = results.filter((r) => r.status !== 200);
+  expect(refused.length).toBeGreaterThanOrEqual(20);
+  for (const r of refused) expect(r).toMatchObject({ status: 503, code: 'PC_AUDIT_UNAVAILABLE' });
+  const forwardedUrls = new Set(upstream.received.map((x) => x.url));
+  for (const r of results) expect(forwardedUrls.has(r.path)).toBe(r.status === 200);
+  const ready = await rawRequest(gw.gateway.adminUrl!, { path: '/readyz' });
+  expect(ready.status).toBe(503);
+  expect(ready.body).toContain('audit log not writable');
+  const metrics = await rawRequest(gw.gateway.adminUrl!, { path: '/metrics' });
+  expect(metrics.body).toMatch(/^portcullis_audit_healthy 0$/m);
+  expect(gw.logs()).toContain('audit log write failed');
+
+  execFileSync('sh', ['-c', `rm -f ${mnt}/junk-*`]);
+  const after = await rawRequest(gw.gateway.url, { path: '/up/after', headers: auth });
+  expect(after.status).toBe(200);
+  expect(upstream.received.at(-1)!.url).toBe('/after');
+  expect((await rawRequest(gw.gateway.adminUrl!, { path: '/readyz' })).status).toBe(200);
+  const outage = await gw.waitForAudit((r) => r.type === 'audit_recovered');
+  expect(outage.refused_records).toBeGreaterThanOrEqual(refused.length);
+
+  // The trail has no trace of the refused calls' failed writes and no gap in its chain.
+  const lines = gw.auditText().split('\n').filter(Boolean);
+  let prev = '0'.repeat(64);
+  lines.forEach((line, i) => {
+    const r = JSON.parse(line);
+    expect(r.seq).toBe(i + 1);
+    expect(r.prev).toBe(prev);
+    prev = createHash('sha256').update(line).digest('hex');
+  });
+  const logged = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.path));
+  for (const r of results) expect(logged.has(r.path)).toBe(r.status === 200);
+  expect(lines.some((l) => l.includes('"path":"/after"'))).toBe(true);
+});
