@@ -1,0 +1,161 @@
+/**
+ * Turns measured rows into the benchmark's report: the comparisons the issue asks for
+ * (Portcullis against the direct upstream and against the bare http-proxy), the verdict on the
+ * two targets, the machine and tool versions, and the plain-text tables printed to stdout.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { LoadResult } from './load';
+
+/** The targets, in the order they are measured and printed. */
+export const TARGETS = ['direct', 'bare-proxy', 'portcullis-strict', 'portcullis-relaxed'] as const;
+/** One of the targets. */
+export type TargetName = (typeof TARGETS)[number];
+
+/** Most a Portcullis p50 may exceed the direct one, per the issue. */
+export const MAX_ADDED_P50_MS = 1;
+
+/** One target measured under one workload. */
+export interface Row extends Omit<LoadResult, 'type'> {
+  readonly workload: string;
+  readonly connections: number;
+  readonly target: TargetName;
+}
+
+/** A Portcullis row set against the baselines of the same workload. */
+export interface Comparison {
+  readonly workload: string;
+  readonly connections: number;
+  readonly target: TargetName;
+  /** Portcullis req/s divided by direct req/s. */
+  readonly vsDirect: number;
+  /** Portcullis req/s divided by bare-proxy req/s. */
+  readonly vsBareProxy: number;
+  /** Portcullis p50 minus direct p50, ms. */
+  readonly addedP50Ms: number;
+  /** Target 1: at least the bare proxy's throughput. */
+  readonly throughputMet: boolean;
+  /** Target 2: at most MAX_ADDED_P50_MS over direct. */
+  readonly latencyMet: boolean;
+}
+
+/** Failures that make a row meaningless (every request must have been answered 2xx). */
+export function failuresOf(row: Row): string[] {
+  const out: string[] = [];
+  if (row.errors > 0) out.push(`${row.errors} connection errors`);
+  if (row.timeouts > 0) out.push(`${row.timeouts} timeouts`);
+  for (const [status, n] of Object.entries(row.non2xx)) out.push(`${n} × HTTP ${status}`);
+  if (row.requests === 0) out.push('no successful requests');
+  return out;
+}
+
+/** Compares every Portcullis row with the direct and bare-proxy rows of its workload. */
+export function compare(rows: readonly Row[]): Comparison[] {
+  const find = (r: Row, target: TargetName) => rows.find((x) => x.workload === r.workload && x.connections === r.connections && x.target === target);
+  const out: Comparison[] = [];
+  for (const r of rows) {
+    if (!r.target.startsWith('portcullis')) continue;
+    const direct = find(r, 'direct');
+    const bare = find(r, 'bare-proxy');
+    if (!direct || !bare) continue;
+    const addedP50Ms = r.p50Ms - direct.p50Ms;
+    out.push({
+      workload: r.workload,
+      connections: r.connections,
+      target: r.target,
+      vsDirect: r.requestsPerSecond / direct.requestsPerSecond,
+      vsBareProxy: r.requestsPerSecond / bare.requestsPerSecond,
+      addedP50Ms,
+      throughputMet: r.requestsPerSecond >= bare.requestsPerSecond,
+      latencyMet: addedP50Ms <= MAX_ADDED_P50_MS,
+    });
+  }
+  return out;
+}
+
+/** The machine and tool versions, recorded beside the figures. */
+export interface Environment {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly opa: string;
+  readonly undici: string;
+  readonly httpProxy: string;
+  readonly autocannon: string;
+}
+
+function packageVersion(root: string, name: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }));
+    if (m) return m[1].trim();
+  } catch {
+    /* no lscpu: fall back to what Node sees */
+  }
+  return os.cpus()[0]?.model ?? 'unknown';
+}
+
+/** Describes this machine; `root` is the repository (for package versions). */
+export function describeEnvironment(root: string, opaBinary: string): Environment {
+  let opa = 'unknown';
+  try {
+    opa = /^Version:\s*(\S+)/m.exec(execFileSync(opaBinary, ['version'], { encoding: 'utf8' }))?.[1] ?? opa;
+  } catch {
+    /* reported as unknown */
+  }
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: cpuModel(),
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    opa,
+    undici: packageVersion(root, 'undici'),
+    httpProxy: packageVersion(root, 'http-proxy'),
+    autocannon: packageVersion(root, 'autocannon'),
+  };
+}
+
+function table(header: readonly string[], body: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+const f = (n: number, digits: number) => n.toFixed(digits);
+
+/** The results table. */
+export function formatRows(rows: readonly Row[]): string {
+  return table(
+    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'failures'],
+    rows.map((r) => [r.workload, String(r.connections), r.target, f(r.requestsPerSecond, 0), f(r.p50Ms, 3), f(r.p99Ms, 3), failuresOf(r).join('; ') || '0']),
+  );
+}
+
+/** The comparison table, with the verdict on each target. */
+export function formatComparisons(comparisons: readonly Comparison[]): string {
+  return table(
+    ['workload', 'conns', 'target', '÷ direct', '÷ bare proxy', '+p50 ms', `≥ bare proxy`, `+p50 ≤ ${MAX_ADDED_P50_MS} ms`],
+    comparisons.map((c) => [
+      c.workload,
+      String(c.connections),
+      c.target,
+      f(c.vsDirect, 3),
+      f(c.vsBareProxy, 3),
+      f(c.addedP50Ms, 3),
+      c.throughputMet ? 'met' : 'NOT met',
+      c.latencyMet ? 'met' : 'NOT met',
+    ]),
+  );
+}
