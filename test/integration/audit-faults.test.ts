@@ -63,7 +63,7 @@ function fill(): void {
   }
 }
 
-test('a full disk refuses every call with 503, forwards nothing, and recovers', async () => {
+test('G3: a full disk refuses every call with 503, forwards nothing, and recovers', async () => {
   expect((await rawRequest(gw.gateway.url, { path: '/up/before', headers: auth })).status).toBe(200);
   fill();
   // The segment's last page may still have room for a record or two; then writes fail.

@@ -131,7 +131,7 @@ describe('allowed calls', () => {
     expect(upstream.received.at(-1)!.headers.authorization).toBeUndefined();
   });
 
-  test('the bytes the policy judged are the bytes forwarded', async () => {
+  test('G7: the bytes the policy judged are the bytes forwarded', async () => {
     const body = '{ "amount" : 42,\n  "note": "caf\\u00e9" }';
     const r = await call({ method: 'POST', path: '/api/charges', headers: { ...auth, 'content-type': 'application/json' }, body });
     expect(r.status).toBe(200);
@@ -152,7 +152,7 @@ describe('allowed calls', () => {
   });
 });
 
-describe('denied calls', () => {
+describe('G4 G5: denied calls are audited and never forwarded', () => {
   test('a policy deny is 403 with reasons, audited, and nothing is forwarded', async () => {
     const body = await expectRefused(() => call({ path: '/api/admin/users', headers: auth }), 403, 'PC_POLICY_DENIED');
     expect(body.error.reasons).toEqual(['no rule allows this call']);

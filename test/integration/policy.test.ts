@@ -70,7 +70,7 @@ describe('hot reload', () => {
   });
 });
 
-describe('a policy that cannot decide denies, and says why', () => {
+describe('G6: a policy that cannot decide denies, and says why', () => {
   test.each([
     ['undefined result', 'package portcullis\n\ndecision := true if input.never_set\n', /undefined/],
     ['a string instead of a decision', 'package portcullis\n\ndecision := "yes"\n', /string/],
