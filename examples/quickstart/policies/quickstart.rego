@@ -76,3 +76,16 @@ call(agent, method) if {
 under(prefix) if input.request.path == prefix
 
 under(prefix) if startswith(input.request.path, concat("", [prefix, "/"]))
+
+# support-bot follows the ticket event stream (Server-Sent Events, streamed through).
+allow contains "support-bot follows events" if {
+	call("support-bot", "GET")
+	input.request.path == "/events"
+}
+
+# A careless debug endpoint that echoes request headers, the upstream token
+# included. Allowed here to show that Portcullis masks the token in the answer.
+allow contains "support-bot reads debug headers" if {
+	call("support-bot", "GET")
+	input.request.path == "/debug/headers"
+}

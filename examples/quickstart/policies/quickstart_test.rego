@@ -125,3 +125,17 @@ test_other_route if {
 	c := object.union(call("support-bot", "GET", "/tickets"), {"route": "admin"})
 	portcullis.decision == denied("no rule allows this call") with input as c
 }
+
+# --- Events stream and the debug endpoint (masking demo) ---
+
+test_support_bot_follows_events if {
+	portcullis.decision == allowed("support-bot follows events") with input as call("support-bot", "GET", "/events")
+}
+
+test_report_bot_cannot_follow_events if {
+	portcullis.decision == denied("no rule allows this call") with input as call("report-bot", "GET", "/events")
+}
+
+test_debug_headers_read_only if {
+	portcullis.decision == denied("no rule allows this call") with input as call("support-bot", "POST", "/debug/headers")
+}
