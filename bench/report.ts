@@ -22,6 +22,10 @@ export interface Row extends Omit<LoadResult, 'type'> {
   readonly workload: string;
   readonly connections: number;
   readonly target: TargetName;
+  /** Cores used by processes outside the benchmark during the run (see cpu-usage.ts); null if unknown. */
+  readonly foreignCores: number | null;
+  /** How many times the run was made (repeated while other processes disturbed it). */
+  readonly attempts: number;
 }
 
 /** A Portcullis row set against the baselines of the same workload. */
@@ -138,8 +142,17 @@ const f = (n: number, digits: number) => n.toFixed(digits);
 /** The results table. */
 export function formatRows(rows: readonly Row[]): string {
   return table(
-    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'failures'],
-    rows.map((r) => [r.workload, String(r.connections), r.target, f(r.requestsPerSecond, 0), f(r.p50Ms, 3), f(r.p99Ms, 3), failuresOf(r).join('; ') || '0']),
+    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'other CPU', 'failures'],
+    rows.map((r) => [
+      r.workload,
+      String(r.connections),
+      r.target,
+      f(r.requestsPerSecond, 0),
+      f(r.p50Ms, 3),
+      f(r.p99Ms, 3),
+      r.foreignCores === null ? '?' : f(r.foreignCores, 2),
+      failuresOf(r).join('; ') || '0',
+    ]),
   );
 }
 

@@ -13,14 +13,17 @@
  * Settings (environment): BENCH_DURATION seconds per run (5), BENCH_WARMUP seconds (1),
  * BENCH_CONNECTIONS list (16,64), BENCH_RELAXED=0 skips the relaxed-audit gateway, BENCH_PIN=0
  * disables CPU pinning, BENCH_CPU_PROF=1 writes V8 CPU profiles of the gateways to
- * bench/results/profiles/, BENCH_KEEP=1 keeps the work directory (configs, audit trails).
+ * bench/results/profiles/, BENCH_KEEP=1 keeps the work directory (configs, audit trails),
+ * BENCH_MAX_FOREIGN_CPU cores other processes may use during a run before it is repeated
+ * (0.1), BENCH_RETRIES how many times (2).
  */
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startChild, canPin, type Child } from './child';
+import { cpuShareBetween, sampleCpu } from './cpu-usage';
 import { ROUTE_PREFIX, type StatsReply } from './gateway';
-import type { LoadJob, LoadReply } from './load';
+import type { LoadJob, LoadReply, LoadResult } from './load';
 import { compare, describeEnvironment, failuresOf, formatComparisons, formatRows, TARGETS, type Row, type TargetName } from './report';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
 
@@ -70,6 +73,8 @@ const settings = {
   pin: process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2 && canPin(),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   keep: process.env.BENCH_KEEP === '1',
+  maxForeignCores: numberSetting('BENCH_MAX_FOREIGN_CPU', 0.1),
+  retries: numberSetting('BENCH_RETRIES', 2),
 };
 
 /** Fails the run with a message that says what went wrong and where. */
@@ -96,6 +101,34 @@ async function preflight(targets: ReadonlyMap<TargetName, Child>): Promise<void>
     await stranger.arrayBuffer();
     if (stranger.status < 400) fail(`${name}: an unknown agent key answered ${stranger.status}`);
   }
+}
+
+/** A run's result with how disturbed it was. */
+interface Measured {
+  readonly result: LoadResult;
+  readonly foreignCores: number | null;
+  readonly attempts: number;
+}
+
+/**
+ * Runs one job, repeating it (up to settings.retries times) while processes outside the
+ * benchmark used more than settings.maxForeignCores of the machine; keeps the least disturbed.
+ */
+async function measure(load: Child, job: LoadJob, ownPids: readonly number[]): Promise<Measured> {
+  let best: Omit<Measured, 'attempts'> | null = null;
+  let attempts = 0;
+  while (attempts <= settings.retries) {
+    attempts++;
+    const before = sampleCpu(ownPids);
+    const reply = await load.ask<LoadReply>(job);
+    const after = sampleCpu(ownPids);
+    if (reply.type === 'error') fail(`autocannon failed against ${job.url}: ${reply.message}`);
+    const foreignCores = before && after ? cpuShareBetween(before, after).foreignCores : null;
+    if (!best || (foreignCores ?? 0) < (best.foreignCores ?? 0)) best = { result: reply, foreignCores };
+    if (foreignCores === null || foreignCores <= settings.maxForeignCores) break;
+    process.stderr.write(`bench: other processes used ${foreignCores.toFixed(2)} cores during that run; repeating it\n`);
+  }
+  return { ...(best as Omit<Measured, 'attempts'>), attempts };
 }
 
 async function main(): Promise<void> {
@@ -130,7 +163,8 @@ async function main(): Promise<void> {
         }),
       );
     const [bare, strict, relaxed, load] = await Promise.all([
-      started(startChild({ script: 'bare-proxy', name: 'bare-proxy', cpu: targetCpu, env: targetEnv })),
+      // http-proxy 1.18 calls the deprecated util._extend; the warning is noise here.
+      started(startChild({ script: 'bare-proxy', name: 'bare-proxy', cpu: targetCpu, env: targetEnv, execArgv: ['--no-deprecation'] })),
       gateway('strict'),
       settings.relaxed ? gateway('relaxed') : null,
       started(startChild({ script: 'load', name: 'load generator', cpu: loadCpu })),
@@ -143,6 +177,7 @@ async function main(): Promise<void> {
       gateways.set('portcullis-relaxed', relaxed);
     }
     await preflight(targets);
+    const ownPids = [process.pid, ...children.map((c) => c.process.pid as number)];
 
     const order = TARGETS.filter((t) => targets.has(t));
     const total = WORKLOADS.length * settings.connections.length * order.length;
@@ -163,10 +198,9 @@ async function main(): Promise<void> {
             warmupSeconds: settings.warmupSeconds,
             durationSeconds: settings.durationSeconds,
           };
-          const reply = await load.ask<LoadReply>(job);
-          if (reply.type === 'error') fail(`${target} ${w.name} c=${connections}: autocannon failed: ${reply.message}`);
-          const { type: _type, ...measured } = reply;
-          const row: Row = { workload: w.name, connections, target, ...measured };
+          const { result, foreignCores, attempts } = await measure(load, job, ownPids);
+          const { type: _type, ...measured } = result;
+          const row: Row = { workload: w.name, connections, target, ...measured, foreignCores, attempts };
           rows.push(row);
           process.stderr.write(`bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`);
         }
@@ -184,6 +218,9 @@ async function main(): Promise<void> {
 
     const comparisons = compare(rows);
     const failures = rows.flatMap((r) => failuresOf(r).map((f) => `${r.target} ${r.workload} c=${r.connections}: ${f}`));
+    const disturbed = rows
+      .filter((r) => r.foreignCores !== null && r.foreignCores > settings.maxForeignCores)
+      .map((r) => `${r.target} ${r.workload} c=${r.connections}: other processes used ${(r.foreignCores as number).toFixed(2)} cores`);
     const strictRows = comparisons.filter((c) => c.target === 'portcullis-strict');
     const verdict = {
       throughputAtLeastBareProxy: strictRows.every((c) => c.throughputMet),
@@ -198,6 +235,7 @@ async function main(): Promise<void> {
       audit,
       verdict,
       failures,
+      disturbed,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -210,6 +248,7 @@ async function main(): Promise<void> {
     out.write(`${formatRows(rows)}\n\n${formatComparisons(comparisons)}\n\n`);
     out.write(`target "throughput ≥ bare proxy" (audit strict): ${verdict.throughputAtLeastBareProxy ? 'MET' : 'NOT MET'}\n`);
     out.write(`target "p50 ≤ direct + 1 ms" (audit strict):      ${verdict.addedP50AtMost1ms ? 'MET' : 'NOT MET'}\n`);
+    for (const d of disturbed) out.write(`warning: ${d}; its figures understate the target\n`);
     out.write(`results written to ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json'))}\n`);
     if (failures.length > 0) fail(`requests failed, the figures above are meaningless:\n  ${failures.join('\n  ')}`);
   } finally {

@@ -134,7 +134,8 @@ export class PortcullisClient {
     if (decisionId === null) throw new Error(`no ${DECISION_ID_HEADER} header in the answer from ${url.origin}: is baseUrl the Portcullis agent listener?`);
     const data = isJson(res.headers.get('content-type')) && text !== '' ? parseJson(text) : text;
     const refusal = res.ok ? null : refusalOf(data);
-    // The header, not the body's decision_id: Portcullis sets the header last on every answer.
+    // The id from the header, not the body: Portcullis overwrites the header on every answer,
+    // while a body relayed from the upstream could say anything.
     if (refusal) throw new PortcullisDenied(refusal.code, res.status, refusal.message, refusal.reasons, decisionId);
     return { ok: res.ok, status: res.status, decisionId, data: data as T };
   }

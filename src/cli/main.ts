@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { verifyTrail, type VerifyReport } from '../audit/verify';
 import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
 import { ConfigError, PolicyBuildError } from '../errors';
@@ -24,9 +25,10 @@ Commands:
   policy build          compile a policy directory to a Wasm bundle
   policy test           run the policy's Rego tests (opa test)
   policy eval           print the decision the gateway would make for an input
+  audit verify          check an audit trail's hash chain offline
 
 Run 'portcullis <command> --help' for a command's options.
-Exit codes: 0 ok/allowed, 1 denied/tests failed, 2 usage, 3 config error, 4 policy error, 5 runtime failure.`,
+Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage, 3 config error, 4 policy error, 5 runtime failure.`,
   start: `Usage: portcullis start [--config FILE]
 
 Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
@@ -43,6 +45,12 @@ gateway cannot run fails here, naming it), and prints the revision.
 
 Runs 'opa test -v' on the policy directory (default: ./policies, or policy.path of --config).
   -c, --config FILE   take the directory from this config`,
+  'audit verify': `Usage: portcullis audit verify PATH [--json]
+
+Checks an audit trail offline (a directory of segments, or one segment): every record present,
+in order, unmodified — seq without gaps and each prev the SHA-256 of the previous line.
+Exit code 0 when intact, 1 when a problem is found (each is printed with file, line and seq).
+      --json   print the report as JSON`,
   'policy eval': `Usage: portcullis policy eval --input FILE [--config FILE | --policy DIR [--entrypoint E]]
 
 Compiles the policy exactly as the gateway does and prints the decision for the input (JSON,
@@ -152,6 +160,24 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
   return decision.allow ? EXIT.OK : EXIT.DENIED_OR_FAILED;
 }
 
+function cmdAuditVerify(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return help('audit verify');
+  if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH');
+  let report: VerifyReport;
+  try {
+    report = verifyTrail(path.resolve(positionals[0]));
+  } catch (err) {
+    throw new UsageError(`cannot read ${positionals[0]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (values.json) out(JSON.stringify(report, null, 2));
+  else {
+    for (const p of report.problems) out(`TAMPERED ${p.file}:${p.line}${p.seq !== null ? ` (seq ${p.seq})` : ''}: ${p.problem}`);
+    out(`${report.problems.length ? 'FAILED' : 'OK'}: ${report.records} records in ${report.files.length} segment(s), last seq ${report.lastSeq}, ${report.problems.length} problem(s)`);
+  }
+  return report.problems.length ? EXIT.DENIED_OR_FAILED : EXIT.OK;
+}
+
 function help(topic: string): number {
   out(HELP[topic]);
   return EXIT.OK;
@@ -169,6 +195,10 @@ export async function main(argv: string[]): Promise<number> {
       if (sub === 'eval') return await cmdPolicyEval(rest);
       if (!sub || sub === '--help' || sub === '-h') return help('main');
       throw new UsageError(`unknown policy command "${sub}"`);
+    }
+    if (cmd === 'audit') {
+      if (sub === 'verify') return cmdAuditVerify(rest);
+      throw new UsageError(`unknown audit command "${sub ?? ''}"`);
     }
     throw new UsageError(`unknown command "${cmd}"`);
   } catch (err) {
