@@ -50,7 +50,11 @@ ensure_deps() {
   local stamp="$PORTCULLIS_ROOT/node_modules/.package-lock.json"
   if [[ ! -f "$stamp" || "$PORTCULLIS_ROOT/package-lock.json" -nt "$stamp" ]]; then
     say "installing npm dependencies from package-lock.json"
-    (cd "$PORTCULLIS_ROOT" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    # npm ci refuses a lockfile that lacks optional packages for other platforms, which a
+    # registry mirror may not serve (seen with @unrs/resolver-binding-*); npm install with
+    # --no-save installs the same locked versions without rewriting the lockfile.
+    (cd "$PORTCULLIS_ROOT" && { npm ci --no-audit --no-fund --loglevel=error >&2 2>/dev/null ||
+      npm install --no-save --no-audit --no-fund --loglevel=error >&2; })
   fi
 }
 
