@@ -315,3 +315,23 @@ describe('G3: the audit trail', () => {
     expect(new Set(decisions.map((d) => d.decision_id)).size).toBe(decisions.length);
   });
 });
+
+describe('admin listener', () => {
+  test('health, readiness and metrics, with helmet headers, on a separate listener', async () => {
+    const admin = gw.gateway.adminUrl!;
+    expect(admin).not.toBe(gw.gateway.url);
+    const health = await rawRequest(admin, { path: '/healthz' });
+    expect(health.status).toBe(200);
+    expect(health.headers['x-content-type-options']).toBe('nosniff');
+    expect(health.headers['content-security-policy']).toBeDefined();
+    expect(JSON.parse((await rawRequest(admin, { path: '/readyz' })).body)).toEqual({ status: 'ready', problems: [] });
+    const metrics = (await rawRequest(admin, { path: '/metrics' })).body;
+    expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="allow",code=""\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="deny",code="PC_POLICY_DENIED"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_policy_eval_seconds_count [1-9]/);
+    expect(metrics).toMatch(/portcullis_upstream_latency_seconds_count\{route="api",status_class="2xx"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_response_secrets_masked_total\{route="api"\} [1-9]/);
+    // The agent listener does not serve admin paths.
+    expect((await rawRequest(gw.gateway.url, { path: '/metrics' })).status).toBe(404);
+  });
+});
