@@ -6,7 +6,7 @@
 import { GatewayError } from '../errors';
 import type { CallContext } from './context';
 import type { PipelineDeps } from './pipeline';
-import { writeOutcome } from './pipeline';
+import { decisionRecord, writeOutcome } from './pipeline';
 
 function send(ctx: CallContext, err: GatewayError): void {
   const res = ctx.res;
@@ -36,21 +36,7 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
   } else {
     deps.metrics.decisions.inc({ route: routeName ?? '', decision: 'deny', code: err.code });
     try {
-      await deps.audit.append({
-        type: 'decision',
-        time: ctx.time,
-        decision_id: ctx.id,
-        agent: ctx.agent,
-        route: routeName,
-        method: ctx.req.method ?? '',
-        path: ctx.relativePath ?? (ctx.req.url ?? '').slice(0, 2048),
-        decision: 'deny',
-        reasons: err.reasons,
-        code: err.code,
-        status: err.status,
-        policy_revision: ctx.policyRevision,
-        credential: null,
-      });
+      await deps.audit.append(decisionRecord(ctx, { decision: 'deny', reasons: err.reasons, code: err.code, status: err.status, credential: null }));
     } catch (e) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, code: err.code, err: (e as Error).message }, 'could not record a deny in the audit log');

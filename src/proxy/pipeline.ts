@@ -6,6 +6,7 @@
  */
 import { TextDecoder } from 'node:util';
 import type { Logger } from 'pino';
+import type { DecisionRecord } from '../audit/record';
 import type { AuditSink } from '../audit/writer';
 import type { CredentialBinding } from '../credential-injector/injector';
 import { GatewayError } from '../errors';
@@ -124,19 +125,7 @@ const auditDecision: Stage = {
   async run(ctx, deps) {
     const route = ctx.route!;
     try {
-      await deps.audit.append({
-        type: 'decision',
-        time: ctx.time,
-        decision_id: ctx.id,
-        agent: ctx.agent,
-        route: route.name,
-        method: ctx.req.method ?? '',
-        path: ctx.relativePath!,
-        decision: 'allow',
-        reasons: ctx.decision!.reasons,
-        policy_revision: ctx.policyRevision,
-        credential: route.credential?.name ?? null,
-      });
+      await deps.audit.append(decisionRecord(ctx, { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }));
     } catch (err) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, err: (err as Error).message }, 'audit write failed; refusing the call');
@@ -186,6 +175,25 @@ const forward: Stage = {
     if (code) deps.metrics.upstreamErrors.inc({ route: route.name, code });
   },
 };
+
+/** The decision record of a call: what the context knows, plus the verdict. */
+export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'code' | 'status'>): DecisionRecord {
+  return {
+    type: 'decision',
+    time: ctx.time,
+    decision_id: ctx.id,
+    agent: ctx.agent,
+    route: ctx.route?.name ?? null,
+    method: ctx.req.method ?? '',
+    // Before routing there is no canonical path: record the raw target, bounded.
+    path: ctx.relativePath ?? (ctx.req.url ?? '').slice(0, 2048),
+    decision: verdict.decision,
+    reasons: verdict.reasons,
+    ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
+    policy_revision: ctx.policyRevision,
+    credential: verdict.credential,
+  };
+}
 
 /** Appends the outcome record of a forwarded call (not awaited by the caller). */
 export function writeOutcome(ctx: CallContext, deps: PipelineDeps, status: number, code?: string): void {

@@ -193,3 +193,32 @@ export function rawHttp(url: string, text: string): Promise<{ status: number; ra
     sock.on('error', reject);
   });
 }
+
+/** Options for oneRouteYaml. */
+export interface OneRouteOptions {
+  readonly upstream: string;
+  /** Agent key of the single agent `bot` (omit for no agents). */
+  readonly agentKey?: string;
+  readonly admin?: boolean;
+  readonly watch?: boolean;
+  readonly audit?: string;
+  readonly durability?: 'strict' | 'relaxed';
+  /** Extra YAML appended under the `up` route (indented 4 spaces), e.g. timeouts. */
+  readonly routeExtra?: string;
+  /** Extra routes (YAML list items, indented 2 spaces). */
+  readonly moreRoutes?: string;
+}
+
+/** A config with one route `up` (prefix /up/) to `upstream`, and optionally one agent `bot`. */
+export function oneRouteYaml(o: OneRouteOptions): string {
+  const agents = o.agentKey ? `agents:\n  - id: bot\n    key_sha256: "${keyHash(o.agentKey)}"\n` : '';
+  return [
+    'listen: 127.0.0.1:0',
+    o.admin ? 'admin: { listen: 127.0.0.1:0 }' : 'admin: { enabled: false }',
+    `policy: { path: ./policies, watch: ${o.watch ?? false} }`,
+    `audit: { path: ${o.audit ?? './audit'}, durability: ${o.durability ?? 'strict'} }`,
+    agents + 'routes:',
+    `  - name: up\n    prefix: /up/\n    upstream: ${o.upstream}/${o.routeExtra ? `\n    ${o.routeExtra}` : ''}`,
+    o.moreRoutes ?? '',
+  ].join('\n');
+}

@@ -4,7 +4,7 @@
  * a dead or slow upstream is a 502/504 with the decision id (never a crash).
  */
 import http from 'node:http';
-import { keyHash, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
+import { oneRouteYaml, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 
 const KEY = 'forwarding-test-key';
 const auth = { authorization: `Bearer ${KEY}` };
@@ -40,23 +40,13 @@ beforeAll(async () => {
     res.end('ok');
   });
   gw = await startTestGateway({
-    yaml: `
-listen: 127.0.0.1:0
-admin: { enabled: false }
-policy: { path: ./policies, watch: false }
-audit: { path: ./audit, durability: relaxed }
-agents:
-  - id: bot
-    key_sha256: "${keyHash(KEY)}"
-routes:
-  - name: up
-    prefix: /up/
-    upstream: ${upstream.url}/
-    timeouts: { headers_ms: 400 }
-  - name: down
-    prefix: /down/
-    upstream: http://127.0.0.1:1/
-`,
+    yaml: oneRouteYaml({
+      upstream: upstream.url,
+      agentKey: KEY,
+      durability: 'relaxed',
+      routeExtra: 'timeouts: { headers_ms: 400 }',
+      moreRoutes: '  - name: down\n    prefix: /down/\n    upstream: http://127.0.0.1:1/\n',
+    }),
     policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot"}\n' },
   });
 });
@@ -140,16 +130,7 @@ test('slow upstream: 504 after the headers timeout', async () => {
 
 test('graceful shutdown drains an in-flight call', async () => {
   const extra = await startTestGateway({
-    yaml: `
-listen: 127.0.0.1:0
-admin: { enabled: false }
-policy: { path: ./policies, watch: false }
-audit: { path: ./audit }
-routes:
-  - name: up
-    prefix: /up/
-    upstream: ${upstream.url}/
-`,
+    yaml: oneRouteYaml({ upstream: upstream.url }),
     policies: { 'p.rego': 'package portcullis\n\ndecision := true\n' },
   });
   const pending = rawRequest(extra.gateway.url, { path: '/up/sse' });

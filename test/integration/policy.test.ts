@@ -8,25 +8,13 @@ import { parseConfig } from '../../src/config/load';
 import { PolicyBuildError } from '../../src/errors';
 import { startGateway } from '../../src/gateway';
 import { createLogger } from '../../src/observability/logger';
-import { keyHash, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
+import { oneRouteYaml, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 
 const KEY = 'policy-test-key';
 const auth = { authorization: `Bearer ${KEY}` };
 let upstream: Upstream;
 
-const yaml = (up: string) => `
-listen: 127.0.0.1:0
-admin: { enabled: false }
-policy: { path: ./policies }
-audit: { path: ./audit, durability: relaxed }
-agents:
-  - id: bot
-    key_sha256: "${keyHash(KEY)}"
-routes:
-  - name: up
-    prefix: /up/
-    upstream: ${up}/
-`;
+const yaml = (up: string, watch = false) => oneRouteYaml({ upstream: up, agentKey: KEY, durability: 'relaxed', watch });
 
 beforeAll(async () => {
   upstream = await startUpstream();
@@ -44,7 +32,7 @@ async function until(pred: () => boolean | Promise<boolean>, ms = 8000): Promise
 describe('hot reload', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({ yaml: yaml(upstream.url), policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": true, "reasons": ["v1"]}\n' } });
+    gw = await startTestGateway({ yaml: yaml(upstream.url, true), policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": true, "reasons": ["v1"]}\n' } });
   });
   afterAll(() => gw.close());
 
@@ -104,7 +92,7 @@ describe('policies that must not start', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-bad-'));
     mkdirSync(path.join(dir, 'policies'));
     writeFileSync(path.join(dir, 'policies', 'p.rego'), rego);
-    const text = yaml(upstream.url).replace('policy: { path: ./policies }', `policy: { path: ./policies${entrypoint ? `, entrypoint: ${entrypoint}` : ''} }`);
+    const text = yaml(upstream.url).replace('policy: { path: ./policies,', `policy: { path: ./policies,${entrypoint ? ` entrypoint: ${entrypoint},` : ''}`);
     const config = parseConfig(text, path.join(dir, 'portcullis.yaml'));
     try {
       const gw = await startGateway(config, { logger: createLogger('silent') });
