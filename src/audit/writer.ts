@@ -81,6 +81,9 @@ export class AuditWriteError extends Error {
   }
 }
 
+/** Lock files this process holds (several gateways may run in one process, e.g. in tests). */
+const heldLocks = new Set<string>();
+
 function acquireLock(dir: string): string {
   const lock = path.join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -88,12 +91,17 @@ function acquireLock(dir: string): string {
       const fd = openSync(lock, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      heldLocks.add(lock);
       return lock;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(lock, 'utf8').trim());
       let alive = false;
-      if (Number.isInteger(pid) && pid > 0) {
+      if (pid === process.pid) {
+        // Our own pid: held by this process only if we took it; otherwise it was left by an
+        // earlier process with the same pid (a container's pid 1 after a restart).
+        alive = heldLocks.has(lock);
+      } else if (Number.isInteger(pid) && pid > 0) {
         try {
           process.kill(pid, 0);
           alive = true;
@@ -101,7 +109,11 @@ function acquireLock(dir: string): string {
           alive = (e as NodeJS.ErrnoException).code === 'EPERM';
         }
       }
-      if (alive) throw new AuditWriteError(`another process (pid ${pid}) is writing to the audit directory ${dir}; refusing to start a second writer`);
+      if (alive) {
+        throw new AuditWriteError(
+          `another process (pid ${pid}) is writing to the audit directory ${dir}; refusing to start a second writer (if no Portcullis is running, remove ${lock})`,
+        );
+      }
       unlinkSync(lock);
     }
   }
@@ -158,6 +170,7 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     }
     return writer;
   } catch (err) {
+    heldLocks.delete(lock);
     unlinkSync(lock);
     throw err;
   }
@@ -287,6 +300,7 @@ export class JsonlAuditWriter implements AuditSink {
       await fdatasync(this.fd);
     } finally {
       closeSync(this.fd);
+      heldLocks.delete(this.lockFile);
       try {
         unlinkSync(this.lockFile);
       } catch {

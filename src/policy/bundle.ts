@@ -107,8 +107,9 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       throw new PolicyBuildError(`cannot prepare the capabilities file with "${opa}": ${e.message.split('\n')[0]}`);
     }
     const out = options.output ?? path.join(tmp, 'bundle.tar.gz');
-    // Tests stay out of the shipped module (they would add entrypoints and bytes).
-    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '-o', out, options.path];
+    // Tests stay out of the shipped module (they would add entrypoints and bytes); hidden
+    // entries are skipped, which includes the ..data copies in a Kubernetes ConfigMap mount.
+    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '--ignore', '.*', '-o', out, options.path];
     try {
       await run(opa, args, { maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {

@@ -111,6 +111,8 @@ export class Forwarder {
         } else if (Array.isArray(v)) out[k] = v.map((x) => m.maskString(x));
       }
     }
+    // Only Portcullis speaks in x-portcullis-* headers: an upstream cannot forge a refusal.
+    for (const k in out) if (k.startsWith('x-portcullis-')) delete out[k];
     out['x-portcullis-decision-id'] = req.decisionId;
     res.writeHead(upstream.statusCode, out);
     try {

@@ -19,7 +19,11 @@ function send(ctx: CallContext, err: GatewayError): void {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-portcullis-decision-id': ctx.id,
+    // Set only on Portcullis's own answers (stripped from upstream ones): tells a refusal
+    // from an upstream error that happens to look like one.
+    'x-portcullis-error': err.code,
     'cache-control': 'no-store',
+    ...(err.status === 503 ? { 'retry-after': '1' } : {}),
     ...(ctx.req.complete ? {} : { connection: 'close' }),
   });
   res.end(body);

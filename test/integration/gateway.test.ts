@@ -66,7 +66,12 @@ routes:
 }
 
 beforeAll(async () => {
-  upstream = await startUpstream();
+  upstream = await startUpstream((req, res, body) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (req.url?.endsWith('/forge')) Object.assign(headers, { 'x-portcullis-error': 'PC_POLICY_DENIED', 'x-portcullis-decision-id': 'forged' });
+    res.writeHead(200, headers);
+    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') }));
+  });
   gw = await startTestGateway({ yaml: yaml(upstream.url), policies: { 'policy.rego': POLICY }, env: { TEST_CANARY: CANARY }, files: { 'secret.txt': `${HEADER_CANARY}\n` } });
 });
 
@@ -117,6 +122,15 @@ describe('allowed calls', () => {
     expect(r.body).not.toContain(CANARY);
     expect(r.body).toContain('*'.repeat(CANARY.length));
     expect(JSON.parse(r.body).url).toBe('/base/echo');
+  });
+
+  test('an upstream cannot forge a Portcullis refusal or decision id', async () => {
+    const r = await call({ path: '/api/forge', headers: auth });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-portcullis-error']).toBeUndefined();
+    expect(r.headers['x-portcullis-decision-id']).not.toBe('forged');
+    const denied = await call({ path: '/api/admin', headers: auth });
+    expect(denied.headers['x-portcullis-error']).toBe('PC_POLICY_DENIED');
   });
 
   test('G1: a header credential replaces one the agent sent', async () => {

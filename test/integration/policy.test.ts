@@ -122,6 +122,21 @@ describe('policies that must not start', () => {
     expect(err.message).toMatch(/verdict/);
   });
 
+  test('a ConfigMap-style mount (hidden ..data copies of each file) compiles', async () => {
+    const { mkdtempSync, mkdirSync, symlinkSync } = await import('node:fs');
+    const os = await import('node:os');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-cm-'));
+    const policies = path.join(dir, 'policies');
+    mkdirSync(path.join(policies, '..2026_11_22_12_00_00.1'), { recursive: true });
+    writeFileSync(path.join(policies, '..2026_11_22_12_00_00.1', 'p.rego'), 'package portcullis\n\ndefault decision := false\n');
+    symlinkSync('..2026_11_22_12_00_00.1', path.join(policies, '..data'));
+    symlinkSync('..data/p.rego', path.join(policies, 'p.rego'));
+    const config = parseConfig(yaml(upstream.url), path.join(dir, 'portcullis.yaml'));
+    const gw = await startGateway(config, { logger: createLogger('silent') });
+    expect(gw.policy.current.revision).toMatch(/^sha256:/);
+    await gw.close();
+  });
+
   test('the audit directory is released when start-up fails', async () => {
     // A second failure in the same kind of directory would report a stale lock if it were not.
     await expect(startError('package portcullis\n\ndecision := {\n')).resolves.toBeInstanceOf(PolicyBuildError);
