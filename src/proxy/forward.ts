@@ -5,7 +5,7 @@
  * http-proxy 1.18 (unmaintained, leaks sockets, keeps upstream SSE open after the client
  * leaves): see docs/forwarding.md for the measurements.
  */
-import { pipeline } from 'node:stream/promises';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
 import type { CredentialBinding } from '../credential-injector/injector';
@@ -45,6 +45,27 @@ function classify(err: unknown): GatewayError {
   return new GatewayError('PC_UPSTREAM_UNAVAILABLE', `the upstream is unavailable (${code || 'connection failed'})`);
 }
 
+/** Masks credential values in response headers; true if any was found. */
+function maskHeaders(out: OutgoingHttpHeaders, binding: CredentialBinding): boolean {
+  const m = binding.masker;
+  let masked = false;
+  for (const k in out) {
+    const v = out[k];
+    if (typeof v === 'string') {
+      const mv = m.maskString(v);
+      if (mv !== v) masked = true;
+      out[k] = mv;
+    } else if (Array.isArray(v)) {
+      out[k] = v.map((x) => {
+        const mx = m.maskString(x);
+        if (mx !== x) masked = true;
+        return mx;
+      });
+    }
+  }
+  return masked;
+}
+
 /** Forwards allowed calls to upstreams. */
 export class Forwarder {
   private readonly pools = new Map<string, Pool>();
@@ -69,7 +90,7 @@ export class Forwarder {
    * before response headers were sent; afterwards failures end the stream and are reported in
    * the result.
    */
-  async forward(req: ForwardRequest, res: import('node:http').ServerResponse): Promise<ForwardResult> {
+  async forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult> {
     const pool = this.pools.get(req.route.name) as Pool;
     const abort = new AbortController();
     const onClose = () => {
@@ -83,53 +104,48 @@ export class Forwarder {
       // Compressed answers would hide an echoed secret from the masker.
       headers['accept-encoding'] = 'identity';
     }
-    let upstream: Awaited<ReturnType<Pool['request']>>;
+    let status = 0;
+    let headersMs = 0;
+    let masked = false;
+    const binding = req.binding;
     try {
-      upstream = await pool.request({
-        method: req.method as never,
-        path: req.path,
-        headers,
-        body: req.body.length > 0 || !BODYLESS.has(req.method) ? req.body : null,
-        signal: abort.signal,
-      });
+      // stream() writes the body straight into the writable the factory returns: no
+      // intermediate Readable, and no stream.pipeline (which allocates an AbortController and
+      // an error per call).
+      await pool.stream(
+        {
+          method: req.method as never,
+          path: req.path,
+          headers,
+          body: req.body.length > 0 || !BODYLESS.has(req.method) ? req.body : null,
+          signal: abort.signal,
+        },
+        ({ statusCode, headers: upstreamHeaders }) => {
+          status = statusCode;
+          headersMs = Number(process.hrtime.bigint() - started) / 1e6;
+          const out = forwardableResponseHeaders(upstreamHeaders);
+          if (binding) masked = maskHeaders(out, binding) || masked;
+          // Only Portcullis speaks in x-portcullis-* headers: an upstream cannot forge a refusal.
+          for (const k in out) if (k.startsWith('x-portcullis-')) delete out[k];
+          out['x-portcullis-decision-id'] = req.decisionId;
+          res.writeHead(statusCode, out);
+          if (!binding) return res;
+          const masker = binding.masker.stream(() => (masked = true));
+          masker.pipe(res);
+          return masker;
+        },
+      );
     } catch (err) {
       res.off('close', onClose);
-      if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed', masked: false };
-      throw classify(err);
-    }
-    const headersMs = Number(process.hrtime.bigint() - started) / 1e6;
-    let masked = false;
-    const out = forwardableResponseHeaders(upstream.headers);
-    if (req.binding) {
-      const m = req.binding.masker;
-      for (const k in out) {
-        const v = out[k];
-        if (typeof v === 'string') {
-          const mv = m.maskString(v);
-          if (mv !== v) masked = true;
-          out[k] = mv;
-        } else if (Array.isArray(v)) out[k] = v.map((x) => m.maskString(x));
+      if (status === 0) {
+        if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed', masked: false };
+        throw classify(err);
       }
-    }
-    // Only Portcullis speaks in x-portcullis-* headers: an upstream cannot forge a refusal.
-    for (const k in out) if (k.startsWith('x-portcullis-')) delete out[k];
-    out['x-portcullis-decision-id'] = req.decisionId;
-    res.writeHead(upstream.statusCode, out);
-    try {
-      if (req.binding) {
-        await pipeline(upstream.body, req.binding.masker.stream(() => (masked = true)), res);
-      } else {
-        await pipeline(upstream.body, res);
-      }
-    } catch {
-      res.off('close', onClose);
-      upstream.body.destroy();
       res.destroy();
-      const code = abort.signal.aborted || res.closed ? 'client_closed' : 'upstream_stream_error';
-      return { status: upstream.statusCode, headersMs, code: res.writableFinished ? undefined : code, masked };
+      return { status, headersMs, code: abort.signal.aborted ? 'client_closed' : 'upstream_stream_error', masked };
     }
     res.off('close', onClose);
-    return { status: upstream.statusCode, headersMs, masked };
+    return { status, headersMs, masked };
   }
 
   /** Closes every pool. */
