@@ -2,7 +2,8 @@
  * How much CPU other processes took while a run was measured. The benchmark shares its machine
  * (editors, test runs, builds), and on two cores a compiler in the background halves a proxy's
  * throughput; the orchestrator uses this to repeat a disturbed run and to flag one that stayed
- * disturbed. Linux only (reads /proc); elsewhere nothing is measured.
+ * disturbed. It also measures each target's own CPU time per request, the figure least
+ * sensitive to what else runs. Linux only (reads /proc); elsewhere nothing is measured.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -41,15 +42,21 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-function processTicks(pid: number): number {
+function processTicks(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command (which may hold spaces): state is field 3, utime..cstime are 14..17.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
   } catch {
-    return 0;
+    return null;
   }
+}
+
+/** CPU seconds a process (all its threads) has used so far; null when /proc is not available. */
+export function processCpuSeconds(pid: number): number | null {
+  const ticks = processTicks(pid);
+  return ticks === null ? null : ticks / clockTicks();
 }
 
 /** Samples the machine and the given processes; null when /proc is not available. */
@@ -63,7 +70,7 @@ export function sampleCpu(pids: readonly number[]): CpuSample | null {
   // cpu user nice system idle iowait irq softirq steal guest guest_nice
   const [user, nice, system, , , , , steal] = line.trim().split(/\s+/).slice(1).map(Number);
   let own = 0;
-  for (const pid of pids) own += processTicks(pid);
+  for (const pid of pids) own += processTicks(pid) ?? 0;
   return { at: process.hrtime.bigint(), busy: user + nice + system, steal, own };
 }
 

@@ -24,6 +24,10 @@ export interface Row extends Omit<LoadResult, 'type'> {
   readonly target: TargetName;
   /** Cores used by processes outside the benchmark during the run (see cpu-usage.ts); null if unknown. */
   readonly foreignCores: number | null;
+  /** CPU time of the target's process per request, µs (for direct: the upstream's). */
+  readonly cpuUsPerRequest: number | null;
+  /** CPU time of the upstream per request, µs. */
+  readonly upstreamCpuUsPerRequest: number | null;
   /** How many times the run was made (repeated while other processes disturbed it). */
   readonly attempts: number;
 }
@@ -46,7 +50,7 @@ export interface Comparison {
 }
 
 /** Failures that make a row meaningless (every request must have been answered 2xx). */
-export function failuresOf(row: Row): string[] {
+export function failuresOf(row: Pick<LoadResult, 'errors' | 'timeouts' | 'non2xx' | 'requests'>): string[] {
   const out: string[] = [];
   if (row.errors > 0) out.push(`${row.errors} connection errors`);
   if (row.timeouts > 0) out.push(`${row.timeouts} timeouts`);
@@ -77,6 +81,46 @@ export function compare(rows: readonly Row[]): Comparison[] {
     });
   }
   return out;
+}
+
+/** Whether one Portcullis variant met the issue's targets; null where nothing was measured. */
+export interface Verdict {
+  readonly target: TargetName;
+  /** At 16+ connections (where every proxy saturates its core): req/s ≥ bare proxy. */
+  readonly throughputAtLeastBareProxy: boolean | null;
+  /** At 1 connection (nothing queues): p50 ≤ direct p50 + 1 ms. */
+  readonly addedP50AtMost1msUnloaded: boolean | null;
+  /** At 16+ connections, where p50 is mostly queueing behind the saturated core. */
+  readonly addedP50AtMost1msUnderLoad: boolean | null;
+}
+
+/** Judges each Portcullis variant against the targets. */
+export function judge(comparisons: readonly Comparison[]): Verdict[] {
+  const all = (list: readonly Comparison[], ok: (c: Comparison) => boolean) => (list.length === 0 ? null : list.every(ok));
+  const variants = [...new Set(comparisons.map((c) => c.target))];
+  return variants.map((target) => {
+    const mine = comparisons.filter((c) => c.target === target);
+    const loaded = mine.filter((c) => c.connections > 1);
+    const unloaded = mine.filter((c) => c.connections === 1);
+    return {
+      target,
+      throughputAtLeastBareProxy: all(loaded, (c) => c.throughputMet),
+      addedP50AtMost1msUnloaded: all(unloaded, (c) => c.latencyMet),
+      addedP50AtMost1msUnderLoad: all(loaded, (c) => c.latencyMet),
+    };
+  });
+}
+
+/** The verdict lines printed under the tables. */
+export function formatVerdicts(verdicts: readonly Verdict[]): string {
+  const word = (v: boolean | null) => (v === null ? 'not measured' : v ? 'MET' : 'NOT MET');
+  return verdicts
+    .map(
+      (v) =>
+        `${v.target}: throughput ≥ bare proxy (16+ connections): ${word(v.throughputAtLeastBareProxy)}; ` +
+        `p50 ≤ direct + ${MAX_ADDED_P50_MS} ms at 1 connection: ${word(v.addedP50AtMost1msUnloaded)}, at 16+: ${word(v.addedP50AtMost1msUnderLoad)}`,
+    )
+    .join('\n');
 }
 
 /** The machine and tool versions, recorded beside the figures. */
@@ -142,7 +186,7 @@ const f = (n: number, digits: number) => n.toFixed(digits);
 /** The results table. */
 export function formatRows(rows: readonly Row[]): string {
   return table(
-    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'other CPU', 'failures'],
+    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'other CPU', 'failures'],
     rows.map((r) => [
       r.workload,
       String(r.connections),
@@ -150,6 +194,7 @@ export function formatRows(rows: readonly Row[]): string {
       f(r.requestsPerSecond, 0),
       f(r.p50Ms, 3),
       f(r.p99Ms, 3),
+      r.cpuUsPerRequest === null ? '?' : f(r.cpuUsPerRequest, 0),
       r.foreignCores === null ? '?' : f(r.foreignCores, 2),
       failuresOf(r).join('; ') || '0',
     ]),
