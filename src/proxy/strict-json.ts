@@ -75,18 +75,7 @@ class Scanner {
       this.i++;
       this.ws();
       this.value(depth);
-      this.ws();
-      const c = this.s.charCodeAt(this.i);
-      if (c === 0x2c) {
-        this.i++;
-        this.ws();
-        continue;
-      }
-      if (c === 0x7d) {
-        this.i++;
-        return;
-      }
-      invalid('expected "," or "}"', this.i);
+      if (!this.more(0x7d)) return;
     }
   }
 
@@ -99,19 +88,21 @@ class Scanner {
     }
     for (;;) {
       this.value(depth);
-      this.ws();
-      const c = this.s.charCodeAt(this.i);
-      if (c === 0x2c) {
-        this.i++;
-        this.ws();
-        continue;
-      }
-      if (c === 0x5d) {
-        this.i++;
-        return;
-      }
-      invalid('expected "," or "]"', this.i);
+      if (!this.more(0x5d)) return;
     }
+  }
+
+  /** After a member: true on ",", false on the closing bracket, else invalid. */
+  private more(close: number): boolean {
+    this.ws();
+    const c = this.s.charCodeAt(this.i);
+    this.i++;
+    if (c === 0x2c) {
+      this.ws();
+      return true;
+    }
+    if (c === close) return false;
+    invalid(`expected "," or "${String.fromCharCode(close)}"`, this.i - 1);
   }
 
   /** Scans a string and returns its decoded value. */
