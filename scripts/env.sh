@@ -58,7 +58,13 @@ ensure_deps() {
   fi
 }
 
-opa_is_pinned() { "$1" version 2>/dev/null | grep -q "^Version: $OPA_PINNED\$"; }
+opa_is_pinned() {
+  # Capture first: piping into `grep -q` under pipefail fails at random when grep exits
+  # before opa has written everything (SIGPIPE), which would trigger a needless rebuild.
+  local out
+  out="$("$1" version 2>/dev/null)" || return 1
+  [[ "$out" == *"Version: $OPA_PINNED"$'\n'* || "$out" == *"Version: $OPA_PINNED" ]]
+}
 
 ensure_opa() {
   if [[ -n "${PORTCULLIS_OPA:-}" ]] && opa_is_pinned "$PORTCULLIS_OPA"; then return; fi
