@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { LoadResult } from './load';
 
-/** The targets, in the order they are measured and printed. */
+/** The targets, in the order they are reported (run.ts rotates the order they are measured in). */
 export const TARGETS = ['direct', 'bare-proxy', 'portcullis-strict', 'portcullis-relaxed'] as const;
 /** One of the targets. */
 export type TargetName = (typeof TARGETS)[number];
@@ -24,6 +24,8 @@ export interface Row extends Omit<LoadResult, 'type'> {
   readonly target: TargetName;
   /** Cores used by processes outside the benchmark during the run (see cpu-usage.ts); null if unknown. */
   readonly foreignCores: number | null;
+  /** Cores the hypervisor gave to other guests while this VM wanted them; null if unknown. */
+  readonly stealCores: number | null;
   /** CPU time of the target's process per request, µs (for direct: the upstream's). */
   readonly cpuUsPerRequest: number | null;
   /** CPU time of the upstream per request, µs. */
@@ -41,6 +43,8 @@ export interface Comparison {
   readonly vsDirect: number;
   /** Portcullis req/s divided by bare-proxy req/s. */
   readonly vsBareProxy: number;
+  /** Portcullis CPU time per request divided by the bare proxy's; null if unknown. */
+  readonly cpuVsBareProxy: number | null;
   /** Portcullis p50 minus direct p50, ms. */
   readonly addedP50Ms: number;
   /** Target 1: at least the bare proxy's throughput. */
@@ -75,6 +79,7 @@ export function compare(rows: readonly Row[]): Comparison[] {
       target: r.target,
       vsDirect: r.requestsPerSecond / direct.requestsPerSecond,
       vsBareProxy: r.requestsPerSecond / bare.requestsPerSecond,
+      cpuVsBareProxy: r.cpuUsPerRequest !== null && bare.cpuUsPerRequest ? r.cpuUsPerRequest / bare.cpuUsPerRequest : null,
       addedP50Ms,
       throughputMet: r.requestsPerSecond >= bare.requestsPerSecond,
       latencyMet: addedP50Ms <= MAX_ADDED_P50_MS,
@@ -186,7 +191,7 @@ const f = (n: number, digits: number) => n.toFixed(digits);
 /** The results table. */
 export function formatRows(rows: readonly Row[]): string {
   return table(
-    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'other CPU', 'failures'],
+    ['workload', 'conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'other CPU', 'steal', 'errors/non-2xx'],
     rows.map((r) => [
       r.workload,
       String(r.connections),
@@ -196,6 +201,7 @@ export function formatRows(rows: readonly Row[]): string {
       f(r.p99Ms, 3),
       r.cpuUsPerRequest === null ? '?' : f(r.cpuUsPerRequest, 0),
       r.foreignCores === null ? '?' : f(r.foreignCores, 2),
+      r.stealCores === null ? '?' : f(r.stealCores, 2),
       failuresOf(r).join('; ') || '0',
     ]),
   );
@@ -204,15 +210,17 @@ export function formatRows(rows: readonly Row[]): string {
 /** The comparison table, with the verdict on each target. */
 export function formatComparisons(comparisons: readonly Comparison[]): string {
   return table(
-    ['workload', 'conns', 'target', '÷ direct', '÷ bare proxy', '+p50 ms', `≥ bare proxy`, `+p50 ≤ ${MAX_ADDED_P50_MS} ms`],
+    ['workload', 'conns', 'target', 'req/s ÷ direct', 'req/s ÷ bare', 'CPU/req ÷ bare', '+p50 ms', '≥ bare proxy', `+p50 ≤ ${MAX_ADDED_P50_MS} ms`],
     comparisons.map((c) => [
       c.workload,
       String(c.connections),
       c.target,
       f(c.vsDirect, 3),
       f(c.vsBareProxy, 3),
+      c.cpuVsBareProxy === null ? '?' : f(c.cpuVsBareProxy, 2),
       f(c.addedP50Ms, 3),
-      c.throughputMet ? 'met' : 'NOT met',
+      // One connection measures latency, not capacity: its req/s is just 1 / latency.
+      c.connections === 1 ? '-' : c.throughputMet ? 'met' : 'NOT met',
       c.latencyMet ? 'met' : 'NOT met',
     ]),
   );

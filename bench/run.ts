@@ -216,11 +216,13 @@ async function measure(bench: Bench, target: TargetName, job: LoadJob): Promise<
     const after = sample();
     if (reply.type === 'error') fail(`${target}: autocannon failed: ${reply.message}`);
     const { type: _type, ...result } = reply;
-    const foreignCores = before.machine && after.machine ? cpuShareBetween(before.machine, after.machine).foreignCores : null;
+    const share = before.machine && after.machine ? cpuShareBetween(before.machine, after.machine) : null;
+    const foreignCores = share?.foreignCores ?? null;
     if (!best || (foreignCores ?? 0) < (best.foreignCores ?? 0)) {
       best = {
         ...result,
         foreignCores,
+        stealCores: share?.stealCores ?? null,
         cpuUsPerRequest: perRequestUs(before.target, after.target, reply),
         upstreamCpuUsPerRequest: perRequestUs(before.upstream, after.upstream, reply),
       };
@@ -279,6 +281,12 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
   const auditFilesystem = statfsSync(work).type === TMPFS_MAGIC ? 'tmpfs (fdatasync costs nothing: strict figures are optimistic)' : 'disk';
   const children: Child[] = [];
+  // Interrupted: the children exit when their IPC channel closes; the work directory is ours to remove.
+  const interrupted = () => {
+    if (!settings.keep) rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     const bench = await startBench(work, children);
     await preflight(bench);

@@ -90,7 +90,7 @@ ensure_opa() {
 ensure_build() {
   # Compiles TypeScript when any source is newer than the last build.
   local stamp="$PORTCULLIS_ROOT/dist/.build-stamp"
-  if [[ ! -f "$stamp" ]] || [[ -n "$(find "$PORTCULLIS_ROOT/src" "$PORTCULLIS_ROOT/examples" "$PORTCULLIS_ROOT/tsconfig.json" -newer "$stamp" \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]]; then
+  if [[ ! -f "$stamp" ]] || [[ -n "$(find "$PORTCULLIS_ROOT/src" "$PORTCULLIS_ROOT/examples" "$PORTCULLIS_ROOT/bench" "$PORTCULLIS_ROOT/tsconfig.json" -newer "$stamp" \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]]; then
     (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >&2)
     touch "$stamp"
   fi

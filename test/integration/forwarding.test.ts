@@ -142,3 +142,20 @@ test('graceful shutdown drains an in-flight call', async () => {
   expect(r.body).toContain('data: second');
   expect(extra.audit().at(-1)).toMatchObject({ type: 'gateway_stop' });
 });
+
+test('a burst of clients aborting mid-response leaves the gateway serving', async () => {
+  const u = new URL(gw.gateway.url);
+  const aborts = Array.from(
+    { length: 30 },
+    () =>
+      new Promise<void>((resolve) => {
+        const req = http.get({ host: u.hostname, port: u.port, path: '/up/sse', headers: auth });
+        req.on('response', (res) => res.once('data', () => req.destroy()));
+        req.on('close', () => resolve());
+        req.on('error', () => resolve());
+      }),
+  );
+  await Promise.all(aborts);
+  const r = await rawRequest(gw.gateway.url, { path: '/up/still-alive', headers: auth });
+  expect(r.status).toBe(200);
+});
