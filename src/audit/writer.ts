@@ -19,8 +19,12 @@ const ftruncate = promisify(fs.ftruncate);
 
 /** Where audit events go. A second implementation (syslog, remote) is a new file. */
 export interface AuditSink {
-  /** Appends an event; resolves when it is durable according to the sink's mode. */
-  append(event: AuditEvent): Promise<void>;
+  /**
+   * Appends an event; resolves when it is durable according to the sink's mode. `lazy` records
+   * (outcomes, which nothing waits on) do not start a write of their own: they ride with the
+   * next batch, or are written after LAZY_FLUSH_MS.
+   */
+  append(event: AuditEvent, options?: AppendOptions): Promise<void>;
   /** True until a write fails; back to true after a write succeeds again. */
   readonly healthy: boolean;
   /** Flushes and closes. */
@@ -44,6 +48,14 @@ export interface HealthDetail {
   /** Records refused during the outage so far. */
   readonly refusedRecords: number;
 }
+
+/** Options of AuditSink.append. */
+export interface AppendOptions {
+  readonly lazy?: boolean;
+}
+
+/** Longest a lazy record waits for company before it is written on its own. */
+export const LAZY_FLUSH_MS = 2;
 
 interface Pending {
   readonly line: string;
@@ -180,6 +192,7 @@ export class JsonlAuditWriter implements AuditSink {
   private queue: Pending[] = [];
   private flushing = false;
   private scheduled = false;
+  private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private offset: number;
   /** Chain state of the last record assigned (may not be durable yet). */
@@ -223,7 +236,7 @@ export class JsonlAuditWriter implements AuditSink {
     return this.durableSeq;
   }
 
-  append(event: AuditEvent): Promise<void> {
+  append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
     const seq = this.seq + 1;
     const line = serializeRecord({ seq, prev: this.hash, ...event } as ChainedRecord);
@@ -232,9 +245,17 @@ export class JsonlAuditWriter implements AuditSink {
     this.hash = hash;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ line, hash, seq, resolve, reject });
-      if (!this.flushing && !this.scheduled) {
+      if (this.flushing || this.scheduled) return; // the running or next flush takes it
+      if (!options?.lazy) {
+        if (this.lazyTimer) clearTimeout(this.lazyTimer);
+        this.lazyTimer = null;
         this.scheduled = true;
         setImmediate(() => void this.flush());
+      } else if (!this.lazyTimer) {
+        this.lazyTimer = setTimeout(() => {
+          this.lazyTimer = null;
+          if (!this.flushing && !this.scheduled) void this.flush();
+        }, LAZY_FLUSH_MS);
       }
     });
   }
@@ -294,6 +315,7 @@ export class JsonlAuditWriter implements AuditSink {
       await new Promise<void>((resolve) => (this.idle = resolve));
     }
     this.closed = true;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
     if (this.relaxedTimer) clearInterval(this.relaxedTimer);
     try {
       await fdatasync(this.fd);

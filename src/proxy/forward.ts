@@ -6,6 +6,7 @@
  * leaves): see docs/forwarding.md for the measurements.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
 import type { CredentialBinding } from '../credential-injector/injector';
@@ -43,6 +44,24 @@ function classify(err: unknown): GatewayError {
     return new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer in time');
   }
   return new GatewayError('PC_UPSTREAM_UNAVAILABLE', `the upstream is unavailable (${code || 'connection failed'})`);
+}
+
+/** Largest response (by Content-Length) masked whole rather than streamed. */
+const BUFFERED_MASK_LIMIT = 64 * 1024;
+
+/** A writable that gathers a small body and hands it over whole when it ends. */
+function collect(done: (body: Buffer) => void): Writable {
+  const chunks: Buffer[] = [];
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+    final(cb) {
+      done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      cb();
+    },
+  });
 }
 
 /** Masks credential values in response headers; true if any was found. */
@@ -130,6 +149,15 @@ export class Forwarder {
           out['x-portcullis-decision-id'] = req.decisionId;
           res.writeHead(statusCode, out);
           if (!binding) return res;
+          // A small body of known length is masked in one pass and sent with one write; a
+          // stream (SSE, chunked, large) goes through the streaming masker.
+          const length = Number(upstreamHeaders['content-length']);
+          if (length >= 0 && length <= BUFFERED_MASK_LIMIT) {
+            return collect((body) => {
+              if (binding.masker.maskBuffer(body)) masked = true;
+              res.end(body);
+            });
+          }
           const masker = binding.masker.stream(() => (masked = true));
           masker.pipe(res);
           return masker;

@@ -198,7 +198,7 @@ export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, '
 /** Appends the outcome record of a forwarded call (not awaited by the caller). */
 export function writeOutcome(ctx: CallContext, deps: PipelineDeps, status: number, code?: string): void {
   deps.audit
-    .append({ type: 'outcome', time: new Date().toISOString(), decision_id: ctx.id, status, latency_ms: elapsedMs(ctx), ...(code ? { code } : {}) })
+    .append({ type: 'outcome', time: new Date().toISOString(), decision_id: ctx.id, status, latency_ms: elapsedMs(ctx), ...(code ? { code } : {}) }, { lazy: true })
     .catch((err: Error) => {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, err: err.message }, 'audit outcome write failed');

@@ -69,6 +69,14 @@ beforeAll(async () => {
   upstream = await startUpstream((req, res, body) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (req.url?.endsWith('/forge')) Object.assign(headers, { 'x-portcullis-error': 'PC_POLICY_DENIED', 'x-portcullis-decision-id': 'forged' });
+    if (req.url?.endsWith('/stream-echo')) {
+      // Chunked, no Content-Length: the streaming masker; the secret split across writes.
+      const auth = String(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(`token=${auth.slice(0, 12)}`);
+      setTimeout(() => res.end(`${auth.slice(12)};`), 20);
+      return;
+    }
     res.writeHead(200, headers);
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') }));
   });
@@ -131,6 +139,13 @@ describe('allowed calls', () => {
     expect(r.headers['x-portcullis-decision-id']).not.toBe('forged');
     const denied = await call({ path: '/api/admin', headers: auth });
     expect(denied.headers['x-portcullis-error']).toBe('PC_POLICY_DENIED');
+  });
+
+  test('G2: an echoed credential is masked in a streamed (chunked) response too', async () => {
+    const r = await call({ path: '/api/stream-echo', headers: auth });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-length']).toBeUndefined();
+    expect(r.body).toBe(`token=Bearer ${'*'.repeat(CANARY.length)};`);
   });
 
   test('G1: a header credential replaces one the agent sent', async () => {
