@@ -1,6 +1,7 @@
 /** The per-call state that moves through the pipeline. Each stage fills in its part. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteConfig } from '../config/types';
+import type { CredentialBinding } from '../credential-injector/injector';
 import type { Decision } from '../policy/engine';
 import type { CanonicalTarget } from './canonical-path';
 
@@ -29,8 +30,8 @@ export interface CallContext {
   policyRevision: string | null;
   /** audit-decision: true once the decision record is durable. */
   audited: boolean;
-  /** inject-credential: name of the credential attached. */
-  credential: string | null;
+  /** inject-credential: the route's credential, attached to `headers` (also masks the answer). */
+  binding: CredentialBinding | null;
 }
 
 /** Starts a call's context. */
@@ -51,7 +52,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     decision: null,
     policyRevision: null,
     audited: false,
-    credential: null,
+    binding: null,
   };
 }
 

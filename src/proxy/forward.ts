@@ -30,9 +30,11 @@ export interface ForwardRequest {
   readonly method: string;
   /** Upstream path with query. */
   readonly path: string;
+  /** Headers to send, the credential already attached by the inject-credential stage. */
   readonly headers: Record<string, string>;
   readonly body: Buffer;
   readonly decisionId: string;
+  /** The attached credential, whose values are masked in the answer; null on routes without one. */
   readonly binding: CredentialBinding | null;
 }
 
@@ -118,11 +120,6 @@ export class Forwarder {
     res.once('close', onClose);
     const started = process.hrtime.bigint();
     const headers: Record<string, string> = { ...req.headers, 'x-portcullis-decision-id': req.decisionId };
-    if (req.binding) {
-      req.binding.attach(headers);
-      // Compressed answers would hide an echoed secret from the masker.
-      headers['accept-encoding'] = 'identity';
-    }
     let status = 0;
     let headersMs = 0;
     let masked = false;

@@ -139,8 +139,13 @@ const auditDecision: Stage = {
 const injectCredential: Stage = {
   name: 'inject-credential',
   run(ctx, deps) {
-    // The binding itself is attached by the forwarder, after this point and only for this route.
-    ctx.credential = deps.bindings.get(ctx.route!.name)?.name ?? null;
+    // Only after the decision is allowed and durably recorded, and only this route's credential.
+    const binding = deps.bindings.get(ctx.route!.name) ?? null;
+    if (!binding) return;
+    binding.attach(ctx.headers!);
+    // A compressed answer would hide an echoed secret from the masker.
+    ctx.headers!['accept-encoding'] = 'identity';
+    ctx.binding = binding;
   },
 };
 
@@ -154,7 +159,7 @@ const forward: Stage = {
     let code: string | undefined;
     try {
       const r = await deps.forwarder.forward(
-        { route, method: ctx.req.method ?? 'GET', path, headers: ctx.headers!, body: ctx.body, decisionId: ctx.id, binding: deps.bindings.get(route.name) ?? null },
+        { route, method: ctx.req.method ?? 'GET', path, headers: ctx.headers!, body: ctx.body, decisionId: ctx.id, binding: ctx.binding },
         ctx.res,
       );
       status = r.status;
