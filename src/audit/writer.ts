@@ -168,9 +168,10 @@ function readTail(dir: string): Tail {
 export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
   await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
   const lock = acquireLock(options.dir);
+  let fd: number | null = null;
   try {
     const tail = readTail(options.dir);
-    const fd = openSync(tail.file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
+    fd = openSync(tail.file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
     const writer = new JsonlAuditWriter(options, fd, lock, tail);
     if (tail.tornBytes) {
       // Never delete evidence: keep the torn bytes beside the segment, then cut them off.
@@ -181,6 +182,7 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     }
     return writer;
   } catch (err) {
+    if (fd !== null) closeSync(fd);
     heldLocks.delete(lock);
     unlinkSync(lock);
     throw err;
@@ -224,11 +226,6 @@ export class JsonlAuditWriter implements AuditSink {
 
   get healthy(): boolean {
     return this._healthy;
-  }
-
-  /** The current segment's path. */
-  get file(): string {
-    return path.join(this.options.dir, listSegments(this.options.dir).at(-1) ?? segmentName(1));
   }
 
   /** The seq of the last durable record. */
