@@ -4,13 +4,14 @@
  * start-up order (audit first, then policy, then listeners) and graceful shutdown (stop
  * accepting, drain in-flight calls, record the stop, close the trail).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
+import { loadOrCreateSigner } from './audit/signing-key';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
 import { bindCredential, type CredentialBinding } from './credential-injector/injector';
@@ -74,13 +75,29 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
   });
 }
 
+/** SHA-256 of the configuration file as read at start, so the trail shows which config ran. */
+function configDigest(file: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return null; // an embedded configuration
+  }
+}
+
 /** Starts a gateway. Rejects (after cleaning up) if the audit trail or the policy cannot be opened. */
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
+  const key = config.audit.signer ? { signer: config.audit.signer, generated: false } : loadOrCreateSigner(config.audit.keyFile);
+  const keyInfo = { key_id: key.signer.keyId, public_key: key.signer.verifierKey };
+  if (key.generated) log.warn({ ...keyInfo, private_key_file: config.audit.keyFile }, 'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail');
+  else log.info(keyInfo, 'audit checkpoints are signed with this key');
   const audit: JsonlAuditWriter = await openAuditWriter({
     dir: config.audit.path,
     durability: config.audit.durability,
+    signer: key.signer,
+    checkpoint: config.audit.checkpoint,
+    rotate: config.audit.rotate,
     onHealthChange(healthy, detail) {
       metrics.auditHealthy.set(healthy ? 1 : 0);
       if (!healthy) {
@@ -186,7 +203,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     }
 
     const url = urlOf(server);
-    await audit.append({ type: 'gateway_start', time: new Date().toISOString(), version: VERSION, pid: process.pid, config: config.file, policy_revision: policy.current.revision, listen: url });
+    await audit.append({
+      type: 'gateway_start',
+      time: new Date().toISOString(),
+      version: VERSION,
+      pid: process.pid,
+      config: config.file,
+      config_sha256: configDigest(config.file),
+      policy_revision: policy.current.revision,
+      checkpoint_key_id: key.signer.keyId,
+      listen: url,
+    });
     log.info({ url, admin: admin ? urlOf(admin) : null, policy_revision: policy.current.revision, audit: config.audit.path }, 'portcullis started');
 
     let closing: Promise<void> | null = null;

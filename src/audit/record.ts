@@ -43,8 +43,39 @@ export interface LifecycleRecord {
   readonly [field: string]: unknown;
 }
 
+/**
+ * A signed checkpoint: `note` is a C2SP signed note whose text is a tlog checkpoint (origin,
+ * `size`, base64 `root`) committing to the RFC 6962 Merkle root of records 1..size, where size is
+ * this record's seq − 1. `size`, `root` and `key_id` repeat the note's content for jq.
+ */
+export interface CheckpointRecord {
+  readonly type: 'checkpoint';
+  readonly time: string;
+  readonly size: number;
+  readonly root: string;
+  readonly key_id: string;
+  readonly note: string;
+}
+
+/** The first record of every segment after the first: commits to the segment before it. */
+export interface SegmentStartRecord {
+  readonly type: 'segment_start';
+  readonly time: string;
+  readonly segment: string;
+  readonly previous: { readonly file: string; readonly last_seq: number; readonly last_hash: string; readonly sha256: string } | null;
+}
+
+/** Written when the checkpoint signing key differs from the one that signed the last checkpoint. */
+export interface SigningKeyRecord {
+  readonly type: 'signing_key';
+  readonly time: string;
+  readonly key_id: string;
+  readonly public_key: string;
+  readonly previous_key_id: string | null;
+}
+
 /** Anything the writer appends. */
-export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord;
+export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord | CheckpointRecord | SegmentStartRecord | SigningKeyRecord;
 
 /** A line as written: the event with its chain fields first. */
 export type ChainedRecord = { readonly seq: number; readonly prev: string } & AuditEvent;

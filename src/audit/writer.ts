@@ -1,21 +1,43 @@
 /**
- * The audit writer: an append-only JSON Lines segment with a hash chain, written with group
- * commit. Records appended in the same turn of the event loop share one write and one
- * fdatasync; `append` resolves only when its record is on disk (strict) or handed to the OS
- * (relaxed). A failed write rejects the batch and everything queued behind it, rewinds the chain
- * to the last durable record and overwrites the failed bytes on the next attempt (writes go to
- * explicit offsets), so the file never holds a gap or a half batch. One writer per directory,
- * enforced with a lock file.
+ * The audit writer: append-only JSON Lines segments with a hash chain, a Merkle tree and signed
+ * checkpoints, written with group commit.
+ *
+ * - Records appended in the same turn of the event loop share one write and one fdatasync;
+ *   `append` resolves only when its record is on disk (strict) or handed to the OS (relaxed).
+ * - Each record's `seq`, `prev` (SHA-256 of the previous line) and Merkle leaf are fixed when it
+ *   is appended. A failed write rejects the batch and everything queued behind it and rewinds
+ *   the whole chain state to the last durable record; writes go to explicit offsets, so the
+ *   failed bytes are overwritten and the file never holds a gap or a half batch.
+ * - A `checkpoint` record (a C2SP signed note over the RFC 6962 root of every record before it)
+ *   is appended every `checkpoint.everyRecords` records, every `checkpoint.everySeconds` even
+ *   when idle (a heartbeat), before each rotation and at close. The newest note is also kept in
+ *   the file `checkpoint`, replaced atomically, for shipping off the machine.
+ * - Segments rotate by size and age: the old one ends with a checkpoint, the new one begins with
+ *   a `segment_start` record naming the old file, its last seq and hash and its SHA-256.
+ * - One writer per directory (writer-lock.ts).
  */
-import { createHash } from 'node:crypto';
-import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, readFileSync, unlinkSync, readdirSync, existsSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, fsyncSync, existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { GENESIS_HASH, serializeRecord, type AuditEvent, type ChainedRecord } from './record';
+import { leafHash, type MerkleFrontier } from './merkle';
+import { serializeRecord, type AuditEvent, type ChainedRecord } from './record';
+import { AuditWriteError, scanTrail, segmentName, type SegmentSummary } from './segments';
+import { checkpointBody, type NoteSigner } from './signed-note';
+import { acquireLock, releaseLock } from './writer-lock';
+
+export { AuditWriteError, listSegments, segmentName } from './segments';
+export { LOCK_FILE } from './writer-lock';
 
 const fdatasync = promisify(fs.fdatasync);
 const ftruncate = promisify(fs.ftruncate);
+
+/** The file beside the segments holding the newest signed checkpoint. */
+export const CHECKPOINT_FILE = 'checkpoint';
+/** The file beside the segments listing the verifier keys that signed the trail. */
+export const PUBLIC_KEY_FILE = 'audit.pub';
 
 /** Where audit events go. A second implementation (syslog, remote) is a new file. */
 export interface AuditSink {
@@ -35,8 +57,16 @@ export interface AuditSink {
 export interface AuditWriterOptions {
   readonly dir: string;
   readonly durability: 'strict' | 'relaxed';
+  /** Signs checkpoints; its verifier key is written to audit.pub. */
+  readonly signer: NoteSigner;
+  /** Checkpoint cadence. Defaults: every 10,000 records or 30 seconds. */
+  readonly checkpoint?: { readonly everyRecords: number; readonly everySeconds: number };
+  /** Rotation thresholds. Defaults: 64 MiB or 24 hours. */
+  readonly rotate?: { readonly maxBytes: number; readonly maxAgeSeconds: number };
   /** Called when a write fails or recovers (for logs, metrics and the outage record). */
   readonly onHealthChange?: (healthy: boolean, detail: HealthDetail) => void;
+  /** Wall clock for the writer's own records (tests step it backwards). */
+  readonly now?: () => Date;
 }
 
 /** What onHealthChange is told. */
@@ -57,171 +87,138 @@ export interface AppendOptions {
 /** Longest a lazy record waits for company before it is written on its own. */
 export const LAZY_FLUSH_MS = 2;
 
+export const DEFAULT_CHECKPOINT = Object.freeze({ everyRecords: 10_000, everySeconds: 30 });
+export const DEFAULT_ROTATE = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 24 * 3600 });
+
+/** Everything that advances with each record, as one value so a failed write can rewind it. */
+interface ChainState {
+  seq: number;
+  hash: string;
+  frontier: MerkleFrontier;
+  segment: number;
+  segmentBytes: number;
+  segmentHash: Hash;
+  /** performance.now() at which the segment counts as opened (for rotation by age). */
+  segmentOpenedAt: number;
+  previous: SegmentSummary | null;
+  lastCheckpointSeq: number;
+}
+
+function cloneState(s: ChainState): ChainState {
+  return { ...s, frontier: s.frontier.clone(), segmentHash: s.segmentHash.copy() };
+}
+
 interface Pending {
   readonly line: string;
-  readonly hash: string;
   readonly seq: number;
+  readonly segment: number;
+  /** The chain state right after this record, kept for the last record of a segment. */
+  readonly after: ChainState | null;
+  /** The signed note, for checkpoint records. */
+  readonly note: string | null;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
-}
-
-const SEGMENT = /^audit-(\d{8})\.jsonl$/;
-export const LOCK_FILE = 'audit.lock';
-
-/** Name of segment number n. */
-export function segmentName(n: number): string {
-  return `audit-${String(n).padStart(8, '0')}.jsonl`;
-}
-
-/** Lists segment files of a directory in order. */
-export function listSegments(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((f) => SEGMENT.test(f))
-    .sort();
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-/** An error from the audit writer, with the path it concerns. */
-export class AuditWriteError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AuditWriteError';
-  }
-}
-
-/** Lock files this process holds (several gateways may run in one process, e.g. in tests). */
-const heldLocks = new Set<string>();
-
-function acquireLock(dir: string): string {
-  const lock = path.join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      heldLocks.add(lock);
-      return lock;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(lock, 'utf8').trim());
-      let alive = false;
-      if (pid === process.pid) {
-        // Our own pid: held by this process only if we took it; otherwise it was left by an
-        // earlier process with the same pid (a container's pid 1 after a restart).
-        alive = heldLocks.has(lock);
-      } else if (Number.isInteger(pid) && pid > 0) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (e) {
-          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (alive) {
-        throw new AuditWriteError(
-          `another process (pid ${pid}) is writing to the audit directory ${dir}; refusing to start a second writer (if no Portcullis is running, remove ${lock})`,
-        );
-      }
-      unlinkSync(lock);
-    }
-  }
-  throw new AuditWriteError(`cannot lock the audit directory ${dir}`);
-}
-
-/** The state recovered from the newest segment. */
-interface Tail {
-  readonly file: string;
-  readonly size: number;
-  readonly seq: number;
-  readonly hash: string;
-  readonly tornBytes: Buffer | null;
-}
-
-function readTail(dir: string): Tail {
-  const segments = listSegments(dir);
-  const file = path.join(dir, segments.length ? segments[segments.length - 1] : segmentName(1));
-  if (!existsSync(file)) return { file, size: 0, seq: 0, hash: GENESIS_HASH, tornBytes: null };
-  const data = readFileSync(file);
-  let end = data.length;
-  let torn: Buffer | null = null;
-  if (end > 0 && data[end - 1] !== 0x0a) {
-    const nl = data.lastIndexOf(0x0a);
-    torn = data.subarray(nl + 1);
-    end = nl + 1;
-  }
-  if (end === 0) return { file, size: 0, seq: 0, hash: GENESIS_HASH, tornBytes: torn };
-  const start = data.lastIndexOf(0x0a, end - 2) + 1;
-  const line = data.subarray(start, end - 1).toString('utf8');
-  let seq: number;
-  try {
-    seq = (JSON.parse(line) as ChainedRecord).seq;
-  } catch {
-    throw new AuditWriteError(`the last complete line of ${file} is not valid JSON; run 'portcullis audit verify' and repair the trail by hand`);
-  }
-  return { file, size: end, seq, hash: sha256(line), tornBytes: torn };
 }
 
 /** Opens (or creates) the trail in `dir` and returns its writer. */
 export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
   await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
   const lock = acquireLock(options.dir);
-  let fd: number | null = null;
   try {
-    const tail = readTail(options.dir);
-    fd = openSync(tail.file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
-    const writer = new JsonlAuditWriter(options, fd, lock, tail);
-    if (tail.tornBytes) {
+    const scan = scanTrail(options.dir);
+    const file = path.join(options.dir, segmentName(scan.segment));
+    const aside = `${file}.torn-${Date.now()}`;
+    if (scan.tornBytes) {
       // Never delete evidence: keep the torn bytes beside the segment, then cut them off.
-      const aside = `${tail.file}.torn-${Date.now()}`;
-      await fsp.writeFile(aside, tail.tornBytes, { flag: 'wx' });
-      await fsp.truncate(tail.file, tail.size);
-      await writer.append({ type: 'recovered_torn_tail', time: new Date().toISOString(), moved_to: path.basename(aside), bytes: tail.tornBytes.length });
+      await fsp.writeFile(aside, scan.tornBytes, { flag: 'wx' });
+      await fsp.truncate(file, scan.segmentBytes);
     }
+    const ageMs = scan.segmentStartedAt ? Math.max(0, Date.now() - Date.parse(scan.segmentStartedAt)) : 0;
+    const state: ChainState = {
+      seq: scan.seq,
+      hash: scan.hash,
+      frontier: scan.frontier,
+      segment: scan.segment,
+      segmentBytes: scan.segmentBytes,
+      segmentHash: scan.segmentHash,
+      segmentOpenedAt: performance.now() - (Number.isFinite(ageMs) ? ageMs : 0),
+      previous: scan.previous,
+      lastCheckpointSeq: scan.lastCheckpointSeq,
+    };
+    await publishVerifierKey(options.dir, options.signer.verifierKey);
+    const writer = new JsonlAuditWriter(options, lock, state);
+    const now = writer.clock().toISOString();
+    if (scan.segmentRecords === 0 && scan.segment > 1) writer.startSegmentRecord();
+    if (scan.tornBytes) void writer.append({ type: 'recovered_torn_tail', time: now, moved_to: path.basename(aside), bytes: scan.tornBytes.length }).catch(() => undefined);
+    if (scan.lastKeyId !== options.signer.keyId) {
+      void writer.append({ type: 'signing_key', time: now, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId }).catch(() => undefined);
+    }
+    await writer.settle();
     return writer;
   } catch (err) {
-    if (fd !== null) closeSync(fd);
-    heldLocks.delete(lock);
-    unlinkSync(lock);
+    releaseLock(lock);
     throw err;
   }
 }
 
-/** JSON Lines writer with hash chain and group commit. Create with openAuditWriter. */
+/** Adds the verifier key to audit.pub (one key per line) unless it is there already. */
+async function publishVerifierKey(dir: string, verifierKey: string): Promise<void> {
+  const file = path.join(dir, PUBLIC_KEY_FILE);
+  const known = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  if (!known.includes(verifierKey)) await fsp.appendFile(file, `${verifierKey}\n`, { mode: 0o644 });
+}
+
+/** JSON Lines writer with hash chain, checkpoints and group commit. Create with openAuditWriter. */
 export class JsonlAuditWriter implements AuditSink {
   private queue: Pending[] = [];
   private flushing = false;
   private scheduled = false;
   private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private offset: number;
-  /** Chain state of the last record assigned (may not be durable yet). */
-  private seq: number;
-  private hash: string;
-  /** Chain state of the last durable record. */
-  private durableSeq: number;
-  private durableHash: string;
+  /** Chain state after the last record appended (not necessarily durable). */
+  private state: ChainState;
+  /** Chain state after the last durable record. */
+  private durable: ChainState;
+  /** The open segment file, its number, and the bytes durably written to it. */
+  private fd: number | null = null;
+  private fdSegment = 0;
   private _healthy = true;
   private outageSince = '';
   private refusedRecords = 0;
-  private idle: (() => void) | null = null;
-  private relaxedTimer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly checkpointEvery: { readonly everyRecords: number; readonly everySeconds: number };
+  private readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };
+  private lastCheckpointAt = performance.now();
+  private noteToPublish: string | null = null;
+  private publishing: Promise<void> | null = null;
+  readonly clock: () => Date;
 
   constructor(
     private readonly options: AuditWriterOptions,
-    private readonly fd: number,
     private readonly lockFile: string,
-    tail: Tail,
+    state: ChainState,
   ) {
-    this.offset = tail.size;
-    this.seq = this.durableSeq = tail.seq;
-    this.hash = this.durableHash = tail.hash;
+    this.state = state;
+    this.durable = cloneState(state);
+    this.clock = options.now ?? (() => new Date());
+    this.checkpointEvery = options.checkpoint ?? DEFAULT_CHECKPOINT;
+    this.rotate = options.rotate ?? DEFAULT_ROTATE;
     if (options.durability === 'relaxed') {
-      this.relaxedTimer = setInterval(() => fs.fdatasync(fd, () => undefined), 1000);
-      this.relaxedTimer.unref();
+      const sync = setInterval(() => this.fd !== null && fs.fdatasync(this.fd, () => undefined), 1000);
+      this.timers.push(sync);
     }
+    // The heartbeat: a checkpoint whenever none was written for a whole interval, idle or not.
+    const periodMs = this.checkpointEvery.everySeconds * 1000;
+    const heartbeat = setInterval(() => {
+      if (!this.closed && this._healthy && performance.now() - this.lastCheckpointAt >= periodMs - 5) {
+        this.appendCheckpoint();
+        this.maintain();
+        this.schedule();
+      }
+    }, Math.max(10, Math.min(periodMs, 1000)));
+    this.timers.push(heartbeat);
+    for (const t of this.timers) t.unref();
   }
 
   get healthy(): boolean {
@@ -230,72 +227,180 @@ export class JsonlAuditWriter implements AuditSink {
 
   /** The seq of the last durable record. */
   get lastSeq(): number {
-    return this.durableSeq;
+    return this.durable.seq;
+  }
+
+  /** The key id that signs this trail's checkpoints. */
+  get keyId(): string {
+    return this.options.signer.keyId;
   }
 
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
-    const seq = this.seq + 1;
-    const line = serializeRecord({ seq, prev: this.hash, ...event } as ChainedRecord);
-    const hash = sha256(line);
-    this.seq = seq;
-    this.hash = hash;
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line, hash, seq, resolve, reject });
-      if (this.flushing || this.scheduled) return; // the running or next flush takes it
-      if (!options?.lazy) {
-        if (this.lazyTimer) clearTimeout(this.lazyTimer);
-        this.lazyTimer = null;
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      } else if (!this.lazyTimer) {
+    const done = this.enqueue(event, null);
+    this.maintain();
+    if (options?.lazy && !this.flushing && !this.scheduled) {
+      if (!this.lazyTimer) {
         this.lazyTimer = setTimeout(() => {
           this.lazyTimer = null;
-          if (!this.flushing && !this.scheduled) void this.flush();
+          this.schedule();
         }, LAZY_FLUSH_MS);
       }
+    } else this.schedule();
+    return done;
+  }
+
+  /** Resolves once everything appended so far has been written (or has failed). */
+  settle(): Promise<void> {
+    if (!this.flushing && !this.scheduled && this.queue.length === 0) return Promise.resolve();
+    this.schedule();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Appends the record that opens a new segment. Used at rotation and when resuming an empty one. */
+  startSegmentRecord(): void {
+    const previous = this.state.previous;
+    void this.enqueue({ type: 'segment_start', time: this.clock().toISOString(), segment: segmentName(this.state.segment), previous }, null).catch(() => undefined);
+  }
+
+  /** Checkpoints and rotates when a threshold has been reached. */
+  private maintain(): void {
+    if (this.state.seq - this.state.lastCheckpointSeq >= this.checkpointEvery.everyRecords) this.appendCheckpoint();
+    if (this.rotationDue()) this.rotateSegment();
+  }
+
+  private rotationDue(): boolean {
+    const s = this.state;
+    return s.segmentBytes >= this.rotate.maxBytes || performance.now() - s.segmentOpenedAt >= this.rotate.maxAgeSeconds * 1000;
+  }
+
+  /** Ends the current segment with a checkpoint and opens the next with segment_start. */
+  private rotateSegment(): void {
+    const s = this.state;
+    if (s.lastCheckpointSeq !== s.seq) this.appendCheckpoint();
+    const previous: SegmentSummary = { file: segmentName(s.segment), last_seq: s.seq, last_hash: s.hash, sha256: s.segmentHash.copy().digest('hex') };
+    // The segment's last pending record carries the state to rewind to if the next one fails.
+    const last = this.queue[this.queue.length - 1];
+    if (last && last.segment === s.segment) (last as { after: ChainState | null }).after = cloneState(s);
+    s.segment++;
+    s.segmentBytes = 0;
+    s.segmentHash = createHash('sha256');
+    s.segmentOpenedAt = performance.now();
+    s.previous = previous;
+    this.startSegmentRecord();
+  }
+
+  /** Appends a signed checkpoint over every record appended so far. */
+  private appendCheckpoint(): void {
+    const s = this.state;
+    const signer = this.options.signer;
+    const note = signer.sign(checkpointBody(signer.name, s.seq, s.frontier.root()));
+    const root = s.frontier.root().toString('base64');
+    const size = s.seq;
+    void this.enqueue({ type: 'checkpoint', time: this.clock().toISOString(), size, root, key_id: signer.keyId, note }, note).catch(() => undefined);
+    s.lastCheckpointSeq = s.seq;
+    this.lastCheckpointAt = performance.now();
+  }
+
+  /** Assigns the chain fields and queues the line. */
+  private enqueue(event: AuditEvent, note: string | null): Promise<void> {
+    const s = this.state;
+    const seq = s.seq + 1;
+    const line = serializeRecord({ seq, prev: s.hash, ...event } as ChainedRecord);
+    s.seq = seq;
+    s.hash = createHash('sha256').update(line).digest('hex');
+    s.frontier.push(leafHash(line));
+    const bytes = Buffer.byteLength(line) + 1;
+    s.segmentHash.update(line).update('\n');
+    s.segmentBytes += bytes;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ line, seq, segment: s.segment, after: null, note, resolve, reject });
     });
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.scheduled || this.queue.length === 0) return;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  /** Makes `segment` the open file, positioned after its durable bytes. */
+  private openSegment(segment: number, durableBytes: number): void {
+    if (this.fdSegment === segment && this.fd !== null) return;
+    if (this.fd !== null) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = null;
+    }
+    const file = path.join(this.options.dir, segmentName(segment));
+    const created = !existsSync(file);
+    this.fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
+    this.fdSegment = segment;
+    fs.ftruncateSync(this.fd, durableBytes);
+    if (created) {
+      // A new directory entry is durable only once the directory itself is synced.
+      const dirFd = openSync(this.options.dir, fsc.O_RDONLY);
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    }
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0) return this.wakeIdle();
     this.flushing = true;
     const batch = this.queue;
     this.queue = [];
-    let text = '';
-    for (const p of batch) text += `${p.line}\n`;
-    const buf = Buffer.from(text, 'utf8');
+    const endState = cloneState(this.state);
+    let i = 0;
     try {
-      // The write itself goes to the page cache and is synchronous: a thread-pool round trip
-      // per batch cost more CPU than the copy (measured). The fdatasync, which waits on the
-      // device, stays asynchronous.
-      let done = 0;
-      while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done, this.offset + done);
-      if (this.options.durability === 'strict') await fdatasync(this.fd);
-      this.offset += buf.length;
-      const last = batch[batch.length - 1];
-      this.durableSeq = last.seq;
-      this.durableHash = last.hash;
+      // A batch may span a rotation: write it one segment at a time.
+      while (i < batch.length) {
+        const segment = batch[i].segment;
+        let j = i;
+        let text = '';
+        while (j < batch.length && batch[j].segment === segment) text += `${batch[j++].line}\n`;
+        const offset = segment === this.durable.segment ? this.durable.segmentBytes : 0;
+        this.openSegment(segment, offset);
+        const buf = Buffer.from(text, 'utf8');
+        // The write goes to the page cache synchronously: a thread-pool round trip per batch cost
+        // more CPU than the copy (measured). The fdatasync, which waits on the device, does not.
+        let done = 0;
+        try {
+          while (done < buf.length) done += writeSync(this.fd as number, buf, done, buf.length - done, offset + done);
+          if (this.options.durability === 'strict') await fdatasync(this.fd as number);
+        } catch (err) {
+          await ftruncate(this.fd as number, offset).catch(() => undefined);
+          throw err;
+        }
+        const last = batch[j - 1];
+        this.durable = j === batch.length ? endState : (last.after as ChainState);
+        for (let k = i; k < j; k++) {
+          if (batch[k].note) this.noteToPublish = batch[k].note;
+          batch[k].resolve();
+        }
+        i = j;
+      }
       if (!this._healthy) {
         this._healthy = true;
         this.options.onHealthChange?.(true, { since: this.outageSince, refusedRecords: this.refusedRecords });
       }
-      for (const p of batch) p.resolve();
+      if (this.noteToPublish && !this.publishing) this.publishing = this.publishCheckpoint();
     } catch (thrown) {
       const err = new AuditWriteError(`audit write failed: ${(thrown as Error).message}`);
-      // Cut off whatever part of the batch reached the file; the next batch rewrites from here.
-      await ftruncate(this.fd, this.offset).catch(() => undefined);
-      // Everything queued behind the failed batch chains from it: reject it all and rewind.
-      const dropped = batch.concat(this.queue);
+      // Everything queued behind the failure chains from it: reject it all and rewind.
+      const dropped = batch.slice(i).concat(this.queue);
       this.queue = [];
-      this.seq = this.durableSeq;
-      this.hash = this.durableHash;
+      this.state = cloneState(this.durable);
       if (this._healthy) {
         this._healthy = false;
-        this.outageSince = new Date().toISOString();
-        this.refusedRecords = 0;
-        this.refusedRecords += dropped.length;
+        this.outageSince = this.clock().toISOString();
+        this.refusedRecords = dropped.length;
         this.options.onHealthChange?.(false, { error: err, since: this.outageSince, refusedRecords: dropped.length });
       } else this.refusedRecords += dropped.length;
       for (const p of dropped) p.reject(err);
@@ -303,27 +408,60 @@ export class JsonlAuditWriter implements AuditSink {
       this.flushing = false;
     }
     if (this.queue.length > 0) void this.flush();
-    else if (this.idle) this.idle();
+    else this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Replaces the checkpoint file with the newest durable note (write, sync, rename, sync dir). */
+  private async publishCheckpoint(): Promise<void> {
+    try {
+      while (this.noteToPublish) {
+        const note = this.noteToPublish;
+        this.noteToPublish = null;
+        const target = path.join(this.options.dir, CHECKPOINT_FILE);
+        const tmp = `${target}.tmp`;
+        const handle = await fsp.open(tmp, 'w', 0o644);
+        try {
+          await handle.writeFile(note);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        await fsp.rename(tmp, target);
+        const dir = await fsp.open(this.options.dir, 'r');
+        try {
+          await dir.sync();
+        } finally {
+          await dir.close();
+        }
+      }
+    } catch {
+      // The trail itself holds every checkpoint; this copy is a convenience for shipping.
+    } finally {
+      this.publishing = null;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flushing || this.scheduled || this.queue.length) {
-      await new Promise<void>((resolve) => (this.idle = resolve));
-    }
+    if (this._healthy && this.state.lastCheckpointSeq !== this.state.seq) this.appendCheckpoint();
     this.closed = true;
+    await this.settle();
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
-    if (this.relaxedTimer) clearInterval(this.relaxedTimer);
+    for (const t of this.timers) clearInterval(t);
+    if (this.publishing) await this.publishing;
+    if (this.noteToPublish) await this.publishCheckpoint();
     try {
-      await fdatasync(this.fd);
+      if (this.fd !== null) await fdatasync(this.fd);
     } finally {
-      closeSync(this.fd);
-      heldLocks.delete(this.lockFile);
-      try {
-        unlinkSync(this.lockFile);
-      } catch {
-        /* already gone */
-      }
+      if (this.fd !== null) closeSync(this.fd);
+      this.fd = null;
+      releaseLock(this.lockFile);
     }
   }
 }

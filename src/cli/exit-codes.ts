@@ -6,6 +6,8 @@ export const EXIT = {
   DENIED_OR_FAILED: 1,
   /** Usage error: unknown command or option, missing argument. */
   USAGE: 2,
+  /** `audit verify`: no problem found, but not everything could be checked (shares 2 with usage). */
+  UNVERIFIABLE: 2,
   /** The configuration is invalid (the message names the file, key path and problem). */
   CONFIG: 3,
   /** The policy does not compile or load. */

@@ -3,9 +3,10 @@
  * Exit codes are in exit-codes.ts.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { generateSignerKey, parseSignerKey } from '../audit/signed-note';
 import { verifyTrail, type VerifyReport } from '../audit/verify';
 import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
@@ -25,10 +26,11 @@ Commands:
   policy build          compile a policy directory to a Wasm bundle
   policy test           run the policy's Rego tests (opa test)
   policy eval           print the decision the gateway would make for an input
-  audit verify          check an audit trail's hash chain offline
+  audit verify          check an audit trail offline: chain, segments, signed checkpoints
+  audit keygen          make a checkpoint signing key
 
 Run 'portcullis <command> --help' for a command's options.
-Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage, 3 config error, 4 policy error, 5 runtime failure.`,
+Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage/unverifiable, 3 config error, 4 policy error, 5 runtime failure.`,
   start: `Usage: portcullis start [--config FILE]
 
 Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
@@ -45,12 +47,25 @@ gateway cannot run fails here, naming it), and prints the revision.
 
 Runs 'opa test -v' on the policy directory (default: ./policies, or policy.path of --config).
   -c, --config FILE   take the directory from this config`,
-  'audit verify': `Usage: portcullis audit verify PATH [--json]
+  'audit verify': `Usage: portcullis audit verify PATH [--key KEY]... [--checkpoint FILE]... [--json]
 
-Checks an audit trail offline (a directory of segments, or one segment): every record present,
-in order, unmodified — seq without gaps and each prev the SHA-256 of the previous line.
-Exit code 0 when intact, 1 when a problem is found (each is printed with file, line and seq).
-      --json   print the report as JSON`,
+Checks an audit trail offline (a directory of segments, or one segment) with only the files and
+the public key: every record present, in order and unmodified (seq without gaps, each prev the
+SHA-256 of the previous line), segments complete and in order, and every signed checkpoint
+valid and matching the records before it.
+  -k, --key KEY          a trusted public key: the text from audit.pub (name+id+key), or a file
+                         holding such lines. Repeat for keys rotated over the trail's life.
+                         Without it the audit.pub beside the trail is trusted, and said so.
+      --checkpoint FILE  a checkpoint kept elsewhere (a copy of the trail's checkpoint file):
+                         a trail holding fewer records, or other ones, was truncated or rolled back.
+      --json             print the report as JSON
+Exit code 0 verified, 1 tampered (each problem printed with file, line and seq), 2 unverifiable
+(records after the last signed checkpoint, no key) or bad usage.`,
+  'audit keygen': `Usage: portcullis audit keygen --name NAME --output FILE
+
+Writes a new Ed25519 checkpoint signing key to FILE (mode 0600; an existing file is never
+overwritten) and prints its public key. Set audit.signing_key to { file: FILE } to use it.
+NAME identifies the log in checkpoints, e.g. portcullis.example.com/prod-agents.`,
   'policy eval': `Usage: portcullis policy eval --input FILE [--config FILE | --policy DIR [--entrypoint E]]
 
 Compiles the policy exactly as the gateway does and prints the decision for the input (JSON,
@@ -161,21 +176,51 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
 }
 
 function cmdAuditVerify(args: string[]): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { key: { type: 'string', short: 'k', multiple: true }, checkpoint: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) return help('audit verify');
   if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH');
+  const keys = (values.key ?? []).flatMap((k) => (existsSync(k) ? readFileSync(k, 'utf8').split('\n').filter((l) => l.trim()) : [k]));
+  const checkpoints = (values.checkpoint ?? []).map((f): [string, string] => {
+    try {
+      return [path.resolve(f), readFileSync(f, 'utf8')];
+    } catch (err) {
+      throw new UsageError(`cannot read the checkpoint ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  });
   let report: VerifyReport;
   try {
-    report = verifyTrail(path.resolve(positionals[0]));
+    report = verifyTrail(path.resolve(positionals[0]), { keys, checkpoints });
   } catch (err) {
-    throw new UsageError(`cannot read ${positionals[0]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`cannot verify ${positionals[0]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (values.json) out(JSON.stringify(report, null, 2));
   else {
-    for (const p of report.problems) out(`TAMPERED ${p.file}:${p.line}${p.seq !== null ? ` (seq ${p.seq})` : ''}: ${p.problem}`);
-    out(`${report.problems.length ? 'FAILED' : 'OK'}: ${report.records} records in ${report.files.length} segment(s), last seq ${report.lastSeq}, ${report.problems.length} problem(s)`);
+    for (const p of report.problems) out(`TAMPERED ${p.file}${p.line ? `:${p.line}` : ''}${p.seq !== null ? ` (seq ${p.seq})` : ''}: ${p.problem}`);
+    for (const u of report.unverifiable) out(`UNVERIFIABLE ${u}`);
+    for (const w of report.warnings) out(`NOTE ${w}`);
+    const summary = `${report.records} records in ${report.files.length} segment(s), last seq ${report.lastSeq}, ${report.checkpoints} signed checkpoint(s) covering seq 1..${report.coveredSeq}, key(s) ${report.keys.join(', ') || 'none'}`;
+    out(`${report.verdict === 'verified' ? 'OK' : report.verdict === 'tampered' ? `FAILED (${report.problems.length} problem(s))` : 'UNVERIFIABLE'}: ${summary}`);
   }
-  return report.problems.length ? EXIT.DENIED_OR_FAILED : EXIT.OK;
+  return report.verdict === 'verified' ? EXIT.OK : report.verdict === 'tampered' ? EXIT.DENIED_OR_FAILED : EXIT.UNVERIFIABLE;
+}
+
+function cmdAuditKeygen(args: string[]): number {
+  const { values } = parseArgs({ args, options: { name: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return help('audit keygen');
+  if (!values.name || !values.output) throw new UsageError('audit keygen needs --name NAME and --output FILE');
+  let key: string;
+  try {
+    key = generateSignerKey(values.name);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  writeFileSync(values.output, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  out(parseSignerKey(key).verifierKey);
+  return EXIT.OK;
 }
 
 function help(topic: string): number {
@@ -198,6 +243,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (cmd === 'audit') {
       if (sub === 'verify') return cmdAuditVerify(rest);
+      if (sub === 'keygen') return cmdAuditKeygen(rest);
       throw new UsageError(`unknown audit command "${sub ?? ''}"`);
     }
     throw new UsageError(`unknown command "${cmd}"`);

@@ -8,7 +8,9 @@ import path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import { ConfigError } from '../errors';
-import { Secret } from '../credential-injector/secret';
+import { parseSignerKey, type NoteSigner } from '../audit/signed-note';
+import { DEFAULT_CHECKPOINT, DEFAULT_ROTATE } from '../audit/writer';
+import { revealSecret, Secret } from '../credential-injector/secret';
 import { CONFIG_SCHEMA, RENAMED_KEYS } from './schema';
 import type { Credential, GatewayConfig, RouteConfig, Timeouts } from './types';
 
@@ -117,6 +119,27 @@ function timeoutsOf(raw: Raw | undefined, base: Timeouts): Timeouts {
     connectMs: raw?.connect_ms ?? base.connectMs,
     headersMs: raw?.headers_ms ?? base.headersMs,
     idleMs: raw?.idle_ms ?? base.idleMs,
+  });
+}
+
+function auditOf(raw: Raw, file: string, env: NodeJS.ProcessEnv, baseDir: string): GatewayConfig['audit'] {
+  const auditPath = path.resolve(baseDir, raw.path);
+  let signer: NoteSigner | null = null;
+  if (raw.signing_key) {
+    const secret = readSecret(file, 'audit.signing_key', raw.signing_key, env, baseDir);
+    try {
+      signer = parseSignerKey(revealSecret(secret));
+    } catch (err) {
+      throw new ConfigError(file, 'audit.signing_key', `the key from ${secret.source} is unusable: ${(err as Error).message}`);
+    }
+  }
+  return Object.freeze({
+    path: auditPath,
+    durability: raw.durability ?? 'strict',
+    signer,
+    keyFile: `${auditPath}.key`,
+    checkpoint: Object.freeze({ everyRecords: raw.checkpoint?.every_records ?? DEFAULT_CHECKPOINT.everyRecords, everySeconds: raw.checkpoint?.every_seconds ?? DEFAULT_CHECKPOINT.everySeconds }),
+    rotate: Object.freeze({ maxBytes: raw.rotate?.max_bytes ?? DEFAULT_ROTATE.maxBytes, maxAgeSeconds: raw.rotate?.max_age_seconds ?? DEFAULT_ROTATE.maxAgeSeconds }),
   });
 }
 
@@ -245,7 +268,7 @@ function resolve(raw: Raw, file: string, env: NodeJS.ProcessEnv, _doc: Document,
       watch: raw.policy.watch ?? policyIsDir,
       opa: raw.policy.opa ? path.resolve(baseDir, raw.policy.opa) : null,
     }),
-    audit: Object.freeze({ path: path.resolve(baseDir, raw.audit.path), durability: raw.audit.durability ?? 'strict' }),
+    audit: auditOf(raw.audit, file, env, baseDir),
     limits: Object.freeze({ maxBodyBytes: raw.limits?.max_body_bytes ?? 1024 * 1024 }),
     logLevel: raw.log?.level ?? 'info',
     agents: Object.freeze(agents),

@@ -65,6 +65,31 @@ export const CONFIG_SCHEMA = {
       properties: {
         path: { type: 'string', minLength: 1, description: 'Directory of JSON Lines audit segments.' },
         durability: { enum: ['strict', 'relaxed'], description: 'strict (default): fdatasync before forwarding; relaxed: written to the OS before forwarding, synced in the background.' },
+        signing_key: {
+          type: 'object',
+          additionalProperties: false,
+          description:
+            'Ed25519 key that signs checkpoints, in the signer-key text form (PRIVATE+KEY+name+id+key; `portcullis audit keygen` makes one), read from the environment or a file. Default: the file <path>.key beside the audit directory, generated on first start.',
+          properties: { env: envName, file: { type: 'string', minLength: 1 } },
+        },
+        checkpoint: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'When signed checkpoints are written (also before each rotation and at shutdown).',
+          properties: {
+            every_records: { type: 'integer', minimum: 1, description: 'After this many records. Default 10000.' },
+            every_seconds: { type: 'integer', minimum: 1, description: 'At least this often, even when idle (the heartbeat). Default 30.' },
+          },
+        },
+        rotate: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'When a new segment is started. Segments are never deleted or rewritten by Portcullis.',
+          properties: {
+            max_bytes: { type: 'integer', minimum: 4096, description: 'Size of a segment before rotation. Default 67108864 (64 MiB).' },
+            max_age_seconds: { type: 'integer', minimum: 1, description: 'Age of a segment before rotation. Default 86400.' },
+          },
+        },
       },
     },
     limits: {

@@ -1,4 +1,5 @@
 /** The validated, resolved, frozen configuration the gateway runs on. */
+import type { NoteSigner } from '../audit/signed-note';
 import type { Secret } from '../credential-injector/secret';
 
 /** Upstream timeouts (ms). */
@@ -44,7 +45,15 @@ export interface GatewayConfig {
     readonly watch: boolean;
     readonly opa: string | null;
   };
-  readonly audit: { readonly path: string; readonly durability: 'strict' | 'relaxed' };
+  readonly audit: {
+    readonly path: string;
+    readonly durability: 'strict' | 'relaxed';
+    /** The configured checkpoint signer, or null to use (or generate) `keyFile`. */
+    readonly signer: NoteSigner | null;
+    readonly keyFile: string;
+    readonly checkpoint: { readonly everyRecords: number; readonly everySeconds: number };
+    readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };
+  };
   readonly limits: { readonly maxBodyBytes: number };
   readonly logLevel: string;
   readonly agents: readonly AgentConfig[];

@@ -31,7 +31,7 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only from the credential injector. */
+/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the checkpoint signer's key parser (config). */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
   if (value === undefined) throw new Error('not a Secret');

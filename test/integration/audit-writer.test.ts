@@ -9,16 +9,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { verifyTrail } from '../../src/audit/verify';
 import { LOCK_FILE, openAuditWriter } from '../../src/audit/writer';
+import { writerOptions } from '../helpers/audit';
 
 const fresh = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-writer-'));
 const event = (n: number) => ({ type: 'gateway_start' as const, time: new Date().toISOString(), n });
 
 test('a second writer on the same directory is refused while the first holds it', async () => {
   const dir = fresh();
-  const first = await openAuditWriter({ dir, durability: 'strict' });
-  await expect(openAuditWriter({ dir, durability: 'strict' })).rejects.toThrow(/refusing to start a second writer/);
+  const first = await openAuditWriter(writerOptions(dir));
+  await expect(openAuditWriter(writerOptions(dir))).rejects.toThrow(/refusing to start a second writer/);
   await first.close();
-  const again = await openAuditWriter({ dir, durability: 'strict' });
+  const again = await openAuditWriter(writerOptions(dir));
   await again.close();
 });
 
@@ -27,7 +28,7 @@ test('a lock held by another live process is refused, naming it and how to clear
   const sleeper = spawn('sleep', ['30']);
   try {
     writeFileSync(path.join(dir, LOCK_FILE), `${sleeper.pid}\n`);
-    await expect(openAuditWriter({ dir, durability: 'strict' })).rejects.toThrow(new RegExp(`pid ${sleeper.pid}.*remove .*${LOCK_FILE}`));
+    await expect(openAuditWriter(writerOptions(dir))).rejects.toThrow(new RegExp(`pid ${sleeper.pid}.*remove .*${LOCK_FILE}`));
   } finally {
     sleeper.kill();
   }
@@ -37,7 +38,7 @@ test('a stale lock — a dead pid, or our own pid left by an earlier process —
   for (const pid of [process.pid, 2 ** 22 + 7]) {
     const dir = fresh();
     writeFileSync(path.join(dir, LOCK_FILE), `${pid}\n`);
-    const w = await openAuditWriter({ dir, durability: 'strict' });
+    const w = await openAuditWriter(writerOptions(dir));
     await w.append(event(1));
     await w.close();
     expect(verifyTrail(dir).problems).toEqual([]);
@@ -46,17 +47,19 @@ test('a stale lock — a dead pid, or our own pid left by an earlier process —
 
 test('records appended concurrently share group commits and keep a gap-free chain', async () => {
   const dir = fresh();
-  const w = await openAuditWriter({ dir, durability: 'strict' });
+  const w = await openAuditWriter(writerOptions(dir));
   await Promise.all(Array.from({ length: 500 }, (_x, i) => w.append(event(i))));
   await w.close();
   const report = verifyTrail(dir);
   expect(report.problems).toEqual([]);
-  expect(report.records).toBe(500);
+  expect(report.verdict).toBe('verified');
+  // signing_key, the 500, and the closing checkpoint
+  expect(report.records).toBe(502);
 });
 
 test('a torn last line is moved aside, recorded, and the chain continues', async () => {
   const dir = fresh();
-  const w = await openAuditWriter({ dir, durability: 'strict' });
+  const w = await openAuditWriter(writerOptions(dir));
   for (let i = 0; i < 3; i++) await w.append(event(i));
   await w.close();
   const segment = path.join(dir, readdirSync(dir).find((f) => f.endsWith('.jsonl'))!);
@@ -64,7 +67,7 @@ test('a torn last line is moved aside, recorded, and the chain continues', async
   appendFileSync(segment, torn);
   expect(verifyTrail(dir).problems[0].problem).toMatch(/incomplete/);
 
-  const reopened = await openAuditWriter({ dir, durability: 'strict' });
+  const reopened = await openAuditWriter(writerOptions(dir));
   await reopened.append(event(99));
   await reopened.close();
   const aside = readdirSync(dir).filter((f) => f.includes('.torn-'));
@@ -73,6 +76,7 @@ test('a torn last line is moved aside, recorded, and the chain continues', async
   const report = verifyTrail(dir);
   expect(report.problems).toEqual([]);
   const lines = readFileSync(segment, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  expect(lines[3]).toMatchObject({ seq: 4, type: 'recovered_torn_tail', bytes: torn.length, moved_to: aside[0] });
-  expect(lines[4]).toMatchObject({ seq: 5, n: 99 });
+  // signing_key, 3 events, checkpoint (at close), then the recovery record and the new event
+  expect(lines[5]).toMatchObject({ seq: 6, type: 'recovered_torn_tail', bytes: torn.length, moved_to: aside[0] });
+  expect(lines[6]).toMatchObject({ seq: 7, n: 99 });
 });

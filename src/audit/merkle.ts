@@ -1,0 +1,64 @@
+/**
+ * RFC 6962 Merkle tree hashing over audit lines: leaf = SHA-256(0x00 ‖ line), node =
+ * SHA-256(0x01 ‖ left ‖ right). The tree over records 1..n is what a checkpoint signs, so
+ * inclusion and consistency proofs in the transparency-log sense are possible.
+ *
+ * `MerkleFrontier` keeps only the roots of the perfect subtrees that make up the tree so far (at
+ * most 64 hashes), so appending is O(log n) and the root is available at any size.
+ */
+import { createHash } from 'node:crypto';
+
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+
+/** RFC 6962 leaf hash of one record line (its exact bytes, without the newline). */
+export function leafHash(line: string | Buffer): Buffer {
+  return createHash('sha256').update(LEAF).update(line).digest();
+}
+
+/** RFC 6962 interior node hash. */
+export function nodeHash(left: Buffer, right: Buffer): Buffer {
+  return createHash('sha256').update(NODE).update(left).update(right).digest();
+}
+
+/** The root of the empty tree: SHA-256 of nothing. */
+export const EMPTY_ROOT = createHash('sha256').digest();
+
+/** Incremental Merkle tree: append leaves, read the root at the current size. */
+export class MerkleFrontier {
+  /** Perfect-subtree roots, largest (leftmost) first; sizes are the set bits of `size`. */
+  private readonly stack: Buffer[];
+  private count: number;
+
+  constructor(stack: Buffer[] = [], size = 0) {
+    this.stack = stack;
+    this.count = size;
+  }
+
+  /** Number of leaves. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Appends a leaf hash. */
+  push(leaf: Buffer): void {
+    let hash = leaf;
+    // Merging equal-sized subtrees follows the binary carry of the leaf count.
+    for (let n = this.count; n & 1; n >>= 1) hash = nodeHash(this.stack.pop() as Buffer, hash);
+    this.stack.push(hash);
+    this.count++;
+  }
+
+  /** The RFC 6962 root of the leaves so far. */
+  root(): Buffer {
+    if (this.stack.length === 0) return EMPTY_ROOT;
+    let hash = this.stack[this.stack.length - 1];
+    for (let i = this.stack.length - 2; i >= 0; i--) hash = nodeHash(this.stack[i], hash);
+    return hash;
+  }
+
+  /** An independent copy (the writer keeps one at the last durable record). */
+  clone(): MerkleFrontier {
+    return new MerkleFrontier(this.stack.slice(), this.count);
+  }
+}
