@@ -211,11 +211,10 @@ export class JsonlAuditWriter implements AuditSink {
     // The heartbeat: a checkpoint whenever none was written for a whole interval, idle or not.
     const periodMs = this.checkpointEvery.everySeconds * 1000;
     const heartbeat = setInterval(() => {
-      if (!this.closed && this._healthy && performance.now() - this.lastCheckpointAt >= periodMs - 5) {
-        this.appendCheckpoint();
-        this.maintain();
-        this.schedule();
-      }
+      if (this.closed || !this._healthy) return;
+      if (performance.now() - this.lastCheckpointAt >= periodMs - 5) this.appendCheckpoint();
+      this.maintain(); // rotation by age happens on an idle trail too
+      this.schedule();
     }, Math.max(10, Math.min(periodMs, 1000)));
     this.timers.push(heartbeat);
     for (const t of this.timers) t.unref();
