@@ -12,7 +12,13 @@ export interface DecisionRecord {
   readonly agent: string | null;
   readonly route: string | null;
   readonly method: string;
+  /** Canonical path and query; cut at 4096 characters (then `truncated` and `path_sha256`). */
   readonly path: string;
+  /** Fields cut to keep the record bounded; each keeps a `<field>_sha256` of its full value. */
+  readonly truncated?: readonly string[];
+  readonly path_sha256?: string;
+  /** Size and SHA-256 of the request body, never its content. */
+  readonly body?: { readonly bytes: number; readonly sha256: string };
   readonly decision: 'allow' | 'deny';
   readonly reasons: readonly string[];
   /** Error code for a deny (PC_POLICY_DENIED, PC_BAD_PATH, ...); absent on allow. */

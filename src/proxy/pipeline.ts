@@ -4,6 +4,7 @@
  * call throws a GatewayError; `localReply` (local-reply.ts) is the one place that turns it into
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
+import { createHash } from 'node:crypto';
 import { TextDecoder } from 'node:util';
 import type { Logger } from 'pino';
 import type { DecisionRecord } from '../audit/record';
@@ -181,8 +182,14 @@ const forward: Stage = {
   },
 };
 
+/** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
+export const AUDIT_PATH_CAP = 4096;
+
 /** The decision record of a call: what the context knows, plus the verdict. */
 export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'code' | 'status'>): DecisionRecord {
+  // The canonical path and query as forwarded; before routing there is none: the raw target.
+  const fullPath = ctx.relativePath !== null ? ctx.relativePath + (ctx.target?.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? '');
+  const capped = fullPath.length > AUDIT_PATH_CAP;
   return {
     type: 'decision',
     time: ctx.time,
@@ -190,8 +197,10 @@ export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, '
     agent: ctx.agent,
     route: ctx.route?.name ?? null,
     method: ctx.req.method ?? '',
-    // Before routing there is no canonical path: record the raw target, bounded.
-    path: ctx.relativePath ?? (ctx.req.url ?? '').slice(0, 2048),
+    path: capped ? fullPath.slice(0, AUDIT_PATH_CAP) : fullPath,
+    ...(capped ? { truncated: ['path'], path_sha256: createHash('sha256').update(fullPath).digest('hex') } : {}),
+    // The body is evidence by digest only: its content may hold secrets and can be megabytes.
+    ...(ctx.body.length ? { body: { bytes: ctx.body.length, sha256: createHash('sha256').update(ctx.body).digest('hex') } } : {}),
     decision: verdict.decision,
     reasons: verdict.reasons,
     ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
