@@ -213,6 +213,7 @@ export class SinkRunner {
       }
       this.position = batch.end;
       this.deliveredSeq = batch.lastSeq;
+      this.updateGauges();
       if (this.failures > 0) this.log.info({ failures: this.failures, delivered_seq: this.deliveredSeq }, 'audit sink delivering again');
       this.failures = 0;
       this.lastError = null;

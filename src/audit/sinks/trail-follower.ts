@@ -110,11 +110,14 @@ export class TrailFollower {
   }
 
   /**
-   * The position just after the record `seq` (the start of the trail when seq is 0, or when the
-   * trail ends before seq, which means it was replaced by a new one).
+   * The position just after the record `seq`. Not found: when the oldest record left is the one
+   * right after it, the start of the trail; when the trail ends before it (the trail was
+   * replaced by a new one), the start as well; when records after `seq` are gone (segments
+   * removed before this sink delivered them), a TrailReadError: skipping them would be a loss.
    */
   async locate(seq: number): Promise<TrailPosition> {
     if (seq === 0) return this.start();
+    let firstSeq: number | null = null;
     for (const segment of await this.segments()) {
       const file = path.join(this.dir, segment);
       let offset = 0;
@@ -124,12 +127,19 @@ export class TrailFollower {
         let at = offset;
         for (let i = 0; i < chunk.lines.length; i++) {
           at += chunk.bytes[i];
-          if (seqOfLine(chunk.lines[i], segment) === seq) return { segment, offset: at, seq };
+          const found = seqOfLine(chunk.lines[i], segment);
+          firstSeq ??= found;
+          if (found === seq) return { segment, offset: at, seq };
         }
         offset = at;
       }
     }
-    return this.start();
+    const start = await this.start();
+    if (firstSeq === seq + 1) return { ...start, seq };
+    if (firstSeq !== null && firstSeq > seq + 1) {
+      throw new TrailReadError(`records ${seq + 1}..${firstSeq - 1} are no longer in the trail; restore their segments, or delete the position file to start at seq ${firstSeq}`);
+    }
+    return start;
   }
 
   /**
@@ -210,6 +220,8 @@ export class TrailFollower {
         let start = 0;
         while (start <= lastNewline && lines.length < maxRecords) {
           const nl = data.indexOf(NEWLINE, start);
+          // A long first line was read whole; what follows it waits for the next batch.
+          if (lines.length > 0 && nl + 1 > maxBytes) break;
           lines.push(data.toString('utf8', start, nl));
           bytes.push(nl + 1 - start);
           start = nl + 1;
