@@ -204,6 +204,37 @@ test('restart: delivery resumes from the persisted offset, nothing before it is 
   expect(receiver.accepted.map((a) => a.body).join('')).toBe(second.auditText());
 });
 
+test('a receiver that hangs: each attempt times out, calls are unaffected, shutdown does not wait for it, and the records go out after the restart', async () => {
+  const hung: http.ServerResponse[] = [];
+  let hang = true;
+  const accepted: number[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      if (hang) return void hung.push(res);
+      accepted.push(...(JSON.parse(body).records as { seq: number }[]).map((r) => r.seq));
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections())));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-sink-hang-'));
+  const sinks = `    - { name: slow, type: webhook, url: "http://127.0.0.1:${(server.address() as AddressInfo).port}/", timeout_ms: 300, max_backoff_ms: 300 }`;
+  const first = await startGw({ sinks, dir });
+  await calls(first, 6, 'hung');
+  await waitFor('a timed-out attempt', () => /timed out after 300 ms/.test(first.gateway.sinks.status()[0].lastError ?? ''));
+  expect(hung.length).toBeGreaterThan(0);
+  const stopping = Date.now();
+  await first.close();
+  expect(Date.now() - stopping).toBeLessThan(3000);
+  expect(accepted).toEqual([]);
+  hang = false;
+  const second = await startGw({ sinks, dir });
+  await waitFor('every record once the receiver answers', () => accepted.length >= trailSeqs(second).length);
+  expect(accepted).toEqual(trailSeqs(second));
+});
+
 const ndjsonSeqs = (r: Receiver) => r.accepted.flatMap((a) => a.body.trimEnd().split('\n').map((l) => JSON.parse(l).seq as number));
 
 test('Splunk HEC: Authorization: Splunk <token>, one event object per record, code 0 acknowledges; the token is never in the trail or the logs', async () => {
