@@ -5,6 +5,9 @@
 #
 #   PORTCULLIS_NODE   the node binary (>= 22.19; Node 24 LTS from npm when the machine's is older)
 #   PORTCULLIS_OPA    the pinned OPA CLI
+#
+# Only for test runs, ensure_rsyslog installs Debian's rsyslog and rsyslog-gnutls with apt-get
+# when rsyslogd is missing (the audit sink tests run a real one).
 set -euo pipefail
 
 PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -94,6 +97,32 @@ ensure_build() {
     (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >&2)
     touch "$stamp"
   fi
+}
+
+rsyslog_ready() {
+  { command -v rsyslogd >/dev/null || [[ -x /usr/sbin/rsyslogd ]]; } && compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null
+}
+
+ensure_rsyslog() {
+  # The audit sink tests run a real rsyslogd (plain TCP and the gtls TLS driver); Debian and
+  # Ubuntu package both. Installed once, only when missing.
+  rsyslog_ready && return
+  command -v apt-get >/dev/null || {
+    say "the audit sink tests need rsyslogd with its gtls driver, and apt-get is not available here;"
+    say "install rsyslog and its GnuTLS module (Debian: rsyslog rsyslog-gnutls) and retry."; exit 1; }
+  local sudo=()
+  if [[ $EUID -ne 0 ]]; then
+    command -v sudo >/dev/null || { say "installing rsyslog for the audit sink tests needs root: run 'apt-get install rsyslog rsyslog-gnutls' as root."; exit 1; }
+    sudo=(sudo)
+  fi
+  say "installing rsyslog and rsyslog-gnutls with apt-get (the audit sink tests run a real rsyslogd)"
+  local log; log="$(mktemp)"
+  if ! { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends rsyslog rsyslog-gnutls; } >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"
+    say "apt-get could not install rsyslog; install rsyslog and rsyslog-gnutls by hand and retry."; exit 1
+  fi
+  rm -f "$log"
+  rsyslog_ready || { say "rsyslog was installed but rsyslogd or its gtls driver is still missing."; exit 1; }
 }
 
 portcullis_env() {

@@ -7,7 +7,7 @@ cd "$PORTCULLIS_ROOT"
 task="${1:-}"; shift || true
 case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
-  test)       exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
+  test)       ensure_rsyslog; exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
   *) echo "usage: scripts/run.sh quickstart|test|bench|schema [args]" >&2; exit 2 ;;

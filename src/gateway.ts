@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
 import { loadOrCreateSigner } from './audit/signing-key';
+import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
 import { bindCredential, type CredentialBinding } from './credential-injector/injector';
@@ -55,6 +56,8 @@ export interface Gateway {
   readonly policy: PolicyStore;
   readonly audit: JsonlAuditWriter;
   readonly forwarder: Forwarder;
+  /** The audit sinks (audit.sinks), running beside the request path. */
+  readonly sinks: AuditSinks;
   /** Drains and stops. */
   close(): Promise<void>;
 }
@@ -116,6 +119,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   };
 
   try {
+    // Sinks read the trail files on their own loop; the request path never waits for them.
+    // Closed before the writer (closers run in reverse), after shipping gateway_stop if they can.
+    const sinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.lastSeq, log, metrics: metrics.auditSink });
+    closers.push(() => sinks.close());
+
     const policy = new PolicyStore(config.policy, {
       onLoaded(revision, previous) {
         metrics.policyReloads.inc({ result: 'loaded' });
@@ -224,6 +232,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       policy,
       audit,
       forwarder,
+      sinks,
       close() {
         closing ??= (async () => {
           draining = true;

@@ -12,7 +12,7 @@ import { parseSignerKey, type NoteSigner } from '../audit/signed-note';
 import { DEFAULT_CHECKPOINT, DEFAULT_ROTATE } from '../audit/writer';
 import { revealSecret, Secret } from '../credential-injector/secret';
 import { CONFIG_SCHEMA, RENAMED_KEYS } from './schema';
-import type { Credential, GatewayConfig, RouteConfig, Timeouts } from './types';
+import type { Credential, GatewayConfig, RouteConfig, SinkConfig, SinkTlsConfig, Timeouts } from './types';
 
 const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 5000, headersMs: 30000, idleMs: 300000 };
 const ajv = new Ajv({ allErrors: true, strict: true });
@@ -84,7 +84,7 @@ function schemaError(file: string, doc: Document, lines: LineCounter, errors: re
   // Report the most specific problem: unknown keys first, then the deepest path.
   const pick =
     errors.find((e) => e.keyword === 'additionalProperties') ??
-    errors.filter((e) => e.keyword !== 'oneOf').sort((a, b) => b.instancePath.length - a.instancePath.length)[0] ??
+    errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if').sort((a, b) => b.instancePath.length - a.instancePath.length)[0] ??
     errors[0];
   const segments = segmentsOf(pick.instancePath);
   if (pick.keyword === 'additionalProperties') {
@@ -123,6 +123,7 @@ function timeoutsOf(raw: Raw | undefined, base: Timeouts): Timeouts {
 }
 
 function auditOf(raw: Raw, file: string, env: NodeJS.ProcessEnv, baseDir: string): GatewayConfig['audit'] {
+  const sinks = resolveSinks(raw.sinks ?? [], file, env, baseDir);
   const auditPath = path.resolve(baseDir, raw.path);
   let signer: NoteSigner | null = null;
   if (raw.signing_key) {
@@ -140,6 +141,7 @@ function auditOf(raw: Raw, file: string, env: NodeJS.ProcessEnv, baseDir: string
     keyFile: `${auditPath}.key`,
     checkpoint: Object.freeze({ everyRecords: raw.checkpoint?.every_records ?? DEFAULT_CHECKPOINT.everyRecords, everySeconds: raw.checkpoint?.every_seconds ?? DEFAULT_CHECKPOINT.everySeconds }),
     rotate: Object.freeze({ maxBytes: raw.rotate?.max_bytes ?? DEFAULT_ROTATE.maxBytes, maxAgeSeconds: raw.rotate?.max_age_seconds ?? DEFAULT_ROTATE.maxAgeSeconds }),
+    sinks,
   });
 }
 
@@ -218,6 +220,87 @@ function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string
     credential,
     timeouts: timeoutsOf(raw.timeouts, timeouts),
   });
+}
+
+function readPem(file: string, key: string, value: string, baseDir: string): string {
+  const pemPath = path.resolve(baseDir, value);
+  let text: string;
+  try {
+    text = readFileSync(pemPath, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, key, `cannot read ${pemPath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!text.includes('-----BEGIN ')) throw new ConfigError(file, key, `${pemPath} is not a PEM file`);
+  return text;
+}
+
+function resolveSinkTls(raw: Raw | undefined, file: string, key: string, baseDir: string): SinkTlsConfig | null {
+  if (raw === undefined) return null;
+  if ((raw.cert === undefined) !== (raw.key === undefined)) throw new ConfigError(file, key, 'cert and key go together');
+  return Object.freeze({
+    ca: raw.ca === undefined ? null : readPem(file, `${key}.ca`, raw.ca, baseDir),
+    cert: raw.cert === undefined ? null : readPem(file, `${key}.cert`, raw.cert, baseDir),
+    key: raw.key === undefined ? null : new Secret(readPem(file, `${key}.key`, raw.key, baseDir), `file ${path.resolve(baseDir, raw.key)}`),
+    servername: raw.servername ?? null,
+  });
+}
+
+/** audit.sinks: names unique, secrets and PEM files read, defaults applied (docs/audit-sinks.md). */
+function resolveSinks(list: Raw[], file: string, env: NodeJS.ProcessEnv, baseDir: string): readonly SinkConfig[] {
+  const names = new Set<string>();
+  return Object.freeze(
+    list.map((r, i): SinkConfig => {
+      const key = `audit.sinks[${i}]`;
+      if (names.has(r.name)) throw new ConfigError(file, `${key}.name`, `duplicate sink name "${r.name}"`);
+      names.add(r.name);
+      const common = { name: r.name as string, maxBackoffMs: (r.max_backoff_ms as number | undefined) ?? 30_000 };
+      const tls = resolveSinkTls(r.tls, file, `${key}.tls`, baseDir);
+      if (r.type === 'syslog') {
+        const { host, port } = parseHostPort(r.address, file, `${key}.address`);
+        if (port === 0) throw new ConfigError(file, `${key}.address`, 'the port must not be 0');
+        return Object.freeze({
+          ...common,
+          type: 'syslog',
+          host,
+          port,
+          tls,
+          facility: r.facility ?? 13,
+          appName: r.app_name ?? 'portcullis',
+          hostname: r.hostname ?? null,
+          bom: r.bom ?? false,
+          confirmMs: r.confirm_ms ?? 200,
+          connectTimeoutMs: r.connect_timeout_ms ?? 5000,
+        });
+      }
+      let url: URL;
+      try {
+        url = new URL(r.url);
+      } catch {
+        throw new ConfigError(file, `${key}.url`, `"${r.url}" is not a valid URL`);
+      }
+      if (url.username || url.password) throw new ConfigError(file, `${key}.url`, 'must not embed credentials; use a header or token from a secret');
+      const http = { ...common, url: url.href, timeoutMs: (r.timeout_ms as number | undefined) ?? 10_000, tls };
+      if (r.type === 'webhook') {
+        const headers: Record<string, string | Secret> = {};
+        for (const [h, v] of Object.entries((r.headers ?? {}) as Record<string, unknown>)) {
+          if (['host', 'content-length', 'content-type', 'transfer-encoding', 'connection'].includes(h.toLowerCase())) {
+            throw new ConfigError(file, `${key}.headers.${h}`, 'this header is set by the sink');
+          }
+          headers[h] = typeof v === 'string' ? v : readSecret(file, `${key}.headers.${h}`, v as Raw, env, baseDir);
+        }
+        return Object.freeze({ ...http, type: 'webhook', headers: Object.freeze(headers), format: r.format ?? 'json' });
+      }
+      return Object.freeze({
+        ...http,
+        type: 'splunk_hec',
+        token: readSecret(file, `${key}.token`, r.token, env, baseDir),
+        index: r.index ?? null,
+        source: r.source ?? 'portcullis',
+        sourcetype: r.sourcetype ?? 'portcullis:audit',
+        host: r.host ?? null,
+      });
+    }),
+  );
 }
 
 function resolve(raw: Raw, file: string, env: NodeJS.ProcessEnv, _doc: Document, _lines: LineCounter): GatewayConfig {

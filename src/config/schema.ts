@@ -28,6 +28,110 @@ const timeouts = {
   },
 } as const;
 
+const secretRef = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  maxProperties: 1,
+  description: 'A secret read at start-up, never written in this file: {env: NAME} or {file: PATH}.',
+  properties: { env: envName, file: { type: 'string', minLength: 1 } },
+} as const;
+
+const sinkTls = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'TLS settings of the connection to the receiver (for syslog, its presence turns TLS on). The receiver certificate is always verified.',
+  properties: {
+    ca: { type: 'string', minLength: 1, description: 'PEM file of the CA certificates to trust instead of the system roots (a private or self-signed CA).' },
+    cert: { type: 'string', minLength: 1, description: 'PEM file of a client certificate, for receivers that authenticate senders (needs key).' },
+    key: { type: 'string', minLength: 1, description: 'PEM file of the client certificate\'s private key.' },
+    servername: { type: 'string', minLength: 1, description: 'Name the receiver certificate must carry (and SNI). Default: the host of the address or URL.' },
+  },
+} as const;
+
+const sinkCommon = {
+  name: {
+    type: 'string',
+    pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+    description: 'Unique name: the label in logs and metrics, and the position file <audit.path>/sinks/<name>.offset.',
+  },
+  max_backoff_ms: { type: 'integer', minimum: 100, description: 'Longest wait between retries while the receiver is down or failing. Default 30000.' },
+} as const;
+
+const httpSinkCommon = {
+  url: { type: 'string', pattern: '^https?://', description: 'Receiver URL (http or https); a 3xx is a failure, redirects are not followed.' },
+  timeout_ms: { type: 'integer', minimum: 1, description: 'Longest time for one delivery attempt (connect, send, answer). Default 10000.' },
+  tls: sinkTls,
+} as const;
+
+const syslogSinkSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'type', 'address'],
+  properties: {
+    ...sinkCommon,
+    type: { const: 'syslog', description: 'RFC 5424 over TCP with octet-counting framing (RFC 6587), TLS with tls: (RFC 5425).' },
+    address: { ...hostPort, description: 'host:port of the syslog receiver, e.g. logs.example.com:6514.' },
+    tls: sinkTls,
+    facility: { type: 'integer', minimum: 0, maximum: 23, description: 'Syslog facility. Default 13 (log audit).' },
+    app_name: { type: 'string', pattern: '^[!-~]{1,48}$', description: 'APP-NAME header field (printable ASCII, no spaces). Default portcullis.' },
+    hostname: { type: 'string', pattern: '^[!-~]{1,255}$', description: 'HOSTNAME header field. Default: the machine\'s host name.' },
+    bom: { type: 'boolean', description: 'Start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8). Default false (MSG-ANY): most receivers keep the BOM in front of the JSON.' },
+    confirm_ms: {
+      type: 'integer',
+      minimum: 0,
+      description: 'A batch counts as delivered when the connection is still open this long after it was written (TCP syslog has no acknowledgement). Default 200.',
+    },
+    connect_timeout_ms: { type: 'integer', minimum: 1, description: 'Connect and TLS handshake timeout. Default 5000.' },
+  },
+} as const;
+
+const webhookSinkSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'type', 'url'],
+  properties: {
+    ...sinkCommon,
+    type: { const: 'webhook', description: 'POST each batch to url; any 2xx acknowledges it.' },
+    ...httpSinkCommon,
+    headers: {
+      type: 'object',
+      description: 'Extra request headers. A value is a string, or a secret {env: NAME} / {file: PATH} (never logged).',
+      propertyNames: headerName,
+      additionalProperties: { anyOf: [{ type: 'string' }, secretRef] },
+    },
+    format: { enum: ['json', 'ndjson'], description: 'json (default): {"records": [...]}; ndjson: one record line per line, byte for byte as in the trail.' },
+  },
+} as const;
+
+const splunkHecSinkSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'type', 'url', 'token'],
+  properties: {
+    ...sinkCommon,
+    type: { const: 'splunk_hec', description: 'Splunk HTTP Event Collector; url is e.g. https://splunk:8088/services/collector/event.' },
+    ...httpSinkCommon,
+    token: { ...secretRef, description: 'The HEC token: {env: NAME} or {file: PATH}.' },
+    index: { type: 'string', minLength: 1, description: 'Splunk index. Default: the token\'s default index.' },
+    source: { type: 'string', minLength: 1, description: 'Event source. Default portcullis.' },
+    sourcetype: { type: 'string', minLength: 1, description: 'Event sourcetype. Default portcullis:audit.' },
+    host: { type: 'string', minLength: 1, description: 'Event host. Default: the machine\'s host name.' },
+  },
+} as const;
+
+/** One entry of audit.sinks: the `type` picks the schema, so errors name that type's keys. */
+const auditSink = {
+  type: 'object',
+  required: ['name', 'type'],
+  properties: { type: { enum: ['syslog', 'webhook', 'splunk_hec'], description: 'The kind of receiver.' } },
+  allOf: [
+    { if: { properties: { type: { const: 'syslog' } }, required: ['type'] }, then: syslogSinkSchema },
+    { if: { properties: { type: { const: 'webhook' } }, required: ['type'] }, then: webhookSinkSchema },
+    { if: { properties: { type: { const: 'splunk_hec' } }, required: ['type'] }, then: splunkHecSinkSchema },
+  ],
+} as const;
+
 /** JSON Schema (draft-07) of portcullis.yaml. */
 export const CONFIG_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -89,6 +193,11 @@ export const CONFIG_SCHEMA = {
             max_bytes: { type: 'integer', minimum: 4096, description: 'Size of a segment before rotation. Default 67108864 (64 MiB).' },
             max_age_seconds: { type: 'integer', minimum: 1, description: 'Age of a segment before rotation. Default 86400.' },
           },
+        },
+        sinks: {
+          type: 'array',
+          description: 'Receivers that get every record at least once, read from the trail files after they are written (docs/audit-sinks.md).',
+          items: auditSink,
         },
       },
     },
@@ -180,4 +289,7 @@ export const RENAMED_KEYS: Readonly<Record<string, string>> = {
   'agents[].key': 'agents[].key_sha256 (store the SHA-256 of the key, never the key)',
   'routes[].target': 'routes[].upstream',
   'routes[].path': 'routes[].prefix',
+  'audit.sinks[].host': 'audit.sinks[].address (host:port) for syslog, or audit.sinks[].url',
+  'audit.sinks[].port': 'audit.sinks[].address (host:port)',
+  'audit.sinks[].endpoint': 'audit.sinks[].url',
 };

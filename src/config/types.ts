@@ -33,6 +33,65 @@ export interface RouteConfig {
   readonly timeouts: Timeouts;
 }
 
+/** TLS client settings of an audit sink, files already read. */
+export interface SinkTlsConfig {
+  /** PEM of the CAs to trust instead of the system roots, or null. */
+  readonly ca: string | null;
+  /** PEM client certificate and its key, or null. */
+  readonly cert: string | null;
+  readonly key: Secret | null;
+  readonly servername: string | null;
+}
+
+/** Keys every audit sink has. */
+interface SinkCommonConfig {
+  readonly name: string;
+  /** Longest wait between retries (ms). */
+  readonly maxBackoffMs: number;
+}
+
+/** Syslog (RFC 5424) over TCP, optionally TLS. */
+export interface SyslogSinkConfig extends SinkCommonConfig {
+  readonly type: 'syslog';
+  readonly host: string;
+  readonly port: number;
+  readonly tls: SinkTlsConfig | null;
+  readonly facility: number;
+  readonly appName: string;
+  /** null: os.hostname(). */
+  readonly hostname: string | null;
+  readonly bom: boolean;
+  readonly confirmMs: number;
+  readonly connectTimeoutMs: number;
+}
+
+/** A generic JSON webhook. */
+export interface WebhookSinkConfig extends SinkCommonConfig {
+  readonly type: 'webhook';
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string | Secret>>;
+  readonly format: 'json' | 'ndjson';
+  readonly timeoutMs: number;
+  readonly tls: SinkTlsConfig | null;
+}
+
+/** Splunk HTTP Event Collector. */
+export interface SplunkHecSinkConfig extends SinkCommonConfig {
+  readonly type: 'splunk_hec';
+  readonly url: string;
+  readonly token: Secret;
+  readonly index: string | null;
+  readonly source: string;
+  readonly sourcetype: string;
+  /** null: os.hostname(). */
+  readonly host: string | null;
+  readonly timeoutMs: number;
+  readonly tls: SinkTlsConfig | null;
+}
+
+/** An audit sink (docs/audit-sinks.md). */
+export type SinkConfig = SyslogSinkConfig | WebhookSinkConfig | SplunkHecSinkConfig;
+
 /** The whole gateway configuration. */
 export interface GatewayConfig {
   /** The file it was loaded from (absolute), or '<embedded>'. */
@@ -53,6 +112,7 @@ export interface GatewayConfig {
     readonly keyFile: string;
     readonly checkpoint: { readonly everyRecords: number; readonly everySeconds: number };
     readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };
+    readonly sinks: readonly SinkConfig[];
   };
   readonly limits: { readonly maxBodyBytes: number };
   readonly logLevel: string;

@@ -1,7 +1,7 @@
 /**
  * Secret values. A Secret cannot print itself: String(), JSON.stringify, util.inspect and pino
- * all see `[REDACTED]`. Only code holding `revealSecret` (the injector and the response masker)
- * can read the value.
+ * all see `[REDACTED]`. Only code holding `revealSecret` (the injector, the response masker and
+ * the audit sinks that authenticate to their receivers) can read the value.
  */
 import { inspect } from 'node:util';
 
@@ -31,7 +31,7 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the checkpoint signer's key parser (config). */
+/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the audit sinks, the checkpoint signer's key parser (config). */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
   if (value === undefined) throw new Error('not a Secret');

@@ -14,6 +14,8 @@ export interface Metrics {
   readonly policyReloads: Counter<'result'>;
   readonly inFlight: Gauge<never>;
   readonly secretsMasked: Counter<'route'>;
+  /** Audit sinks (src/audit/sinks/sink-runner.ts). */
+  readonly auditSink: { readonly deliveredSeq: Gauge<'sink'>; readonly lagRecords: Gauge<'sink'>; readonly errors: Counter<'sink'> };
 }
 
 /** Creates the metrics. */
@@ -44,5 +46,10 @@ export function createMetrics(): Metrics {
     policyReloads: new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy reloads by result.', labelNames: ['result'], ...reg }),
     inFlight: new Gauge({ name: 'portcullis_in_flight_requests', help: 'Calls being handled.', ...reg }),
     secretsMasked: new Counter({ name: 'portcullis_response_secrets_masked_total', help: 'Responses in which a credential value was masked.', labelNames: ['route'], ...reg }),
+    auditSink: {
+      deliveredSeq: new Gauge({ name: 'portcullis_audit_sink_delivered_seq', help: 'Seq of the last audit record the sink\'s receiver acknowledged.', labelNames: ['sink'], ...reg }),
+      lagRecords: new Gauge({ name: 'portcullis_audit_sink_lag_records', help: 'Durable audit records the sink has not delivered yet.', labelNames: ['sink'], ...reg }),
+      errors: new Counter({ name: 'portcullis_audit_sink_errors_total', help: 'Failed delivery attempts (each is retried).', labelNames: ['sink'], ...reg }),
+    },
   };
 }
