@@ -57,6 +57,22 @@ export class MerkleFrontier {
     return hash;
   }
 
+  /** The perfect-subtree roots, largest first: with `size`, everything needed to continue. */
+  hashes(): Buffer[] {
+    return this.stack.slice();
+  }
+
+  /**
+   * A frontier resumed from saved hashes. Throws when their number does not fit `size` (one hash
+   * per set bit of the leaf count).
+   */
+  static resume(hashes: Buffer[], size: number): MerkleFrontier {
+    let bits = 0;
+    for (let n = size; n > 0; n = Math.floor(n / 2)) bits += n % 2;
+    if (bits !== hashes.length || hashes.some((h) => h.length !== 32)) throw new Error(`a Merkle frontier of ${hashes.length} hashes cannot describe ${size} leaves`);
+    return new MerkleFrontier(hashes.slice(), size);
+  }
+
   /** An independent copy (the writer keeps one at the last durable record). */
   clone(): MerkleFrontier {
     return new MerkleFrontier(this.stack.slice(), this.count);

@@ -61,6 +61,12 @@ export interface CheckpointRecord {
   readonly root: string;
   readonly key_id: string;
   readonly note: string;
+  /**
+   * The Merkle tree's perfect-subtree roots at `size` (base64, largest first): lets the writer
+   * resume from the last checkpoint instead of rehashing the whole trail. Covered by the chain
+   * and checked by verify.
+   */
+  readonly frontier: readonly string[];
 }
 
 /** The first record of every segment after the first: commits to the segment before it. */

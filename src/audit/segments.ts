@@ -6,7 +6,7 @@
  * (for the next `segment_start`), and the key of the last checkpoint.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { leafHash, MerkleFrontier } from './merkle';
 import { GENESIS_HASH } from './record';
@@ -70,9 +70,127 @@ function sha256hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Reads every segment of `dir` and returns the state to continue the trail from. */
+/**
+ * Returns the state to continue the trail in `dir` from. Reads only the newest segment (and the
+ * last line of the one before) when a checkpoint there carries the Merkle frontier; otherwise,
+ * e.g. for a trail written before checkpoints existed, reads every segment.
+ */
 export function scanTrail(dir: string): ScannedTrail {
   const files = listSegments(dir);
+  return (files.length > 0 && resumeFromCheckpoint(dir, files)) || fullScan(dir, files);
+}
+
+function splitLines(data: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  for (let start = 0; start < data.length; ) {
+    const end = data.indexOf(0x0a, start);
+    lines.push(data.subarray(start, end));
+    start = end + 1;
+  }
+  return lines;
+}
+
+function parse(line: Buffer): Record<string, unknown> | null {
+  try {
+    const rec = JSON.parse(line.toString('utf8'));
+    return rec && typeof rec === 'object' && typeof rec.seq === 'number' ? rec : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The newest segment's complete lines and any torn bytes after them. */
+function readNewest(dir: string, name: string): { data: Buffer; torn: Buffer | null } {
+  const data = readFileSync(path.join(dir, name));
+  if (data.length === 0 || data[data.length - 1] === 0x0a) return { data, torn: null };
+  const nl = data.lastIndexOf(0x0a);
+  return { data: data.subarray(0, nl + 1), torn: data.subarray(nl + 1) };
+}
+
+/** The last line of a finished segment (read from its end only). */
+function lastLineOf(file: string): Buffer | null {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    if (len === 0 || buf[len - 1] !== 0x0a) return null;
+    const start = buf.lastIndexOf(0x0a, len - 2) + 1;
+    if (start === 0 && len < size) return null;
+    return buf.subarray(start, len - 1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkpointFrontier(rec: Record<string, unknown> | null): MerkleFrontier | null {
+  if (!rec || rec.type !== 'checkpoint' || !Array.isArray(rec.frontier) || typeof rec.size !== 'number' || rec.size !== (rec.seq as number) - 1) return null;
+  try {
+    return MerkleFrontier.resume(rec.frontier.map((h: unknown) => Buffer.from(String(h), 'base64')), rec.size);
+  } catch {
+    return null;
+  }
+}
+
+function resumeFromCheckpoint(dir: string, files: string[]): ScannedTrail | null {
+  const newest = files[files.length - 1];
+  const { data, torn } = readNewest(dir, newest);
+  const lines = splitLines(data);
+  // The last checkpoint: in the newest segment, else the rotation checkpoint ending the one before.
+  let from = -1;
+  let anchor: Record<string, unknown> | null = null;
+  let frontier: MerkleFrontier | null = null;
+  for (let i = lines.length - 1; i >= 0 && !frontier; i--) {
+    if (!lines[i].includes('"type":"checkpoint"')) continue;
+    anchor = parse(lines[i]);
+    frontier = checkpointFrontier(anchor);
+    if (frontier) {
+      frontier.push(leafHash(lines[i]));
+      from = i + 1;
+    } else return null;
+  }
+  let previousLine: Buffer | null = null;
+  if (!frontier) {
+    if (files.length < 2) return null;
+    previousLine = lastLineOf(path.join(dir, files[files.length - 2]));
+    if (!previousLine) return null;
+    anchor = parse(previousLine);
+    frontier = checkpointFrontier(anchor);
+    if (!frontier) return null;
+    frontier.push(leafHash(previousLine));
+    from = 0;
+  }
+  for (let i = from; i < lines.length; i++) frontier.push(leafHash(lines[i]));
+  const last = lines.length ? lines[lines.length - 1] : (previousLine ?? lastLineOf(path.join(dir, files[files.length - 2])));
+  const lastRec = last ? parse(last) : null;
+  if (!last || !lastRec) return null;
+  const first = lines.length ? parse(lines[0]) : null;
+  let previous: SegmentSummary | null = null;
+  if (lines.length === 0) {
+    // The newest segment is empty: its segment_start still has to be written, naming the one before.
+    const prevName = files[files.length - 2];
+    previous = { file: prevName, last_seq: lastRec.seq as number, last_hash: sha256hex(last), sha256: sha256hex(readFileSync(path.join(dir, prevName))) };
+  }
+  const segmentHash = createHash('sha256').update(data);
+  return {
+    seq: lastRec.seq as number,
+    hash: sha256hex(last),
+    frontier,
+    segment: segmentNumber(newest) as number,
+    segmentBytes: data.length,
+    segmentHash,
+    segmentRecords: lines.length,
+    segmentStartedAt: typeof first?.time === 'string' ? first.time : null,
+    previous,
+    lastCheckpointSeq: (anchor as Record<string, unknown>).seq as number,
+    lastKeyId: typeof anchor?.key_id === 'string' ? anchor.key_id : null,
+    tornBytes: torn,
+  };
+}
+
+/** Reads every segment: for trails without a resumable checkpoint (and to check the fast path). */
+export function fullScan(dir: string, files: string[] = listSegments(dir)): ScannedTrail {
   const frontier = new MerkleFrontier();
   let seq = 0;
   let hash = GENESIS_HASH;

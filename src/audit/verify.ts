@@ -219,6 +219,8 @@ function checkCheckpoint(rec: Record<string, unknown>, frontier: MerkleFrontier,
     if (body.size !== frontier.size || rec.size !== body.size) return `the checkpoint covers ${body.size} records but ${frontier.size} precede it`;
     if (!body.root.equals(frontier.root())) return "the checkpoint's Merkle root does not match the records before it: records were changed and the chain rebuilt";
     if (rec.root !== body.root.toString('base64')) return "the checkpoint record's root field differs from its signed note";
+    const own = frontier.hashes().map((h) => h.toString('base64'));
+    if (rec.frontier !== undefined && JSON.stringify(rec.frontier) !== JSON.stringify(own)) return "the checkpoint record's frontier differs from the records before it";
     if (keys.length > 0 && !verifyNote(note, keys)) return `the checkpoint is signed by an unknown key (${note.signatures.map((s) => `${s.name}+${s.keyId}`).join(', ')}): wrong key, or a forged trail`;
     return null;
   } catch (err) {

@@ -296,7 +296,8 @@ export class JsonlAuditWriter implements AuditSink {
     const note = signer.sign(checkpointBody(signer.name, s.seq, s.frontier.root()));
     const root = s.frontier.root().toString('base64');
     const size = s.seq;
-    void this.enqueue({ type: 'checkpoint', time: this.clock().toISOString(), size, root, key_id: signer.keyId, note }, note).catch(() => undefined);
+    const frontier = s.frontier.hashes().map((h) => h.toString('base64'));
+    void this.enqueue({ type: 'checkpoint', time: this.clock().toISOString(), size, root, key_id: signer.keyId, note, frontier }, note).catch(() => undefined);
     s.lastCheckpointSeq = s.seq;
     this.lastCheckpointAt = performance.now();
   }
