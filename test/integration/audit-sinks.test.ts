@@ -136,7 +136,7 @@ async function startReceiver(handler: (req: http.IncomingMessage, body: string, 
 const webhookReceiver = () => startReceiver((_req, _body, r) => (r.mode === 'ok' ? { status: 200, body: '{}' } : { status: 503, body: '{"error":"maintenance"}' }));
 const webhookSeqs = (r: Receiver) => r.accepted.flatMap((a) => (JSON.parse(a.body).records as { seq: number }[]).map((x) => x.seq));
 
-test('webhook: every record once, in seq order; through a 503 phase and a refused-connection phase the gateway keeps serving and nothing is lost', async () => {
+test('G9: webhook: every record once, in seq order; through a 503 phase and a refused-connection phase the gateway keeps serving and nothing is lost', async () => {
   const receiver = await webhookReceiver();
   const gw = await startGw({ sinks: `    - { name: hook, type: webhook, url: "${receiver.url}/audit", max_backoff_ms: 400, headers: { X-Source: portcullis-test } }` });
   await calls(gw, 9, 'up');
@@ -174,7 +174,7 @@ test('webhook: every record once, in seq order; through a 503 phase and a refuse
   expect(metrics).toMatch(/portcullis_audit_sink_errors_total\{sink="hook"\} [1-9]/);
 });
 
-test('restart: delivery resumes from the persisted offset, nothing before it is sent again', async () => {
+test('G9: restart: delivery resumes from the persisted offset, nothing before it is sent again', async () => {
   const receiver = await webhookReceiver();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-sink-restart-'));
   const sinks = `    - { name: hook, type: webhook, url: "${receiver.url}/", format: ndjson, max_backoff_ms: 400 }`;
@@ -204,7 +204,7 @@ test('restart: delivery resumes from the persisted offset, nothing before it is 
   expect(receiver.accepted.map((a) => a.body).join('')).toBe(second.auditText());
 });
 
-test('a receiver that hangs: each attempt times out, calls are unaffected, shutdown does not wait for it, and the records go out after the restart', async () => {
+test('G9: a receiver that hangs: each attempt times out, calls are unaffected, shutdown does not wait for it, and the records go out after the restart', async () => {
   const hung: http.ServerResponse[] = [];
   let hang = true;
   const accepted: number[] = [];
@@ -367,7 +367,7 @@ async function startRsyslog(dir: string, tls?: { cert: string; key: string }): P
 const trailLines = (gw: TestGateway) => gw.auditText().split('\n').filter(Boolean);
 const seqsOf = (lines: string[]) => lines.map((l) => JSON.parse(l).seq as number);
 
-test('syslog over TCP to a real rsyslogd: every line arrives intact; rsyslogd killed and restarted on its port, every record is delivered', async () => {
+test('G9: syslog over TCP to a real rsyslogd: every line arrives intact; rsyslogd killed and restarted on its port, every record is delivered', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-rsyslog-'));
   const rsyslog = await startRsyslog(dir);
   const gw = await startGw({ sinks: `    - { name: siem, type: syslog, address: "127.0.0.1:${rsyslog.port}", max_backoff_ms: 400, confirm_ms: 100 }` });

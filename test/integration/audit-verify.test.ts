@@ -132,7 +132,7 @@ const cases: [string, Tamper, RegExp][] = [
   }, /Merkle root does not match the records before it/],
 ];
 
-test.each(cases)('%s is reported (exit 1)', async (_name, tamper, message) => {
+test.each(cases)('G8: %s is reported (exit 1)', async (_name, tamper, message) => {
   const dir = copy();
   tamper(dir);
   const r = await cli(dir, '--key', publicKey);
@@ -141,7 +141,7 @@ test.each(cases)('%s is reported (exit 1)', async (_name, tamper, message) => {
   expect(r.code).toBe(1);
 });
 
-test('a rebuilt trail re-signed with another key fails against the real key, not against the planted one', async () => {
+test('G8: a rebuilt trail re-signed with another key fails against the real key, not against the planted one', async () => {
   const dir = copy();
   const at = decisionAt(dir);
   writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
@@ -190,7 +190,7 @@ test('records after the last signed checkpoint are unverifiable (exit 2), not si
   expect(r.code).toBe(2);
 });
 
-test('with a checkpoint kept elsewhere, a tail cut back to an earlier checkpoint is caught', async () => {
+test('G8: with a checkpoint kept elsewhere, a tail cut back to an earlier checkpoint is caught', async () => {
   const held = path.join(mkdtempSync(path.join(os.tmpdir(), 'portcullis-held-')), 'checkpoint');
   cpSync(path.join(trail, 'checkpoint'), held);
   const dir = copy();
@@ -218,7 +218,7 @@ test('a wrong public key makes every checkpoint fail, naming the key that did si
   expect(r.stdout).toMatch(/signed by an unknown key/);
 });
 
-test('a rolled-back trail that the gateway then continued is caught by a checkpoint kept elsewhere', async () => {
+test('G8: a rolled-back trail that the gateway then continued is caught by a checkpoint kept elsewhere', async () => {
   const upstream = await startUpstream();
   const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-rollback-'));
   const start = () => startTestGateway({ dir: base, yaml: yaml(upstream.url), policies: POLICY });
