@@ -51,6 +51,8 @@ Exports decision records for a SIEM, one event per line, with each allowed call'
   csv    the columns of 'audit query --format csv'
 
 ${FILTER_HELP}
+      --type TYPE         csv only: other record types (as in 'audit query'); ocsf and ecs
+                          map decision records
 
 Output:
   -o, --output FILE       write here instead of standard output
@@ -184,7 +186,7 @@ export function cmdAuditExport(args: string[]): number {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { ...filterOptions, format: { type: 'string' }, output: { type: 'string', short: 'o' }, raw: { type: 'boolean' } },
+      options: { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, output: { type: 'string', short: 'o' }, raw: { type: 'boolean' } },
     });
     if (values.help) {
       process.stdout.write(`${AUDIT_HELP['audit export']}\n`);
