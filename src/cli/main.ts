@@ -14,6 +14,7 @@ import { ConfigError, PolicyBuildError } from '../errors';
 import { startGateway } from '../gateway';
 import { compilePolicy, opaBinary } from '../policy/bundle';
 import { WasmPolicyEngine } from '../policy/engine';
+import { AUDIT_HELP, cmdAuditExport, cmdAuditQuery } from './audit-commands';
 import { EXIT } from './exit-codes';
 
 const HELP: Record<string, string> = {
@@ -28,6 +29,8 @@ Commands:
   policy eval           print the decision the gateway would make for an input
   audit verify          check an audit trail offline: chain, segments, signed checkpoints
   audit keygen          make a checkpoint signing key
+  audit query           select audit records (time, agent, route, decision...) as JSONL, table or CSV
+  audit export          export decisions for a SIEM: OCSF, ECS or CSV
 
 Run 'portcullis <command> --help' for a command's options.
 Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage/unverifiable, 3 config error, 4 policy error, 5 runtime failure.`,
@@ -244,6 +247,8 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'audit') {
       if (sub === 'verify') return cmdAuditVerify(rest);
       if (sub === 'keygen') return cmdAuditKeygen(rest);
+      if (sub === 'query') return cmdAuditQuery(rest);
+      if (sub === 'export') return cmdAuditExport(rest);
       throw new UsageError(`unknown audit command "${sub ?? ''}"`);
     }
     throw new UsageError(`unknown command "${cmd}"`);
