@@ -11,9 +11,7 @@ import { verifyTrail, type VerifyReport } from '../audit/verify';
 import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
 import { ConfigError, PolicyBuildError } from '../errors';
-import { startGateway } from '../gateway';
 import { compilePolicy, opaBinary } from '../policy/bundle';
-import { WasmPolicyEngine } from '../policy/engine';
 import { AUDIT_HELP, cmdAuditExport, cmdAuditQuery } from './audit-commands';
 import { EXIT } from './exit-codes';
 
@@ -114,6 +112,8 @@ async function cmdStart(args: string[]): Promise<number> {
 
 /** Starts a gateway and keeps it running until SIGINT/SIGTERM. */
 export async function runUntilSignal(config: GatewayConfig, onStarted?: (url: string) => void): Promise<number> {
+  // Loaded on demand: the audit commands should not pay for the gateway's modules at start-up.
+  const { startGateway } = await import('../gateway');
   const gateway = await startGateway(config);
   onStarted?.(gateway.url);
   await new Promise<void>((resolve) => {
@@ -172,6 +172,7 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
     throw new UsageError(`cannot read the input ${values.input}: ${(err as Error).message}`);
   }
   const src = policySource(values);
+  const { WasmPolicyEngine } = await import('../policy/engine');
   const engine = await WasmPolicyEngine.create(await compilePolicy(src), src.entrypoint);
   const decision = engine.decide(input as never);
   out(JSON.stringify({ allow: decision.allow, reasons: decision.reasons, ...(decision.error ? { error: decision.error } : {}), ...(decision.extra ?? {}), policy_revision: engine.revision }, null, 2));
