@@ -95,12 +95,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const keyInfo = { key_id: key.signer.keyId, public_key: key.signer.verifierKey };
   if (key.generated) log.warn({ ...keyInfo, private_key_file: config.audit.keyFile }, 'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail');
   else log.info(keyInfo, 'audit checkpoints are signed with this key');
+  let sinks: AuditSinks | null = null;
   const audit: JsonlAuditWriter = await openAuditWriter({
     dir: config.audit.path,
     durability: config.audit.durability,
     signer: key.signer,
     checkpoint: config.audit.checkpoint,
     rotate: config.audit.rotate,
+    onDurable: config.audit.sinks.length ? () => sinks?.nudge() : undefined,
     onHealthChange(healthy, detail) {
       metrics.auditHealthy.set(healthy ? 1 : 0);
       if (!healthy) {
@@ -121,8 +123,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   try {
     // Sinks read the trail files on their own loop; the request path never waits for them.
     // Closed before the writer (closers run in reverse), after shipping gateway_stop if they can.
-    const sinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.lastSeq, log, metrics: metrics.auditSink });
-    closers.push(() => sinks.close());
+    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.lastSeq, log, metrics: metrics.auditSink });
+    sinks = auditSinks;
+    closers.push(() => auditSinks.close());
 
     const policy = new PolicyStore(config.policy, {
       onLoaded(revision, previous) {
@@ -232,7 +235,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       policy,
       audit,
       forwarder,
-      sinks,
+      sinks: auditSinks,
       close() {
         closing ??= (async () => {
           draining = true;

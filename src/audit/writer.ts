@@ -65,6 +65,8 @@ export interface AuditWriterOptions {
   readonly rotate?: { readonly maxBytes: number; readonly maxAgeSeconds: number };
   /** Called when a write fails or recovers (for logs, metrics and the outage record). */
   readonly onHealthChange?: (healthy: boolean, detail: HealthDetail) => void;
+  /** Called after each successful write (the audit sinks follow the files; this wakes them). */
+  readonly onDurable?: () => void;
   /** Wall clock for the writer's own records (tests step it backwards). */
   readonly now?: () => Date;
 }
@@ -391,6 +393,7 @@ export class JsonlAuditWriter implements AuditSink {
         this.options.onHealthChange?.(true, { since: this.outageSince, refusedRecords: this.refusedRecords });
       }
       if (this.noteToPublish && !this.publishing) this.publishing = this.publishCheckpoint();
+      this.options.onDurable?.();
     } catch (thrown) {
       const err = new AuditWriteError(`audit write failed: ${(thrown as Error).message}`);
       // Everything queued behind the failure chains from it: reject it all and rewind.
