@@ -123,7 +123,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   try {
     // Sinks read the trail files on their own loop; the request path never waits for them.
     // Closed before the writer (closers run in reverse), after shipping gateway_stop if they can.
-    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.lastSeq, log, metrics: metrics.auditSink });
+    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.syncedSeq, log, metrics: metrics.auditSink });
     sinks = auditSinks;
     closers.push(() => auditSinks.close());
 

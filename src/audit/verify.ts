@@ -60,8 +60,10 @@ export interface VerifyOptions {
 const SEGMENT = /^audit-(\d{8})\.jsonl$/;
 const GENESIS = '0'.repeat(64);
 const MAX_WARNINGS = 20;
+/** A checkpoint record's fields: all but `time` are fixed by the signed note and the records before it. */
+const CHECKPOINT_FIELDS = new Set(['seq', 'prev', 'type', 'time', 'size', 'root', 'key_id', 'note', 'frontier']);
 
-function sha256(data: Buffer | string): string {
+function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
@@ -116,47 +118,66 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
   }
   const wantedRoots = new Map<number, Buffer>();
 
-  // Segment numbering: 1, 2, 3… with none missing.
-  if (isDir) {
+  // Segment numbering: 1, 2, 3… with none missing. Missing leading segments may have been
+  // pruned on purpose: what they held cannot be checked, which is not proof of tampering.
+  if (isDir && files.length > 0) {
     let expected = 1;
-    for (const file of files) {
+    files.forEach((file, index) => {
       const n = Number(SEGMENT.exec(path.basename(file))?.[1]);
-      for (; expected < n; expected++) {
-        const name = `audit-${String(expected).padStart(8, '0')}.jsonl`;
-        problems.push({ file: path.join(target, name), line: 0, seq: null, problem: 'segment missing (deleted or renamed)' });
+      if (index === 0 && n > 1) unverifiable.push(`segments audit-00000001.jsonl..${path.basename(file).replace(/\d{8}/, String(n - 1).padStart(8, '0'))} are not here (pruned or deleted): the records in them cannot be checked`);
+      else {
+        for (; expected < n; expected++) {
+          const name = `audit-${String(expected).padStart(8, '0')}.jsonl`;
+          problems.push({ file: path.join(target, name), line: 0, seq: null, problem: 'segment missing (deleted or renamed)' });
+        }
       }
       expected = n + 1;
-    }
+    });
   }
+  if (files.length === 0) unverifiable.push('no audit segments here');
 
-  const frontier = new MerkleFrontier();
+  // A single segment, or a directory whose first segments were pruned, starts after seq 1; a
+  // directory that has segment 1 must start at seq 1.
+  const startsLate = !isDir || (files.length > 0 && Number(SEGMENT.exec(path.basename(files[0]))?.[1]) > 1);
+  // Null while the records before the first one read are missing (a pruned trail, one segment):
+  // the tree is resumed from the first signed checkpoint's frontier.
+  let frontier: MerkleFrontier | null = new MerkleFrontier();
   let expectedSeq = 1;
   let prevHash = GENESIS;
   let records = 0;
   let lastSeq = 0;
   let checkpoints = 0;
   let coveredSeq = 0;
+  let uncheckedFrom = 0;
   let lastTime = '';
   let previousSegment: { file: string; last_seq: number; last_hash: string; sha256: string } | null = null;
 
   for (const file of files) {
     const data = readFileSync(file);
-    const lines = data.toString('utf8').split('\n');
-    if (lines[lines.length - 1] !== '') problems.push({ file, line: lines.length, seq: null, problem: 'the last line is incomplete (torn write or truncation)' });
-    else lines.pop();
-    lines.forEach((line, i) => {
+    const lines = splitLines(data);
+    if (lines.torn) problems.push({ file, line: lines.lines.length + 1, seq: null, problem: 'the last line is incomplete (torn write or truncation)' });
+    lines.lines.forEach((line, i) => {
       const where = { file, line: i + 1 };
       let rec: Record<string, unknown>;
       try {
-        rec = JSON.parse(line);
+        rec = JSON.parse(line.toString('utf8'));
       } catch {
         problems.push({ ...where, seq: null, problem: 'not valid JSON' });
         prevHash = sha256(line);
-        frontier.push(leafHash(line));
+        frontier?.push(leafHash(line));
         expectedSeq++;
         return;
       }
       const seq = typeof rec.seq === 'number' ? rec.seq : null;
+      if (records === 0 && seq !== null && seq > 1 && startsLate) {
+        // The trail starts later than seq 1: continue from what its segment_start says came before.
+        const before = rec.type === 'segment_start' ? (rec.previous as { last_seq?: unknown; last_hash?: unknown } | null) : null;
+        expectedSeq = typeof before?.last_seq === 'number' ? before.last_seq + 1 : seq;
+        prevHash = typeof before?.last_hash === 'string' ? before.last_hash : String(rec.prev);
+        frontier = null;
+        uncheckedFrom = expectedSeq;
+        if (!isDir) unverifiable.push(`records 1..${expectedSeq - 1} are not in the file given: they cannot be checked`);
+      }
       if (seq === null) problems.push({ ...where, seq, problem: 'no seq' });
       else if (seq !== expectedSeq) {
         const what = seq < expectedSeq ? 'duplicated or reordered record' : `${seq - expectedSeq} record(s) missing before it`;
@@ -166,40 +187,71 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
         problems.push({ ...where, seq, problem: 'prev does not match the hash of the previous record: the previous record was modified, removed or replaced' });
       }
       if (i === 0 && previousSegment) checkSegmentStart(rec, previousSegment, (problem) => problems.push({ ...where, seq, problem }));
-      else if (rec.type === 'segment_start') problems.push({ ...where, seq, problem: 'a segment_start record that does not open its segment' });
+      else if (rec.type === 'segment_start' && !(i === 0 && records === 0)) problems.push({ ...where, seq, problem: 'a segment_start record that does not open its segment' });
       if (rec.type === 'checkpoint') {
         checkpoints++;
-        const problem = checkCheckpoint(rec, frontier, keys);
+        if (!frontier) frontier = resumeFrontier(rec);
+        const problem = frontier ? checkCheckpoint(rec, frontier, keys) : 'a checkpoint without a usable frontier, after missing records: it cannot be checked';
         if (problem) problems.push({ ...where, seq, problem });
         else if (seq !== null) coveredSeq = seq;
+        if (uncheckedFrom && seq !== null && !problem) {
+          if (seq > uncheckedFrom) unverifiable.push(`records ${uncheckedFrom}..${seq - 1} precede the first checkpoint here and the records before them are missing: they cannot be checked against a signature`);
+          uncheckedFrom = 0;
+        }
       }
       if (typeof rec.time === 'string') {
         if (lastTime && rec.time < lastTime) warn(`${file}:${i + 1} (seq ${seq}): time ${rec.time} is earlier than the record before (${lastTime}); the clock stepped back (order is given by seq)`);
         lastTime = rec.time;
       }
       prevHash = sha256(line);
-      frontier.push(leafHash(line));
-      if (external.some((c) => c.size === frontier.size)) wantedRoots.set(frontier.size, frontier.root());
+      frontier?.push(leafHash(line));
+      if (frontier && external.some((c) => c.size === frontier!.size)) wantedRoots.set(frontier.size, frontier.root());
       expectedSeq = (seq ?? expectedSeq) + 1;
       lastSeq = seq ?? lastSeq;
       records++;
     });
     previousSegment = { file: path.basename(file), last_seq: lastSeq, last_hash: prevHash, sha256: sha256(data) };
   }
+  const firstSeq = lastSeq - records + 1;
 
   for (const c of external) {
     const root = wantedRoots.get(c.size);
-    if (c.size > records) {
-      problems.push({ file: c.label, line: 0, seq: null, problem: `the checkpoint commits to ${c.size} records but the trail holds ${records}: records were removed from the end (truncated or rolled back)` });
+    if (c.size > lastSeq) {
+      problems.push({ file: c.label, line: 0, seq: null, problem: `the checkpoint commits to ${c.size} records but the trail holds ${lastSeq}: records were removed from the end (truncated or rolled back)` });
+    } else if (firstSeq > 1 && !root) {
+      unverifiable.push(`${c.label}: covers records that are not here; it cannot be checked`);
     } else if (c.size > 0 && (!root || !root.equals(c.root))) {
       problems.push({ file: c.label, line: 0, seq: null, problem: `the trail's first ${c.size} records are not the ones the checkpoint signed: the trail was rolled back and rewritten` });
     } else coveredSeq = Math.max(coveredSeq, c.size);
   }
-  if (keys.length > 0 && lastSeq > coveredSeq) {
+  if (keys.length > 0 && lastSeq > coveredSeq && !(uncheckedFrom && coveredSeq === 0)) {
     unverifiable.push(`records ${coveredSeq + 1}..${lastSeq} come after the last signed checkpoint: a cut or rewritten tail there could not be detected (a running gateway signs them within every_seconds)`);
   }
   const verdict = problems.length ? 'tampered' : unverifiable.length ? 'unverifiable' : 'verified';
   return { verdict, files, records, lastSeq, checkpoints, coveredSeq, keys: keys.map((k) => `${k.name}+${k.keyId}`), problems, unverifiable, warnings };
+}
+
+/** A file's complete lines as bytes (hashes are over bytes, not decoded text) and whether a torn one follows. */
+function splitLines(data: Buffer): { lines: Buffer[]; torn: boolean } {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let end = data.indexOf(0x0a); end >= 0; end = data.indexOf(0x0a, start)) {
+    lines.push(data.subarray(start, end));
+    start = end + 1;
+  }
+  return { lines, torn: start < data.length };
+}
+
+/** The tree resumed from a checkpoint's frontier, when it reproduces the root the note signs. */
+function resumeFrontier(rec: Record<string, unknown>): MerkleFrontier | null {
+  try {
+    const body = parseCheckpointBody(parseNote(String(rec.note)).text);
+    if (!Array.isArray(rec.frontier)) return null;
+    const f = MerkleFrontier.resume(rec.frontier.map((h) => Buffer.from(String(h), 'base64')), body.size);
+    return f.root().equals(body.root) ? f : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Checks a segment's first record against the segment before it. */
@@ -221,7 +273,13 @@ function checkCheckpoint(rec: Record<string, unknown>, frontier: MerkleFrontier,
     if (rec.root !== body.root.toString('base64')) return "the checkpoint record's root field differs from its signed note";
     const own = frontier.hashes().map((h) => h.toString('base64'));
     if (rec.frontier !== undefined && JSON.stringify(rec.frontier) !== JSON.stringify(own)) return "the checkpoint record's frontier differs from the records before it";
-    if (keys.length > 0 && !verifyNote(note, keys)) return `the checkpoint is signed by an unknown key (${note.signatures.map((s) => `${s.name}+${s.keyId}`).join(', ')}): wrong key, or a forged trail`;
+    const extra = Object.keys(rec).filter((k) => !CHECKPOINT_FIELDS.has(k));
+    if (extra.length) return `the checkpoint record holds fields no signature covers: ${extra.join(', ')}`;
+    if (keys.length === 0) return null;
+    const key = verifyNote(note, keys);
+    if (!key) return `the checkpoint is signed by an unknown key (${note.signatures.map((s) => `${s.name}+${s.keyId}`).join(', ')}): wrong key, or a forged trail`;
+    if (rec.key_id !== key.keyId) return "the checkpoint record's key_id is not the key that signed it";
+    if (body.origin !== key.name) return `the checkpoint's origin "${body.origin}" is not its key's name "${key.name}"`;
     return null;
   } catch (err) {
     return `invalid checkpoint: ${(err as Error).message}`;

@@ -132,7 +132,13 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     const aside = `${file}.torn-${Date.now()}`;
     if (scan.tornBytes) {
       // Never delete evidence: keep the torn bytes beside the segment, then cut them off.
-      await fsp.writeFile(aside, scan.tornBytes, { flag: 'wx' });
+      const handle = await fsp.open(aside, 'wx', 0o640);
+      try {
+        await handle.writeFile(scan.tornBytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await fsp.truncate(file, scan.segmentBytes);
     }
     const ageMs = scan.segmentStartedAt ? Math.max(0, Date.now() - Date.parse(scan.segmentStartedAt)) : 0;
@@ -150,12 +156,15 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     await publishVerifierKey(options.dir, options.signer.verifierKey);
     const writer = new JsonlAuditWriter(options, lock, state);
     const now = writer.clock().toISOString();
-    if (scan.segmentRecords === 0 && scan.segment > 1) writer.startSegmentRecord();
     if (scan.tornBytes) void writer.append({ type: 'recovered_torn_tail', time: now, moved_to: path.basename(aside), bytes: scan.tornBytes.length }).catch(() => undefined);
     if (scan.lastKeyId !== options.signer.keyId) {
       void writer.append({ type: 'signing_key', time: now, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId }).catch(() => undefined);
     }
     await writer.settle();
+    if (!writer.healthy) {
+      await writer.close();
+      throw new AuditWriteError(`cannot write to the audit trail in ${options.dir}; refusing to start`);
+    }
     return writer;
   } catch (err) {
     releaseLock(lock);
@@ -194,6 +203,10 @@ export class JsonlAuditWriter implements AuditSink {
   private lastCheckpointAt = performance.now();
   private noteToPublish: string | null = null;
   private publishing: Promise<void> | null = null;
+  private synced = 0;
+  private syncing = false;
+  /** Segments whose directory entry this process has synced. */
+  private readonly dirSynced = new Set<number>();
   readonly clock: () => Date;
 
   constructor(
@@ -207,7 +220,7 @@ export class JsonlAuditWriter implements AuditSink {
     this.checkpointEvery = options.checkpoint ?? DEFAULT_CHECKPOINT;
     this.rotate = options.rotate ?? DEFAULT_ROTATE;
     if (options.durability === 'relaxed') {
-      const sync = setInterval(() => this.fd !== null && fs.fdatasync(this.fd, () => undefined), 1000);
+      const sync = setInterval(() => void this.syncRelaxed(), 1000);
       this.timers.push(sync);
     }
     // The heartbeat: a checkpoint whenever none was written for a whole interval, idle or not.
@@ -226,9 +239,32 @@ export class JsonlAuditWriter implements AuditSink {
     return this._healthy;
   }
 
-  /** The seq of the last durable record. */
+  /** The seq of the last record written (strict: and synced). */
   get lastSeq(): number {
     return this.durable.seq;
+  }
+
+  /**
+   * The seq of the last record known to be on stable storage: what may leave the machine (sinks,
+   * the checkpoint file). Equals lastSeq in strict mode; trails it by up to a second in relaxed.
+   */
+  get syncedSeq(): number {
+    return this.options.durability === 'strict' ? this.durable.seq : this.synced;
+  }
+
+  /** Relaxed mode's periodic sync: records written before it are then on stable storage. */
+  private async syncRelaxed(): Promise<void> {
+    if (this.fd === null || this.flushing || this.syncing) return;
+    const target = this.durable.seq;
+    this.syncing = true;
+    try {
+      await fdatasync(this.fd);
+      this.synced = Math.max(this.synced, target);
+    } catch {
+      // The next write's failure or success decides health; nothing is acknowledged as synced.
+    } finally {
+      this.syncing = false;
+    }
   }
 
   /** The key id that signs this trail's checkpoints. */
@@ -307,6 +343,9 @@ export class JsonlAuditWriter implements AuditSink {
   /** Assigns the chain fields and queues the line. */
   private enqueue(event: AuditEvent, note: string | null): Promise<void> {
     const s = this.state;
+    // A segment after the first always opens with segment_start, also when a failed write
+    // rewound the chain to before it.
+    if (s.segment > 1 && s.segmentBytes === 0 && event.type !== 'segment_start') this.startSegmentRecord();
     const seq = s.seq + 1;
     const line = serializeRecord({ seq, prev: s.hash, ...event } as ChainedRecord);
     s.seq = seq;
@@ -337,11 +376,10 @@ export class JsonlAuditWriter implements AuditSink {
       this.fd = null;
     }
     const file = path.join(this.options.dir, segmentName(segment));
-    const created = !existsSync(file);
     this.fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
     this.fdSegment = segment;
     fs.ftruncateSync(this.fd, durableBytes);
-    if (created) {
+    if (!this.dirSynced.has(segment)) {
       // A new directory entry is durable only once the directory itself is synced.
       const dirFd = openSync(this.options.dir, fsc.O_RDONLY);
       try {
@@ -349,6 +387,7 @@ export class JsonlAuditWriter implements AuditSink {
       } finally {
         closeSync(dirFd);
       }
+      this.dirSynced.add(segment);
     }
   }
 
@@ -377,7 +416,14 @@ export class JsonlAuditWriter implements AuditSink {
           while (done < buf.length) done += writeSync(this.fd as number, buf, done, buf.length - done, offset + done);
           if (this.options.durability === 'strict') await fdatasync(this.fd as number);
         } catch (err) {
-          await ftruncate(this.fd as number, offset).catch(() => undefined);
+          // Cut the failed bytes off durably, or reopen (and truncate) before the next write.
+          try {
+            await ftruncate(this.fd as number, offset);
+            await fdatasync(this.fd as number);
+          } catch {
+            closeSync(this.fd as number);
+            this.fd = null;
+          }
           throw err;
         }
         const last = batch[j - 1];
@@ -388,12 +434,6 @@ export class JsonlAuditWriter implements AuditSink {
         }
         i = j;
       }
-      if (!this._healthy) {
-        this._healthy = true;
-        this.options.onHealthChange?.(true, { since: this.outageSince, refusedRecords: this.refusedRecords });
-      }
-      if (this.noteToPublish && !this.publishing) this.publishing = this.publishCheckpoint();
-      this.options.onDurable?.();
     } catch (thrown) {
       const err = new AuditWriteError(`audit write failed: ${(thrown as Error).message}`);
       // Everything queued behind the failure chains from it: reject it all and rewind.
@@ -410,8 +450,20 @@ export class JsonlAuditWriter implements AuditSink {
     } finally {
       this.flushing = false;
     }
+    if (i === batch.length) this.afterDurable();
     if (this.queue.length > 0) void this.flush();
     else this.wakeIdle();
+  }
+
+  /** Outside the write's error handling, so a throwing callback cannot rewind a good write. */
+  private afterDurable(): void {
+    if (this.options.durability === 'strict') this.synced = this.durable.seq;
+    if (!this._healthy) {
+      this._healthy = true;
+      this.options.onHealthChange?.(true, { since: this.outageSince, refusedRecords: this.refusedRecords });
+    }
+    if (this.noteToPublish && !this.publishing) this.publishing = this.publishCheckpoint();
+    this.options.onDurable?.();
   }
 
   private wakeIdle(): void {
@@ -426,6 +478,8 @@ export class JsonlAuditWriter implements AuditSink {
       while (this.noteToPublish) {
         const note = this.noteToPublish;
         this.noteToPublish = null;
+        // A checkpoint may leave the machine only once the records it covers are on stable storage.
+        if (this.options.durability === 'relaxed' && this.fd !== null) await fdatasync(this.fd);
         const target = path.join(this.options.dir, CHECKPOINT_FILE);
         const tmp = `${target}.tmp`;
         const handle = await fsp.open(tmp, 'w', 0o644);

@@ -254,3 +254,39 @@ test('bad usage and an unreadable checkpoint exit 2 with a message', async () =>
   const r = await cli(trail, '--checkpoint', '/nonexistent/checkpoint');
   expect(r.code).toBe(2);
 });
+
+test('G8: a field added to, or changed in, the last checkpoint record is caught even though nothing follows it', async () => {
+  for (const edit of [(r: Record<string, unknown>) => ({ ...r, decision: 'allow' }), (r: Record<string, unknown>) => ({ ...r, key_id: '00000000' })]) {
+    const dir = copy();
+    const last = segments.at(-1)!;
+    const lines = linesOf(dir, last);
+    lines[lines.length - 1] = JSON.stringify(edit(JSON.parse(lines.at(-1)!)));
+    writeLines(dir, last, lines);
+    const r = await cli(dir, '--key', publicKey);
+    expect(r.stdout).toMatch(/fields no signature covers: decision|key_id is not the key that signed it/);
+    expect(r.code).toBe(1);
+  }
+});
+
+test('G8: the first records of the first segment removed is tampering, not a pruned trail', async () => {
+  const dir = copy();
+  writeLines(dir, segments[0], linesOf(dir, segments[0]).slice(2));
+  const r = await cli(dir, '--key', publicKey);
+  expect(r.stdout).toMatch(/2 record\(s\) missing before it/);
+  expect(r.code).toBe(1);
+});
+
+test('a trail whose oldest segments were pruned, or one segment alone, is unverifiable for what is missing, not tampered', async () => {
+  const dir = copy();
+  rmSync(path.join(dir, segments[0]));
+  const pruned = verifyTrail(dir, { keys: [publicKey] });
+  expect(pruned.problems).toEqual([]);
+  expect(pruned.verdict).toBe('unverifiable');
+  expect(pruned.unverifiable.join('\n')).toMatch(/are not here \(pruned or deleted\)/);
+  const r = await cli(dir, '--key', publicKey);
+  expect(r.code).toBe(2);
+  const one = verifyTrail(path.join(trail, segments[2]), { keys: [publicKey] });
+  expect(one.problems).toEqual([]);
+  expect(one.verdict).toBe('unverifiable');
+  expect(one.unverifiable.join('\n')).toMatch(/records 1\.\.\d+ are not in the file given/);
+});

@@ -95,6 +95,7 @@ test('records removed before they were delivered are an error, not a silent skip
   // The oldest record left is the next one: resume there, keeping the seq check.
   expect(await f.locate(4)).toEqual({ segment: 'audit-00000002.jsonl', offset: 0, seq: 4 });
   await expect(f.resume({ segment: 'audit-00000001.jsonl', offset: 100, seq: 2 })).rejects.toThrow(/records 3\.\.4 are no longer in the trail/);
-  // A trail that ends before the saved seq was replaced: start over.
-  expect(await f.locate(40)).toEqual({ segment: 'audit-00000002.jsonl', offset: 0, seq: 0 });
+  // A trail that ends before the saved seq was cut back or replaced: stop rather than resend
+  // everything under seqs the receiver already has.
+  await expect(f.locate(40)).rejects.toThrow(/the trail ends before seq 40, which this sink already delivered/);
 });

@@ -47,8 +47,17 @@ interface Connection {
   readonly socket: net.Socket;
   /** Set once the connection failed or the receiver closed it. */
   failure: Error | null;
-  /** Resolves when `failure` is set. */
-  readonly failed: Promise<Error>;
+  /** Called once when `failure` is set; each delivery adds itself and removes itself after. */
+  readonly waiters: Set<(err: Error) => void>;
+}
+
+/** Resolves with the connection's failure, or never; `off` detaches (no reaction is left behind). */
+function onFailure(conn: Connection): { promise: Promise<Error>; off: () => void } {
+  let waiter: (err: Error) => void = () => undefined;
+  const promise = new Promise<Error>((resolve) => (waiter = resolve));
+  if (conn.failure) waiter(conn.failure);
+  else conn.waiters.add(waiter);
+  return { promise, off: () => conn.waiters.delete(waiter) };
 }
 
 /** Builds a syslog sink. Throws TypeError on invalid options (before anything connects). */
@@ -83,12 +92,12 @@ export function syslogSink(options: SyslogSinkOptions): RecordSink {
       const socket = t
         ? tls.connect({ host: options.host, port: options.port, ca: t.ca, cert: t.cert, key: t.key, servername: t.servername ?? (net.isIP(options.host) ? undefined : options.host) })
         : net.connect({ host: options.host, port: options.port });
-      let settle: (err: Error) => void = () => undefined;
-      const conn: Connection = { socket, failure: null, failed: new Promise<Error>((r) => (settle = r)) };
+      const conn: Connection = { socket, failure: null, waiters: new Set() };
       const fail = (err: Error) => {
         if (conn.failure) return;
         conn.failure = err;
-        settle(err);
+        for (const w of conn.waiters) w(err);
+        conn.waiters.clear();
         socket.destroy();
       };
       const timer = setTimeout(() => fail(new SinkError(`connecting to ${where} timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
@@ -103,10 +112,12 @@ export function syslogSink(options: SyslogSinkOptions): RecordSink {
         socket.setNoDelay(true);
         resolve(conn);
       });
-      void conn.failed.then((err) => {
+      const failure = onFailure(conn);
+      void failure.promise.then((err) => {
         clearTimeout(timer);
         reject(err);
       });
+      socket.once(t ? 'secureConnect' : 'connect', () => failure.off());
     });
   }
 
@@ -118,14 +129,19 @@ export function syslogSink(options: SyslogSinkOptions): RecordSink {
       for (const line of lines) frames.push(frameOctetCounted(formatSyslogMessage(line, parseRecordLine(line), header)));
       if (!current || current.failure) current = await open();
       const conn = current;
-      await new Promise<void>((resolve, reject) => {
-        conn.socket.write(Buffer.concat(frames), (err) => (err ? reject(conn.failure ?? new SinkError(`syslog write to ${where} failed: ${err.message}`)) : resolve()));
-        void conn.failed.then(reject);
-      });
-      if (confirmMs > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, confirmMs))), conn.failed]);
-        clearTimeout(timer);
+      const failure = onFailure(conn);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          conn.socket.write(Buffer.concat(frames), (err) => (err ? reject(conn.failure ?? new SinkError(`syslog write to ${where} failed: ${err.message}`)) : resolve()));
+          void failure.promise.then(reject);
+        });
+        if (confirmMs > 0) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, confirmMs))), failure.promise]);
+          clearTimeout(timer);
+        }
+      } finally {
+        failure.off();
       }
       if (conn.failure) throw conn.failure;
     },

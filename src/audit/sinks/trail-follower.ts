@@ -111,9 +111,9 @@ export class TrailFollower {
 
   /**
    * The position just after the record `seq`. Not found: when the oldest record left is the one
-   * right after it, the start of the trail; when the trail ends before it (the trail was
-   * replaced by a new one), the start as well; when records after `seq` are gone (segments
-   * removed before this sink delivered them), a TrailReadError: skipping them would be a loss.
+   * right after it, the start of the trail; when the trail ends before it (cut back, or
+   * replaced), a TrailReadError; when records after `seq` are gone (segments removed before
+   * this sink delivered them), a TrailReadError: skipping them would be a loss.
    */
   async locate(seq: number): Promise<TrailPosition> {
     if (seq === 0) return this.start();
@@ -136,6 +136,12 @@ export class TrailFollower {
     }
     const start = await this.start();
     if (firstSeq === seq + 1) return { ...start, seq };
+    if (firstSeq !== null && firstSeq <= seq) {
+      // The trail ends before the record this sink already delivered: it was cut back (e.g. a
+      // power loss in relaxed mode) or replaced. Re-sending everything would duplicate, and
+      // new records would reuse delivered seqs: stop and say so.
+      throw new TrailReadError(`the trail ends before seq ${seq}, which this sink already delivered; check the trail with 'portcullis audit verify', then delete the position file to deliver from the start`);
+    }
     if (firstSeq !== null && firstSeq > seq + 1) {
       throw new TrailReadError(`records ${seq + 1}..${firstSeq - 1} are no longer in the trail; restore their segments, or delete the position file to start at seq ${firstSeq}`);
     }
@@ -153,18 +159,20 @@ export class TrailFollower {
       const segments = await this.segments();
       const newer = segments.find((s) => s > position.segment);
       const file = path.join(this.dir, position.segment);
+      // The ceiling is taken before reading: bytes read after a failed write was cut off and
+      // rewritten could otherwise pass under a ceiling that only the rewrite reached.
+      const ceiling = this.durableSeq ? this.durableSeq() : Number.POSITIVE_INFINITY;
       const chunk = await this.readLines(file, position.offset, this.limits.maxRecords, this.limits.maxBytes).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' && (newer || segments.length === 0)) return { lines: [] as string[], bytes: [] as number[], size: 0 };
         throw err;
       });
-      if (chunk.lines.length > 0) return this.batchOf(position, chunk.lines, chunk.bytes);
+      if (chunk.lines.length > 0) return this.batchOf(position, chunk.lines, chunk.bytes, ceiling);
       if (!newer) return null;
       position = { segment: newer, offset: 0, seq: position.seq };
     }
   }
 
-  private batchOf(from: TrailPosition, lines: readonly string[], bytes: readonly number[]): TrailBatch | null {
-    const ceiling = this.durableSeq ? this.durableSeq() : Number.POSITIVE_INFINITY;
+  private batchOf(from: TrailPosition, lines: readonly string[], bytes: readonly number[], ceiling: number): TrailBatch | null {
     const kept: string[] = [];
     let offset = from.offset;
     let expected = from.seq + 1;
