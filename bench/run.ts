@@ -33,6 +33,7 @@ import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
 import { ROUTE_PREFIX, type StatsReply } from './gateway';
 import type { LoadJob, LoadReply, LoadResult } from './load';
 import { compare, describeEnvironment, failuresOf, formatComparisons, formatRows, formatVerdicts, judge, TARGETS, type Row, type TargetName } from './report';
+import { listSetting, numberSetting } from './settings';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -65,25 +66,12 @@ function headersFor(w: Workload, key = AGENT_KEY): Record<string, string> {
   return { authorization: `Bearer ${key}`, ...(w.body !== undefined ? { 'content-type': 'application/json' } : {}) };
 }
 
-function numberSetting(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, not "${raw}"`);
-  return value;
-}
-
-function connectionsSetting(): number[] {
-  const list = (process.env.BENCH_CONNECTIONS || '1,16,64').split(',').map(Number);
-  if (!list.every((n) => Number.isInteger(n) && n > 0)) throw new Error(`BENCH_CONNECTIONS must list positive integers, not "${process.env.BENCH_CONNECTIONS}"`);
-  return list;
-}
-
 /** Run settings, from the environment. */
 const settings = {
   durationSeconds: numberSetting('BENCH_DURATION', 5),
   warmupSeconds: numberSetting('BENCH_WARMUP', 1),
   primeSeconds: numberSetting('BENCH_PRIME', 1),
-  connections: connectionsSetting(),
+  connections: listSetting('BENCH_CONNECTIONS', [1, 16, 64]),
   relaxed: process.env.BENCH_RELAXED !== '0',
   pin: process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2 && canPin(),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',

@@ -9,6 +9,7 @@ case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
   test)       ensure_rsyslog; exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
+  bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|bench|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|bench|bench-audit|schema [args]" >&2; exit 2 ;;
 esac
