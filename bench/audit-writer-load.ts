@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { generateSignerKey, parseSignerKey } from '../src/audit/signed-note';
 import { serveChild } from './child';
 import { LatencySample, type LatencySummary } from './latency-sample';
 import { runOpenLoop } from './open-loop';
@@ -116,8 +117,11 @@ function batching(before: typeof counters, records: number): Batching {
   return { batches, fdatasyncs: counters.syncs - before.syncs, recordsPerBatch: batches ? records / batches : 0 };
 }
 
+/** Checkpoints are signed as in production (every 10,000 records and at close). */
+const SIGNER = parseSignerKey(generateSignerKey('portcullis-bench/audit'));
+
 async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
-  const writer = await openAuditWriter({ dir: job.dir, durability: job.durability });
+  const writer = await openAuditWriter({ dir: job.dir, durability: job.durability, signer: SIGNER });
   const latencies = new LatencySample();
   let issued = 0;
   let done = 0;
@@ -137,12 +141,15 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   const seconds = (performance.now() - started) / 1000;
   const counted = batching(before, done);
   await writer.close();
-  const bytes = fs.statSync(`${job.dir}/${fs.readdirSync(job.dir).find((f) => f.endsWith('.jsonl'))}`).size;
+  const bytes = fs
+    .readdirSync(job.dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .reduce((sum, f) => sum + fs.statSync(`${job.dir}/${f}`).size, 0);
   return { type: 'throughput', records: done, seconds, recordsPerSecond: done / seconds, bytesPerRecord: bytes / done, append: latencies.summary(), ...counted };
 }
 
 async function rate(job: RateJob): Promise<RateResult> {
-  const writer = await openAuditWriter({ dir: job.dir, durability: job.durability });
+  const writer = await openAuditWriter({ dir: job.dir, durability: job.durability, signer: SIGNER });
   const latencies = new LatencySample();
   const pending: Promise<void>[] = [];
   let failed = 0;

@@ -114,13 +114,15 @@ async function cmdStart(args: string[]): Promise<number> {
 export async function runUntilSignal(config: GatewayConfig, onStarted?: (url: string) => void): Promise<number> {
   // Loaded on demand: the audit commands should not pay for the gateway's modules at start-up.
   const { startGateway } = await import('../gateway');
+  // Listen for the signal before starting: one that arrives while start-up finishes still
+  // drains, records gateway_stop and releases the trail's lock.
+  const signalled = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   const gateway = await startGateway(config);
   onStarted?.(gateway.url);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await signalled;
   await gateway.close();
   return EXIT.OK;
 }

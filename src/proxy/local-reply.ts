@@ -31,7 +31,7 @@ function send(ctx: CallContext, err: GatewayError): void {
 
 /** Audits and answers a refused or failed call. Never throws. */
 export async function localReply(ctx: CallContext, thrown: unknown, deps: PipelineDeps): Promise<void> {
-  const err = thrown instanceof GatewayError ? thrown : new GatewayError('PC_BAD_REQUEST', 'the request could not be handled');
+  let err = thrown instanceof GatewayError ? thrown : new GatewayError('PC_BAD_REQUEST', 'the request could not be handled');
   if (!(thrown instanceof GatewayError)) deps.log.error({ decision_id: ctx.id, err: String((thrown as Error)?.message ?? thrown) }, 'unexpected error in the pipeline');
   const routeName = ctx.route?.name ?? null;
   if (ctx.audited) {
@@ -44,6 +44,8 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
     } catch (e) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, code: err.code, err: (e as Error).message }, 'could not record a deny in the audit log');
+      // A deny the agent sees always has its record (G4); without one the answer is the outage.
+      err = new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
     }
   }
   send(ctx, err);
