@@ -139,7 +139,10 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
       } finally {
         await handle.close();
       }
-      await fsp.truncate(file, scan.segmentBytes);
+      // Not cut off here: the first write opens the segment at its last complete line and cuts
+      // there, with the recovered_torn_tail record. A crash before then leaves the bytes in
+      // place, to be moved aside and recorded at the next start: no aside copy without a record
+      // of its own bytes being removed.
     }
     const ageMs = scan.segmentStartedAt ? Math.max(0, Date.now() - Date.parse(scan.segmentStartedAt)) : 0;
     const state: ChainState = {
