@@ -55,7 +55,8 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string }> {
  * What an attacker with write access but without the key can do: recompute every prev hash and
  * every segment_start digest after an edit, so the chain links up again.
  */
-function rechain(dir: string): void {
+function rechain(dir: string, onCheckpoint?: (rec: Record<string, unknown>, frontier: MerkleFrontier) => void): void {
+  const frontier = new MerkleFrontier();
   let prev = '0'.repeat(64);
   let previous: Record<string, unknown> | null = null;
   for (const seg of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {
@@ -63,7 +64,9 @@ function rechain(dir: string): void {
       const rec = JSON.parse(line);
       rec.prev = prev;
       if (i === 0 && previous) rec.previous = previous;
+      if (rec.type === 'checkpoint') onCheckpoint?.(rec, frontier);
       const text = JSON.stringify(rec);
+      frontier.push(leafHash(text));
       prev = sha(text);
       return text;
     });
@@ -147,27 +150,12 @@ test('G8: a rebuilt trail re-signed with another key fails against the real key,
   writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
   // The attacker's own key: re-sign every checkpoint over the rebuilt records, plant the key.
   const forger = parseSignerKey(generateSignerKey(parseSignerKey(generateSignerKey('x')).name));
-  const frontier = new MerkleFrontier();
-  let prev = '0'.repeat(64);
-  let previous: Record<string, unknown> | null = null;
-  for (const seg of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {
-    const out = linesOf(dir, seg).map((line, i) => {
-      const rec = JSON.parse(line);
-      rec.prev = prev;
-      if (i === 0 && previous) rec.previous = previous;
-      if (rec.type === 'checkpoint') {
-        rec.note = forger.sign(checkpointBody(forger.name, frontier.size, frontier.root()));
-        rec.root = frontier.root().toString('base64');
-        rec.key_id = forger.keyId;
-      }
-      const text = JSON.stringify(rec);
-      frontier.push(leafHash(text));
-      prev = sha(text);
-      return text;
-    });
-    writeLines(dir, seg, out);
-    previous = { file: seg, last_seq: JSON.parse(out.at(-1)!).seq, last_hash: prev, sha256: sha(readFileSync(path.join(dir, seg))) };
-  }
+  rechain(dir, (rec, frontier) => {
+    rec.note = forger.sign(checkpointBody(forger.name, frontier.size, frontier.root()));
+    rec.root = frontier.root().toString('base64');
+    rec.key_id = forger.keyId;
+    rec.frontier = frontier.hashes().map((h) => h.toString('base64'));
+  });
   writeFileSync(path.join(dir, 'audit.pub'), `${forger.verifierKey}\n`);
   rmSync(path.join(dir, 'checkpoint'));
   const trusted = await cli(dir, '--key', publicKey);
