@@ -51,7 +51,7 @@ function fill(): void {
   }
 }
 
-test('G3: a full disk refuses every call with 503, forwards nothing, and recovers', async () => {
+test('G3, G4: a full disk refuses every call with 503 (denies included: none without a record), forwards nothing, and recovers', async () => {
   expect((await rawRequest(gw.gateway.url, { path: '/up/before', headers: auth })).status).toBe(200);
   fill();
   // The segment's last page may still have room for a record or two; then writes fail.
@@ -61,6 +61,14 @@ test('G3: a full disk refuses every call with 503, forwards nothing, and recover
     const r = await rawRequest(gw.gateway.url, { path: p, headers: auth });
     results.push({ path: p.slice(3), status: r.status, code: r.status === 200 ? undefined : JSON.parse(r.body).error.code });
   }
+  // G4: calls the gateway denies get either their deny with its record (a small record can
+  // still fit a freed page) or 503: never a deny without a record.
+  const denies: { id: string; status: number; code: string }[] = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await rawRequest(gw.gateway.url, { path: `/up/denied-${i}-${'d'.repeat(1500)}`, headers: { authorization: 'Bearer not-a-known-key' } });
+    denies.push({ id: String(r.headers['x-portcullis-decision-id']), status: r.status, code: JSON.parse(r.body).error.code });
+  }
+  expect(denies.some((d) => d.status === 503)).toBe(true);
   const refused = results.filter((r) => r.status !== 200);
   expect(refused.length).toBeGreaterThanOrEqual(20);
   for (const r of refused) expect(r).toMatchObject({ status: 503, code: 'PC_AUDIT_UNAVAILABLE' });
@@ -87,5 +95,10 @@ test('G3: a full disk refuses every call with 503, forwards nothing, and recover
   const lines = gw.auditText().split('\n').filter(Boolean);
   const logged = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.path));
   for (const r of results) expect(logged.has(r.path)).toBe(r.status === 200);
+  const recorded = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.decision_id));
+  for (const d of denies) {
+    if (d.status === 503) expect(d.code).toBe('PC_AUDIT_UNAVAILABLE');
+    else expect(recorded.has(d.id)).toBe(true);
+  }
   expect(lines.some((l) => l.includes('"path":"/after"'))).toBe(true);
 });
