@@ -26,6 +26,11 @@ export function segmentName(n: number): string {
   return `audit-${String(n).padStart(8, '0')}.jsonl`;
 }
 
+/** True for a segment file name. The readers (query, sinks) use this; verify keeps its own. */
+export function isSegmentName(file: string): boolean {
+  return SEGMENT.test(file);
+}
+
 /** Segment number of a file name, or null. */
 export function segmentNumber(file: string): number | null {
   const m = SEGMENT.exec(file);
@@ -56,7 +61,6 @@ export interface ScannedTrail {
   readonly segment: number;
   readonly segmentBytes: number;
   readonly segmentHash: Hash;
-  readonly segmentRecords: number;
   /** ISO time of the newest segment's first record, if any. */
   readonly segmentStartedAt: string | null;
   readonly previous: SegmentSummary | null;
@@ -182,7 +186,6 @@ function resumeFromCheckpoint(dir: string, files: string[]): ScannedTrail | null
     segment: segmentNumber(newest) as number,
     segmentBytes: data.length,
     segmentHash,
-    segmentRecords: lines.length,
     segmentStartedAt: typeof first?.time === 'string' ? first.time : null,
     previous,
     lastCheckpointSeq: (anchor as Record<string, unknown>).seq as number,
@@ -202,7 +205,6 @@ export function fullScan(dir: string, files: string[] = listSegments(dir)): Scan
   let segment = 1;
   let segmentBytes = 0;
   let segmentHash = createHash('sha256');
-  let segmentRecords = 0;
   let segmentStartedAt: string | null = null;
   let tornBytes: Buffer | null = null;
   files.forEach((name, index) => {
@@ -245,12 +247,11 @@ export function fullScan(dir: string, files: string[] = listSegments(dir)): Scan
       segment = segmentNumber(name) as number;
       segmentBytes = data.length;
       segmentHash.update(data);
-      segmentRecords = records;
       segmentStartedAt = firstTime;
     } else {
       previous = { file: name, last_seq: seq, last_hash: hash, sha256: sha256hex(data) };
     }
   });
   if (files.length === 0) segmentHash = createHash('sha256');
-  return { seq, hash, frontier, segment, segmentBytes, segmentHash, segmentRecords, segmentStartedAt, previous, lastCheckpointSeq, lastKeyId, tornBytes };
+  return { seq, hash, frontier, segment, segmentBytes, segmentHash, segmentStartedAt, previous, lastCheckpointSeq, lastKeyId, tornBytes };
 }

@@ -7,8 +7,9 @@
  * is skipped before it is decoded further or parsed, which is what makes a selective query over
  * a million records cheap. Needles are a prefilter only; callers re-check parsed records.
  */
-import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { listSegments } from './segments';
 
 /** One complete line of a segment. */
 export interface TrailLine {
@@ -28,15 +29,10 @@ export interface ReadTrailOptions {
   readonly chunkBytes?: number;
 }
 
-const SEGMENT = /^audit-\d{8}\.jsonl$/;
-
 /** The segment files of a trail directory in order, or the file itself. */
 export function trailFiles(target: string): string[] {
   if (!statSync(target).isDirectory()) return [target];
-  return readdirSync(target)
-    .filter((f) => SEGMENT.test(f))
-    .sort()
-    .map((f) => path.join(target, f));
+  return listSegments(target).map((f) => path.join(target, f));
 }
 
 /** Yields the complete lines of a trail, in order. */

@@ -270,11 +270,6 @@ export class JsonlAuditWriter implements AuditSink {
     }
   }
 
-  /** The key id that signs this trail's checkpoints. */
-  get keyId(): string {
-    return this.options.signer.keyId;
-  }
-
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
     const done = this.enqueue(event, null);
@@ -297,8 +292,8 @@ export class JsonlAuditWriter implements AuditSink {
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Appends the record that opens a new segment. Used at rotation and when resuming an empty one. */
-  startSegmentRecord(): void {
+  /** Appends the record that opens a new segment: at rotation, and before the first record of an empty one. */
+  private startSegmentRecord(): void {
     const previous = this.state.previous;
     void this.enqueue({ type: 'segment_start', time: this.clock().toISOString(), segment: segmentName(this.state.segment), previous }, null).catch(() => undefined);
   }

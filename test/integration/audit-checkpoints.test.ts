@@ -136,7 +136,6 @@ describe('resuming from the last checkpoint gives the same state as reading the 
     segment: t.segment,
     segmentBytes: t.segmentBytes,
     segmentDigest: t.segmentHash.copy().digest('hex'),
-    segmentRecords: t.segmentRecords,
     lastCheckpointSeq: t.lastCheckpointSeq,
     lastKeyId: t.lastKeyId,
   });

@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { isSegmentName } from '../segments';
 
 /** Where a sink stands: the next byte to read, and the seq of the last record delivered. */
 export interface TrailPosition {
@@ -33,7 +34,7 @@ function isPosition(v: unknown): v is TrailPosition {
     p !== null &&
     typeof p === 'object' &&
     typeof p.segment === 'string' &&
-    /^audit-\d{8}\.jsonl$/.test(p.segment) &&
+    isSegmentName(p.segment) &&
     Number.isSafeInteger(p.offset) &&
     (p.offset as number) >= 0 &&
     Number.isSafeInteger(p.seq) &&

@@ -12,6 +12,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { TrailPosition } from './sink-offset';
+import { isSegmentName } from '../segments';
 
 /** Bounds of one batch. A single line longer than maxBytes still makes a batch of one. */
 export interface BatchLimits {
@@ -44,7 +45,6 @@ export interface TrailFollowerOptions {
   readonly durableSeq?: () => number;
 }
 
-const SEGMENT = /^audit-\d{8}\.jsonl$/;
 const SEQ_PREFIX = /^\{"seq":(\d+)[,}]/;
 const NEWLINE = 0x0a;
 
@@ -81,7 +81,7 @@ export class TrailFollower {
   /** Segment file names, oldest first. */
   async segments(): Promise<string[]> {
     try {
-      return (await fsp.readdir(this.dir)).filter((f) => SEGMENT.test(f)).sort();
+      return (await fsp.readdir(this.dir)).filter(isSegmentName).sort();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
