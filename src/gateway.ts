@@ -17,6 +17,7 @@ import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
 import { bindCredential, type CredentialBinding } from './credential-injector/injector';
 import { GatewayError } from './errors';
+import { SessionTable } from './mcp/sessions';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore } from './policy/policy-store';
@@ -156,6 +157,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       audit,
       bindings,
       forwarder,
+      sessions: new SessionTable(),
       metrics,
       log,
     };

@@ -4,6 +4,8 @@
  * docs/audit.md documents each field.
  */
 
+import type { McpAuditView } from '../mcp/audit-view';
+
 /** The decision taken on a call, written (durably) before anything is forwarded. */
 export interface DecisionRecord {
   readonly type: 'decision';
@@ -28,6 +30,8 @@ export interface DecisionRecord {
   readonly policy_revision: string | null;
   /** Name of the credential attached (allow only); never its value. */
   readonly credential: string | null;
+  /** MCP routes: the call as the policy saw it, arguments masked (src/mcp/audit-view.ts). */
+  readonly mcp?: McpAuditView;
 }
 
 /** What happened after an allowed call was forwarded. */

@@ -12,7 +12,7 @@ import { parseSignerKey, type NoteSigner } from '../audit/signed-note';
 import { DEFAULT_CHECKPOINT, DEFAULT_ROTATE } from '../audit/writer';
 import { revealSecret, Secret } from '../credential-injector/secret';
 import { CONFIG_SCHEMA, RENAMED_KEYS } from './schema';
-import type { Credential, GatewayConfig, RouteConfig, SinkConfig, SinkTlsConfig, Timeouts } from './types';
+import type { Credential, GatewayConfig, McpRouteConfig, RouteConfig, SinkConfig, SinkTlsConfig, StdioServerConfig, Timeouts } from './types';
 
 const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 5000, headersMs: 30000, idleMs: 300000 };
 const ajv = new Ajv({ allErrors: true, strict: true });
@@ -194,8 +194,10 @@ function resolveCredential(name: string, raw: Raw, file: string, env: NodeJS.Pro
   }
 }
 
-function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string, Credential>, timeouts: Timeouts): RouteConfig {
-  const key = `routes[${i}]`;
+const MCP_ONLY_KEYS = ['deny_as', 'command', 'env', 'cwd', 'restart'] as const;
+const COMMAND_ONLY_KEYS = ['env', 'cwd', 'restart'] as const;
+
+function parseUpstream(raw: Raw, key: string, file: string): URL {
   let url: URL;
   try {
     url = new URL(raw.upstream);
@@ -204,6 +206,41 @@ function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string
   }
   if (url.username || url.password) throw new ConfigError(file, `${key}.upstream`, 'must not embed credentials; use credentials: instead');
   if (url.search || url.hash) throw new ConfigError(file, `${key}.upstream`, 'must not have a query or fragment');
+  return url;
+}
+
+function stdioServerOf(raw: Raw, key: string, file: string, env: NodeJS.ProcessEnv, baseDir: string): StdioServerConfig {
+  const vars: Record<string, string | Secret> = {};
+  for (const [name, value] of Object.entries((raw.env ?? {}) as Record<string, unknown>)) {
+    vars[name] = typeof value === 'string' ? value : readSecret(file, `${key}.env.${name}`, value as { env?: string; file?: string }, env, baseDir);
+  }
+  const initialDelayMs = raw.restart?.initial_delay_ms ?? 250;
+  const maxDelayMs = raw.restart?.max_delay_ms ?? 30_000;
+  if (maxDelayMs < initialDelayMs) throw new ConfigError(file, `${key}.restart.max_delay_ms`, `must be at least initial_delay_ms (${initialDelayMs})`);
+  return Object.freeze({
+    command: Object.freeze([...(raw.command as string[])]),
+    env: Object.freeze(vars),
+    cwd: path.resolve(baseDir, raw.cwd ?? '.'),
+    restart: Object.freeze({ initialDelayMs, maxDelayMs }),
+  });
+}
+
+function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string, Credential>, timeouts: Timeouts, env: NodeJS.ProcessEnv, baseDir: string): RouteConfig {
+  const key = `routes[${i}]`;
+  const kind: 'http' | 'mcp' = raw.kind ?? 'http';
+  if (kind === 'http') {
+    for (const k of MCP_ONLY_KEYS) if (raw[k] !== undefined) throw new ConfigError(file, `${key}.${k}`, 'only routes of kind mcp take this key (add kind: mcp)');
+  } else if (raw.command === undefined) {
+    for (const k of COMMAND_ONLY_KEYS) if (raw[k] !== undefined) throw new ConfigError(file, `${key}.${k}`, 'only goes with command (a stdio server)');
+  }
+  if (raw.command !== undefined && raw.upstream !== undefined) throw new ConfigError(file, key, 'set either upstream (a remote MCP server) or command (a stdio server), not both');
+  if (raw.command !== undefined && raw.credential !== undefined) {
+    throw new ConfigError(file, `${key}.credential`, 'a stdio server gets its secrets through env (e.g. env: {API_TOKEN: {env: MY_TOKEN}}), not credential');
+  }
+  if (raw.upstream === undefined && raw.command === undefined) {
+    throw new ConfigError(file, key, kind === 'mcp' ? 'needs upstream (a remote MCP server) or command (a stdio server)' : 'needs upstream');
+  }
+  const url = raw.upstream !== undefined ? parseUpstream(raw, key, file) : new URL('http://localhost/mcp');
   let credential: Credential | null = null;
   if (raw.credential !== undefined) {
     credential = credentials.get(raw.credential) ?? null;
@@ -212,9 +249,19 @@ function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string
       throw new ConfigError(file, `${key}.credential`, `unknown credential "${raw.credential}" (defined: ${known})`);
     }
   }
+  const mcp: McpRouteConfig | null =
+    kind === 'mcp'
+      ? Object.freeze({
+          denyAs: raw.deny_as ?? 'result',
+          endpoint: url.pathname,
+          stdio: raw.command !== undefined ? stdioServerOf(raw, key, file, env, baseDir) : null,
+        })
+      : null;
   return Object.freeze({
     name: raw.name,
     prefix: raw.prefix,
+    kind,
+    mcp,
     origin: url.origin,
     basePath: url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`,
     credential,
@@ -319,7 +366,7 @@ function resolve(raw: Raw, file: string, env: NodeJS.ProcessEnv, _doc: Document,
     if (prefixes.has(r.prefix)) throw new ConfigError(file, `routes[${i}].prefix`, `duplicate route prefix "${r.prefix}"`);
     names.add(r.name);
     prefixes.add(r.prefix);
-    routes.push(resolveRoute(r, i, file, credentials, timeouts));
+    routes.push(resolveRoute(r, i, file, credentials, timeouts, env, baseDir));
   });
 
   const ids = new Set<string>();

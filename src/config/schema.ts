@@ -264,13 +264,47 @@ export const CONFIG_SCHEMA = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'prefix', 'upstream'],
+        required: ['name', 'prefix'],
         properties: {
           name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
           prefix: { type: 'string', pattern: '^/([A-Za-z0-9._~-]+/)*$', description: 'Path prefix, starting and ending with /.' },
-          upstream: { type: 'string', pattern: '^https?://', description: 'Base URL the route forwards to; its path is prepended.' },
-          credential: { type: 'string', description: 'Name of an entry under credentials.' },
+          kind: {
+            enum: ['http', 'mcp'],
+            description: 'http (default): a REST upstream, the path below the prefix is appended to upstream. mcp: an MCP server (docs/mcp.md); the prefix is its one endpoint.',
+          },
+          upstream: {
+            type: 'string',
+            pattern: '^https?://',
+            description: 'Base URL the route forwards to; its path is prepended. For kind mcp: the server\'s Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp. Required unless command is set.',
+          },
+          credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
           timeouts,
+          deny_as: {
+            enum: ['result', 'error'],
+            description: 'kind mcp: how a denied tools/call is answered. result (default): a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',
+          },
+          command: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string', minLength: 1 },
+            description: 'kind mcp: run this local MCP server over stdio instead of calling upstream, e.g. [npx, -y, some-mcp-server]. It is started per session, restarted when it crashes, and its stderr is logged.',
+          },
+          env: {
+            type: 'object',
+            propertyNames: envName,
+            additionalProperties: { anyOf: [{ type: 'string' }, secretRef] },
+            description: 'With command: the only variables the server gets besides PATH, HOME, LANG and the like (never the gateway\'s own environment). A value is a string or a secret {env: NAME} / {file: PATH}; secrets are masked in answers.',
+          },
+          cwd: { type: 'string', minLength: 1, description: 'With command: working directory of the server. Default: the directory of this file.' },
+          restart: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'With command: back-off between restarts of a crashed server, doubling from initial to max.',
+            properties: {
+              initial_delay_ms: { type: 'integer', minimum: 1, description: 'Default 250.' },
+              max_delay_ms: { type: 'integer', minimum: 1, description: 'Default 30000.' },
+            },
+          },
         },
       },
     },

@@ -21,10 +21,32 @@ export interface AgentConfig {
   readonly keySha256: Buffer;
 }
 
+/** A local MCP server the gateway runs over stdio (docs/mcp-stdio.md). */
+export interface StdioServerConfig {
+  readonly command: readonly string[];
+  /** The server's own variables; secrets stay wrapped until the child is spawned. */
+  readonly env: Readonly<Record<string, string | Secret>>;
+  readonly cwd: string;
+  readonly restart: { readonly initialDelayMs: number; readonly maxDelayMs: number };
+}
+
+/** What a route of kind mcp adds. */
+export interface McpRouteConfig {
+  /** How a denied tools/call is answered: an isError tool result, or a JSON-RPC error. */
+  readonly denyAs: 'result' | 'error';
+  /** The server's endpoint path upstream (the whole path: MCP routes have one endpoint). */
+  readonly endpoint: string;
+  /** Set when the gateway runs the server itself; then `origin` is a placeholder. */
+  readonly stdio: StdioServerConfig | null;
+}
+
 /** A route: a path prefix mapped to an upstream base URL. */
 export interface RouteConfig {
   readonly name: string;
   readonly prefix: string;
+  readonly kind: 'http' | 'mcp';
+  /** Set exactly when kind is mcp. */
+  readonly mcp: McpRouteConfig | null;
   /** Upstream origin, e.g. https://api.github.com */
   readonly origin: string;
   /** Upstream base path, always ending with '/'. */

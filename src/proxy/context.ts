@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteConfig } from '../config/types';
 import type { CredentialBinding } from '../credential-injector/injector';
+import type { McpCall } from '../mcp/message';
 import type { Decision } from '../policy/engine';
 import type { CanonicalTarget } from './canonical-path';
 
@@ -25,6 +26,10 @@ export interface CallContext {
   /** decode: forwardable headers (credential headers removed) and the parsed JSON body. */
   headers: Record<string, string> | null;
   json: unknown;
+  /** decode, MCP routes only: the one JSON-RPC message (or stream/termination) being judged. */
+  mcp: McpCall | null;
+  /** decode, MCP routes only: the session id, once checked to belong to this agent. */
+  mcpSession: string | null;
   /** decide */
   decision: Decision | null;
   policyRevision: string | null;
@@ -49,6 +54,8 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     body: EMPTY,
     headers: null,
     json: undefined,
+    mcp: null,
+    mcpSession: null,
     decision: null,
     policyRevision: null,
     audited: false,

@@ -6,7 +6,8 @@
  * leaves): see docs/forwarding.md for the measurements.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import { type Transform, Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
 import type { CredentialBinding } from '../credential-injector/injector';
@@ -36,6 +37,12 @@ export interface ForwardRequest {
   readonly decisionId: string;
   /** The attached credential, whose values are masked in the answer; null on routes without one. */
   readonly binding: CredentialBinding | null;
+  /**
+   * Called with the upstream status and headers before anything is sent to the agent. May
+   * return a transform the body then flows through (before masking); it may fail the stream,
+   * which cuts the answer short rather than pass it on unchanged.
+   */
+  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => Transform | null;
 }
 
 const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
@@ -91,14 +98,16 @@ function maskHeaders(out: OutgoingHttpHeaders, binding: CredentialBinding): bool
 export class Forwarder {
   private readonly pools = new Map<string, Pool>();
 
-  constructor(routes: readonly RouteConfig[]) {
+  /** `sockets`: routes reached over a Unix socket instead of their origin (stdio bridges). */
+  constructor(routes: readonly RouteConfig[], sockets: ReadonlyMap<string, string> = new Map()) {
     for (const r of routes) {
+      const socketPath = sockets.get(r.name);
       this.pools.set(
         r.name,
         new Pool(r.origin, {
           connections: 256,
           keepAliveTimeout: 4_000,
-          connect: { timeout: r.timeouts.connectMs },
+          connect: { timeout: r.timeouts.connectMs, ...(socketPath ? { socketPath } : {}) },
           headersTimeout: r.timeouts.headersMs,
           bodyTimeout: r.timeouts.idleMs,
         }),
@@ -144,20 +153,27 @@ export class Forwarder {
           // Only Portcullis speaks in x-portcullis-* headers: an upstream cannot forge a refusal.
           for (const k in out) if (k.startsWith('x-portcullis-')) delete out[k];
           out['x-portcullis-decision-id'] = req.decisionId;
+          const filter = req.onResponse?.(statusCode, upstreamHeaders) ?? null;
+          if (filter) delete out['content-length'];
           res.writeHead(statusCode, out);
-          if (!binding) return res;
-          // A small body of known length is masked in one pass and sent with one write; a
-          // stream (SSE, chunked, large) goes through the streaming masker.
-          const length = Number(upstreamHeaders['content-length']);
-          if (length >= 0 && length <= BUFFERED_MASK_LIMIT) {
-            return collect((body) => {
-              if (binding.masker.maskBuffer(body)) masked = true;
-              res.end(body);
-            });
+          let sink: Writable = res;
+          if (binding) {
+            // A small body of known length is masked in one pass and sent with one write; a
+            // stream (SSE, chunked, large) goes through the streaming masker.
+            const length = Number(upstreamHeaders['content-length']);
+            if (!filter && length >= 0 && length <= BUFFERED_MASK_LIMIT) {
+              return collect((body) => {
+                if (binding.masker.maskBuffer(body)) masked = true;
+                res.end(body);
+              });
+            }
+            const masker = binding.masker.stream(() => (masked = true));
+            masker.pipe(res);
+            sink = masker;
           }
-          const masker = binding.masker.stream(() => (masked = true));
-          masker.pipe(res);
-          return masker;
+          if (!filter) return sink;
+          filter.pipe(sink);
+          return filter;
         },
       );
     } catch (err) {

@@ -6,7 +6,19 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import { GatewayError } from '../errors';
 
 /** Headers that must appear at most once; Node would silently keep one of the copies. */
-const SINGLETON = ['authorization', 'host', 'content-type', 'content-length', 'proxy-authorization'];
+const SINGLETON = [
+  'authorization',
+  'host',
+  'content-type',
+  'content-length',
+  'proxy-authorization',
+  // MCP: the gateway judges one value; a server could read another copy.
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+  'last-event-id',
+];
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus legacy ones. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);

@@ -3,19 +3,35 @@
  * to the audit log first, then sends a JSON error with a stable code and the decision id. No
  * stage writes a response by itself.
  */
+import type { RouteConfig } from '../config/types';
 import { GatewayError } from '../errors';
+import { mcpReply } from '../mcp/reply';
+import { canonicalizeTarget } from './canonical-path';
 import type { CallContext } from './context';
 import type { PipelineDeps } from './pipeline';
 import { decisionRecord, writeOutcome } from './pipeline';
 
-function send(ctx: CallContext, err: GatewayError): void {
+/** The route whose shape the answer takes: the matched one, or (before routing) the one the path would match. */
+function routeOf(ctx: CallContext, deps: PipelineDeps): RouteConfig | null {
+  if (ctx.route) return ctx.route;
+  try {
+    return deps.routes.match(canonicalizeTarget(ctx.req.url ?? '').path).route;
+  } catch {
+    return null;
+  }
+}
+
+function send(ctx: CallContext, err: GatewayError, deps: PipelineDeps): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
-  res.writeHead(err.status, {
+  const route = routeOf(ctx, deps);
+  // MCP clients are answered in JSON-RPC, never with a bare HTTP error.
+  const reply = route?.mcp ? mcpReply(err, ctx.mcp, ctx.id, route.mcp.denyAs) : null;
+  const body = JSON.stringify(reply ? reply.body : { error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
+  res.writeHead(reply ? reply.status : err.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-portcullis-decision-id': ctx.id,
@@ -48,5 +64,5 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
       err = new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
     }
   }
-  send(ctx, err);
+  send(ctx, err, deps);
 }

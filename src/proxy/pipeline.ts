@@ -5,12 +5,17 @@
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Transform } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import type { Logger } from 'pino';
 import type { DecisionRecord } from '../audit/record';
 import type { AuditSink } from '../audit/writer';
 import type { CredentialBinding } from '../credential-injector/injector';
 import { GatewayError } from '../errors';
+import { mcpAuditView } from '../mcp/audit-view';
+import { parseMcpCall } from '../mcp/message';
+import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicyInput } from '../policy/engine';
 import type { PolicyStore } from '../policy/policy-store';
@@ -33,6 +38,8 @@ export interface PipelineDeps {
   readonly audit: AuditSink;
   readonly bindings: ReadonlyMap<string, CredentialBinding>;
   readonly forwarder: Forwarder;
+  /** MCP sessions bound to the agents that created them. */
+  readonly sessions: SessionTable;
   readonly metrics: Metrics;
   readonly log: Logger;
 }
@@ -77,7 +84,7 @@ const readBodyStage: Stage = {
 
 const decode: Stage = {
   name: 'decode',
-  run(ctx) {
+  run(ctx, deps) {
     ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route?.credential?.type === 'header' ? ctx.route.credential.header : null);
     if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) {
       let text: string;
@@ -88,8 +95,42 @@ const decode: Stage = {
       }
       ctx.json = parseStrictJson(text);
     }
+    if (ctx.route!.kind === 'mcp') decodeMcp(ctx, deps);
   },
 };
+
+/** MCP routes: one endpoint, one JSON-RPC message per POST, sessions only for their agent. */
+function decodeMcp(ctx: CallContext, deps: PipelineDeps): void {
+  const route = ctx.route!;
+  if (ctx.relativePath !== '/') throw new GatewayError('PC_ROUTE_NOT_FOUND', 'an MCP route has one endpoint: its prefix');
+  ctx.mcp = parseMcpCall(ctx.req.method ?? '', ctx.req.headers, ctx.json, ctx.body.length > 0);
+  const sid = ctx.mcp.sessionId;
+  if (sid === null) return;
+  const check = deps.sessions.check(route.name, sid, ctx.agent);
+  if (check !== 'ok') {
+    // Another agent's session and an unknown one get the same answer: no oracle for live ids.
+    // The operator's log tells them apart: a session used by another agent is a security event.
+    if (check === 'other-agent') deps.log.warn({ decision_id: ctx.id, route: route.name, agent: ctx.agent }, 'an agent presented an MCP session that belongs to another agent');
+    throw new GatewayError('PC_MCP_SESSION_NOT_FOUND', 'no such MCP session: start a new one with initialize', ['the session is unknown, has ended, or belongs to another agent']);
+  }
+  ctx.mcpSession = sid;
+}
+
+/** The policy's view of an MCP call (docs/mcp.md). */
+function mcpInput(ctx: CallContext): Record<string, unknown> {
+  const m = ctx.mcp!;
+  return {
+    kind: m.kind,
+    method: m.method,
+    id: m.id,
+    tool: m.tool,
+    arguments: m.arguments,
+    uri: m.uri,
+    name: m.name,
+    protocol_version: m.protocolVersion,
+    session: ctx.mcpSession,
+  };
+}
 
 const decide: Stage = {
   name: 'decide',
@@ -106,6 +147,7 @@ const decide: Stage = {
         ...(ctx.json !== undefined ? { body: ctx.json } : {}),
       },
       time: ctx.time,
+      ...(ctx.mcp ? { mcp: mcpInput(ctx) } : {}),
     };
     const engine = deps.policy.ready ? deps.policy.current : null;
     const t0 = process.hrtime.bigint();
@@ -155,12 +197,21 @@ const forward: Stage = {
   async run(ctx, deps) {
     const route = ctx.route!;
     const target = ctx.target!;
-    const path = route.basePath + ctx.relativePath!.slice(1) + (target.search ? `?${target.search}` : '');
+    const path = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
     let status: number;
     let code: string | undefined;
     try {
       const r = await deps.forwarder.forward(
-        { route, method: ctx.req.method ?? 'GET', path, headers: ctx.headers!, body: ctx.body, decisionId: ctx.id, binding: ctx.binding },
+        {
+          route,
+          method: ctx.req.method ?? 'GET',
+          path,
+          headers: ctx.headers!,
+          body: ctx.body,
+          decisionId: ctx.id,
+          binding: ctx.binding,
+          ...(ctx.mcp ? { onResponse: (status: number, headers: IncomingHttpHeaders) => mcpResponse(ctx, deps, status, headers) } : {}),
+        },
         ctx.res,
       );
       status = r.status;
@@ -181,6 +232,23 @@ const forward: Stage = {
     if (code) deps.metrics.upstreamErrors.inc({ route: route.name, code });
   },
 };
+
+/**
+ * Upstream answers on MCP routes: learn the session an initialize created (bound to this
+ * agent), forget one that ended, and filter list results down to what the policy lets the
+ * agent see.
+ */
+function mcpResponse(ctx: CallContext, deps: PipelineDeps, status: number, headers: IncomingHttpHeaders): Transform | null {
+  const m = ctx.mcp!;
+  const route = ctx.route!.name;
+  const ok = status >= 200 && status < 300;
+  if (m.method === 'initialize' && ok) {
+    const sid = headers['mcp-session-id'];
+    if (typeof sid === 'string' && sid.length > 0) deps.sessions.bind(route, sid, ctx.agent);
+  }
+  if (ctx.mcpSession !== null && ((m.kind === 'terminate' && ok) || status === 404)) deps.sessions.end(route, ctx.mcpSession);
+  return null;
+}
 
 /** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
 export const AUDIT_PATH_CAP = 4096;
@@ -206,6 +274,7 @@ export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, '
     ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
     policy_revision: ctx.policyRevision,
     credential: verdict.credential,
+    ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),
   };
 }
 
