@@ -273,3 +273,125 @@ describe('audit records of MCP calls', () => {
     expect(gw.auditText()).not.toContain('denied-secret-value');
   });
 });
+
+describe('streaming through the gateway (SSE)', () => {
+  test('a long-running tool streams its progress notifications through the gateway as they happen', async () => {
+    const c = await mcpClient(endpoint('everything'), { agentKey: ALICE });
+    try {
+      const seen: { progress: number; at: number }[] = [];
+      const started = Date.now();
+      const r = await c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, CallToolResultSchema, {
+        onprogress: (p) => seen.push({ progress: p.progress, at: Date.now() - started }),
+      });
+      expect(r.isError).toBeFalsy();
+      expect(seen.map((s) => s.progress)).toEqual([1, 2, 3, 4]);
+      // Streamed, not buffered: the first step arrived well before the last.
+      expect(seen[3].at - seen[0].at).toBeGreaterThan(400);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a server-to-client sampling request completes through the gateway, and the answer is judged and audited', async () => {
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const c = await mcpClient(endpoint('everything'), { agentKey: ALICE, samplingReply: 'sampled by the test client' });
+    try {
+      let asked = '';
+      c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+        asked = JSON.stringify(req.params.messages);
+        return { model: 'test-model', role: 'assistant', content: { type: 'text', text: 'sampled by the test client' } };
+      });
+      const r = await c.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'say hi', maxTokens: 10 } });
+      expect(asked).toContain('say hi');
+      expect(JSON.stringify(r.content)).toContain('sampled by the test client');
+      await gw.waitForAudit((x) => x.type === 'decision' && x.agent === 'alice' && x.mcp?.kind === 'response' && x.decision === 'allow');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('GET opens the session stream for its own agent only', async () => {
+    const c = await mcpClient(endpoint('everything'), { agentKey: ALICE });
+    try {
+      const sid = c.transport.sessionId!;
+      const get = (key: string, extra: Record<string, string> = {}) =>
+        new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+          const u = new URL(endpoint('everything'));
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const req = (require('node:http') as typeof import('node:http')).request(
+            { host: u.hostname, port: u.port, path: u.pathname, method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...extra }, agent: false },
+            (res) => {
+              let body = '';
+              res.on('data', (d: Buffer) => (body += d.toString()));
+              // A live event stream stays open: look at its head, then hang up.
+              setTimeout(() => {
+                req.destroy();
+                resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body });
+              }, 300);
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const mine = await get(ALICE);
+      // The SDK client may already hold the session's one standalone stream (then 409); either way it reached the server.
+      expect([200, 409]).toContain(mine.status);
+      const theirs = await get(BOB);
+      expect(theirs.status).toBe(404);
+      expect(JSON.parse(theirs.body).error.data.code).toBe('PC_MCP_SESSION_NOT_FOUND');
+      const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.agent === 'alice' && x.mcp?.kind === 'stream');
+      expect(rec.decision).toBe('allow');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a stream cut off mid-call resumes with Last-Event-ID through the gateway', async () => {
+    const c = await mcpClient(endpoint('everything'), { agentKey: ALICE });
+    try {
+      const sid = c.transport.sessionId!;
+      const http = await import('node:http');
+      const u = new URL(endpoint('everything'));
+      const headers = { authorization: `Bearer ${ALICE}`, accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      // POST a slow tool call and hang up after the first event that has an id.
+      const firstId = await new Promise<string>((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, agent: false }, (res) => {
+          let buf = '';
+          res.on('data', (d: Buffer) => {
+            buf += d.toString();
+            const m = /^id: ?(.+)$/m.exec(buf);
+            if (m && buf.includes('\n\n')) {
+              req.destroy();
+              resolve(m[1].trim());
+            }
+          });
+        });
+        req.on('error', () => undefined);
+        req.end(JSON.stringify({ jsonrpc: '2.0', id: 'slow-1', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'tok' } } }));
+        setTimeout(() => reject(new Error('no event with an id')), 5000);
+      });
+      await new Promise((r) => setTimeout(r, 1300));
+      // Resume on GET with Last-Event-ID: the server replays what came after, including the result.
+      const replay = await new Promise<string>((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'GET', headers: { ...headers, accept: 'text/event-stream', 'last-event-id': firstId }, agent: false }, (res) => {
+          let buf = '';
+          res.on('data', (d: Buffer) => {
+            buf += d.toString();
+            if (buf.includes('"id":"slow-1"')) {
+              req.destroy();
+              resolve(buf);
+            }
+          });
+        });
+        req.on('error', () => undefined);
+        req.end();
+        setTimeout(() => reject(new Error('no replay')), 5000);
+      });
+      expect(replay).toContain('"result"');
+      expect(replay).toMatch(/^id: ?\S+/m);
+    } finally {
+      await c.close();
+    }
+  });
+});
