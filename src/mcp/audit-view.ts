@@ -75,7 +75,8 @@ export function applyMask(root: Record<string, unknown>, pointers: readonly stri
       node[idx] = MASKED;
     } else {
       if (!Object.hasOwn(node, last)) continue;
-      (node as Record<string, unknown>)[last] = MASKED;
+      // defineProperty, not assignment: an own "__proto__" member must be replaced, not routed to the setter.
+      Object.defineProperty(node, last, { value: MASKED, enumerable: true, writable: true, configurable: true });
     }
     if (!masked.includes(p)) masked.push(p);
   }

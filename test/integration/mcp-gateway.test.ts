@@ -76,7 +76,7 @@ describe('SDK client through Portcullis to server-everything', () => {
     }
   });
 
-  test('a denied tools/call (get-env) is an isError tool result with reasons and decision id; nothing is forwarded', async () => {
+  test('G10: a denied tools/call (get-env) is an isError tool result with reasons and decision id; nothing is forwarded', async () => {
     const c = await mcpClient(endpoint('everything'), { agentKey: ALICE });
     try {
       const r = await c.client.callTool({ name: 'get-env', arguments: {} });
@@ -94,7 +94,7 @@ describe('SDK client through Portcullis to server-everything', () => {
     }
   });
 
-  test('with deny_as: error a denied tools/call is a JSON-RPC error -31001 carrying decision_id and reasons', async () => {
+  test('G10: with deny_as: error a denied tools/call is a JSON-RPC error -31001 carrying decision_id and reasons', async () => {
     const c = await mcpClient(endpoint('everything-err'), { agentKey: ALICE });
     try {
       const err = await c.client.callTool({ name: 'get-env', arguments: {} }, CallToolResultSchema).then(
@@ -127,7 +127,7 @@ describe('SDK client through Portcullis to server-everything', () => {
 });
 
 describe('sessions are bound to the agent that created them', () => {
-  test("another agent presenting alice's session id gets 404 -32001, audited, not forwarded", async () => {
+  test("G11: another agent presenting alice's session id gets 404 -32001, audited, not forwarded", async () => {
     const c = await mcpClient(endpoint('everything'), { agentKey: ALICE });
     try {
       const sid = c.transport.sessionId!;
@@ -154,7 +154,7 @@ describe('sessions are bound to the agent that created them', () => {
     }
   });
 
-  test('a session id the gateway never saw created is refused', async () => {
+  test('G11: a session id the gateway never saw created is refused', async () => {
     const r = await post('everything', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), { 'mcp-session-id': 'forged-session-id' });
     expect(r.status).toBe(404);
     expect(JSON.parse(r.body).error.data.reasons).toEqual(['the session is unknown, has ended, or belongs to another agent']);
@@ -194,7 +194,7 @@ describe('refusals: a JSON-RPC error, an audit record, nothing forwarded', () =>
     { name: 'a response with both result and error', body: JSON.stringify({ jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'x' } }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
   ];
 
-  test.each(cases)('$name → $status $rpc $code', async ({ body, headers, status, rpc, code }) => {
+  test.each(cases)('G10: $name → $status $rpc $code', async ({ body, headers, status, rpc, code }) => {
     const before = counting.received.length;
     const r = await post('counting', body, headers);
     expect(r.status).toBe(status);
@@ -246,7 +246,7 @@ describe('refusals: a JSON-RPC error, an audit record, nothing forwarded', () =>
 });
 
 describe('audit records of MCP calls', () => {
-  test('arguments are recorded after masking, with the masked pointers and a digest of the unmasked arguments', async () => {
+  test('G12: arguments are recorded after masking, with the masked pointers and a digest of the unmasked arguments', async () => {
     const args = { message: 'visible', secret: 'hunter2-do-not-log', card: { number: '4111111111111111', exp: '12/30' } };
     const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo', arguments: args } }));
     expect(r.status).toBe(200);
@@ -265,7 +265,7 @@ describe('audit records of MCP calls', () => {
     expect(gw.auditText()).not.toContain('4111111111111111');
   });
 
-  test('a denied call masks its arguments too', async () => {
+  test('G12: a denied call masks its arguments too', async () => {
     const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'get-env', arguments: { secret: 'denied-secret-value' } } }));
     const id = JSON.parse(r.body).result._meta['portcullis/decision_id'];
     const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.decision_id === id);
