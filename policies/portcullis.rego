@@ -12,23 +12,31 @@ package portcullis
 import data.portcullis.lib.agents
 import data.portcullis.lib.arguments
 import data.portcullis.lib.hours
+import data.portcullis.lib.mcp
 import data.portcullis.lib.routes
 
-# Reasons to allow: the names of the route grants that match the call.
-allow := routes.allow
+# Reasons to allow: the names of the route grants (REST) and MCP grants that match the call.
+allow := routes.allow | mcp.allow
 
 # Reasons to deny, from every module that can veto a call.
-deny := (agents.deny | arguments.deny) | hours.deny
+deny := ((agents.deny | arguments.deny) | hours.deny) | mcp.deny
 
-# The answer the gateway reads: {"allow": bool, "reasons": [string, ...]}.
+# The answer the gateway reads: {"allow": bool, "reasons": [string, ...]},
+# plus "mask" for MCP calls whose arguments must not be recorded.
 # Reasons are sorted so that the same call always gets the same audit record.
 # With nothing matching at all, the default explains itself rather than
 # returning an empty list.
-default decision := {"allow": false, "reasons": ["no rule allows this call"]}
+default verdict := {"allow": false, "reasons": ["no rule allows this call"]}
 
-decision := {"allow": true, "reasons": sort(allow)} if {
+verdict := {"allow": true, "reasons": sort(allow)} if {
 	count(allow) > 0
 	count(deny) == 0
 } else := {"allow": false, "reasons": sort(deny)} if {
 	count(deny) > 0
 }
+
+# MCP calls also carry the JSON pointers to erase from the audit record, on
+# allow and deny alike (a denied call's arguments are recorded too).
+decision := object.union(verdict, {"mask": mcp.mask}) if count(mcp.mask) > 0
+
+else := verdict

@@ -139,3 +139,45 @@ test_traversal_out_of_reports_is_denied if {
 test_file_outside_reports_is_denied if {
 	portcullis.decision == deny(["path outside allowed prefix"]) with input as call("analytics-bot", "files", "GET", "/secrets.txt")
 }
+
+# --- MCP (route "everything", agent assistant-bot) ---
+
+mcp_call(agent, m) := {
+	"route": "everything",
+	"agent": {"id": agent},
+	"request": {"method": "POST", "path": "/", "query": {}, "headers": {}},
+	"time": weekday_noon,
+	"mcp": object.union({"kind": "request", "id": 1, "tool": null, "arguments": null, "uri": null, "name": null, "session": null, "protocol_version": "2025-11-25"}, m),
+}
+
+test_mcp_plumbing_allowed if {
+	d := portcullis.decision with input as mcp_call("assistant-bot", {"method": "initialize"})
+	d == {"allow": true, "reasons": ["mcp: protocol"]}
+}
+
+test_mcp_granted_tool_allowed_and_masked if {
+	d := portcullis.decision with input as mcp_call("assistant-bot", {"method": "tools/call", "tool": "echo", "arguments": {"message": "hi"}})
+	d == {"allow": true, "reasons": ["mcp: tool echo"], "mask": ["/arguments/message"]}
+}
+
+test_mcp_get_env_denied if {
+	d := portcullis.decision with input as mcp_call("assistant-bot", {"method": "tools/call", "tool": "get-env", "arguments": {}})
+	d == deny(["no rule allows this call"])
+}
+
+test_mcp_limit_vetoes if {
+	d := portcullis.decision with input as mcp_call("assistant-bot", {"method": "tools/call", "tool": "get-sum", "arguments": {"a": 5000, "b": 1}})
+	d == deny(["get-sum: a out of range"])
+}
+
+test_mcp_other_agent_denied if {
+	d := portcullis.decision with input as mcp_call("support-bot", {"method": "tools/call", "tool": "echo", "arguments": {}})
+	d.allow == false
+	"agent not allowed on this route" in d.reasons
+}
+
+test_rest_grant_never_opens_an_mcp_route if {
+	c := object.union(mcp_call("assistant-bot", {"method": "tools/call", "tool": "get-env", "arguments": {}}), {"route": "github", "request": {"method": "GET", "path": "/", "query": {}, "headers": {}}})
+	d := portcullis.decision with input as c
+	d.allow == false
+}

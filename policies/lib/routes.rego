@@ -13,4 +13,5 @@ import data.portcullis.lib.match
 allow contains grant.name if {
 	some grant in config.routes
 	match.call_matches(grant)
+	not input.mcp # MCP routes are granted by tool, prompt and resource (mcp.rego), never by path
 }

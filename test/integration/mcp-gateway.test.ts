@@ -395,3 +395,36 @@ describe('streaming through the gateway (SSE)', () => {
     }
   });
 });
+
+describe('the shipped starter library (policies/) on an MCP route', () => {
+  test('assistant-bot may echo and add within limits, not dump the environment; echo arguments are masked in the trail', async () => {
+    const key = 'k-assistant-0123456789';
+    const starter = await startTestGateway({
+      yaml: [
+        'listen: 127.0.0.1:0',
+        'admin: { enabled: false }',
+        `policy: { path: ${path.join(__dirname, '../../policies')}, watch: false }`,
+        'audit: { path: ./audit }',
+        `agents: [{ id: assistant-bot, key_sha256: "${keyHash(key)}" }]`,
+        `routes: [{ name: everything, kind: mcp, prefix: /mcp/, upstream: "${everything.url}" }]`,
+      ].join('\n'),
+      policies: {},
+    });
+    const c = await mcpClient(`${starter.gateway.url}/mcp/`, { agentKey: key });
+    try {
+      const echo = await c.client.callTool({ name: 'echo', arguments: { message: 'private words' } });
+      expect(JSON.stringify(echo.content)).toContain('private words');
+      const env = await c.client.callTool({ name: 'get-env', arguments: {} });
+      expect(env.isError).toBe(true);
+      expect(JSON.stringify(env.content)).not.toContain(CANARY);
+      const big = await c.client.callTool({ name: 'get-sum', arguments: { a: 5000, b: 1 } });
+      expect(JSON.stringify(big.content)).toContain('get-sum: a out of range');
+      const rec = await starter.waitForAudit((x) => x.type === 'decision' && x.mcp?.tool === 'echo');
+      expect(rec.mcp.arguments).toEqual({ message: '[masked]' });
+      expect(starter.auditText()).not.toContain('private words');
+    } finally {
+      await c.close();
+      await starter.close();
+    }
+  });
+});
