@@ -4,7 +4,7 @@
  * sets one header.
  */
 import type { Credential } from '../config/types';
-import { revealSecret } from './secret';
+import { revealSecret, type Secret } from './secret';
 import { ResponseMasker } from './masker';
 
 /** A route's credential, ready to attach. */
@@ -52,6 +52,23 @@ export function bindCredential(credential: Credential): CredentialBinding {
     header,
     attach(headers: Record<string, string>) {
       headers[header] = value;
+    },
+    masker,
+  });
+}
+
+/**
+ * The binding of a stdio MCP server's secret environment variables: nothing to attach (the
+ * child already holds them), but the same masking of their values in what it answers, so a
+ * server that echoes its environment cannot hand a secret to the agent.
+ */
+export function bindEnvSecrets(name: string, secrets: readonly Secret[]): CredentialBinding {
+  const masker = new ResponseMasker(secrets.map((s) => revealSecret(s)));
+  return Object.freeze({
+    name,
+    header: '',
+    attach() {
+      /* the secrets travel in the child's environment, not in a header */
     },
     masker,
   });

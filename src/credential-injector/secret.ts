@@ -31,7 +31,7 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the audit sinks, the checkpoint signer's key parser (config). */
+/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the audit sinks, the checkpoint signer's key parser (config), and the stdio bridge that puts a server's secrets in its environment. */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
   if (value === undefined) throw new Error('not a Secret');

@@ -132,23 +132,28 @@ function mcpInput(ctx: CallContext): Record<string, unknown> {
   };
 }
 
+/** What the policy sees of a call (docs/policy.md, docs/mcp.md). */
+function policyInput(ctx: CallContext): PolicyInput {
+  return {
+    route: ctx.route!.name,
+    agent: ctx.agent === null ? null : { id: ctx.agent },
+    request: {
+      method: ctx.req.method ?? 'GET',
+      path: ctx.relativePath!,
+      query: queryObject(ctx.target!.query),
+      headers: ctx.headers!,
+      ...(ctx.json !== undefined ? { body: ctx.json } : {}),
+    },
+    time: ctx.time,
+    ...(ctx.mcp ? { mcp: mcpInput(ctx) } : {}),
+  };
+}
+
 const decide: Stage = {
   name: 'decide',
   run(ctx, deps) {
     const route = ctx.route!;
-    const input: PolicyInput = {
-      route: route.name,
-      agent: ctx.agent === null ? null : { id: ctx.agent },
-      request: {
-        method: ctx.req.method ?? 'GET',
-        path: ctx.relativePath!,
-        query: queryObject(ctx.target!.query),
-        headers: ctx.headers!,
-        ...(ctx.json !== undefined ? { body: ctx.json } : {}),
-      },
-      time: ctx.time,
-      ...(ctx.mcp ? { mcp: mcpInput(ctx) } : {}),
-    };
+    const input = policyInput(ctx);
     const engine = deps.policy.ready ? deps.policy.current : null;
     const t0 = process.hrtime.bigint();
     const decision = engine ? engine.decide(input) : { allow: false, reasons: ['policy error: no policy is loaded'], error: 'no policy is loaded' };
