@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Transform } from 'node:stream';
+import { PassThrough, type Transform } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import type { Logger } from 'pino';
 import type { DecisionRecord } from '../audit/record';
@@ -14,7 +14,8 @@ import type { AuditSink } from '../audit/writer';
 import type { CredentialBinding } from '../credential-injector/injector';
 import { GatewayError } from '../errors';
 import { mcpAuditView } from '../mcp/audit-view';
-import { parseMcpCall } from '../mcp/message';
+import { createListFilter, ListFilterError, type ListMethod } from '../mcp/list-filter';
+import { parseMcpCall, TOOL_NAME } from '../mcp/message';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicyInput } from '../policy/engine';
@@ -104,6 +105,8 @@ function decodeMcp(ctx: CallContext, deps: PipelineDeps): void {
   const route = ctx.route!;
   if (ctx.relativePath !== '/') throw new GatewayError('PC_ROUTE_NOT_FOUND', 'an MCP route has one endpoint: its prefix');
   ctx.mcp = parseMcpCall(ctx.req.method ?? '', ctx.req.headers, ctx.json, ctx.body.length > 0);
+  // Answers must stay readable: lists are filtered and secrets masked in the bytes as sent.
+  ctx.headers!['accept-encoding'] = 'identity';
   const sid = ctx.mcp.sessionId;
   if (sid === null) return;
   const check = deps.sessions.check(route.name, sid, ctx.agent);
@@ -252,7 +255,60 @@ function mcpResponse(ctx: CallContext, deps: PipelineDeps, status: number, heade
     if (typeof sid === 'string' && sid.length > 0) deps.sessions.bind(route, sid, ctx.agent);
   }
   if (ctx.mcpSession !== null && ((m.kind === 'terminate' && ok) || status === 404)) deps.sessions.end(route, ctx.mcpSession);
-  return null;
+  if (m.kind !== 'request' || !isListMethod(m.method) || !ok) return null;
+  const encoding = headers['content-encoding'];
+  // A list the filter cannot read (compressed, or neither JSON nor SSE) is cut off, never passed on.
+  const filter = encoding && encoding !== 'identity' ? null : createListFilter(headers['content-type'], {
+    method: m.method,
+    requestId: m.id!,
+    visible: (item) => isVisible(ctx, deps, m.method as ListMethod, item),
+    onFiltered: (removed, kept) => deps.log.debug({ decision_id: ctx.id, route, removed, kept }, 'filtered an MCP list'),
+  });
+  return filter ?? refuseStream(new ListFilterError('mcp_list_filter_failed', 'the list answer could not be filtered'));
+}
+
+function isListMethod(method: string | null): method is ListMethod {
+  return method === 'tools/list' || method === 'prompts/list' || method === 'resources/list';
+}
+
+/** What each list's items are judged as: a call to the item, without arguments. */
+const VISIBILITY_PROBE: Readonly<Record<ListMethod, { method: string; key: 'tool' | 'name' | 'uri'; field: 'name' | 'uri' }>> = {
+  'tools/list': { method: 'tools/call', key: 'tool', field: 'name' },
+  'prompts/list': { method: 'prompts/get', key: 'name', field: 'name' },
+  'resources/list': { method: 'resources/read', key: 'uri', field: 'uri' },
+};
+
+/**
+ * Whether the agent may see a listed item: the policy's decision on a call to it with
+ * `arguments: null` and `visibility: true` — or the decision's boolean `visible`, which wins.
+ * Items the gateway would refuse to call (a bad tool name) are hidden; any policy error hides.
+ */
+function isVisible(ctx: CallContext, deps: PipelineDeps, list: ListMethod, item: Readonly<Record<string, unknown>>): boolean {
+  const probe = VISIBILITY_PROBE[list];
+  const target = item[probe.field];
+  if (typeof target !== 'string' || target.length === 0) return false;
+  if (probe.key === 'tool' && !TOOL_NAME.test(target)) return false;
+  if (!deps.policy.ready) return false;
+  const base = policyInput(ctx);
+  const decision = deps.policy.current.decide({
+    ...base,
+    mcp: { ...(base.mcp as Record<string, unknown>), kind: 'request', method: probe.method, id: null, tool: null, name: null, uri: null, arguments: null, [probe.key]: target, visibility: true },
+  });
+  if (decision.error !== undefined) return false;
+  const visible = decision.extra?.visible;
+  return typeof visible === 'boolean' ? visible : decision.allow;
+}
+
+/** A transform that fails at once: the answer is cut off rather than passed on unchecked. */
+function refuseStream(err: Error): Transform {
+  return new PassThrough({
+    transform(_chunk, _enc, cb) {
+      cb(err);
+    },
+    flush(cb) {
+      cb(err);
+    },
+  });
 }
 
 /** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */

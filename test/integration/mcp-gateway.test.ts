@@ -37,7 +37,19 @@ function yaml(): string {
 
 beforeAll(async () => {
   everything = await startEverything({ PORTCULLIS_CANARY: CANARY });
-  counting = await startUpstream((_req, res) => {
+  counting = await startUpstream((_req, res, body) => {
+    const msg = body.length ? JSON.parse(body.toString()) : {};
+    if (msg.method === 'tools/list' && msg.params?.cursor === 'plain') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { tools: [{ name: 'get-env', inputSchema: { type: 'object' } }] } }));
+      return;
+    }
+    if (msg.method === 'tools/list') {
+      const tools = ['echo', 'get-env', 'bad name', 'get-sum'].map((name) => ({ name, inputSchema: { type: 'object' } }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { tools, nextCursor: 'page-2' } }));
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }));
   });
@@ -426,5 +438,41 @@ describe('the shipped starter library (policies/) on an MCP route', () => {
       await c.close();
       await starter.close();
     }
+  });
+});
+
+describe('G13: lists show only what the policy would let the agent use', () => {
+  test('G13: tools/list over SSE from server-everything: denied tools hidden, `visible` wins over allow', async () => {
+    const direct = await mcpClient(everything.url);
+    const viaGw = await mcpClient(endpoint('everything'), { agentKey: ALICE });
+    try {
+      const all = (await direct.client.listTools()).tools.map((t) => t.name);
+      expect(all).toEqual(expect.arrayContaining(['get-env', 'echo', 'get-sum', 'trigger-long-running-operation', 'get-annotated-message']));
+      const shown = (await viaGw.client.listTools()).tools.map((t) => t.name).sort();
+      // echo and get-sum are granted; get-annotated-message is shown by `visible: true`;
+      // trigger-long-running-operation is granted but hidden by `visible: false`; get-env is denied.
+      expect(shown).toEqual(['echo', 'get-annotated-message', 'get-sum']);
+    } finally {
+      await direct.close();
+      await viaGw.close();
+    }
+  });
+
+  test('G13: a JSON list answer is filtered, its other members kept; names the gateway would refuse are hidden', async () => {
+    const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 21, method: 'tools/list' }));
+    expect(r.status).toBe(200);
+    expect(r.headers['content-length']).toBeUndefined();
+    const msg = JSON.parse(r.body);
+    expect(msg.id).toBe(21);
+    expect(msg.result.nextCursor).toBe('page-2');
+    expect(msg.result.tools.map((t: { name: string }) => t.name)).toEqual(['echo', 'get-sum']);
+  });
+
+  test('G13: a list answer the filter cannot read is cut off, never passed on', async () => {
+    const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 22, method: 'tools/list', params: { cursor: 'plain' } })).then(
+      (x) => x,
+      (e: Error) => ({ status: -1, body: e.message, headers: {} }),
+    );
+    expect(r.body).not.toContain('get-env');
   });
 });
