@@ -155,10 +155,11 @@ function watch(proc: ChildProcess, pid: number, handlers: ChildHandlers, log: Lo
         proc.stdin!.end();
         signalGroup(pid, 'SIGTERM');
         const deadline = Date.now() + KILL_GRACE_MS;
-        // Wait for the leader and for the rest of its group, until the grace period ends.
-        const alive = () => !leaderExited || signalGroup(pid, 0);
-        while (Date.now() < deadline && alive()) await sleep(25);
-        if (alive()) signalGroup(pid, 'SIGKILL');
+        while (Date.now() < deadline && !leaderExited) await sleep(25);
+        // Whatever is left of the group now (a straggler, or the leader past its grace) is killed.
+        // Waiting for the whole group would also wait on zombies that a non-reaping PID 1 (a
+        // container without an init) never collects.
+        signalGroup(pid, 'SIGKILL');
       }
       return exited;
     },

@@ -2,7 +2,8 @@
  * The stdio bridge with real peers: server-everything over stdio as the child, the SDK Client
  * over Streamable HTTP (undici on the bridge's unix socket) as the agent. No mocks.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Agent, fetch as undiciFetch, request, type Dispatcher } from 'undici';
@@ -57,12 +58,17 @@ async function connect(bridge: StdioBridge, capabilities: Record<string, object>
 
 const text = (result: any) => (result.content as { type: string; text: string }[]).map((c) => c.text).join('');
 
+/** True while the process runs; a zombie (exited, not yet reaped by its new parent) counts as gone. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return !existsSync('/proc'); // gone between the two checks, or no /proc to ask
   }
 }
 
@@ -166,6 +172,49 @@ test('kill -9: the call in flight fails with -32603, the session carries on with
   expect(logs.records.filter((r) => r.msg === 'stdio server restarted; session resumed')).toHaveLength(2);
   const stderr = logs.records.filter((r) => r.msg === 'stdio server stderr');
   for (const pid of [first, second]) expect(stderr).toContainEqual(expect.objectContaining({ route: 'everything', pid, line: 'Starting default (STDIO) server...' }));
+});
+
+/** PIDs of a process's children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+}
+
+test('the whole process group goes: a server behind a shell (as with npx) is stopped on close() and killed when its leader dies', async () => {
+  const b = await start({ command: ['/bin/sh', '-c', `"${process.execPath}" "${EVERYTHING}" stdio; exit 0`] });
+  const { client } = await connect(b);
+  clients.push(client);
+  const [shell] = b.pids();
+  const [server] = childrenOf(shell);
+  expect(server).toEqual(expect.any(Number));
+  process.kill(shell, 'SIGKILL');
+  await until('the grandchild to be killed with its leader', () => !alive(server));
+  expect(text(await client.callTool({ name: 'echo', arguments: { message: 'restarted' } }))).toBe('Echo: restarted');
+  const [shell2] = b.pids();
+  const [server2] = childrenOf(shell2);
+  await b.close();
+  expect([alive(shell2), alive(server2)]).toEqual([false, false]);
+});
+
+test('a child that will not come back: waiting requests fail after restartWaitMs, restarts keep backing off', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stdio-once-'));
+  try {
+    // Starts once; every later start fails, as a server whose credentials were revoked would.
+    const script = `[ -e "${dir}/started" ] && { echo "refusing to start again" >&2; exit 7; }; touch "${dir}/started"; exec "${process.execPath}" "${EVERYTHING}" stdio`;
+    const b = await start({ command: ['/bin/sh', '-c', script], restart: { initialDelayMs: 50, maxDelayMs: 400 } }, { restartWaitMs: 800 });
+    const { client } = await connect(b);
+    clients.push(client);
+    process.kill(b.pids()[0], 'SIGKILL');
+    await until('the exit', () => logs.records.some((r) => r.msg === 'stdio server exited'));
+    const started = Date.now();
+    await expect(client.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({ code: -32603, message: expect.stringContaining('the stdio server did not restart in time') });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(750);
+    const delays = logs.records.filter((r) => r.msg === 'restarting stdio server').map((r) => r.delayMs);
+    expect(delays.slice(0, 4)).toEqual([50, 100, 200, 400]);
+    expect(logs.records).toContainEqual(expect.objectContaining({ msg: 'stdio server exited', code: 7 }));
+    expect(logs.records).toContainEqual(expect.objectContaining({ msg: 'stdio server stderr', line: 'refusing to start again' }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('DELETE ends the session and kills its child', async () => {
@@ -295,8 +344,10 @@ describe('the endpoint', () => {
       }
       if (message.id === 2) break;
     }
-    expect(onPost.map((m) => m.method ?? `response ${m.id}`)).toEqual(['sampling/createMessage', 'response 2']);
-    expect(onPost[1].result.content[0].text).toContain('answer one');
+    // (The child's tools/list_changed, sent when it was initialized, may ride here too: no GET stream yet.)
+    const requestsAndResponses = onPost.filter((m) => m.id !== undefined);
+    expect(requestsAndResponses.map((m) => m.method ?? `response ${m.id}`)).toEqual(['sampling/createMessage', 'response 2']);
+    expect(requestsAndResponses[1].result.content[0].text).toContain('answer one');
 
     // With a GET stream open, it goes there, and the call's stream carries only the result.
     const get = await request(`http://localhost${b.path}`, { dispatcher, method: 'GET', headers: { ...headers, accept: 'text/event-stream' } });
