@@ -1,7 +1,8 @@
 /**
  * Secret values. A Secret cannot print itself: String(), JSON.stringify, util.inspect and pino
- * all see `[REDACTED]`. Only code holding `revealSecret` (the injector, the response masker and
- * the audit sinks that authenticate to their receivers) can read the value.
+ * all see `[REDACTED]`. Only code holding `revealSecret` (the injector, the response masker,
+ * the audit sinks that authenticate to their receivers, and the stdio launcher that puts a
+ * route's secrets into its child's environment) can read the value.
  */
 import { inspect } from 'node:util';
 
@@ -31,7 +32,7 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only where the value is used: the credential injector, the response masker, the audit sinks, the checkpoint signer's key parser (config), and the stdio bridge that puts a server's secrets in its environment. */
+/** Returns the secret's value. Import only where the value is used: the credential injector (and the masker of a stdio server's env secrets), the response masker, the audit sinks, the checkpoint signer's key parser (config), the stdio launcher (src/mcp/stdio-launch.ts). */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
   if (value === undefined) throw new Error('not a Secret');
