@@ -15,9 +15,11 @@ import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
-import { bindCredential, type CredentialBinding } from './credential-injector/injector';
-import { GatewayError } from './errors';
+import { bindCredential, bindEnvSecrets, type CredentialBinding } from './credential-injector/injector';
+import { Secret } from './credential-injector/secret';
+import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
+import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio-bridge';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore } from './policy/policy-store';
@@ -146,7 +148,24 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     const bindings = new Map<string, CredentialBinding>();
     for (const r of config.routes) if (r.credential) bindings.set(r.name, bindCredential(r.credential));
-    const forwarder = new Forwarder(config.routes);
+    // Local stdio MCP servers: each behind a private bridge on a Unix socket, forwarded to like any upstream.
+    const sockets = new Map<string, string>();
+    for (const [i, r] of config.routes.entries()) {
+      const stdio = r.mcp?.stdio;
+      if (!stdio) continue;
+      let bridge: StdioBridge;
+      try {
+        bridge = await startStdioBridge({ route: r.name, command: stdio.command, env: stdio.env, cwd: stdio.cwd, restart: stdio.restart }, log);
+      } catch (err) {
+        if (err instanceof StdioBridgeError) throw new ConfigError(config.file, `routes[${i}].command`, err.message);
+        throw err;
+      }
+      closers.push(() => bridge.close());
+      sockets.set(r.name, bridge.socketPath);
+      const secrets = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
+      if (secrets.length) bindings.set(r.name, bindEnvSecrets(`${r.name}.env`, secrets));
+    }
+    const forwarder = new Forwarder(config.routes, sockets);
     closers.push(() => forwarder.close());
 
     const deps: PipelineDeps = {
