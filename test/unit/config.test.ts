@@ -133,3 +133,34 @@ test('the published JSON Schema is up to date (npm run schema)', () => {
   const published = readFileSync(path.join(__dirname, '../..', SCHEMA_FILE), 'utf8');
   expect(published).toBe(schemaText());
 });
+
+describe('MCP routes', () => {
+  const mcpRoute = (extra: string) => `${VALID}  - name: tools\n    prefix: /mcp/tools/\n    kind: mcp\n${extra}`;
+
+  test('a remote MCP route keeps its endpoint path exactly; deny_as defaults to result', () => {
+    const c = parseConfig(mcpRoute('    upstream: http://127.0.0.1:3001/mcp\n'), file, { env });
+    expect(c.routes[1]).toMatchObject({ kind: 'mcp', mcp: { denyAs: 'result', endpoint: '/mcp', stdio: null } });
+    expect(c.routes[0]).toMatchObject({ kind: 'http', mcp: null });
+  });
+
+  test('a stdio MCP route resolves its env secrets and restart policy', () => {
+    const c = parseConfig(mcpRoute('    command: [npx, -y, server]\n    env: { TOKEN: { env: GITHUB_TOKEN }, MODE: ro }\n    restart: { initial_delay_ms: 10, max_delay_ms: 20 }\n'), file, { env });
+    const stdio = c.routes[1].mcp!.stdio!;
+    expect(stdio.command).toEqual(['npx', '-y', 'server']);
+    expect(stdio.env.MODE).toBe('ro');
+    expect(String(stdio.env.TOKEN)).toBe('[REDACTED]');
+    expect(stdio.restart).toEqual({ initialDelayMs: 10, maxDelayMs: 20 });
+    expect(stdio.cwd).toBe(dir);
+  });
+
+  test('mistakes name the route key', () => {
+    expect(errorOf(mcpRoute('')).problem).toContain('needs upstream (a remote MCP server) or command');
+    expect(errorOf(mcpRoute('    upstream: http://x/mcp\n    command: [srv]\n')).problem).toContain('not both');
+    expect(errorOf(mcpRoute('    command: [srv]\n    credential: github\n')).keyPath).toBe('routes[1].credential');
+    expect(errorOf(mcpRoute('    upstream: http://x/mcp\n    env: { A: b }\n')).keyPath).toBe('routes[1].env');
+    expect(errorOf(VALID.replace('credential: github', 'credential: github\n    deny_as: error')).problem).toContain('only routes of kind mcp');
+    expect(errorOf(mcpRoute('    command: [srv]\n    env: { TOKEN: { env: NOT_SET } }\n')).keyPath).toBe('routes[1].env.TOKEN');
+    expect(errorOf(mcpRoute('    command: [srv]\n    restart: { initial_delay_ms: 500, max_delay_ms: 20 }\n')).keyPath).toBe('routes[1].restart.max_delay_ms');
+    expect(errorOf(VALID.replace('credential: github', 'credential: github\n    kind: grpc')).keyPath).toBe('routes[0].kind');
+  });
+});
