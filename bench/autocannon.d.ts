@@ -11,7 +11,7 @@ declare module 'autocannon' {
       method?: string;
       headers?: Record<string, string>;
       body?: string | Buffer;
-      /** Replace `[<id>]` in the body with a fresh 27-character id on every request. */
+      /** Replace `[<id>]` in the body with a fresh 33-character id on every request. */
       idReplacement?: boolean;
       connections?: number;
       /** Seconds. */

@@ -50,9 +50,9 @@ const PATH = `${ROUTE_PREFIX}items`;
 const TMPFS_MAGIC = 0x01021994;
 /** The MCP revision the benchmark's client speaks. */
 const MCP_VERSION = '2025-11-25';
-/** autocannon replaces this in a body with a fresh id of FRESH_ID_BYTES characters on every request. */
+/** autocannon replaces this in a body with a fresh id of FRESH_ID_BYTES characters on every request (hyperid, fixed length). */
 const FRESH_ID = '[<id>]';
-const FRESH_ID_BYTES = 27;
+const FRESH_ID_BYTES = 33;
 
 /** A request shape the benchmark sends. */
 interface Workload {
