@@ -53,22 +53,30 @@ interface ExpectedDifference {
 /** Checks whose outcome Portcullis changes deliberately, with why. Empty means: none. */
 const EXPECTED_DIFFERENCES: readonly ExpectedDifference[] = [];
 
-let everything: EverythingServer;
-let gw: TestGateway;
-
-beforeAll(async () => {
-  everything = await startEverything();
-  gw = await startTestGateway({
+/**
+ * A gateway with one `kind: mcp` route `name` at /mcp/<name>/ to `upstream`, the allow-all
+ * policy and no agents (so the policy sees agent null and no Authorization is needed).
+ */
+function allowAllGateway(name: string, upstream: string): Promise<TestGateway> {
+  return startTestGateway({
     yaml: [
       'listen: 127.0.0.1:0',
       'admin: { enabled: false }',
       'policy: { path: ./policies, watch: false }',
       'audit: { path: ./audit }',
       'routes:',
-      `  - { name: everything, kind: mcp, prefix: /mcp/everything/, upstream: "${everything.url}" }`,
+      `  - { name: ${name}, kind: mcp, prefix: /mcp/${name}/, upstream: "${upstream}" }`,
     ].join('\n'),
     policies: { 'policy.rego': ALLOW_ALL },
   });
+}
+
+let everything: EverythingServer;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  everything = await startEverything();
+  gw = await allowAllGateway('everything', everything.url);
 }, 60_000);
 
 afterAll(async () => {
@@ -190,17 +198,7 @@ describe('dns-rebinding-protection against a server that protects itself', () =>
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
-    protectedGw = await startTestGateway({
-      yaml: [
-        'listen: 127.0.0.1:0',
-        'admin: { enabled: false }',
-        'policy: { path: ./policies, watch: false }',
-        'audit: { path: ./audit }',
-        'routes:',
-        `  - { name: protected, kind: mcp, prefix: /mcp/protected/, upstream: "${url}" }`,
-      ].join('\n'),
-      policies: { 'policy.rego': ALLOW_ALL },
-    });
+    protectedGw = await allowAllGateway('protected', url);
     direct = outcomeLines((await runSuite(url, select)).results);
   }, 60_000);
 
