@@ -11,6 +11,8 @@ declare module 'autocannon' {
       method?: string;
       headers?: Record<string, string>;
       body?: string | Buffer;
+      /** Replace `[<id>]` in the body with a fresh 33-character id on every request. */
+      idReplacement?: boolean;
       connections?: number;
       /** Seconds. */
       duration?: number;

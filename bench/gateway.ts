@@ -1,8 +1,9 @@
 /**
  * The Portcullis target: the real gateway, configured the way a deployment would be. One
- * agent identified by its key's SHA-256, one route with a bearer credential read from the
- * environment, the Rego policy in bench/policy compiled by the real OPA CLI, and an audit
- * trail with the durability given in BENCH_DURABILITY (strict: fdatasync before forwarding).
+ * agent identified by its key's SHA-256, a REST route and an MCP route (kind mcp) to the same
+ * upstream, both with a bearer credential read from the environment, the Rego policy in
+ * bench/policy compiled by the real OPA CLI, and an audit trail with the durability given in
+ * BENCH_DURABILITY (strict: fdatasync before forwarding).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { parseConfig } from '../src/config/load';
 import { startGateway } from '../src/gateway';
 import { createLogger } from '../src/observability/logger';
 import { serveChild } from './child';
+import { MCP_PATH } from './mcp-server';
 
 /** Asks a gateway child how far its audit trail got. */
 export interface StatsRequest {
@@ -26,6 +28,8 @@ export interface StatsReply {
 
 /** Route prefix the benchmark requests go through; also the upstream path, so URLs match across targets. */
 export const ROUTE_PREFIX = '/api/';
+/** The MCP route (kind mcp); its prefix is the upstream's MCP endpoint path. */
+export const MCP_ROUTE = 'bench-mcp';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -50,6 +54,11 @@ routes:
   - name: bench
     prefix: ${ROUTE_PREFIX}
     upstream: ${upstream}${ROUTE_PREFIX}
+    credential: upstream-token
+  - name: ${MCP_ROUTE}
+    kind: mcp
+    prefix: ${MCP_PATH}
+    upstream: ${upstream}${MCP_PATH}
     credential: upstream-token
 `;
 }

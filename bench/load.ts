@@ -14,6 +14,8 @@ export interface LoadJob {
   readonly method: 'GET' | 'POST';
   readonly headers: Record<string, string>;
   readonly body?: string;
+  /** Replace `[<id>]` in the body with a fresh id on every request (MCP: JSON-RPC ids must not repeat). */
+  readonly idReplacement?: boolean;
   readonly connections: number;
   readonly warmupSeconds: number;
   readonly durationSeconds: number;
@@ -69,7 +71,7 @@ export class LatencyRecorder {
 function attack(job: LoadJob, seconds: number, latencies: LatencyRecorder | null): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: job.url, method: job.method, headers: job.headers, body: job.body, connections: job.connections, duration: seconds, timeout: 10 },
+      { url: job.url, method: job.method, headers: job.headers, body: job.body, idReplacement: job.idReplacement, connections: job.connections, duration: seconds, timeout: 10 },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
     if (latencies) {

@@ -116,13 +116,13 @@ export function judge(comparisons: readonly Comparison[]): Verdict[] {
   });
 }
 
-/** The verdict lines printed under the tables. */
-export function formatVerdicts(verdicts: readonly Verdict[]): string {
+/** The verdict lines printed under the tables; `label` names the workloads judged (e.g. REST, MCP). */
+export function formatVerdicts(verdicts: readonly Verdict[], label?: string): string {
   const word = (v: boolean | null) => (v === null ? 'not measured' : v ? 'MET' : 'NOT MET');
   return verdicts
     .map(
       (v) =>
-        `${v.target}: throughput ≥ bare proxy (16+ connections): ${word(v.throughputAtLeastBareProxy)}; ` +
+        `${label ? `${label}, ` : ''}${v.target}: throughput ≥ bare proxy (16+ connections): ${word(v.throughputAtLeastBareProxy)}; ` +
         `p50 ≤ direct + ${MAX_ADDED_P50_MS} ms at 1 connection: ${word(v.addedP50AtMost1msUnloaded)}, at 16+: ${word(v.addedP50AtMost1msUnderLoad)}`,
     )
     .join('\n');
@@ -139,6 +139,7 @@ export interface Environment {
   readonly undici: string;
   readonly httpProxy: string;
   readonly autocannon: string;
+  readonly mcpSdk: string;
 }
 
 function packageVersion(root: string, name: string): string {
@@ -177,6 +178,7 @@ export function describeEnvironment(root: string, opaBinary: string): Environmen
     undici: packageVersion(root, 'undici'),
     httpProxy: packageVersion(root, 'http-proxy'),
     autocannon: packageVersion(root, 'autocannon'),
+    mcpSdk: packageVersion(root, '@modelcontextprotocol/sdk'),
   };
 }
 

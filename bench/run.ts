@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: measures Portcullis side by side with the upstream alone ("direct") and with
  * a bare keep-alive http-proxy, in one run, and checks the issue's two targets: at least the
- * bare proxy's throughput, and at most 1 ms added to p50 over direct.
+ * bare proxy's throughput, and at most 1 ms added to p50 over direct. Two REST workloads and
+ * one MCP workload (a 1 KB `tools/call` in an initialized session, bench/mcp-server.ts): the
+ * gateway judges the MCP call on its tool and arguments (bench/policy/mcp.rego).
  *
  * Each target and the load generator run in their own processes (bench/child.ts). On a machine
  * with two or more CPUs the load generator is pinned to CPU 0 and the upstream and the proxy
@@ -18,6 +20,8 @@
  *                          first runs do not pay for JIT compilation (1)
  *   BENCH_CONNECTIONS      connection counts (1,16,64): 16 and 64 measure capacity, 1 the
  *                          latency a proxy adds when nothing queues
+ *   BENCH_WORKLOADS        which workloads: http, mcp or both (http,mcp); `npm run bench:mcp`
+ *                          is BENCH_WORKLOADS=mcp
  *   BENCH_RELAXED=0        skip the gateway with relaxed audit durability
  *   BENCH_PIN=0            do not pin processes to CPUs
  *   BENCH_CPU_PROF=1       write V8 CPU profiles of the gateways to bench/results/profiles/
@@ -25,6 +29,7 @@
  *   BENCH_MAX_FOREIGN_CPU  cores other processes may use during a run before it is repeated (0.1)
  *   BENCH_RETRIES          how many times a disturbed run is repeated (2)
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +37,7 @@ import { canPin, startChild, type Child } from './child';
 import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
 import { ROUTE_PREFIX, type StatsReply } from './gateway';
 import type { LoadJob, LoadReply, LoadResult } from './load';
+import { MCP_PATH, type McpStatsReply } from './mcp-server';
 import { compare, describeEnvironment, failuresOf, formatComparisons, formatRows, formatVerdicts, judge, TARGETS, type Row, type TargetName } from './report';
 import { listSetting, numberSetting } from './settings';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
@@ -42,11 +48,18 @@ const AGENT_KEY = 'bench-agent-key-not-a-secret';
 const UPSTREAM_TOKEN = 'bench-upstream-token-not-a-secret';
 const PATH = `${ROUTE_PREFIX}items`;
 const TMPFS_MAGIC = 0x01021994;
+/** The MCP revision the benchmark's client speaks. */
+const MCP_VERSION = '2025-11-25';
+/** autocannon replaces this in a body with a fresh id of FRESH_ID_BYTES characters on every request (hyperid, fixed length). */
+const FRESH_ID = '[<id>]';
+const FRESH_ID_BYTES = 33;
 
 /** A request shape the benchmark sends. */
 interface Workload {
   readonly name: string;
+  readonly group: 'http' | 'mcp';
   readonly method: 'GET' | 'POST';
+  readonly path: string;
   readonly body?: string;
 }
 
@@ -56,14 +69,35 @@ function noteBody(bytes: number): string {
   return JSON.stringify({ kind: 'note', text: 'x'.repeat(bytes - empty.length) });
 }
 
-const WORKLOADS: readonly Workload[] = [
-  { name: 'GET', method: 'GET' },
-  { name: 'POST 1KB', method: 'POST', body: noteBody(1024) },
+/** A `tools/call` of echo; autocannon puts a fresh id in place of FRESH_ID on every request. */
+function mcpCall(message: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: FRESH_ID, method: 'tools/call', params: { name: 'echo', arguments: { message } } });
+}
+
+/** Length of the message that makes the MCP call exactly 1024 bytes once its id is in place. */
+const MCP_MESSAGE_BYTES = 1024 - (FRESH_ID_BYTES - FRESH_ID.length) - mcpCall('').length;
+// JSON-RPC ids must not repeat within a session while calls are in flight, hence fresh ids.
+const MCP_CALL: Workload = { name: 'MCP call 1KB', group: 'mcp', method: 'POST', path: MCP_PATH, body: mcpCall('x'.repeat(MCP_MESSAGE_BYTES)) };
+
+const ALL_WORKLOADS: readonly Workload[] = [
+  { name: 'GET', group: 'http', method: 'GET', path: PATH },
+  { name: 'POST 1KB', group: 'http', method: 'POST', path: PATH, body: noteBody(1024) },
+  MCP_CALL,
 ];
 
-function headersFor(w: Workload, key = AGENT_KEY): Record<string, string> {
+const GROUPS = (process.env.BENCH_WORKLOADS || 'http,mcp').split(',');
+if (!GROUPS.every((g) => g === 'http' || g === 'mcp')) throw new Error(`BENCH_WORKLOADS must list http and/or mcp, not "${process.env.BENCH_WORKLOADS}"`);
+const WORKLOADS = ALL_WORKLOADS.filter((w) => GROUPS.includes(w.group));
+
+/** The MCP session each target's client opened in preflight (the gateway binds sessions to agents). */
+const mcpSessions = new Map<TargetName, string>();
+
+function headersFor(w: Workload, target: TargetName, key = AGENT_KEY): Record<string, string> {
   // Every target gets the same bytes: the agent key means nothing to the upstream or the bare proxy.
-  return { authorization: `Bearer ${key}`, ...(w.body !== undefined ? { 'content-type': 'application/json' } : {}) };
+  const headers: Record<string, string> = { authorization: `Bearer ${key}`, ...(w.body !== undefined ? { 'content-type': 'application/json' } : {}) };
+  if (w.group !== 'mcp') return headers;
+  const session = mcpSessions.get(target);
+  return { ...headers, accept: 'application/json, text/event-stream', 'mcp-protocol-version': MCP_VERSION, ...(session ? { 'mcp-session-id': session } : {}) };
 }
 
 /** Run settings, from the environment. */
@@ -131,38 +165,93 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
   return { upstream, load, targets, children };
 }
 
+/** One request of `w` to a target, with a fresh JSON-RPC id where the body asks for one. */
+async function send(child: Child, target: TargetName, w: Workload, body = w.body, key = AGENT_KEY): Promise<{ status: number; injected: boolean; text: string; headers: Headers }> {
+  const res = await fetch(child.url + w.path, { method: w.method, headers: headersFor(w, target, key), body: body?.replace(FRESH_ID, randomUUID()) });
+  return { status: res.status, injected: res.headers.get(SAW_CREDENTIAL_HEADER) === '1', text: await res.text(), headers: res.headers };
+}
+
+/** The JSON-RPC message of an MCP answer, sent as JSON or as one SSE event. */
+function mcpMessage(text: string): { result?: { content?: { text?: string }[]; isError?: boolean }; error?: unknown } {
+  const data = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? 'null');
+  return JSON.parse(data) ?? {};
+}
+
+/** Opens the MCP session a target's load will use: initialize, then notifications/initialized. */
+async function openMcpSession(target: TargetName, child: Child): Promise<void> {
+  const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: MCP_VERSION, capabilities: {}, clientInfo: { name: 'portcullis-bench', version: '1.0.0' } } };
+  const r = await send(child, target, MCP_CALL, JSON.stringify(init));
+  const session = r.headers.get('mcp-session-id');
+  if (r.status !== 200 || !session) fail(`${target}: MCP initialize answered ${r.status} ${session ? '' : 'without a session id'}`);
+  mcpSessions.set(target, session);
+  const ready = await send(child, target, MCP_CALL, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+  if (ready.status !== 202) fail(`${target}: notifications/initialized answered ${ready.status}, expected 202`);
+}
+
 /** Checks each target by hand before loading it, so a deny or a missing credential cannot pass as speed. */
 async function preflight(bench: Bench): Promise<void> {
   for (const [name, child] of bench.targets) {
+    const portcullis = name.startsWith('portcullis');
+    if (WORKLOADS.includes(MCP_CALL)) await openMcpSession(name, child);
     for (const w of WORKLOADS) {
-      const res = await fetch(child.url + PATH, { method: w.method, headers: headersFor(w), body: w.body });
-      await res.arrayBuffer();
-      if (res.status !== 200) fail(`${name}: ${w.method} ${PATH} answered ${res.status}, expected 200`);
-      const injected = res.headers.get(SAW_CREDENTIAL_HEADER) === '1';
-      const shouldInject = name.startsWith('portcullis');
-      if (injected !== shouldInject) fail(`${name}: the upstream ${injected ? 'received' : 'did not receive'} the route credential`);
+      const r = await send(child, name, w);
+      if (r.status !== 200) fail(`${name}: ${w.name} answered ${r.status}, expected 200`);
+      if (r.injected !== portcullis) fail(`${name}: the upstream ${r.injected ? 'received' : 'did not receive'} the route credential`);
+      if (w.group === 'mcp') {
+        const echoed = mcpMessage(r.text).result;
+        if (!echoed || echoed.isError || echoed.content?.[0]?.text?.length !== MCP_MESSAGE_BYTES) fail(`${name}: ${w.name} was not echoed: ${r.text.slice(0, 200)}`);
+      }
     }
-    if (!name.startsWith('portcullis')) continue;
-    const denied = await fetch(child.url + PATH, { method: 'POST', headers: headersFor(WORKLOADS[1]), body: '{"kind":"other","text":""}' });
-    await denied.arrayBuffer();
-    if (denied.status !== 403) fail(`${name}: a POST the policy forbids answered ${denied.status}, expected 403`);
-    const stranger = await fetch(child.url + PATH, { headers: headersFor(WORKLOADS[0], 'not-an-agent-key') });
-    await stranger.arrayBuffer();
-    if (stranger.status < 400) fail(`${name}: an unknown agent key answered ${stranger.status}`);
+    if (!portcullis) continue;
+    for (const w of WORKLOADS) {
+      if (w.group === 'http' && w.method === 'POST') {
+        const denied = await send(child, name, w, '{"kind":"other","text":""}');
+        if (denied.status !== 403) fail(`${name}: a POST the policy forbids answered ${denied.status}, expected 403`);
+      }
+      if (w.group === 'mcp') {
+        // Denied in the protocol: 200 with a tool result marked isError, never reaching the server.
+        const denied = await send(child, name, w, mcpCall('my -----BEGIN PRIVATE KEY-----'));
+        if (denied.status !== 200 || mcpMessage(denied.text).result?.isError !== true) fail(`${name}: a tools/call the policy forbids was not denied: ${denied.status} ${denied.text.slice(0, 200)}`);
+      }
+      const stranger = await send(child, name, w, w.body, 'not-an-agent-key');
+      if (stranger.status < 400) fail(`${name}: ${w.name} with an unknown agent key answered ${stranger.status}`);
+    }
   }
 }
 
 function jobFor(bench: Bench, target: TargetName, w: Workload, connections: number): LoadJob {
   return {
     type: 'run',
-    url: (bench.targets.get(target) as Child).url + PATH,
+    url: (bench.targets.get(target) as Child).url + w.path,
     method: w.method,
-    headers: headersFor(w),
+    headers: headersFor(w, target),
     body: w.body,
+    idReplacement: w.body?.includes(FRESH_ID) ?? false,
     connections,
     warmupSeconds: settings.warmupSeconds,
     durationSeconds: settings.durationSeconds,
   };
+}
+
+/** Tool calls the upstream's MCP server has executed so far. */
+async function toolCallsExecuted(bench: Bench): Promise<number> {
+  return (await bench.upstream.ask<McpStatsReply>({ type: 'mcp-stats' })).toolCalls;
+}
+
+/**
+ * Runs a load job. For MCP, also checks that the server executed at least as many tool calls
+ * as were answered 200: a call the gateway denies is answered 200 too (in the protocol), and
+ * is fast, so without this check a deny could pass for speed.
+ */
+async function runJob(bench: Bench, target: TargetName, w: Workload, job: LoadJob): Promise<LoadReply> {
+  const before = w.group === 'mcp' ? await toolCallsExecuted(bench) : 0;
+  const reply = await bench.load.ask<LoadReply>(job);
+  if (w.group === 'mcp' && reply.type === 'result') {
+    const executed = (await toolCallsExecuted(bench)) - before;
+    const answered = reply.requests + reply.warmupRequests;
+    if (executed < answered) fail(`${target} ${w.name} c=${job.connections}: ${answered} calls answered 2xx but the MCP server executed ${executed}`);
+  }
+  return reply;
 }
 
 /** Gives every target each workload once, unmeasured, so JIT compilation is done before the first run. */
@@ -171,7 +260,7 @@ async function prime(bench: Bench): Promise<void> {
   for (const target of bench.targets.keys()) {
     for (const w of WORKLOADS) {
       const job = { ...jobFor(bench, target, w, Math.max(...settings.connections)), warmupSeconds: 0, durationSeconds: settings.primeSeconds };
-      const reply = await bench.load.ask<LoadReply>(job);
+      const reply = await runJob(bench, target, w, job);
       if (reply.type === 'error') fail(`${target} ${w.name} (priming): autocannon failed: ${reply.message}`);
       const failures = failuresOf(reply);
       if (failures.length > 0) fail(`${target} ${w.name} (priming): ${failures.join('; ')}`);
@@ -190,7 +279,7 @@ function perRequestUs(before: number | null, after: number | null, r: LoadResult
  * Runs one job, repeating it (up to settings.retries times) while processes outside the
  * benchmark used more than settings.maxForeignCores of the machine; keeps the least disturbed.
  */
-async function measure(bench: Bench, target: TargetName, job: LoadJob): Promise<Measured> {
+async function measure(bench: Bench, target: TargetName, w: Workload, job: LoadJob): Promise<Measured> {
   const own = [process.pid, ...bench.children.map((c) => c.process.pid as number)];
   const targetPid = (bench.targets.get(target) as Child).process.pid as number;
   const upstreamPid = bench.upstream.process.pid as number;
@@ -200,7 +289,7 @@ async function measure(bench: Bench, target: TargetName, job: LoadJob): Promise<
   while (attempts <= settings.retries) {
     attempts++;
     const before = sample();
-    const reply = await bench.load.ask<LoadReply>(job);
+    const reply = await runJob(bench, target, w, job);
     const after = sample();
     if (reply.type === 'error') fail(`${target}: autocannon failed: ${reply.message}`);
     const { type: _type, ...result } = reply;
@@ -235,7 +324,7 @@ async function runAll(bench: Bench): Promise<Row[]> {
     for (const connections of settings.connections) {
       const shift = group++ % entries.length;
       for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
-        const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, jobFor(bench, target, w, connections))) };
+        const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
         // One failed request makes the figures meaningless (a deny is fast): stop here.
         const failures = failuresOf(row);
         if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
@@ -287,13 +376,18 @@ async function main(): Promise<void> {
     const audit = await checkAudit(bench, rows);
 
     const comparisons = compare(rows);
-    const verdicts = judge(comparisons);
+    const groupOf = (workload: string) => (ALL_WORKLOADS.find((w) => w.name === workload) as Workload).group;
+    // The REST and MCP workloads are judged apart: a verdict is over every workload it covers.
+    const verdicts = Object.fromEntries(GROUPS.map((g) => [g, judge(comparisons.filter((c) => groupOf(c.workload) === g))]));
     const disturbed = rows
       .filter((r) => r.foreignCores !== null && r.foreignCores > settings.maxForeignCores)
       .map((r) => `${r.target} ${r.workload} c=${r.connections}: other processes used ${(r.foreignCores as number).toFixed(2)} cores`);
     const report = {
       date: new Date().toISOString(),
-      settings: { ...settings, workloads: WORKLOADS.map((w) => ({ name: w.name, method: w.method, bodyBytes: w.body?.length ?? 0 })), path: PATH },
+      settings: {
+        ...settings,
+        workloads: WORKLOADS.map((w) => ({ name: w.name, group: w.group, method: w.method, path: w.path, bodyBytes: w.body ? w.body.length - (w.body.includes(FRESH_ID) ? FRESH_ID.length - FRESH_ID_BYTES : 0) : 0 })),
+      },
       environment: { ...environment, auditFilesystem },
       rows,
       comparisons,
@@ -302,7 +396,8 @@ async function main(): Promise<void> {
       disturbed,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = path.join(RESULTS_DIR, 'latest.json');
+    // A run of some workloads only does not overwrite the full run's figures.
+    const file = path.join(RESULTS_DIR, WORKLOADS.length === ALL_WORKLOADS.length ? 'latest.json' : `latest-${GROUPS.join('-')}.json`);
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
 
     const e = environment;
@@ -311,14 +406,14 @@ async function main(): Promise<void> {
         '',
         `Portcullis benchmark, ${report.date}`,
         `${e.cpus} × ${e.cpuModel}, ${e.memoryGiB} GiB, ${e.kernel}`,
-        `Node ${e.node}, OPA ${e.opa}, undici ${e.undici}, http-proxy ${e.httpProxy}, autocannon ${e.autocannon}`,
+        `Node ${e.node}, OPA ${e.opa}, undici ${e.undici}, http-proxy ${e.httpProxy}, autocannon ${e.autocannon}, MCP SDK ${e.mcpSdk}`,
         `${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s per run; ${settings.pin ? 'load on CPU 0, upstream + proxy on CPU 1' : 'unpinned'}; audit on ${auditFilesystem}`,
         '',
         formatRows(rows),
         '',
         formatComparisons(comparisons),
         '',
-        formatVerdicts(verdicts),
+        ...GROUPS.map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : 'REST')),
         ...disturbed.map((d) => `warning: ${d}; its figures understate the target`),
         `results written to ${path.relative(process.cwd(), file)}`,
         '',
