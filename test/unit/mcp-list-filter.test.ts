@@ -372,32 +372,3 @@ describe('SSE streams', () => {
     expect(h.text()).toBe(`data: ${filtered}\n\n`);
   });
 });
-
-describe('speed', () => {
-  test('a tools/list of 200 tools is filtered in well under 1 ms', async () => {
-    const tools = Array.from({ length: 200 }, (_, i) => ({
-      name: i % 3 === 0 ? `hidden-${i}` : `tool-${i}`,
-      description: `Tool number ${i}: does a thing with its arguments and returns a result.`,
-      inputSchema: { type: 'object', properties: { a: { type: 'string', description: 'first' }, b: { type: 'number' } }, required: ['a'] },
-    }));
-    const json = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 7, result: { tools } }));
-    const sse = Buffer.from(`event: message\nid: 1\ndata: ${json}\n\n`);
-    const s = spec({ visible: (i) => !(i.name as string).startsWith('hidden-') });
-    const timeOnce = (type: string, body: Buffer) =>
-      new Promise<number>((resolve) => {
-        const t = filter(type, s);
-        const started = process.hrtime.bigint();
-        t.on('end', () => resolve(Number(process.hrtime.bigint() - started) / 1e6));
-        t.resume();
-        t.end(body);
-      });
-    for (const [type, body] of [['application/json', json], ['text/event-stream', sse]] as const) {
-      for (let i = 0; i < 20; i++) await timeOnce(type, body); // warm up
-      const times: number[] = [];
-      for (let i = 0; i < 51; i++) times.push(await timeOnce(type, body));
-      times.sort((a, b) => a - b);
-      if (process.env.LIST_FILTER_TIMES) console.log(type, 'median ms', times[25]);
-      expect({ type, medianMs: times[25] < 1 }).toEqual({ type, medianMs: true });
-    }
-  });
-});
