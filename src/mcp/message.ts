@@ -165,20 +165,8 @@ export function parseMcpCall(httpMethod: string, headers: IncomingHttpHeaders, j
   const sessionId = sessionOf(headers);
   if (httpMethod === 'GET' || httpMethod === 'DELETE') {
     if (hasBody) invalid(`an MCP ${httpMethod} carries no body`);
-    const protocolVersion = versionOf(headers, null, null);
-    return {
-      kind: httpMethod === 'GET' ? 'stream' : 'terminate',
-      method: null,
-      id: null,
-      tool: null,
-      arguments: null,
-      uri: null,
-      name: null,
-      protocolVersion,
-      stateless: protocolVersion !== null && protocolVersion >= STATELESS_ERA,
-      sessionId,
-      lastEventId: httpMethod === 'GET' ? header(headers, 'last-event-id') : null,
-    };
+    const lastEventId = httpMethod === 'GET' ? header(headers, 'last-event-id') : null;
+    return methodless(httpMethod === 'GET' ? 'stream' : 'terminate', null, headers, sessionId, lastEventId);
   }
   if (httpMethod !== 'POST') throw new GatewayError('PC_MCP_METHOD_NOT_ALLOWED', 'an MCP endpoint takes POST, GET and DELETE');
   if (json === undefined) invalid('an MCP POST carries one JSON-RPC message with Content-Type application/json');
@@ -218,11 +206,16 @@ export function parseMcpCall(httpMethod: string, headers: IncomingHttpHeaders, j
   if ('error' in json && !(isObject(json.error) && Number.isInteger(json.error.code) && typeof json.error.message === 'string')) {
     invalid('a JSON-RPC error needs an integer code and a string message');
   }
+  return methodless('response', json.id, headers, sessionId, null);
+}
+
+/** A call without a method: a stream (GET), a termination (DELETE) or a client response. */
+function methodless(kind: McpKind, id: JsonRpcId | null, headers: IncomingHttpHeaders, sessionId: string | null, lastEventId: string | null): McpCall {
   const protocolVersion = versionOf(headers, null, null);
   return {
-    kind: 'response',
+    kind,
     method: null,
-    id: json.id,
+    id,
     tool: null,
     arguments: null,
     uri: null,
@@ -230,6 +223,6 @@ export function parseMcpCall(httpMethod: string, headers: IncomingHttpHeaders, j
     protocolVersion,
     stateless: protocolVersion !== null && protocolVersion >= STATELESS_ERA,
     sessionId,
-    lastEventId: null,
+    lastEventId,
   };
 }
