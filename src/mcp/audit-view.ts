@@ -52,13 +52,9 @@ export function maskListOf(value: unknown): string[] | null {
   return value as string[];
 }
 
-function clone<T>(v: T): T {
-  return structuredClone(v);
-}
-
 /** Erases the values at `pointers` in a copy of `root`; returns the copy and the pointers that matched. */
 export function applyMask(root: Record<string, unknown>, pointers: readonly string[]): { value: Record<string, unknown>; masked: string[] } {
-  const value = clone(root);
+  const value = structuredClone(root);
   const masked: string[] = [];
   for (const p of pointers) {
     const tokens = parsePointer(p);
@@ -96,15 +92,17 @@ export function mcpAuditView(call: McpCall, session: string | null, mask: unknow
     protocol_version: call.protocolVersion,
   };
   if (call.arguments === null) return base;
-  const digest = createHash('sha256').update(canonicalJson(call.arguments)).digest('hex');
+  const unmasked = canonicalJson(call.arguments);
+  const digest = createHash('sha256').update(unmasked).digest('hex');
   const pointers = maskListOf(mask);
   if (pointers === null) {
     // The policy's mask is malformed: keep nothing of the arguments but their digest.
     return { ...base, arguments_sha256: digest, masked: ['/arguments'] };
   }
-  const { value, masked } = applyMask({ arguments: call.arguments }, pointers);
+  // The common case, nothing to mask, records the parsed arguments as they are: no copy, no second serialisation.
+  const { value, masked } = pointers.length ? applyMask({ arguments: call.arguments }, pointers) : { value: { arguments: call.arguments }, masked: [] };
   const args = value.arguments as Record<string, unknown>;
-  const tooLong = canonicalJson(args).length > AUDIT_ARGUMENTS_CAP;
+  const tooLong = (masked.length ? canonicalJson(args) : unmasked).length > AUDIT_ARGUMENTS_CAP;
   return {
     ...base,
     ...(tooLong ? {} : { arguments: args }),

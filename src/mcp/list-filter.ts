@@ -57,6 +57,11 @@ const LIST_KEY: Readonly<Record<ListMethod, string>> = {
   'resources/list': 'resources',
 };
 
+/** True for the methods whose results are filtered. */
+export function isListMethod(method: string | null): method is ListMethod {
+  return method !== null && Object.hasOwn(LIST_KEY, method);
+}
+
 /**
  * A Transform for the upstream response body, or null when the content type is neither JSON nor
  * SSE (the caller decides what an unfilterable list answer deserves). `application/json` and

@@ -63,11 +63,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** One MCP header (repeats were already refused by the identify stage's singleton check). */
 function header(headers: IncomingHttpHeaders, name: string): string | null {
   const v = headers[name];
-  if (v === undefined) return null;
-  if (Array.isArray(v)) headerMismatch(`the ${name} header appears more than once`);
-  return v;
+  return typeof v === 'string' ? v : null;
 }
 
 function isId(v: unknown): v is JsonRpcId {

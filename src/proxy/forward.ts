@@ -5,8 +5,7 @@
  * http-proxy 1.18 (unmaintained, leaks sockets, keeps upstream SSE open after the client
  * leaves): see docs/forwarding.md for the measurements.
  */
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { type Transform, Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';

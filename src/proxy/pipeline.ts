@@ -14,7 +14,7 @@ import type { AuditSink } from '../audit/writer';
 import type { CredentialBinding } from '../credential-injector/injector';
 import { GatewayError } from '../errors';
 import { mcpAuditView } from '../mcp/audit-view';
-import { createListFilter, ListFilterError, type ListMethod } from '../mcp/list-filter';
+import { createListFilter, isListMethod, ListFilterError, type ListMethod } from '../mcp/list-filter';
 import { parseMcpCall, TOOL_NAME } from '../mcp/message';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
@@ -257,18 +257,17 @@ function mcpResponse(ctx: CallContext, deps: PipelineDeps, status: number, heade
   if (ctx.mcpSession !== null && ((m.kind === 'terminate' && ok) || status === 404)) deps.sessions.end(route, ctx.mcpSession);
   if (m.kind !== 'request' || !isListMethod(m.method) || !ok) return null;
   const encoding = headers['content-encoding'];
+  const list = m.method;
+  // The call's own input, built once; each listed item is probed against it.
+  const input = policyInput(ctx);
   // A list the filter cannot read (compressed, or neither JSON nor SSE) is cut off, never passed on.
   const filter = encoding && encoding !== 'identity' ? null : createListFilter(headers['content-type'], {
-    method: m.method,
+    method: list,
     requestId: m.id!,
-    visible: (item) => isVisible(ctx, deps, m.method as ListMethod, item),
+    visible: (item) => isVisible(input, deps, list, item),
     onFiltered: (removed, kept) => deps.log.debug({ decision_id: ctx.id, route, removed, kept }, 'filtered an MCP list'),
   });
   return filter ?? refuseStream(new ListFilterError('mcp_list_filter_failed', 'the list answer could not be filtered'));
-}
-
-function isListMethod(method: string | null): method is ListMethod {
-  return method === 'tools/list' || method === 'prompts/list' || method === 'resources/list';
 }
 
 /** What each list's items are judged as: a call to the item, without arguments. */
@@ -283,16 +282,15 @@ const VISIBILITY_PROBE: Readonly<Record<ListMethod, { method: string; key: 'tool
  * `arguments: null` and `visibility: true` — or the decision's boolean `visible`, which wins.
  * Items the gateway would refuse to call (a bad tool name) are hidden; any policy error hides.
  */
-function isVisible(ctx: CallContext, deps: PipelineDeps, list: ListMethod, item: Readonly<Record<string, unknown>>): boolean {
+function isVisible(input: PolicyInput, deps: PipelineDeps, list: ListMethod, item: Readonly<Record<string, unknown>>): boolean {
   const probe = VISIBILITY_PROBE[list];
   const target = item[probe.field];
   if (typeof target !== 'string' || target.length === 0) return false;
   if (probe.key === 'tool' && !TOOL_NAME.test(target)) return false;
   if (!deps.policy.ready) return false;
-  const base = policyInput(ctx);
   const decision = deps.policy.current.decide({
-    ...base,
-    mcp: { ...(base.mcp as Record<string, unknown>), kind: 'request', method: probe.method, id: null, tool: null, name: null, uri: null, arguments: null, [probe.key]: target, visibility: true },
+    ...input,
+    mcp: { ...(input.mcp as Record<string, unknown>), kind: 'request', method: probe.method, id: null, tool: null, name: null, uri: null, arguments: null, [probe.key]: target, visibility: true },
   });
   if (decision.error !== undefined) return false;
   const visible = decision.extra?.visible;

@@ -37,7 +37,7 @@ function yaml(): string {
 
 beforeAll(async () => {
   everything = await startEverything({ PORTCULLIS_CANARY: CANARY });
-  counting = await startUpstream((_req, res, body) => {
+  counting = await startUpstream((req, res, body) => {
     const msg = body.length ? JSON.parse(body.toString()) : {};
     if (msg.method === 'tools/list' && msg.params?.cursor === 'plain') {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -45,7 +45,8 @@ beforeAll(async () => {
       return;
     }
     if (msg.method === 'tools/list') {
-      const tools = ['echo', 'get-env', 'bad name', 'get-sum'].map((name) => ({ name, inputSchema: { type: 'object' } }));
+      // A careless server that echoes the request's credential into a visible tool's description.
+      const tools = ['echo', 'get-env', 'bad name', 'get-sum'].map((name) => ({ name, description: `seen: ${req.headers.authorization}`, inputSchema: { type: 'object' } }));
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { tools, nextCursor: 'page-2' } }));
       return;
@@ -65,7 +66,7 @@ afterAll(async () => {
 const endpoint = (route: string) => `${gw.gateway.url}/mcp/${route}/`;
 
 /** POSTs one raw body to an MCP route as alice. */
-function post(route: string, body: string, headers: Record<string, string> = {}) {
+function post(route: string, body: string, headers: Record<string, string | string[]> = {}) {
   return rawRequest(gw.gateway.url, {
     method: 'POST',
     path: `/mcp/${route}/`,
@@ -215,6 +216,14 @@ describe('refusals: a JSON-RPC error, an audit record, nothing forwarded', () =>
     expect(msg).toMatchObject({ jsonrpc: '2.0', error: { code: rpc, data: { code } } });
     const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.decision_id === msg.error.data.decision_id);
     expect(rec).toMatchObject({ decision: 'deny', code, route: 'counting', agent: 'alice' });
+    expect(counting.received.length).toBe(before);
+  });
+
+  test('G10: a repeated Mcp-Method header is refused (a server could read the other copy)', async () => {
+    const before = counting.received.length;
+    const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), { 'mcp-method': ['tools/list', 'tools/call'] });
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ jsonrpc: '2.0', error: { data: { code: 'PC_DUPLICATE_HEADER' } } });
     expect(counting.received.length).toBe(before);
   });
 
@@ -466,6 +475,9 @@ describe('G13: lists show only what the policy would let the agent use', () => {
     expect(msg.id).toBe(21);
     expect(msg.result.nextCursor).toBe('page-2');
     expect(msg.result.tools.map((t: { name: string }) => t.name)).toEqual(['echo', 'get-sum']);
+    // G2 on the filtered path: the rewritten list still goes through the credential masker.
+    expect(r.body).not.toContain('upstream-secret-token');
+    expect(msg.result.tools[0].description).toBe(`seen: Bearer ${'*'.repeat('upstream-secret-token'.length)}`);
   });
 
   test('G13: a list answer the filter cannot read is cut off, never passed on', async () => {
