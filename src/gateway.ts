@@ -26,8 +26,8 @@ import { PolicyStore } from './policy/policy-store';
 import { newContext } from './proxy/context';
 import { Forwarder } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
-import { localReply } from './proxy/local-reply';
-import { PIPELINE, type PipelineDeps } from './proxy/pipeline';
+import type { PipelineDeps } from './proxy/deps';
+import { runCall } from './proxy/pipeline';
 import { createRouteTable } from './proxy/route-table';
 
 /** Package version, recorded in gateway_start (src/ under ts-jest, dist/src/ when built). */
@@ -189,21 +189,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const ctx = newContext(req, res, randomUUID());
       inFlight++;
       metrics.inFlight.inc();
-      void (async () => {
-        try {
-          if (draining) throw new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down');
-          for (const stage of PIPELINE) {
-            const pending = stage.run(ctx, deps);
-            if (pending) await pending;
-          }
-        } catch (err) {
-          await localReply(ctx, err, deps);
-        } finally {
-          inFlight--;
-          metrics.inFlight.dec();
-          if (draining && inFlight === 0) drained?.();
-        }
-      })();
+      void runCall(ctx, deps, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
+        inFlight--;
+        metrics.inFlight.dec();
+        if (draining && inFlight === 0) drained?.();
+      });
     });
     server.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

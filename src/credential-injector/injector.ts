@@ -15,7 +15,7 @@ export interface CredentialBinding {
   readonly header: string;
   /** Sets the credential header on the outgoing headers. */
   attach(headers: Record<string, string>): void;
-  /** Masks the credential's values in what the upstream sends back. */
+  /** Masks the credential's values, and the header value attached, in every encoded form (needles.ts), in what the upstream sends back. */
   readonly masker: ResponseMasker;
 }
 
@@ -24,12 +24,15 @@ export function bindCredential(credential: Credential): CredentialBinding {
   let header: string;
   let value: string;
   const needles: string[] = [];
+  /** Values that carry a secret: masked in their encoded forms (needles.ts). */
+  const carriers: string[] = [];
   switch (credential.type) {
     case 'bearer': {
       const token = revealSecret(credential.token);
       header = 'authorization';
       value = `Bearer ${token}`;
       needles.push(token);
+      carriers.push(value);
       break;
     }
     case 'header':
@@ -42,11 +45,12 @@ export function bindCredential(credential: Credential): CredentialBinding {
       const encoded = Buffer.from(`${credential.username}:${password}`).toString('base64');
       header = 'authorization';
       value = `Basic ${encoded}`;
-      needles.push(password, encoded);
+      needles.push(password);
+      carriers.push(`${credential.username}:${password}`, value);
       break;
     }
   }
-  const masker = new ResponseMasker(needles);
+  const masker = new ResponseMasker(needles, carriers);
   return Object.freeze({
     name: credential.name,
     header,

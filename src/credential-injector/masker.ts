@@ -1,23 +1,47 @@
 /**
- * Masks credential values in upstream responses, so an upstream that echoes the secret (a debug
- * endpoint, an error page) cannot hand it to the agent. Each occurrence is overwritten with `*`
- * of the same length, which keeps Content-Length valid. In streams, only a tail that could be
- * the start of a secret is held back, so SSE events are not delayed.
+ * Masks credential values in upstream responses, so an upstream that echoes a secret (a debug
+ * endpoint, an error page, a redirect that carries it in a query) cannot hand it to the agent.
+ * Every form in needles.ts is searched in one pass (multi-matcher.ts); each occurrence is
+ * overwritten with `*` of the same length, which keeps Content-Length valid. Header names that
+ * hold a secret are reported so the caller drops them. In streams, only a tail that could be the
+ * start of a secret is held back, so events are not delayed; SSE streams are also scanned as the
+ * joined payload of their `data:` lines (sse-data.ts), which catches a secret sent piecewise.
  */
 import { inspect } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
+import { MultiMatcher } from './multi-matcher';
+import { compileNeedles } from './needles';
+import { SseDataTracker } from './sse-data';
 
 const STAR = 0x2a;
 
-/** Masks a fixed set of secret strings. */
+/** Most bytes a stream may hold back waiting to see whether they complete a secret. */
+export const MAX_HELD_BYTES = 1024 * 1024;
+
+/** A stream held back more than MAX_HELD_BYTES: it is cut off rather than passed on unmasked. */
+export class MaskHoldError extends Error {
+  readonly code = 'mask_hold_overflow';
+  constructor() {
+    super(`the response held more than ${MAX_HELD_BYTES} bytes that might complete a secret`);
+    this.name = 'MaskHoldError';
+  }
+}
+
+/** Masks a fixed set of secret strings in all their encoded forms. */
 export class ResponseMasker {
   // Private fields: invisible to JSON.stringify and util.inspect.
-  readonly #needles: readonly Buffer[];
-  readonly #strings: readonly string[];
+  readonly #matcher: MultiMatcher | null;
+  /** Lower-cased needles for header names, which arrive lower-cased. */
+  readonly #lowerNeedles: readonly string[];
+  /** How many needles the secrets compiled to (for benchmarks and tests; not secret). */
+  readonly needleCount: number;
 
-  constructor(secrets: readonly string[]) {
-    this.#strings = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
-    this.#needles = this.#strings.map((s) => Buffer.from(s, 'utf8'));
+  /** `secrets` are masked in every form; `carriers` (values that hold a secret, like an attached header) in their encoded forms. */
+  constructor(secrets: readonly string[], carriers: readonly string[] = []) {
+    const needles = compileNeedles(secrets, carriers);
+    this.#matcher = needles.length ? new MultiMatcher(needles) : null;
+    this.#lowerNeedles = [...new Set(needles.map((n) => n.toString('latin1').toLowerCase()))];
+    this.needleCount = needles.length;
   }
 
   toJSON(): string {
@@ -28,57 +52,103 @@ export class ResponseMasker {
     return '[ResponseMasker]';
   }
 
-  /** Masks in place; returns true if anything was masked. */
-  maskBuffer(buf: Buffer): boolean {
+  /** Masks every needle in buf[0, length) in place; returns true if anything was masked. */
+  maskBuffer(buf: Uint8Array, length = buf.length): boolean {
+    const matcher = this.#matcher;
+    if (matcher === null || length === 0) return false;
+    let hits: number[] | null = null;
+    matcher.scan(buf, length, (s, e) => (hits ??= []).push(s, e));
+    if (hits === null) return false;
+    // Filled after the scan, so overlapping occurrences are all found first.
+    const h: number[] = hits;
+    for (let i = 0; i < h.length; i += 2) buf.fill(STAR, h[i], h[i + 1]);
+    return true;
+  }
+
+  /**
+   * Masks a whole body in place: the bytes, and for an event stream the joined `data:` payload.
+   * Returns true if anything was masked.
+   */
+  maskBody(buf: Buffer, sse: boolean): boolean {
+    const raw = this.maskBuffer(buf);
+    return sse ? this.#maskSseData(buf, 0, buf.length, new SseDataTracker()) || raw : raw;
+  }
+
+  /** Masks a header value (read as latin1, as undici decodes them). */
+  maskString(value: string): string {
+    if (this.#matcher === null) return value;
+    const buf = Buffer.from(value, 'latin1');
+    return this.maskBuffer(buf) ? buf.toString('latin1') : value;
+  }
+
+  /** True when a (lower-cased) header name contains a secret in any case. */
+  nameHasSecret(name: string): boolean {
+    const lower = name.toLowerCase();
+    for (const n of this.#lowerNeedles) if (lower.includes(n)) return true;
+    return false;
+  }
+
+  /** Scans the data payload of raw[from, to) (tracker state carried in) and masks what maps back. */
+  #maskSseData(raw: Uint8Array, from: number, to: number, tracker: SseDataTracker): boolean {
+    const view = tracker.feed(raw, from, to);
     let hit = false;
-    for (const n of this.#needles) {
-      let i = buf.indexOf(n);
-      while (i !== -1) {
-        buf.fill(STAR, i, i + n.length);
-        hit = true;
-        i = buf.indexOf(n, i + n.length);
-      }
-    }
+    this.#matcher?.scan(view.bytes, view.length, (s, e) => {
+      hit = true;
+      for (let i = s; i < e; i++) raw[from + view.offsets[i]] = STAR;
+    });
     return hit;
   }
 
-  /** Masks a header value. */
-  maskString(value: string): string {
-    let out = value;
-    for (const s of this.#strings) if (out.includes(s)) out = out.split(s).join('*'.repeat(Buffer.byteLength(s)));
-    return out;
-  }
-
-  /** Length of the longest suffix of buf that is a proper prefix of a secret. */
-  private heldTail(buf: Buffer): number {
-    let keep = 0;
-    for (const n of this.#needles) {
-      const max = Math.min(n.length - 1, buf.length);
-      for (let len = max; len > keep; len--) {
-        if (buf.compare(n, 0, len, buf.length - len, buf.length) === 0) {
-          keep = len;
-          break;
-        }
-      }
-    }
-    return keep;
-  }
-
-  /** A transform stream that masks across chunk boundaries. */
-  stream(onMasked?: () => void): Transform {
-    let carry: Buffer | null = null;
+  /**
+   * A transform that masks across chunk boundaries (and, for `sse`, across `data:` lines and
+   * events). It holds back only bytes that may begin a secret; it errors with MaskHoldError
+   * rather than hold more than MAX_HELD_BYTES.
+   */
+  stream(options: { readonly sse: boolean } = { sse: false }, onMasked?: () => void): Transform {
+    const matcher = this.#matcher;
+    if (matcher === null) return new Transform({ transform: (c, _e, done) => done(null, c) });
+    const tracker = options.sse ? new SseDataTracker() : null;
+    /** Raw bytes not yet sent. */
+    let pending: Buffer | null = null;
+    /** Payload bytes (and their offsets in `pending`) that may begin a secret. */
+    let heldData: Uint8Array = new Uint8Array(0);
+    let heldOffsets: Int32Array = new Int32Array(0);
     const self = this;
     return new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-        const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
-        carry = null;
-        if (self.maskBuffer(buf)) onMasked?.();
-        const keep = self.heldTail(buf);
-        if (keep > 0) carry = buf.subarray(buf.length - keep);
-        done(null, keep > 0 ? buf.subarray(0, buf.length - keep) : buf);
+        const oldLength = pending ? pending.length : 0;
+        const buf: Buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
+        pending = null;
+        let masked = self.maskBuffer(buf);
+        let cut = matcher.partialTail(buf, buf.length);
+        if (tracker) {
+          const fresh = tracker.feed(buf, oldLength, buf.length);
+          // The held payload continues with this chunk's payload: scan them as one sequence.
+          const n = heldData.length + fresh.length;
+          const data = new Uint8Array(n);
+          const offsets = new Int32Array(n);
+          data.set(heldData, 0);
+          offsets.set(heldOffsets, 0);
+          for (let i = 0; i < fresh.length; i++) {
+            data[heldData.length + i] = fresh.bytes[i];
+            offsets[heldData.length + i] = fresh.offsets[i] + oldLength;
+          }
+          matcher.scan(data, n, (s, e) => {
+            masked = true;
+            for (let i = s; i < e; i++) buf[offsets[i]] = STAR;
+          });
+          const tail = matcher.partialTail(data, n);
+          if (tail < n && offsets[tail] < cut) cut = offsets[tail];
+          heldData = data.subarray(tail);
+          heldOffsets = offsets.subarray(tail).map((o) => o - cut);
+        }
+        if (masked) onMasked?.();
+        if (buf.length - cut > MAX_HELD_BYTES) return done(new MaskHoldError());
+        if (cut < buf.length) pending = Buffer.from(buf.subarray(cut));
+        done(null, cut > 0 ? buf.subarray(0, cut) : undefined);
       },
       flush(done: TransformCallback) {
-        done(null, carry ?? undefined);
+        done(null, pending ?? undefined);
       },
     });
   }

@@ -1,7 +1,9 @@
 /** The per-call state that moves through the pipeline. Each stage fills in its part. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CallFacts } from '../audit/call-records';
 import type { RouteConfig } from '../config/types';
 import type { CredentialBinding } from '../credential-injector/injector';
+import { mcpAuditView } from '../mcp/audit-view';
 import type { McpCall } from '../mcp/message';
 import type { Decision } from '../policy/engine';
 import type { CanonicalTarget } from './canonical-path';
@@ -37,6 +39,8 @@ export interface CallContext {
   audited: boolean;
   /** inject-credential: the route's credential, attached to `headers` (also masks the answer). */
   binding: CredentialBinding | null;
+  /** forward (or the local reply after an allowed call failed): how the call ended, for its outcome record. */
+  outcome: { readonly status: number; readonly code?: string } | null;
 }
 
 /** Starts a call's context. */
@@ -60,6 +64,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     policyRevision: null,
     audited: false,
     binding: null,
+    outcome: null,
   };
 }
 
@@ -68,4 +73,20 @@ const EMPTY = Buffer.alloc(0);
 /** Milliseconds since the call arrived, to 0.01 ms. */
 export function elapsedMs(ctx: CallContext): number {
   return Math.round(Number(process.hrtime.bigint() - ctx.startNs) / 1e4) / 100;
+}
+
+/** What the call's decision record says of it (src/audit/call-records.ts). */
+export function callFacts(ctx: CallContext): CallFacts {
+  return {
+    time: ctx.time,
+    decisionId: ctx.id,
+    agent: ctx.agent,
+    route: ctx.route?.name ?? null,
+    method: ctx.req.method ?? '',
+    // The canonical path and query as forwarded; before routing there is none: the raw target.
+    path: ctx.relativePath !== null ? ctx.relativePath + (ctx.target?.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? ''),
+    body: ctx.body,
+    policyRevision: ctx.policyRevision,
+    ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),
+  };
 }

@@ -6,22 +6,31 @@
  * leaves): see docs/forwarding.md for the measurements.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { type Transform, Writable } from 'node:stream';
+import { pipeline, type Transform, Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
-import type { CredentialBinding } from '../credential-injector/injector';
 import { GatewayError } from '../errors';
-import { forwardableResponseHeaders } from './headers';
 
 /** How a forwarded call ended. */
 export interface ForwardResult {
   readonly status: number;
   /** Time to response headers, ms. */
   readonly headersMs: number;
-  /** Set when the call did not complete normally. */
-  readonly code?: 'PC_UPSTREAM_UNAVAILABLE' | 'PC_UPSTREAM_TIMEOUT' | 'client_closed' | 'upstream_stream_error';
-  /** True when a credential value was masked in the response. */
-  readonly masked: boolean;
+  /**
+   * Set when the call did not complete normally (an outcome code, never on the wire):
+   * `client_closed`, `upstream_stream_error`, or the code of the body transform that cut the
+   * answer off (a list filter's, the masker's, the decoder's).
+   */
+  readonly code?: string;
+}
+
+/** What the response stages made of an upstream answer's head (response/response-pipeline.ts). */
+export interface ResponsePlan {
+  readonly headers: OutgoingHttpHeaders;
+  /** Body transforms in order; empty to send the body as it comes. */
+  readonly steps: readonly Transform[];
+  /** Set for a small body to be rewritten whole, in place, before one write. */
+  readonly whole: ((body: Buffer) => void) | null;
 }
 
 /** What the forward stage needs from a call. */
@@ -34,19 +43,18 @@ export interface ForwardRequest {
   readonly headers: Record<string, string>;
   readonly body: Buffer;
   readonly decisionId: string;
-  /** The attached credential, whose values are masked in the answer; null on routes without one. */
-  readonly binding: CredentialBinding | null;
   /**
-   * Called with the upstream status and headers before anything is sent to the agent. May
-   * return a transform the body then flows through (before masking); it may fail the stream,
-   * which cuts the answer short rather than pass it on unchanged.
+   * Called with the upstream status and headers before anything is sent to the agent: the
+   * response half of the pipeline. May throw a GatewayError to refuse the answer, which is then
+   * thrown from forward() (nothing was sent).
    */
-  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => Transform | null;
+  readonly respond: (status: number, headers: IncomingHttpHeaders) => ResponsePlan;
 }
 
 const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
 
 function classify(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
   const code = (err as { code?: string }).code ?? '';
   if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || code === 'ETIMEDOUT') {
     return new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer in time');
@@ -54,8 +62,14 @@ function classify(err: unknown): GatewayError {
   return new GatewayError('PC_UPSTREAM_UNAVAILABLE', `the upstream is unavailable (${code || 'connection failed'})`);
 }
 
-/** Largest response (by Content-Length) masked whole rather than streamed. */
-const BUFFERED_MASK_LIMIT = 64 * 1024;
+/**
+ * The outcome code a body transform cut the answer off with (a ListFilterError's, a
+ * MaskHoldError's, a DecodeError's: lower-case codes), or null for any other error.
+ */
+function stepCode(err: unknown): string | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[a-z][a-z0-9_]*$/.test(code) ? code : null;
+}
 
 /** A writable that gathers a small body and hands it over whole when it ends. */
 function collect(done: (body: Buffer) => void): Writable {
@@ -70,27 +84,6 @@ function collect(done: (body: Buffer) => void): Writable {
       cb();
     },
   });
-}
-
-/** Masks credential values in response headers; true if any was found. */
-function maskHeaders(out: OutgoingHttpHeaders, binding: CredentialBinding): boolean {
-  const m = binding.masker;
-  let masked = false;
-  for (const k in out) {
-    const v = out[k];
-    if (typeof v === 'string') {
-      const mv = m.maskString(v);
-      if (mv !== v) masked = true;
-      out[k] = mv;
-    } else if (Array.isArray(v)) {
-      out[k] = v.map((x) => {
-        const mx = m.maskString(x);
-        if (mx !== x) masked = true;
-        return mx;
-      });
-    }
-  }
-  return masked;
 }
 
 /** Forwards allowed calls to upstreams. */
@@ -115,9 +108,9 @@ export class Forwarder {
   }
 
   /**
-   * Sends the request and streams the answer into `res`. Throws GatewayError (502/504) only
-   * before response headers were sent; afterwards failures end the stream and are reported in
-   * the result.
+   * Sends the request and streams the answer into `res` through the plan `respond` makes.
+   * Throws GatewayError (502/504) only before response headers were sent; afterwards failures
+   * end the stream and are reported in the result.
    */
   async forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult> {
     const pool = this.pools.get(req.route.name) as Pool;
@@ -130,12 +123,11 @@ export class Forwarder {
     const headers: Record<string, string> = { ...req.headers, 'x-portcullis-decision-id': req.decisionId };
     let status = 0;
     let headersMs = 0;
-    let masked = false;
-    const binding = req.binding;
+    /** The first error of a body transform, which names why the answer was cut off. */
+    let stepError: unknown = null;
     try {
       // stream() writes the body straight into the writable the factory returns: no
-      // intermediate Readable, and no stream.pipeline (which allocates an AbortController and
-      // an error per call).
+      // intermediate Readable, and no stream.pipeline unless the answer needs transforms.
       await pool.stream(
         {
           method: req.method as never,
@@ -147,45 +139,36 @@ export class Forwarder {
         ({ statusCode, headers: upstreamHeaders }) => {
           status = statusCode;
           headersMs = Number(process.hrtime.bigint() - started) / 1e6;
-          const out = forwardableResponseHeaders(upstreamHeaders);
-          if (binding) masked = maskHeaders(out, binding) || masked;
-          // Only Portcullis speaks in x-portcullis-* headers: an upstream cannot forge a refusal.
-          for (const k in out) if (k.startsWith('x-portcullis-')) delete out[k];
-          out['x-portcullis-decision-id'] = req.decisionId;
-          const filter = req.onResponse?.(statusCode, upstreamHeaders) ?? null;
-          if (filter) delete out['content-length'];
-          res.writeHead(statusCode, out);
-          let sink: Writable = res;
-          if (binding) {
-            // A small body of known length is masked in one pass and sent with one write; a
-            // stream (SSE, chunked, large) goes through the streaming masker.
-            const length = Number(upstreamHeaders['content-length']);
-            if (!filter && length >= 0 && length <= BUFFERED_MASK_LIMIT) {
-              return collect((body) => {
-                if (binding.masker.maskBuffer(body)) masked = true;
-                res.end(body);
-              });
-            }
-            const masker = binding.masker.stream(() => (masked = true));
-            masker.pipe(res);
-            sink = masker;
+          const plan = req.respond(statusCode, upstreamHeaders);
+          res.writeHead(statusCode, plan.headers);
+          const whole = plan.whole;
+          if (whole) {
+            return collect((body) => {
+              whole(body);
+              res.end(body);
+            });
           }
-          if (!filter) return sink;
-          filter.pipe(sink);
-          return filter;
+          if (plan.steps.length === 0) return res;
+          const noteError = (err: unknown) => {
+            if (err && stepError === null && stepCode(err) !== null) stepError = err;
+          };
+          for (const step of plan.steps) step.once('error', noteError);
+          pipeline([...plan.steps, res], noteError);
+          return plan.steps[0];
         },
       );
     } catch (err) {
       res.off('close', onClose);
-      if (status === 0) {
-        if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed', masked: false };
+      if (!res.headersSent) {
+        if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed' };
         throw classify(err);
       }
       res.destroy();
-      return { status, headersMs, code: abort.signal.aborted ? 'client_closed' : 'upstream_stream_error', masked };
+      return { status, headersMs, code: stepCode(stepError) ?? stepCode(err) ?? (abort.signal.aborted ? 'client_closed' : 'upstream_stream_error') };
     }
     res.off('close', onClose);
-    return { status, headersMs, masked };
+    const cut = stepCode(stepError);
+    return cut === null ? { status, headersMs } : { status, headersMs, code: cut };
   }
 
   /** Closes every pool. */

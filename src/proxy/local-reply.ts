@@ -3,13 +3,13 @@
  * to the audit log first, then sends a JSON error with a stable code and the decision id. No
  * stage writes a response by itself.
  */
+import { decisionRecord } from '../audit/call-records';
 import type { RouteConfig } from '../config/types';
 import { GatewayError } from '../errors';
 import { mcpReply } from '../mcp/reply';
 import { canonicalizeTarget } from './canonical-path';
-import type { CallContext } from './context';
-import type { PipelineDeps } from './pipeline';
-import { decisionRecord, writeOutcome } from './pipeline';
+import { callFacts, type CallContext } from './context';
+import type { PipelineDeps } from './deps';
 
 /** The route whose shape the answer takes: the matched one, or (before routing) the one the path would match. */
 function routeOf(ctx: CallContext, deps: PipelineDeps): RouteConfig | null {
@@ -51,12 +51,13 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
   if (!(thrown instanceof GatewayError)) deps.log.error({ decision_id: ctx.id, err: String((thrown as Error)?.message ?? thrown) }, 'unexpected error in the pipeline');
   const routeName = ctx.route?.name ?? null;
   if (ctx.audited) {
-    // Allowed and recorded, then the upstream failed: record the outcome, answer 502/504.
-    writeOutcome(ctx, deps, err.status, err.code);
+    // Allowed and recorded, then the upstream failed: answer 502/504; the outcome record
+    // (written by runCall, its one writer) says so.
+    ctx.outcome ??= { status: err.status, code: err.code };
   } else {
     deps.metrics.decisions.inc({ route: routeName ?? '', decision: 'deny', code: err.code });
     try {
-      await deps.audit.append(decisionRecord(ctx, { decision: 'deny', reasons: err.reasons, code: err.code, status: err.status, credential: null }));
+      await deps.audit.append(decisionRecord(callFacts(ctx), { decision: 'deny', reasons: err.reasons, code: err.code, status: err.status, credential: null }));
     } catch (e) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, code: err.code, err: (e as Error).message }, 'could not record a deny in the audit log');

@@ -4,46 +4,21 @@
  * call throws a GatewayError; `localReply` (local-reply.ts) is the one place that turns it into
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
-import { createHash } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
-import { PassThrough, type Transform } from 'node:stream';
 import { TextDecoder } from 'node:util';
-import type { Logger } from 'pino';
-import type { DecisionRecord } from '../audit/record';
-import type { AuditSink } from '../audit/writer';
-import type { CredentialBinding } from '../credential-injector/injector';
+import { decisionRecord, outcomeRecord } from '../audit/call-records';
 import { GatewayError } from '../errors';
-import { mcpAuditView } from '../mcp/audit-view';
-import { createListFilter, isListMethod, ListFilterError, type ListMethod } from '../mcp/list-filter';
-import { parseMcpCall, TOOL_NAME } from '../mcp/message';
-import type { SessionTable } from '../mcp/sessions';
-import type { Metrics } from '../observability/metrics';
-import type { PolicyInput } from '../policy/engine';
-import type { PolicyStore } from '../policy/policy-store';
-import { canonicalizeTarget, queryObject } from './canonical-path';
-import type { CallContext } from './context';
-import { elapsedMs } from './context';
-import type { Forwarder } from './forward';
+import { parseMcpCall } from '../mcp/message';
+import { canonicalizeTarget } from './canonical-path';
+import { callFacts, type CallContext, elapsedMs } from './context';
+import type { PipelineDeps } from './deps';
 import { assertSingletonHeaders, forwardableRequestHeaders, isJsonContentType } from './headers';
-import type { AgentIdentifier } from './identify';
+import { localReply } from './local-reply';
+import { policyInput } from './policy-input';
 import { readBody } from './read-body';
-import type { RouteTable } from './route-table';
+import { planResponse } from './response/response-pipeline';
 import { parseStrictJson } from './strict-json';
 
-/** Everything the stages use, built once per configuration. */
-export interface PipelineDeps {
-  readonly identifier: AgentIdentifier;
-  readonly routes: RouteTable;
-  readonly maxBodyBytes: number;
-  readonly policy: PolicyStore;
-  readonly audit: AuditSink;
-  readonly bindings: ReadonlyMap<string, CredentialBinding>;
-  readonly forwarder: Forwarder;
-  /** MCP sessions bound to the agents that created them. */
-  readonly sessions: SessionTable;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-}
+export type { PipelineDeps } from './deps';
 
 /** A named pipeline stage. */
 export interface Stage {
@@ -119,39 +94,6 @@ function decodeMcp(ctx: CallContext, deps: PipelineDeps): void {
   ctx.mcpSession = sid;
 }
 
-/** The policy's view of an MCP call (docs/mcp.md). */
-function mcpInput(ctx: CallContext): Record<string, unknown> {
-  const m = ctx.mcp!;
-  return {
-    kind: m.kind,
-    method: m.method,
-    id: m.id,
-    tool: m.tool,
-    arguments: m.arguments,
-    uri: m.uri,
-    name: m.name,
-    protocol_version: m.protocolVersion,
-    session: ctx.mcpSession,
-  };
-}
-
-/** What the policy sees of a call (docs/policy.md, docs/mcp.md). */
-function policyInput(ctx: CallContext): PolicyInput {
-  return {
-    route: ctx.route!.name,
-    agent: ctx.agent === null ? null : { id: ctx.agent },
-    request: {
-      method: ctx.req.method ?? 'GET',
-      path: ctx.relativePath!,
-      query: queryObject(ctx.target!.query),
-      headers: ctx.headers!,
-      ...(ctx.json !== undefined ? { body: ctx.json } : {}),
-    },
-    time: ctx.time,
-    ...(ctx.mcp ? { mcp: mcpInput(ctx) } : {}),
-  };
-}
-
 const decide: Stage = {
   name: 'decide',
   run(ctx, deps) {
@@ -176,7 +118,7 @@ const auditDecision: Stage = {
   async run(ctx, deps) {
     const route = ctx.route!;
     try {
-      await deps.audit.append(decisionRecord(ctx, { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }));
+      await deps.audit.append(decisionRecord(callFacts(ctx), { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }));
     } catch (err) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, err: (err as Error).message }, 'audit write failed; refusing the call');
@@ -206,10 +148,9 @@ const forward: Stage = {
     const route = ctx.route!;
     const target = ctx.target!;
     const path = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
-    let status: number;
-    let code: string | undefined;
+    let r;
     try {
-      const r = await deps.forwarder.forward(
+      r = await deps.forwarder.forward(
         {
           route,
           method: ctx.req.method ?? 'GET',
@@ -217,135 +158,47 @@ const forward: Stage = {
           headers: ctx.headers!,
           body: ctx.body,
           decisionId: ctx.id,
-          binding: ctx.binding,
-          ...(ctx.mcp ? { onResponse: (status: number, headers: IncomingHttpHeaders) => mcpResponse(ctx, deps, status, headers) } : {}),
+          // The response half of the pipeline (response/response-pipeline.ts).
+          respond: (status, headers) => planResponse(ctx, deps, status, headers),
         },
         ctx.res,
       );
-      status = r.status;
-      code = r.code;
-      deps.metrics.upstreamSeconds.observe({ route: route.name, status_class: `${Math.floor(r.status / 100)}xx` }, r.headersMs / 1000);
-      if (r.masked) {
-        deps.metrics.secretsMasked.inc({ route: route.name });
-        deps.log.warn({ decision_id: ctx.id, route: route.name }, 'the upstream echoed a credential; it was masked');
-      }
     } catch (err) {
       const e = err instanceof GatewayError ? err : new GatewayError('PC_UPSTREAM_UNAVAILABLE', 'the upstream is unavailable');
       deps.metrics.upstreamErrors.inc({ route: route.name, code: e.code });
       throw e;
-    } finally {
-      // The outcome record is written after the fact; its failure cannot undo the call.
-      if (status! !== undefined) writeOutcome(ctx, deps, status!, code);
     }
-    if (code) deps.metrics.upstreamErrors.inc({ route: route.name, code });
+    ctx.outcome = r.code ? { status: r.status, code: r.code } : { status: r.status };
+    deps.metrics.upstreamSeconds.observe({ route: route.name, status_class: `${Math.floor(r.status / 100)}xx` }, r.headersMs / 1000);
+    if (r.code) deps.metrics.upstreamErrors.inc({ route: route.name, code: r.code });
   },
 };
 
-/**
- * Upstream answers on MCP routes: learn the session an initialize created (bound to this
- * agent), forget one that ended, and filter list results down to what the policy lets the
- * agent see.
- */
-function mcpResponse(ctx: CallContext, deps: PipelineDeps, status: number, headers: IncomingHttpHeaders): Transform | null {
-  const m = ctx.mcp!;
-  const route = ctx.route!.name;
-  const ok = status >= 200 && status < 300;
-  if (m.method === 'initialize' && ok) {
-    const sid = headers['mcp-session-id'];
-    if (typeof sid === 'string' && sid.length > 0) deps.sessions.bind(route, sid, ctx.agent);
-  }
-  if (ctx.mcpSession !== null && ((m.kind === 'terminate' && ok) || status === 404)) deps.sessions.end(route, ctx.mcpSession);
-  if (m.kind !== 'request' || !isListMethod(m.method) || !ok) return null;
-  const encoding = headers['content-encoding'];
-  const list = m.method;
-  // The call's own input, built once; each listed item is probed against it.
-  const input = policyInput(ctx);
-  // A list the filter cannot read (compressed, or neither JSON nor SSE) is cut off, never passed on.
-  const filter = encoding && encoding !== 'identity' ? null : createListFilter(headers['content-type'], {
-    method: list,
-    requestId: m.id!,
-    visible: (item) => isVisible(input, deps, list, item),
-    onFiltered: (removed, kept) => deps.log.debug({ decision_id: ctx.id, route, removed, kept }, 'filtered an MCP list'),
-  });
-  return filter ?? refuseStream(new ListFilterError('mcp_list_filter_failed', 'the list answer could not be filtered'));
-}
-
-/** What each list's items are judged as: a call to the item, without arguments. */
-const VISIBILITY_PROBE: Readonly<Record<ListMethod, { method: string; key: 'tool' | 'name' | 'uri'; field: 'name' | 'uri' }>> = {
-  'tools/list': { method: 'tools/call', key: 'tool', field: 'name' },
-  'prompts/list': { method: 'prompts/get', key: 'name', field: 'name' },
-  'resources/list': { method: 'resources/read', key: 'uri', field: 'uri' },
-};
-
-/**
- * Whether the agent may see a listed item: the policy's decision on a call to it with
- * `arguments: null` and `visibility: true` — or the decision's boolean `visible`, which wins.
- * Items the gateway would refuse to call (a bad tool name) are hidden; any policy error hides.
- */
-function isVisible(input: PolicyInput, deps: PipelineDeps, list: ListMethod, item: Readonly<Record<string, unknown>>): boolean {
-  const probe = VISIBILITY_PROBE[list];
-  const target = item[probe.field];
-  if (typeof target !== 'string' || target.length === 0) return false;
-  if (probe.key === 'tool' && !TOOL_NAME.test(target)) return false;
-  if (!deps.policy.ready) return false;
-  const decision = deps.policy.current.decide({
-    ...input,
-    mcp: { ...(input.mcp as Record<string, unknown>), kind: 'request', method: probe.method, id: null, tool: null, name: null, uri: null, arguments: null, [probe.key]: target, visibility: true },
-  });
-  if (decision.error !== undefined) return false;
-  const visible = decision.extra?.visible;
-  return typeof visible === 'boolean' ? visible : decision.allow;
-}
-
-/** A transform that fails at once: the answer is cut off rather than passed on unchecked. */
-function refuseStream(err: Error): Transform {
-  return new PassThrough({
-    transform(_chunk, _enc, cb) {
-      cb(err);
-    },
-    flush(cb) {
-      cb(err);
-    },
-  });
-}
-
-/** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
-export const AUDIT_PATH_CAP = 4096;
-
-/** The decision record of a call: what the context knows, plus the verdict. */
-export function decisionRecord(ctx: CallContext, verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'code' | 'status'>): DecisionRecord {
-  // The canonical path and query as forwarded; before routing there is none: the raw target.
-  const fullPath = ctx.relativePath !== null ? ctx.relativePath + (ctx.target?.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? '');
-  const capped = fullPath.length > AUDIT_PATH_CAP;
-  return {
-    type: 'decision',
-    time: ctx.time,
-    decision_id: ctx.id,
-    agent: ctx.agent,
-    route: ctx.route?.name ?? null,
-    method: ctx.req.method ?? '',
-    path: capped ? fullPath.slice(0, AUDIT_PATH_CAP) : fullPath,
-    ...(capped ? { truncated: ['path'], path_sha256: createHash('sha256').update(fullPath).digest('hex') } : {}),
-    // The body is evidence by digest only: its content may hold secrets and can be megabytes.
-    ...(ctx.body.length ? { body: { bytes: ctx.body.length, sha256: createHash('sha256').update(ctx.body).digest('hex') } } : {}),
-    decision: verdict.decision,
-    reasons: verdict.reasons,
-    ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
-    policy_revision: ctx.policyRevision,
-    credential: verdict.credential,
-    ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),
-  };
-}
-
-/** Appends the outcome record of a forwarded call (not awaited by the caller). */
-export function writeOutcome(ctx: CallContext, deps: PipelineDeps, status: number, code?: string): void {
-  deps.audit
-    .append({ type: 'outcome', time: new Date().toISOString(), decision_id: ctx.id, status, latency_ms: elapsedMs(ctx), ...(code ? { code } : {}) }, { lazy: true })
-    .catch((err: Error) => {
-      deps.metrics.auditFailures.inc();
-      deps.log.error({ decision_id: ctx.id, err: err.message }, 'audit outcome write failed');
-    });
-}
-
-/** The pipeline, in order. Reordering stages is a one-line change here. */
+/** The request pipeline, in order. Reordering stages is a one-line change here. */
 export const PIPELINE: readonly Stage[] = Object.freeze([identify, route, readBodyStage, decode, decide, auditDecision, injectCredential, forward]);
+
+/**
+ * Runs one call: the stages in order, a refusal answered by `localReply`, and, for a call that
+ * was allowed and recorded, its outcome record. This is the outcome record's one writer; it is
+ * written after the fact and its failure cannot undo the call.
+ */
+export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: GatewayError): Promise<void> {
+  try {
+    if (refuse) throw refuse;
+    for (const stage of PIPELINE) {
+      const pending = stage.run(ctx, deps);
+      if (pending) await pending;
+    }
+  } catch (err) {
+    await localReply(ctx, err, deps);
+  }
+  if (ctx.audited) writeOutcome(ctx, deps);
+}
+
+function writeOutcome(ctx: CallContext, deps: PipelineDeps): void {
+  const o = ctx.outcome ?? { status: 502, code: 'PC_UPSTREAM_UNAVAILABLE' };
+  deps.audit.append(outcomeRecord(ctx.id, o.status, elapsedMs(ctx), o.code), { lazy: true }).catch((err: Error) => {
+    deps.metrics.auditFailures.inc();
+    deps.log.error({ decision_id: ctx.id, err: err.message }, 'audit outcome write failed');
+  });
+}

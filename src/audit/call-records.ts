@@ -1,0 +1,56 @@
+/**
+ * The records of one call: its decision (written durably before anything is forwarded, or with
+ * the refusal) and its outcome (written once, after the answer ended). Built from plain facts
+ * the proxy gathers (src/proxy/context.ts `callFacts`), so the audit module knows nothing of the
+ * pipeline.
+ */
+import { createHash } from 'node:crypto';
+import type { McpAuditView } from '../mcp/audit-view';
+import type { DecisionRecord, OutcomeRecord } from './record';
+
+/** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
+export const AUDIT_PATH_CAP = 4096;
+
+/** What a decision record says of the call itself. */
+export interface CallFacts {
+  readonly time: string;
+  readonly decisionId: string;
+  readonly agent: string | null;
+  readonly route: string | null;
+  readonly method: string;
+  /** The canonical path and query as forwarded; before routing, the raw target. */
+  readonly path: string;
+  /** The request body (recorded by size and digest only). */
+  readonly body: Buffer;
+  readonly policyRevision: string | null;
+  readonly mcp?: McpAuditView;
+}
+
+/** The decision record of a call: its facts, plus the verdict. */
+export function decisionRecord(facts: CallFacts, verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'code' | 'status'>): DecisionRecord {
+  const fullPath = facts.path;
+  const capped = fullPath.length > AUDIT_PATH_CAP;
+  return {
+    type: 'decision',
+    time: facts.time,
+    decision_id: facts.decisionId,
+    agent: facts.agent,
+    route: facts.route,
+    method: facts.method,
+    path: capped ? fullPath.slice(0, AUDIT_PATH_CAP) : fullPath,
+    ...(capped ? { truncated: ['path'], path_sha256: createHash('sha256').update(fullPath).digest('hex') } : {}),
+    // The body is evidence by digest only: its content may hold secrets and can be megabytes.
+    ...(facts.body.length ? { body: { bytes: facts.body.length, sha256: createHash('sha256').update(facts.body).digest('hex') } } : {}),
+    decision: verdict.decision,
+    reasons: verdict.reasons,
+    ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
+    policy_revision: facts.policyRevision,
+    credential: verdict.credential,
+    ...(facts.mcp ? { mcp: facts.mcp } : {}),
+  };
+}
+
+/** The outcome record of a forwarded call. */
+export function outcomeRecord(decisionId: string, status: number, latencyMs: number, code?: string): OutcomeRecord {
+  return { type: 'outcome', time: new Date().toISOString(), decision_id: decisionId, status, latency_ms: latencyMs, ...(code ? { code } : {}) };
+}
