@@ -13,6 +13,9 @@ import { createMcpEcho, isMcpEndpoint, type McpStatsReply, type McpStatsRequest 
 export const SAW_CREDENTIAL_HEADER = 'x-bench-saw-credential';
 
 const BODY = Buffer.from('{"ok":true}');
+/** Path of the 1 MiB streamed answer (bench/masking.ts): 16 chunks of 64 KiB, no Content-Length. */
+export const STREAM_PATH = '/api/items/stream-1mb';
+const STREAM_CHUNK = Buffer.from(JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })) }).padEnd(65536, ' ').slice(0, 65536));
 const expected = `Bearer ${process.env.BENCH_UPSTREAM_TOKEN ?? ''}`;
 
 if (require.main === module) {
@@ -26,6 +29,11 @@ if (require.main === module) {
     }
     req.on('data', () => undefined);
     req.on('end', () => {
+      if (req.url === STREAM_PATH) {
+        res.writeHead(200, { 'content-type': 'application/json', [SAW_CREDENTIAL_HEADER]: sawCredential });
+        for (let i = 0; i < 15; i++) res.write(STREAM_CHUNK);
+        return void res.end(STREAM_CHUNK);
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length, [SAW_CREDENTIAL_HEADER]: sawCredential });
       res.end(BODY);
     });

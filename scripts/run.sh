@@ -11,6 +11,7 @@ case "$task" in
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
+  bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|bench|bench-audit|bench-mcp|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
 esac

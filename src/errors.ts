@@ -32,6 +32,30 @@ export const ERROR_CODES = {
   PC_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The upstream did not connect or send response headers in time.' },
 } as const;
 
+/**
+ * Outcome codes: why an allowed call's answer, once begun, was cut off. They appear only in
+ * outcome records (never on the wire) and are listed in docs/errors.md, which a test keeps in
+ * step with this list.
+ */
+export const OUTCOME_CODES = [
+  'client_closed',
+  'upstream_stream_error',
+  'upstream_decode_limit',
+  'upstream_decode_error',
+  'mask_hold_overflow',
+  'mcp_list_too_large',
+  'mcp_list_invalid_json',
+  'mcp_list_filter_failed',
+] as const;
+
+/** An outcome code. */
+export type OutcomeCode = (typeof OUTCOME_CODES)[number];
+
+/** True for the outcome codes (a stream error's `code`, when it names one). */
+export function isOutcomeCode(code: unknown): code is OutcomeCode {
+  return typeof code === 'string' && (OUTCOME_CODES as readonly string[]).includes(code);
+}
+
 /** A public error code. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -36,6 +36,12 @@ export function startDemoUpstream(token: string, port = 0, host = '127.0.0.1'): 
       if (req.method === 'POST' && url.pathname === '/refunds') return send(201, { refunded: body?.amount, status: 'ok' });
       if (req.method === 'GET' && url.pathname.startsWith('/reports/')) return send(200, { report: url.pathname.slice(9), rows: 42 });
       if (req.method === 'GET' && url.pathname === '/debug/headers') return send(200, req.headers);
+      // A careless debug endpoint that "hides" the token by encoding it, and redirects with it.
+      if (req.method === 'GET' && url.pathname === '/debug/encoded') {
+        const auth = String(req.headers.authorization ?? '');
+        res.setHeader('location', `/callback?token=${encodeURIComponent(auth)}`);
+        return send(200, { base64: Buffer.from(auth).toString('base64'), hex: Buffer.from(auth).toString('hex') });
+      }
       if (req.method === 'GET' && url.pathname === '/events') {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         let n = 0;

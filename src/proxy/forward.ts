@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import { pipeline, type Transform, Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
-import { GatewayError } from '../errors';
+import { GatewayError, isOutcomeCode, type OutcomeCode } from '../errors';
 
 /** How a forwarded call ended. */
 export interface ForwardResult {
@@ -21,7 +21,7 @@ export interface ForwardResult {
    * `client_closed`, `upstream_stream_error`, or the code of the body transform that cut the
    * answer off (a list filter's, the masker's, the decoder's).
    */
-  readonly code?: string;
+  readonly code?: OutcomeCode;
 }
 
 /** What the response stages made of an upstream answer's head (response/response-pipeline.ts). */
@@ -66,9 +66,9 @@ function classify(err: unknown): GatewayError {
  * The outcome code a body transform cut the answer off with (a ListFilterError's, a
  * MaskHoldError's, a DecodeError's: lower-case codes), or null for any other error.
  */
-function stepCode(err: unknown): string | null {
+function stepCode(err: unknown): OutcomeCode | null {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[a-z][a-z0-9_]*$/.test(code) ? code : null;
+  return isOutcomeCode(code) ? code : null;
 }
 
 /** A writable that gathers a small body and hands it over whole when it ends. */

@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../../src/cli/exit-codes';
-import { ERROR_CODES } from '../../src/errors';
+import { ERROR_CODES, OUTCOME_CODES } from '../../src/errors';
 
 const root = path.resolve(__dirname, '../..');
 const doc = (name: string) => readFileSync(path.join(root, 'docs', name), 'utf8');
@@ -18,6 +18,14 @@ test('docs/errors.md lists exactly the codes in src/errors.ts, with their status
   const rows = tableRows(doc('errors.md'));
   expect(rows.map((r) => r[0]).sort()).toEqual(Object.keys(ERROR_CODES).sort());
   for (const [code, status] of rows) expect(String(ERROR_CODES[code as keyof typeof ERROR_CODES].status)).toBe(status);
+});
+
+test('docs/errors.md lists exactly the outcome codes in src/errors.ts', () => {
+  const documented = doc('errors.md')
+    .split('\n')
+    .filter((l) => /^\| `[a-z]/.test(l))
+    .flatMap((l) => l.split('|')[1].split(',').map((c) => c.trim().replace(/`/g, '')));
+  expect(documented.sort()).toEqual([...OUTCOME_CODES].sort());
 });
 
 test('docs/cli.md lists exactly the exit codes in src/cli/exit-codes.ts', () => {

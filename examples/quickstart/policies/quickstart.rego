@@ -87,5 +87,5 @@ allow contains "support-bot follows events" if {
 # included. Allowed here to show that Portcullis masks the token in the answer.
 allow contains "support-bot reads debug headers" if {
 	call("support-bot", "GET")
-	input.request.path == "/debug/headers"
+	input.request.path in {"/debug/headers", "/debug/encoded"}
 }
