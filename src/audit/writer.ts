@@ -14,7 +14,8 @@
  *   the file `checkpoint`, replaced atomically, for shipping off the machine.
  * - Segments rotate by size and age: the old one ends with a checkpoint, the new one begins with
  *   a `segment_start` record naming the old file, its last seq and hash and its SHA-256.
- * - One writer per directory (writer-lock.ts).
+ * - One writer per directory, held by a kernel lock (writer-lock.ts); a writer that finds the
+ *   lock left by one that died records `writer_takeover` naming it.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, fsyncSync, existsSync, readFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { leafHash, type MerkleFrontier } from './merkle';
 import { serializeRecord, type AuditEvent, type ChainedRecord } from './record';
 import { AuditWriteError, scanTrail, segmentName, type SegmentSummary } from './segments';
 import { checkpointBody, type NoteSigner } from './signed-note';
-import { acquireLock, releaseLock } from './writer-lock';
+import { abandonLock, acquireLock, releaseLock, type HeldLock } from './writer-lock';
 
 export { AuditWriteError, listSegments, segmentName } from './segments';
 export { LOCK_FILE } from './writer-lock';
@@ -69,6 +70,8 @@ export interface AuditWriterOptions {
   readonly onDurable?: () => void;
   /** Wall clock for the writer's own records (tests step it backwards). */
   readonly now?: () => Date;
+  /** How long to wait for the directory's lock (a previous writer still exiting). Default 3 s. */
+  readonly lockWaitMs?: number;
 }
 
 /** What onHealthChange is told. */
@@ -125,7 +128,7 @@ interface Pending {
 /** Opens (or creates) the trail in `dir` and returns its writer. */
 export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
   await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
-  const lock = acquireLock(options.dir);
+  const lock = await acquireLock(options.dir, { waitMs: options.lockWaitMs });
   try {
     const scan = scanTrail(options.dir);
     const file = path.join(options.dir, segmentName(scan.segment));
@@ -159,18 +162,23 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     await publishVerifierKey(options.dir, options.signer.verifierKey);
     const writer = new JsonlAuditWriter(options, lock, state);
     const now = writer.clock().toISOString();
+    if (lock.stale) {
+      // The previous writer died holding the lock: the kernel released it; the trail says so.
+      void writer.append({ type: 'writer_takeover', time: now, previous: { ...lock.stale }, epoch: lock.holder.epoch, pid: process.pid, waited_ms: lock.waitedMs }).catch(() => undefined);
+    }
     if (scan.tornBytes) void writer.append({ type: 'recovered_torn_tail', time: now, moved_to: path.basename(aside), bytes: scan.tornBytes.length }).catch(() => undefined);
     if (scan.lastKeyId !== options.signer.keyId) {
       void writer.append({ type: 'signing_key', time: now, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId }).catch(() => undefined);
     }
     await writer.settle();
     if (!writer.healthy) {
+      writer.startFailed = true;
       await writer.close();
       throw new AuditWriteError(`cannot write to the audit trail in ${options.dir}; refusing to start`);
     }
     return writer;
   } catch (err) {
-    releaseLock(lock);
+    abandonLock(lock);
     throw err;
   }
 }
@@ -189,6 +197,8 @@ export class JsonlAuditWriter implements AuditSink {
   private scheduled = false;
   private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Set when opening failed: close then leaves the lock file as it found it (abandonLock). */
+  startFailed = false;
   /** Chain state after the last record appended (not necessarily durable). */
   private state: ChainState;
   /** Chain state after the last durable record. */
@@ -214,7 +224,7 @@ export class JsonlAuditWriter implements AuditSink {
 
   constructor(
     private readonly options: AuditWriterOptions,
-    private readonly lockFile: string,
+    private readonly lock: HeldLock,
     state: ChainState,
   ) {
     this.state = state;
@@ -516,7 +526,8 @@ export class JsonlAuditWriter implements AuditSink {
     } finally {
       if (this.fd !== null) closeSync(this.fd);
       this.fd = null;
-      releaseLock(this.lockFile);
+      if (this.startFailed) abandonLock(this.lock);
+      else releaseLock(this.lock);
     }
   }
 }
