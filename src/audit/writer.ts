@@ -7,7 +7,8 @@
  * - Each record's `seq`, `prev` (SHA-256 of the previous line) and Merkle leaf are fixed when it
  *   is appended. A failed write rejects the batch and everything queued behind it and rewinds
  *   the whole chain state to the last durable record; writes go to explicit offsets, so the
- *   failed bytes are overwritten and the file never holds a gap or a half batch.
+ *   failed bytes are overwritten and the file never holds a gap or a half batch. A failed
+ *   fdatasync is not retried on the same descriptor or page: the chain moves on to a new segment.
  * - A `checkpoint` record (a C2SP signed note over the RFC 6962 root of every record before it)
  *   is appended every `checkpoint.everyRecords` records, every `checkpoint.everySeconds` even
  *   when idle (a heartbeat), before each rotation and at close. The newest note is also kept in
@@ -197,6 +198,8 @@ export class JsonlAuditWriter implements AuditSink {
   private scheduled = false;
   private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Set by a failed fdatasync until the chain has left that segment (leaveFailedSegment). */
+  private failedSegment = false;
   /** Set when opening failed: close then leaves the lock file as it found it (abandonLock). */
   startFailed = false;
   /** Chain state after the last record appended (not necessarily durable). */
@@ -282,6 +285,10 @@ export class JsonlAuditWriter implements AuditSink {
 
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
+    if (this.failedSegment && !this.leaveFailedSegment()) {
+      this.refusedRecords++;
+      return Promise.reject(new AuditWriteError('audit write failed: the segment whose sync failed cannot be cut back to its last durable record yet'));
+    }
     const done = this.enqueue(event, null);
     this.maintain();
     if (options?.lazy && !this.flushing && !this.scheduled) {
@@ -300,6 +307,40 @@ export class JsonlAuditWriter implements AuditSink {
     if (!this.flushing && !this.scheduled && this.queue.length === 0) return Promise.resolve();
     this.schedule();
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * After a failed fdatasync, the chain moves to a new segment so that no byte of the failed page
+   * is written again: the failed segment is cut back to its last durable record through a fresh
+   * descriptor, and the next record opens segment N+1 with a segment_start naming it. Runs when
+   * nothing is queued (the failure rejected everything); returns false, to be retried at the next
+   * append, while the cut cannot be made. A segment with no durable record is only cut: it holds
+   * nothing to protect.
+   */
+  private leaveFailedSegment(): boolean {
+    if (this.flushing || this.queue.length > 0) return false; // not while records are on their way
+    const s = this.state;
+    try {
+      const fd = openSync(path.join(this.options.dir, segmentName(s.segment)), fsc.O_WRONLY);
+      try {
+        fs.ftruncateSync(fd, s.segmentBytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+    if (s.segmentBytes > 0) {
+      s.previous = { file: segmentName(s.segment), last_seq: s.seq, last_hash: s.hash, sha256: s.segmentHash.copy().digest('hex') };
+      s.segment++;
+      s.segmentBytes = 0;
+      s.segmentHash = createHash('sha256');
+      s.segmentOpenedAt = performance.now();
+      this.durable = cloneState(s);
+    }
+    this.failedSegment = false;
+    return true;
   }
 
   /** Appends the record that opens a new segment: at rotation, and before the first record of an empty one. */
@@ -407,6 +448,7 @@ export class JsonlAuditWriter implements AuditSink {
     this.queue = [];
     const endState = cloneState(this.state);
     let i = 0;
+    let syncFailed = false;
     try {
       // A batch may span a rotation: write it one segment at a time.
       while (i < batch.length) {
@@ -420,10 +462,25 @@ export class JsonlAuditWriter implements AuditSink {
         // The write goes to the page cache synchronously: a thread-pool round trip per batch cost
         // more CPU than the copy (measured). The fdatasync, which waits on the device, does not.
         let done = 0;
+        let syncing = false;
         try {
           while (done < buf.length) done += writeSync(this.fd as number, buf, done, buf.length - done, offset + done);
-          if (this.options.durability === 'strict') await fdatasync(this.fd as number);
+          syncing = this.options.durability === 'strict';
+          if (syncing) await fdatasync(this.fd as number);
         } catch (err) {
+          if (syncing) {
+            // An fdatasync error is not retriable: the kernel may have marked the failed pages
+            // clean without writing them, and a second sync on this descriptor would report
+            // success. Drop the descriptor and leave the segment (leaveFailedSegment).
+            syncFailed = true;
+            try {
+              closeSync(this.fd as number);
+            } catch {
+              /* EIO again on close: the descriptor is gone all the same */
+            }
+            this.fd = null;
+            throw err;
+          }
           // Cut the failed bytes off durably, or reopen (and truncate) before the next write.
           try {
             await ftruncate(this.fd as number, offset);
@@ -448,6 +505,7 @@ export class JsonlAuditWriter implements AuditSink {
       const dropped = batch.slice(i).concat(this.queue);
       this.queue = [];
       this.state = cloneState(this.durable);
+      if (syncFailed) this.failedSegment = true; // left at the next append
       if (this._healthy) {
         this._healthy = false;
         this.outageSince = this.clock().toISOString();
