@@ -6,6 +6,9 @@
 #   PORTCULLIS_NODE   the node binary (>= 22.19; Node 24 LTS from npm when the machine's is older)
 #   PORTCULLIS_OPA    the pinned OPA CLI
 #
+# One dependency is native: fs-ext (the audit writer's flock), built from source by node-gyp
+# with the machine's C++ compiler, make and python3, against the running Node's own headers.
+#
 # Only for test runs, ensure_rsyslog installs Debian's rsyslog and rsyslog-gnutls with apt-get
 # when rsyslogd is missing (the audit sink tests run a real one).
 set -euo pipefail
@@ -49,8 +52,29 @@ ensure_node() {
   export PATH="$(dirname "$PORTCULLIS_NODE"):$PATH"
 }
 
+native_headers() {
+  # The audit lock's native module (fs-ext, src/audit/writer-lock.ts) is compiled at install by
+  # node-gyp against the headers of the Node that will load it. The official binaries carry
+  # them in include/node; pointing node-gyp there avoids a download from outside the registries
+  # and a mismatch with a machine-wide nodedir set for another Node.
+  local prefix; prefix="$(cd "$(dirname "$PORTCULLIS_NODE")/.." && pwd)"
+  if [[ -f "$prefix/include/node/node_version.h" ]]; then
+    export npm_config_nodedir="$prefix"
+  fi
+}
+
+native_ready() {
+  # True when the lock module loads in this Node (a Node upgrade needs a rebuild).
+  (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" -e "require('fs-ext')" >/dev/null 2>&1)
+}
+
 ensure_deps() {
   local stamp="$PORTCULLIS_ROOT/node_modules/.package-lock.json"
+  native_headers
+  if [[ -f "$stamp" && ! "$PORTCULLIS_ROOT/package-lock.json" -nt "$stamp" ]] && ! native_ready; then
+    say "rebuilding the native audit lock module (fs-ext) for Node $("$PORTCULLIS_NODE" -v)"
+    (cd "$PORTCULLIS_ROOT" && npm rebuild fs-ext --loglevel=error >&2)
+  fi
   if [[ ! -f "$stamp" || "$PORTCULLIS_ROOT/package-lock.json" -nt "$stamp" ]]; then
     say "installing npm dependencies from package-lock.json"
     # npm ci refuses a lockfile that lacks optional packages for other platforms, which a

@@ -8,10 +8,11 @@ task="${1:-}"; shift || true
 case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
   test)       ensure_rsyslog; exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
+  soak-restart) PORTCULLIS_RESTART_ROUNDS="${PORTCULLIS_RESTART_ROUNDS:-100}" exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js test/integration/audit-restart.test.ts "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|soak-restart|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
 esac

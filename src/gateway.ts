@@ -258,6 +258,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
               setTimeout(resolve, options.drainMs ?? 10_000).unref();
             });
           }
+          // Nothing may follow gateway_stop: a kept-alive connection would still be answered (and
+          // audited) until cleanup closes it, so close every connection first.
+          server.closeAllConnections();
           await audit.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
           await cleanup();
           log.info('portcullis stopped');

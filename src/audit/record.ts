@@ -54,6 +54,22 @@ export interface LifecycleRecord {
 }
 
 /**
+ * Written by a writer that found the directory's lock left by a writer that died holding it
+ * (kill -9, OOM kill, power loss): the kernel released the lock, and the trail names who held it.
+ */
+export interface WriterTakeoverRecord {
+  readonly type: 'writer_takeover';
+  readonly time: string;
+  /** The lock file's record of the dead writer (pid, host, pid_ns, boot_id, started_at, epoch), or `{pid, format: 'pid-file'}` from a version that kept only a pid. */
+  readonly previous: Readonly<Record<string, unknown>>;
+  /** This writer's epoch: the previous one's plus one. */
+  readonly epoch: number;
+  readonly pid: number;
+  /** How long the start waited for the kernel to release the lock. */
+  readonly waited_ms: number;
+}
+
+/**
  * A signed checkpoint: `note` is a C2SP signed note whose text is a tlog checkpoint (origin,
  * `size`, base64 `root`) committing to the RFC 6962 Merkle root of records 1..size, where size is
  * this record's seq − 1. `size`, `root` and `key_id` repeat the note's content for jq.
@@ -91,7 +107,7 @@ export interface SigningKeyRecord {
 }
 
 /** Anything the writer appends. */
-export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord | CheckpointRecord | SegmentStartRecord | SigningKeyRecord;
+export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord | WriterTakeoverRecord | CheckpointRecord | SegmentStartRecord | SigningKeyRecord;
 
 /** A line as written: the event with its chain fields first. */
 export type ChainedRecord = { readonly seq: number; readonly prev: string } & AuditEvent;

@@ -7,14 +7,16 @@
  * - Each record's `seq`, `prev` (SHA-256 of the previous line) and Merkle leaf are fixed when it
  *   is appended. A failed write rejects the batch and everything queued behind it and rewinds
  *   the whole chain state to the last durable record; writes go to explicit offsets, so the
- *   failed bytes are overwritten and the file never holds a gap or a half batch.
+ *   failed bytes are overwritten and the file never holds a gap or a half batch. A failed
+ *   fdatasync is not retried on the same descriptor or page: the chain moves on to a new segment.
  * - A `checkpoint` record (a C2SP signed note over the RFC 6962 root of every record before it)
  *   is appended every `checkpoint.everyRecords` records, every `checkpoint.everySeconds` even
  *   when idle (a heartbeat), before each rotation and at close. The newest note is also kept in
  *   the file `checkpoint`, replaced atomically, for shipping off the machine.
  * - Segments rotate by size and age: the old one ends with a checkpoint, the new one begins with
  *   a `segment_start` record naming the old file, its last seq and hash and its SHA-256.
- * - One writer per directory (writer-lock.ts).
+ * - One writer per directory, held by a kernel lock (writer-lock.ts); a writer that finds the
+ *   lock left by one that died records `writer_takeover` naming it.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, fsyncSync, existsSync, readFileSync } from 'node:fs';
@@ -26,7 +28,7 @@ import { leafHash, type MerkleFrontier } from './merkle';
 import { serializeRecord, type AuditEvent, type ChainedRecord } from './record';
 import { AuditWriteError, scanTrail, segmentName, type SegmentSummary } from './segments';
 import { checkpointBody, type NoteSigner } from './signed-note';
-import { acquireLock, releaseLock } from './writer-lock';
+import { abandonLock, acquireLock, releaseLock, type HeldLock } from './writer-lock';
 
 export { AuditWriteError, listSegments, segmentName } from './segments';
 export { LOCK_FILE } from './writer-lock';
@@ -69,6 +71,8 @@ export interface AuditWriterOptions {
   readonly onDurable?: () => void;
   /** Wall clock for the writer's own records (tests step it backwards). */
   readonly now?: () => Date;
+  /** How long to wait for the directory's lock (a previous writer still exiting). Default 3 s. */
+  readonly lockWaitMs?: number;
 }
 
 /** What onHealthChange is told. */
@@ -125,7 +129,7 @@ interface Pending {
 /** Opens (or creates) the trail in `dir` and returns its writer. */
 export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
   await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
-  const lock = acquireLock(options.dir);
+  const lock = await acquireLock(options.dir, { waitMs: options.lockWaitMs });
   try {
     const scan = scanTrail(options.dir);
     const file = path.join(options.dir, segmentName(scan.segment));
@@ -159,18 +163,23 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     await publishVerifierKey(options.dir, options.signer.verifierKey);
     const writer = new JsonlAuditWriter(options, lock, state);
     const now = writer.clock().toISOString();
+    if (lock.stale) {
+      // The previous writer died holding the lock: the kernel released it; the trail says so.
+      void writer.append({ type: 'writer_takeover', time: now, previous: { ...lock.stale }, epoch: lock.holder.epoch, pid: process.pid, waited_ms: lock.waitedMs }).catch(() => undefined);
+    }
     if (scan.tornBytes) void writer.append({ type: 'recovered_torn_tail', time: now, moved_to: path.basename(aside), bytes: scan.tornBytes.length }).catch(() => undefined);
     if (scan.lastKeyId !== options.signer.keyId) {
       void writer.append({ type: 'signing_key', time: now, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId }).catch(() => undefined);
     }
     await writer.settle();
     if (!writer.healthy) {
+      writer.startFailed = true;
       await writer.close();
       throw new AuditWriteError(`cannot write to the audit trail in ${options.dir}; refusing to start`);
     }
     return writer;
   } catch (err) {
-    releaseLock(lock);
+    abandonLock(lock);
     throw err;
   }
 }
@@ -189,6 +198,10 @@ export class JsonlAuditWriter implements AuditSink {
   private scheduled = false;
   private lazyTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Set by a failed fdatasync until the chain has left that segment (leaveFailedSegment). */
+  private failedSegment = false;
+  /** Set when opening failed: close then leaves the lock file as it found it (abandonLock). */
+  startFailed = false;
   /** Chain state after the last record appended (not necessarily durable). */
   private state: ChainState;
   /** Chain state after the last durable record. */
@@ -214,7 +227,7 @@ export class JsonlAuditWriter implements AuditSink {
 
   constructor(
     private readonly options: AuditWriterOptions,
-    private readonly lockFile: string,
+    private readonly lock: HeldLock,
     state: ChainState,
   ) {
     this.state = state;
@@ -272,6 +285,10 @@ export class JsonlAuditWriter implements AuditSink {
 
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new AuditWriteError('the audit writer is closed'));
+    if (this.failedSegment && !this.leaveFailedSegment()) {
+      this.refusedRecords++;
+      return Promise.reject(new AuditWriteError('audit write failed: the segment whose sync failed cannot be cut back to its last durable record yet'));
+    }
     const done = this.enqueue(event, null);
     this.maintain();
     if (options?.lazy && !this.flushing && !this.scheduled) {
@@ -290,6 +307,40 @@ export class JsonlAuditWriter implements AuditSink {
     if (!this.flushing && !this.scheduled && this.queue.length === 0) return Promise.resolve();
     this.schedule();
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * After a failed fdatasync, the chain moves to a new segment so that no byte of the failed page
+   * is written again: the failed segment is cut back to its last durable record through a fresh
+   * descriptor, and the next record opens segment N+1 with a segment_start naming it. Runs when
+   * nothing is queued (the failure rejected everything); returns false, to be retried at the next
+   * append, while the cut cannot be made. A segment with no durable record is only cut: it holds
+   * nothing to protect.
+   */
+  private leaveFailedSegment(): boolean {
+    if (this.flushing || this.queue.length > 0) return false; // not while records are on their way
+    const s = this.state;
+    try {
+      const fd = openSync(path.join(this.options.dir, segmentName(s.segment)), fsc.O_WRONLY);
+      try {
+        fs.ftruncateSync(fd, s.segmentBytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+    if (s.segmentBytes > 0) {
+      s.previous = { file: segmentName(s.segment), last_seq: s.seq, last_hash: s.hash, sha256: s.segmentHash.copy().digest('hex') };
+      s.segment++;
+      s.segmentBytes = 0;
+      s.segmentHash = createHash('sha256');
+      s.segmentOpenedAt = performance.now();
+      this.durable = cloneState(s);
+    }
+    this.failedSegment = false;
+    return true;
   }
 
   /** Appends the record that opens a new segment: at rotation, and before the first record of an empty one. */
@@ -397,6 +448,7 @@ export class JsonlAuditWriter implements AuditSink {
     this.queue = [];
     const endState = cloneState(this.state);
     let i = 0;
+    let syncFailed = false;
     try {
       // A batch may span a rotation: write it one segment at a time.
       while (i < batch.length) {
@@ -410,10 +462,25 @@ export class JsonlAuditWriter implements AuditSink {
         // The write goes to the page cache synchronously: a thread-pool round trip per batch cost
         // more CPU than the copy (measured). The fdatasync, which waits on the device, does not.
         let done = 0;
+        let syncing = false;
         try {
           while (done < buf.length) done += writeSync(this.fd as number, buf, done, buf.length - done, offset + done);
-          if (this.options.durability === 'strict') await fdatasync(this.fd as number);
+          syncing = this.options.durability === 'strict';
+          if (syncing) await fdatasync(this.fd as number);
         } catch (err) {
+          if (syncing) {
+            // An fdatasync error is not retriable: the kernel may have marked the failed pages
+            // clean without writing them, and a second sync on this descriptor would report
+            // success. Drop the descriptor and leave the segment (leaveFailedSegment).
+            syncFailed = true;
+            try {
+              closeSync(this.fd as number);
+            } catch {
+              /* EIO again on close: the descriptor is gone all the same */
+            }
+            this.fd = null;
+            throw err;
+          }
           // Cut the failed bytes off durably, or reopen (and truncate) before the next write.
           try {
             await ftruncate(this.fd as number, offset);
@@ -438,6 +505,7 @@ export class JsonlAuditWriter implements AuditSink {
       const dropped = batch.slice(i).concat(this.queue);
       this.queue = [];
       this.state = cloneState(this.durable);
+      if (syncFailed) this.failedSegment = true; // left at the next append
       if (this._healthy) {
         this._healthy = false;
         this.outageSince = this.clock().toISOString();
@@ -516,7 +584,8 @@ export class JsonlAuditWriter implements AuditSink {
     } finally {
       if (this.fd !== null) closeSync(this.fd);
       this.fd = null;
-      releaseLock(this.lockFile);
+      if (this.startFailed) abandonLock(this.lock);
+      else releaseLock(this.lock);
     }
   }
 }

@@ -1,10 +1,10 @@
 /**
- * The audit writer on real files: one writer per directory, a stale lock taken over (a
- * container's pid 1 after a crash), a torn last line moved aside — never deleted — and the
- * chain continued.
+ * The audit writer on real files: one writer per directory (a kernel lock), a lock left by a
+ * writer that died taken over and recorded (a container's pid 1 after a crash, a reused pid), a
+ * torn last line moved aside — never deleted — and the chain continued.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { verifyTrail } from '../../src/audit/verify';
@@ -14,35 +14,91 @@ import { writerOptions } from '../helpers/audit';
 const fresh = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-writer-'));
 const event = (n: number) => ({ type: 'gateway_start' as const, time: new Date().toISOString(), n });
 
-test('a second writer on the same directory is refused while the first holds it', async () => {
+const linesOf = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => /^audit-\d{8}\.jsonl$/.test(f))
+    .sort()
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+
+test('G14: a second writer on the same directory is refused while the first holds it, naming the holder and what to do', async () => {
   const dir = fresh();
   const first = await openAuditWriter(writerOptions(dir));
-  await expect(openAuditWriter(writerOptions(dir))).rejects.toThrow(/refusing to start a second writer/);
+  const refused = openAuditWriter(writerOptions(dir, { lockWaitMs: 100 }));
+  await expect(refused).rejects.toThrow(new RegExp(`locked by another writer: Portcullis pid ${process.pid} on this machine, writer epoch 1.*waited \\d+ ms.*stop that gateway first, or give this one its own audit.path.*deleting .*${LOCK_FILE} does not release it`));
   await first.close();
   const again = await openAuditWriter(writerOptions(dir));
   await again.close();
+  // Clean closes leave no takeover behind; the epoch counts the writers.
+  expect(linesOf(dir).filter((r) => r.type === 'writer_takeover')).toEqual([]);
+  expect(JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8'))).toMatchObject({ pid: process.pid, epoch: 2, state: 'released' });
 });
 
-test('a lock held by another live process is refused, naming it and how to clear it', async () => {
+test('G14: a kernel lock held by another process is refused; the moment that process is killed, the lock is free', async () => {
   const dir = fresh();
+  // flock(1) takes the same kind of lock (flock(2)) and holds it while it runs; --close keeps
+  // it out of the sleep child (a child that inherits the descriptor holds the lock too, which is
+  // why the writer's descriptor is close-on-exec).
+  const holder = spawn('flock', ['--exclusive', '--close', path.join(dir, LOCK_FILE), 'sleep', '30'], { stdio: 'ignore', detached: true });
+  const killGroup = () => {
+    try {
+      process.kill(-holder.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
+  try {
+    const deadline = Date.now() + 5000;
+    while (!existsSync(path.join(dir, LOCK_FILE)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(openAuditWriter(writerOptions(dir, { lockWaitMs: 200 }))).rejects.toThrow(/locked by another writer: a process that has not yet written its name/);
+    // Waiting: the start that comes while the holder exits gets the lock once the kernel drops it.
+    const waiting = openAuditWriter(writerOptions(dir, { lockWaitMs: 5000 }));
+    setTimeout(() => holder.kill('SIGKILL'), 300);
+    const w = await waiting;
+    await w.close();
+  } finally {
+    killGroup();
+  }
+});
+
+test('G14: a lock file left by a writer that died is taken over and recorded: its own pid from an earlier life, a dead pid, a pid now reused by an unrelated live process', async () => {
   const sleeper = spawn('sleep', ['30']);
   try {
-    writeFileSync(path.join(dir, LOCK_FILE), `${sleeper.pid}\n`);
-    await expect(openAuditWriter(writerOptions(dir))).rejects.toThrow(new RegExp(`pid ${sleeper.pid}.*remove .*${LOCK_FILE}`));
+    const earlier = { pid: process.pid, host: os.hostname(), pid_ns: 'pid:[1]', boot_id: null, started_at: '2026-01-01T00:00:00.000Z', epoch: 41, state: 'held' };
+    const cases: { content: string; previous: Record<string, unknown>; epoch: number }[] = [
+      { content: `${JSON.stringify(earlier)}\n`, previous: earlier, epoch: 42 },
+      { content: `${JSON.stringify({ ...earlier, pid: sleeper.pid })}\n`, previous: { ...earlier, pid: sleeper.pid }, epoch: 42 },
+      // The pid-only lock files of earlier versions.
+      { content: `${process.pid}\n`, previous: { pid: process.pid, format: 'pid-file' }, epoch: 1 },
+      { content: `${2 ** 22 + 7}\n`, previous: { pid: 2 ** 22 + 7, format: 'pid-file' }, epoch: 1 },
+      { content: `${sleeper.pid}\n`, previous: { pid: sleeper.pid, format: 'pid-file' }, epoch: 1 },
+    ];
+    for (const c of cases) {
+      const dir = fresh();
+      writeFileSync(path.join(dir, LOCK_FILE), c.content);
+      const w = await openAuditWriter(writerOptions(dir, { lockWaitMs: 0 }));
+      await w.append(event(1));
+      await w.close();
+      expect(verifyTrail(dir).problems).toEqual([]);
+      const takeovers = linesOf(dir).filter((r) => r.type === 'writer_takeover');
+      expect(takeovers).toEqual([expect.objectContaining({ previous: c.previous, epoch: c.epoch, pid: process.pid })]);
+      expect(takeovers[0].seq).toBe(1);
+    }
   } finally {
     sleeper.kill();
   }
 });
 
-test('a stale lock — a dead pid, or our own pid left by an earlier process — is taken over', async () => {
-  for (const pid of [process.pid, 2 ** 22 + 7]) {
-    const dir = fresh();
-    writeFileSync(path.join(dir, LOCK_FILE), `${pid}\n`);
-    const w = await openAuditWriter(writerOptions(dir));
-    await w.append(event(1));
-    await w.close();
-    expect(verifyTrail(dir).problems).toEqual([]);
-  }
+test('G14: a start that fails after taking the lock puts the dead holder back, so the next start still records the takeover', async () => {
+  const dir = fresh();
+  const dead = { pid: 2 ** 22 + 9, host: 'elsewhere', pid_ns: null, boot_id: null, started_at: '2026-01-01T00:00:00.000Z', epoch: 5, state: 'held' };
+  writeFileSync(path.join(dir, LOCK_FILE), `${JSON.stringify(dead)}\n`);
+  // A segment whose middle line is not JSON makes the start-up scan fail after the lock is taken.
+  writeFileSync(path.join(dir, 'audit-00000001.jsonl'), '{"seq":1}\nnot json\n');
+  writeFileSync(path.join(dir, 'audit-00000002.jsonl'), '');
+  await expect(openAuditWriter(writerOptions(dir, { lockWaitMs: 0 }))).rejects.toThrow();
+  expect(JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8'))).toEqual(dead);
 });
 
 test('records appended concurrently share group commits and keep a gap-free chain', async () => {
