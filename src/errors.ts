@@ -40,6 +40,7 @@ export const ERROR_CODES = {
 export const OUTCOME_CODES = [
   'client_closed',
   'upstream_stream_error',
+  'upstream_timeout',
   'upstream_decode_limit',
   'upstream_decode_error',
   'mask_hold_overflow',

@@ -14,7 +14,7 @@ import { revealSecret, Secret } from '../credential-injector/secret';
 import { CONFIG_SCHEMA, RENAMED_KEYS } from './schema';
 import type { Credential, GatewayConfig, McpRouteConfig, RouteConfig, SinkConfig, SinkTlsConfig, StdioServerConfig, Timeouts } from './types';
 
-const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 5000, headersMs: 30000, idleMs: 300000 };
+const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 5000, headersMs: 30000, idleMs: 300000, totalMs: 900000 };
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validate = ajv.compile(CONFIG_SCHEMA);
 
@@ -119,6 +119,7 @@ function timeoutsOf(raw: Raw | undefined, base: Timeouts): Timeouts {
     connectMs: raw?.connect_ms ?? base.connectMs,
     headersMs: raw?.headers_ms ?? base.headersMs,
     idleMs: raw?.idle_ms ?? base.idleMs,
+    totalMs: raw?.total_ms ?? base.totalMs,
   });
 }
 

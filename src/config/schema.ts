@@ -25,6 +25,11 @@ const timeouts = {
       minimum: 0,
       description: 'Longest silence on a response body (SSE streams included); 0 disables. Default 300000.',
     },
+    total_ms: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Longest a whole call may take, body included, so an upstream that trickles bytes cannot hold it open; 0 disables (for long-lived event streams). Default 900000.',
+    },
   },
 } as const;
 

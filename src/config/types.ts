@@ -7,6 +7,8 @@ export interface Timeouts {
   readonly connectMs: number;
   readonly headersMs: number;
   readonly idleMs: number;
+  /** Whole-call deadline, body included; 0 = none. */
+  readonly totalMs: number;
 }
 
 /** A resolved credential: how to attach it and the secret values it attaches. */

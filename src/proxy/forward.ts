@@ -119,6 +119,16 @@ export class Forwarder {
       if (!res.writableFinished) abort.abort();
     };
     res.once('close', onClose);
+    // The whole call's deadline: undici's bodyTimeout only bounds silence, not a trickle.
+    let timedOut = false;
+    const totalMs = req.route.timeouts.totalMs;
+    const deadline =
+      totalMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            abort.abort();
+          }, totalMs)
+        : null;
     const started = process.hrtime.bigint();
     const headers: Record<string, string> = { ...req.headers, 'x-portcullis-decision-id': req.decisionId };
     let status = 0;
@@ -159,14 +169,17 @@ export class Forwarder {
       );
     } catch (err) {
       res.off('close', onClose);
+      if (deadline) clearTimeout(deadline);
       if (!res.headersSent) {
+        if (timedOut) throw new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer within the call deadline');
         if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed' };
         throw classify(err);
       }
       res.destroy();
-      return { status, headersMs, code: stepCode(stepError) ?? stepCode(err) ?? (abort.signal.aborted ? 'client_closed' : 'upstream_stream_error') };
+      return { status, headersMs, code: stepCode(stepError) ?? stepCode(err) ?? (timedOut ? 'upstream_timeout' : abort.signal.aborted ? 'client_closed' : 'upstream_stream_error') };
     }
     res.off('close', onClose);
+    if (deadline) clearTimeout(deadline);
     const cut = stepCode(stepError);
     return cut === null ? { status, headersMs } : { status, headersMs, code: cut };
   }
