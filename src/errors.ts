@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   PC_MCP_SESSION_NOT_FOUND: { status: 404, meaning: 'On an MCP route: the `Mcp-Session-Id` is not a live session this gateway saw created, or it belongs to another agent. Start a new session (JSON-RPC error -32001).' },
   PC_MCP_METHOD_NOT_ALLOWED: { status: 405, meaning: 'On an MCP route: an HTTP method other than POST, GET and DELETE (JSON-RPC error -32601).' },
   PC_AUDIT_UNAVAILABLE: { status: 503, meaning: 'The decision could not be written durably to the audit log; nothing was forwarded.' },
+  PC_OVERLOADED: { status: 503, meaning: 'The gateway is short of memory (heap or container limit) and refuses new calls until it recovers; nothing was forwarded. Retry after the `retry-after` delay.' },
   PC_SHUTTING_DOWN: { status: 503, meaning: 'The gateway is draining and accepts no new calls.' },
   PC_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The upstream refused the connection, reset it, or answered with an invalid response.' },
   PC_UPSTREAM_BAD_ENCODING: { status: 502, meaning: 'On a route with a credential, or an MCP route: the upstream answered with a Content-Encoding the gateway cannot decode (anything but gzip, deflate, br, zstd; stacked or repeated codings) or a Transfer-Encoding other than chunked, so the answer could not be checked for the credential; nothing of it was sent.' },

@@ -27,6 +27,7 @@ import { newContext } from './proxy/context';
 import { Forwarder } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
 import type { PipelineDeps } from './proxy/deps';
+import { MemoryGuard } from './proxy/memory-guard';
 import { runCall } from './proxy/pipeline';
 import { createRouteTable } from './proxy/route-table';
 
@@ -168,6 +169,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const forwarder = new Forwarder(config.routes, sockets);
     closers.push(() => forwarder.close());
 
+    const memory = new MemoryGuard((pressed, state) => {
+      metrics.memoryPressure.set(pressed ? 1 : 0);
+      if (pressed) log.error({ heap_used: state.heapUsed, heap_limit: state.heapLimit, rss: state.rss, rss_limit: state.rssLimit }, 'memory is short; refusing new calls until it recovers');
+      else log.warn({ heap_used: state.heapUsed, rss: state.rss }, 'memory recovered; taking calls again');
+    });
+    closers.push(() => memory.close());
     const deps: PipelineDeps = {
       identifier: createAgentIdentifier(config.agents),
       routes: createRouteTable(config.routes),
@@ -179,6 +186,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       sessions: new SessionTable(),
       metrics,
       log,
+      memory,
     };
 
     let draining = false;
@@ -215,6 +223,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           const p: string[] = [];
           if (!policy.ready) p.push('no policy loaded');
           if (!audit.healthy) p.push('audit log not writable');
+          if (memory.pressed) p.push('memory pressure');
           if (draining) p.push('shutting down');
           return p;
         },

@@ -15,6 +15,7 @@ export interface Metrics {
   readonly inFlight: Gauge<never>;
   readonly secretsMasked: Counter<'route'>;
   readonly headersDropped: Counter<'route'>;
+  readonly memoryPressure: Gauge<never>;
   /** Audit sinks (src/audit/sinks/sink-runner.ts). */
   readonly auditSink: { readonly deliveredSeq: Gauge<'sink'>; readonly lagRecords: Gauge<'sink'>; readonly errors: Counter<'sink'> };
 }
@@ -48,6 +49,7 @@ export function createMetrics(): Metrics {
     inFlight: new Gauge({ name: 'portcullis_in_flight_requests', help: 'Calls being handled.', ...reg }),
     secretsMasked: new Counter({ name: 'portcullis_response_secrets_masked_total', help: 'Responses in which a credential value was masked.', labelNames: ['route'], ...reg }),
     headersDropped: new Counter({ name: 'portcullis_response_headers_dropped_total', help: 'Upstream response headers dropped because their name held a credential value.', labelNames: ['route'], ...reg }),
+    memoryPressure: new Gauge({ name: 'portcullis_memory_pressure', help: '1 while memory is short and new calls are refused (PC_OVERLOADED).', ...reg }),
     auditSink: {
       deliveredSeq: new Gauge({ name: 'portcullis_audit_sink_delivered_seq', help: 'Seq of the last audit record the sink\'s receiver acknowledged.', labelNames: ['sink'], ...reg }),
       lagRecords: new Gauge({ name: 'portcullis_audit_sink_lag_records', help: 'Durable audit records the sink has not delivered yet.', labelNames: ['sink'], ...reg }),

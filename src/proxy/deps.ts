@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics';
 import type { PolicyStore } from '../policy/policy-store';
 import type { Forwarder } from './forward';
 import type { AgentIdentifier } from './identify';
+import type { MemoryGuard } from './memory-guard';
 import type { RouteTable } from './route-table';
 
 /** Everything the stages use, built once per configuration. */
@@ -22,4 +23,6 @@ export interface PipelineDeps {
   readonly sessions: SessionTable;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Says when memory is short and new calls must be refused. */
+  readonly memory: Pick<MemoryGuard, 'pressed'>;
 }

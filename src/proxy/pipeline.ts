@@ -28,6 +28,14 @@ export interface Stage {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+const admit: Stage = {
+  name: 'admit',
+  run(_ctx, deps) {
+    // Before anything else costs memory: refuse rather than let the process die mid-call.
+    if (deps.memory.pressed) throw new GatewayError('PC_OVERLOADED', 'the gateway is short of memory and takes no new calls for now');
+  },
+};
+
 const identify: Stage = {
   name: 'identify',
   run(ctx, deps) {
@@ -175,7 +183,7 @@ const forward: Stage = {
 };
 
 /** The request pipeline, in order. Reordering stages is a one-line change here. */
-export const PIPELINE: readonly Stage[] = Object.freeze([identify, route, readBodyStage, decode, decide, auditDecision, injectCredential, forward]);
+export const PIPELINE: readonly Stage[] = Object.freeze([admit, identify, route, readBodyStage, decode, decide, auditDecision, injectCredential, forward]);
 
 /**
  * Runs one call: the stages in order, a refusal answered by `localReply`, and, for a call that

@@ -1,0 +1,78 @@
+/**
+ * Memory pressure (fault matrix, G16, G4): a gateway process with a small V8 heap
+ * (--max-old-space-size=96) is loaded with calls whose large JSON bodies it must parse and hold
+ * while a slow upstream keeps them in flight. Before the process could die, new calls are
+ * refused with 503 PC_OVERLOADED (each audited), /readyz says why, and once the held calls end
+ * the gateway takes calls again. The process never dies.
+ */
+import http from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
+import { callOnce, liveGateways, spawnGateway, trailRecords, type CallResult } from '../helpers/gateway-process';
+
+const KEY = 'memory-agent-key';
+const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-memory-'));
+/** ~900 KB of JSON holding 100 000 small objects: several MB once parsed. */
+const BODY = `[${Array.from({ length: 100_000 }, (_, i) => `{"a":${i % 10}}`).join(',')}]`;
+let upstream: Upstream;
+const held: http.ServerResponse[] = [];
+
+beforeAll(async () => {
+  // The upstream holds every POST until the test releases it, and answers GETs at once.
+  upstream = await startUpstream((req, res) => (req.method === 'POST' ? held.push(res) : res.end('{}')));
+  mkdirSync(path.join(base, 'policies'));
+  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
+});
+
+afterAll(async () => {
+  for (const c of liveGateways) c.kill('SIGKILL');
+  for (const r of held) r.destroy();
+  await upstream?.close();
+  rmSync(base, { recursive: true, force: true });
+});
+
+function release(): void {
+  for (const r of held.splice(0)) r.end('{}');
+}
+
+test('G16 G4: under memory pressure new calls are refused with 503 PC_OVERLOADED and audited, before the process dies; it recovers', async () => {
+  const file = path.join(base, 'gw.yaml');
+  writeFileSync(file, `${oneRouteYaml({ upstream: upstream.url, agentKey: KEY, admin: true, audit: './audit' })}\nlog: { level: info }\n`);
+  const gw = await spawnGateway(file, { nodeArgs: ['--max-old-space-size=96'] });
+  let died = false;
+  void gw.exited.then(() => (died = true));
+
+  const inFlight: Promise<CallResult>[] = [];
+  let refused: CallResult | null = null;
+  for (let i = 0; i < 80 && !refused && !died; i++) {
+    const call = callOnce(gw.url, `/up/big-${i}`, KEY, { body: BODY, timeoutMs: 60_000 });
+    inFlight.push(call);
+    // A refusal comes back at once; an admitted call waits on the upstream.
+    const first = await Promise.race([call, new Promise<null>((r) => setTimeout(() => r(null), 400))]);
+    if (first && first.status === 503) refused = first;
+  }
+  if (died) throw new Error(`the gateway died after ${inFlight.length} calls: ${gw.stdout().split('\n').filter((l) => /memory|error/i.test(l)).slice(-5).join('\n')} ${gw.stderr().slice(0, 1500)}`);
+  expect(refused).not.toBeNull();
+  expect(JSON.parse(refused!.body).error.code).toBe('PC_OVERLOADED');
+  const ready = await fetch(`${gw.adminUrl}/readyz`);
+  expect(ready.status).toBe(503);
+  expect((await ready.json()).problems).toContain('memory pressure');
+
+  // The held calls end; memory comes back and calls are taken again.
+  release();
+  await Promise.all(inFlight);
+  let after: CallResult | null = null;
+  for (let i = 0; i < 100 && after?.status !== 200; i++) {
+    if (after) await new Promise((res) => setTimeout(res, 200));
+    after = await callOnce(gw.url, `/up/after-${i}`, KEY, { timeoutMs: 5000 });
+  }
+  expect(after?.status).toBe(200);
+  expect(died).toBe(false);
+  gw.child.kill('SIGTERM');
+  await gw.exited;
+  const records = trailRecords(path.join(base, 'audit'));
+  expect(records.find((x) => x.decision_id === refused!.decisionId)).toMatchObject({ type: 'decision', decision: 'deny', code: 'PC_OVERLOADED', status: 503 });
+  expect(gw.stdout()).toContain('memory is short; refusing new calls until it recovers');
+}, 90_000);
