@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Transform } from 'node:stream';
-import { TextDecoder } from 'node:util';
 import type { Logger } from 'pino';
 import type { DecisionRecord } from '../audit/record';
 import type { AuditSink } from '../audit/writer';
@@ -24,11 +23,13 @@ import { canonicalizeTarget, queryObject } from './canonical-path';
 import type { CallContext } from './context';
 import { elapsedMs } from './context';
 import type { Forwarder } from './forward';
-import { assertSingletonHeaders, forwardableRequestHeaders, isJsonContentType } from './headers';
+import { assertSingletonHeaders, clientOf, forwardableRequestHeaders, isJsonContentType } from './headers';
 import type { AgentIdentifier } from './identify';
 import { readBody } from './read-body';
 import type { RouteTable } from './route-table';
-import { parseStrictJson } from './strict-json';
+import { assertNoMethodOverride } from './method-override';
+import { assertHttp1 } from './parser-refusal';
+import { parseJsonBody } from './strict-json';
 
 /** Everything the stages use, built once per configuration. */
 export interface PipelineDeps {
@@ -50,8 +51,6 @@ export interface Stage {
   readonly name: string;
   run(ctx: CallContext, deps: PipelineDeps): void | Promise<void>;
 }
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const identify: Stage = {
   name: 'identify',
@@ -86,16 +85,10 @@ const readBodyStage: Stage = {
 const decode: Stage = {
   name: 'decode',
   run(ctx, deps) {
-    ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route?.credential?.type === 'header' ? ctx.route.credential.header : null);
-    if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) {
-      let text: string;
-      try {
-        text = utf8.decode(ctx.body);
-      } catch {
-        throw new GatewayError('PC_INVALID_JSON', 'invalid JSON body: not valid UTF-8');
-      }
-      ctx.json = parseStrictJson(text);
-    }
+    ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route!, clientOf(ctx.req));
+    assertHttp1(ctx.req);
+    assertNoMethodOverride(ctx.req.headers, ctx.target!.query, ctx.body);
+    if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) ctx.json = parseJsonBody(ctx.body);
     if (ctx.route!.kind === 'mcp') decodeMcp(ctx, deps);
   },
 };
