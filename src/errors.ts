@@ -7,7 +7,10 @@
 /** The catalogue: code → HTTP status and a one-line meaning (the meaning is also documentation). */
 export const ERROR_CODES = {
   PC_BAD_REQUEST: { status: 400, meaning: 'The request is malformed in a way not covered by a more specific code.' },
-  PC_BAD_PATH: { status: 400, meaning: 'The path is ambiguous or unsafe: dot segments, empty segments, encoded slashes or backslashes, double encoding, `;` path parameters, a fragment, or control characters.' },
+  PC_BAD_PATH: { status: 400, meaning: 'The path is ambiguous or unsafe: dot segments, empty segments, encoded slashes or backslashes, double encoding, `;` path parameters, a fragment, control characters, or percent-escapes that are not valid UTF-8 in NFC and NFKC form (the query: not valid UTF-8).' },
+  PC_BAD_HTTP: { status: 400, meaning: 'The HTTP parser refused the request (Content-Length with Transfer-Encoding, an unknown or obfuscated Transfer-Encoding, obs-fold, bare LF, a bad chunk, a malformed request line), or it is a CONNECT or an HTTP/0.9 request. Answered with connection: close and audited without an agent or route.' },
+  PC_HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KiB. Answered with connection: close and audited without an agent or route.' },
+  PC_METHOD_OVERRIDE: { status: 400, meaning: 'The request names another method than its own (X-HTTP-Method-Override, X-Method-Override, X-HTTP-Method, a `_method` query parameter or form field); upstreams that honour it would run a method the policy did not judge.' },
   PC_DUPLICATE_HEADER: { status: 400, meaning: 'A header that must appear once (Authorization, Host, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.' },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
   PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent.' },
@@ -16,9 +19,9 @@ export const ERROR_CODES = {
   PC_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route prefix matches the path.' },
   PC_BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds `limits.max_body_bytes`.' },
   PC_UNSUPPORTED_ENCODING: { status: 415, meaning: 'The request body is compressed (Content-Encoding); the policy must judge the bytes forwarded, so encoded bodies are refused.' },
-  PC_INVALID_JSON: { status: 400, meaning: 'The body is declared JSON but is not valid JSON (or nests deeper than 128 levels).' },
+  PC_INVALID_JSON: { status: 400, meaning: 'The body is declared JSON but is not valid UTF-8 JSON: a byte order mark, a lone surrogate escape, bad grammar, or nesting deeper than 128 levels.' },
   PC_DUPLICATE_JSON_KEY: { status: 400, meaning: 'A JSON object in the body repeats a key; parsers disagree on which one wins, so the body is refused.' },
-  PC_UNSAFE_JSON_NUMBER: { status: 400, meaning: 'A JSON integer in the body is outside ±(2^53−1); the policy would see a rounded value, so the body is refused.' },
+  PC_UNSAFE_JSON_NUMBER: { status: 400, meaning: 'A JSON number in the body is not exactly the double it parses to: an integer outside ±(2^53−1), or a fraction or exponent form whose decimal value differs from the shortest form of its double (too many digits, underflow). The policy would see a rounded value, so the body is refused.' },
   PC_MCP_INVALID_MESSAGE: { status: 400, meaning: 'On an MCP route: the body is not one JSON-RPC 2.0 request, notification or response of the shape MCP allows (JSON-RPC error -32600, or -32602 for bad params).' },
   PC_MCP_BATCH: { status: 400, meaning: 'On an MCP route: the body is a JSON-RPC batch (an array). MCP removed batching in 2025-06-18; every batch is refused (JSON-RPC error -32600).' },
   PC_MCP_BAD_NAME: { status: 400, meaning: 'On an MCP route: a tools/call names a tool outside `[A-Za-z0-9_.-]{1,128}` (JSON-RPC error -32602).' },

@@ -28,6 +28,7 @@ import { Forwarder } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
+import { refuseConnect, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
 import { createRouteTable } from './proxy/route-table';
 
@@ -203,10 +204,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         if (draining && inFlight === 0) drained?.();
       });
     });
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      log.debug({ err: err.message }, 'malformed HTTP request');
-    });
+    // Refusals before there is a request (parser errors, CONNECT): answered and audited too.
+    server.on('clientError', (err, socket) => refuseUnparsed(err, socket, deps));
+    server.on('connect', (req, socket) => refuseConnect(req, socket, deps));
     await listen(server, config.listen.host, config.listen.port);
     closers.push(
       () =>

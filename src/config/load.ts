@@ -267,6 +267,8 @@ function resolveRoute(raw: Raw, i: number, file: string, credentials: Map<string
     basePath: url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`,
     credential,
     timeouts: timeoutsOf(raw.timeouts, timeouts),
+    // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
+    forwardRange: raw.forward_range ?? (credential === null && kind === 'http'),
   });
 }
 

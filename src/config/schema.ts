@@ -284,6 +284,10 @@ export const CONFIG_SCHEMA = {
           },
           credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
           timeouts,
+          forward_range: {
+            type: 'boolean',
+            description: 'Forward the agent\'s Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.',
+          },
           deny_as: {
             enum: ['result', 'error'],
             description: 'kind mcp: how a denied tools/call is answered. result (default): a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',

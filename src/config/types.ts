@@ -55,6 +55,11 @@ export interface RouteConfig {
   readonly basePath: string;
   readonly credential: Credential | null;
   readonly timeouts: Timeouts;
+  /**
+   * Whether the agent's Range and If-Range reach the upstream (and the policy). False on routes
+   * with a credential and on MCP routes unless `forward_range: true`; true everywhere else.
+   */
+  readonly forwardRange: boolean;
 }
 
 /** TLS client settings of an audit sink, files already read. */

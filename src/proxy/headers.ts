@@ -1,8 +1,12 @@
 /**
  * Header rules, in one place: which request headers must be unique, which are hop-by-hop,
- * which carry credentials (never shown to the policy, never forwarded from the agent).
+ * which carry credentials (never shown to the policy, never forwarded from the agent), which
+ * would let the agent speak for a proxy (X-Forwarded-*, Forwarded, X-Original-URL, ...), and
+ * when Range is withheld. Names are compared as stacks that treat `_` like `-` read them (CGI,
+ * WSGI, PHP, nginx with underscores_in_headers): `X_Api_Key` is the credential header too.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { RouteConfig } from '../config/types';
 import { GatewayError } from '../errors';
 
 /** Headers that must appear at most once; Node would silently keep one of the copies. */
@@ -29,6 +33,44 @@ const AGENT_CREDENTIAL = new Set(['authorization', 'proxy-authorization', 'cooki
 /** Headers the gateway sets itself on the upstream request. */
 const GATEWAY_SET = new Set(['host', 'content-length', 'expect', 'accept-encoding', 'x-portcullis-decision-id']);
 
+/**
+ * Headers by which a client speaks for a proxy in front of the upstream: who the client is,
+ * which host and scheme it used, which URL it "really" asked for (X-Original-URL and
+ * X-Rewrite-URL make some frameworks route to another path than the one judged). The agent's
+ * are dropped; the gateway sends its own (PROXY_OWN). Any `x-forwarded-*` is included.
+ */
+const PROXY = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+  'client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-original-host',
+  'x-host',
+  'x-http-host-override',
+]);
+
+/** The gateway's own proxy headers (docs/forwarding.md). */
+const PROXY_OWN = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;
+
+/** Withheld unless the route forwards ranges (RouteConfig.forwardRange). */
+const RANGE = new Set(['range', 'if-range']);
+
+/** A lower-cased header name as stacks that treat `_` like `-` read it. */
+export function normalisedHeaderName(name: string): string {
+  return name.includes('_') ? name.replace(/_/g, '-') : name;
+}
+
+function isProxyHeader(name: string): boolean {
+  return PROXY.has(name) || name.startsWith('x-forwarded-');
+}
+
 /** Throws PC_DUPLICATE_HEADER when a singleton header is repeated. */
 export function assertSingletonHeaders(req: IncomingMessage): void {
   const raw = req.rawHeaders;
@@ -48,20 +90,42 @@ function connectionTokens(headers: IncomingHttpHeaders): Set<string> | null {
   return new Set(c.toLowerCase().split(',').map((t) => t.trim()));
 }
 
+/** Where the call came from, as the gateway itself saw it. */
+export interface ClientView {
+  /** The agent's socket address. */
+  readonly address: string | undefined;
+  /** The Host header the agent sent. */
+  readonly host: string | undefined;
+}
+
+/** The client view of a request: its socket's address and its Host header. */
+export function clientOf(req: IncomingMessage): ClientView {
+  return { address: req.socket.remoteAddress, host: req.headers.host };
+}
+
 /**
  * The headers forwarded upstream and shown to the policy: lower-cased, without hop-by-hop,
- * agent credentials, the route's credential header, or headers the gateway sets itself.
+ * agent credentials, the route's credential header, headers the gateway sets itself, the
+ * agent's proxy headers, or (unless the route forwards ranges) Range and If-Range — each
+ * also under its `_` lookalike name. The gateway's own X-Forwarded-For/-Proto/-Host are added.
  */
-export function forwardableRequestHeaders(headers: IncomingHttpHeaders, credentialHeader: string | null): Record<string, string> {
+export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: RouteConfig, client: ClientView): Record<string, string> {
+  const credentialHeader = route.credential?.type === 'header' ? route.credential.header : null;
   const listed = connectionTokens(headers);
   const out: Record<string, string> = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || AGENT_CREDENTIAL.has(name) || GATEWAY_SET.has(name) || name === credentialHeader) continue;
-    if (listed?.has(name)) continue;
+    const n = normalisedHeaderName(name);
+    if (HOP_BY_HOP.has(n) || AGENT_CREDENTIAL.has(n) || GATEWAY_SET.has(n) || n === credentialHeader || isProxyHeader(n)) continue;
+    if (!route.forwardRange && RANGE.has(n)) continue;
+    if (listed !== null && (listed.has(name) || listed.has(n))) continue;
     const v = headers[name];
     if (v === undefined) continue;
     out[name] = Array.isArray(v) ? v.join(', ') : v;
   }
+  if (client.address !== undefined) out[PROXY_OWN[0]] = client.address;
+  // The agent listener is plain HTTP (TLS, if any, ends in front of it).
+  out[PROXY_OWN[1]] = 'http';
+  if (client.host !== undefined) out[PROXY_OWN[2]] = client.host;
   return out;
 }
 

@@ -4,19 +4,20 @@
  * call throws a GatewayError; `localReply` (local-reply.ts) is the one place that turns it into
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
-import { TextDecoder } from 'node:util';
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
 import { GatewayError } from '../errors';
 import { parseMcpCall } from '../mcp/message';
 import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext, elapsedMs } from './context';
 import type { PipelineDeps } from './deps';
-import { assertSingletonHeaders, forwardableRequestHeaders, isJsonContentType } from './headers';
+import { assertSingletonHeaders, clientOf, forwardableRequestHeaders, isJsonContentType } from './headers';
 import { localReply } from './local-reply';
+import { assertNoMethodOverride } from './method-override';
+import { assertHttp1 } from './parser-refusal';
 import { policyInput } from './policy-input';
 import { readBody } from './read-body';
 import { planResponse } from './response/response-pipeline';
-import { parseStrictJson } from './strict-json';
+import { parseJsonBody } from './strict-json';
 
 export type { PipelineDeps } from './deps';
 
@@ -25,8 +26,6 @@ export interface Stage {
   readonly name: string;
   run(ctx: CallContext, deps: PipelineDeps): void | Promise<void>;
 }
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const admit: Stage = {
   name: 'admit',
@@ -69,16 +68,10 @@ const readBodyStage: Stage = {
 const decode: Stage = {
   name: 'decode',
   run(ctx, deps) {
-    ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route?.credential?.type === 'header' ? ctx.route.credential.header : null);
-    if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) {
-      let text: string;
-      try {
-        text = utf8.decode(ctx.body);
-      } catch {
-        throw new GatewayError('PC_INVALID_JSON', 'invalid JSON body: not valid UTF-8');
-      }
-      ctx.json = parseStrictJson(text);
-    }
+    ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route!, clientOf(ctx.req));
+    assertHttp1(ctx.req);
+    assertNoMethodOverride(ctx.req.headers, ctx.target!.query, ctx.body);
+    if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) ctx.json = parseJsonBody(ctx.body);
     if (ctx.route!.kind === 'mcp') decodeMcp(ctx, deps);
   },
 };

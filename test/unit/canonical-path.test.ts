@@ -22,6 +22,8 @@ test.each([
   ['/a/b/', '/a/b/'],
   ['/', '/'],
   ['/a/..b/c.', '/a/..b/c.'],
+  ['/a/caf%c3%a9', '/a/caf%C3%A9'],
+  ['/a/%F0%9F%98%80/%E6%97%A5', '/a/%F0%9F%98%80/%E6%97%A5'],
 ])('%s canonicalises to %s', (raw, expected) => {
   expect(canonicalizeTarget(raw).path).toBe(expected);
 });
@@ -47,6 +49,22 @@ test.each([
   ['http://example.com/a', /must be a path/],
   ['*', /must be a path/],
   ['/a/\u00e9', /non-ASCII/],
+  ['/a/%C0%AE%C0%AE', /not valid UTF-8/],
+  ['/a/%C0%AF', /not valid UTF-8/],
+  ['/a/%F0%82%82%AC', /not valid UTF-8/],
+  ['/a/%ED%B0%80', /not valid UTF-8/],
+  ['/a/%80', /not valid UTF-8/],
+  ['/a/%E2%82', /not valid UTF-8/],
+  ['/a/%E2%82x%AC', /not valid UTF-8/],
+  ['/a/%EF%BC%8E%EF%BC%8E', /NFKC/],
+  ['/a/%EF%BC%8F', /NFKC/],
+  ['/a/%EF%BC%85', /NFKC/],
+  ['/a/%EF%BC%9B', /NFKC/],
+  ['/a/%EF%AC%81le', /NFKC/],
+  ['/a/%E2%84%AA', /NFC/],
+  ['/a/A%CC%8A', /NFC/],
+  ['/a?q=%C0%AE', /query are not valid UTF-8/],
+  ['/a?q=ok&%E2%82=1', /query are not valid UTF-8/],
 ])('%s is refused', (raw, why) => {
   expect(refused(raw)).toMatch(why);
 });
@@ -54,8 +72,16 @@ test.each([
 test('query is parsed for the policy and re-serialised for the upstream', () => {
   const t = canonicalizeTarget('/a?x=1&y=a%20b&x=2&z');
   expect(queryObject(t.query)).toEqual({ x: ['1', '2'], y: ['a b'], z: [''] });
-  expect(t.search).toBe('x=1&y=a+b&x=2&z=');
+  expect(t.search).toBe('x=1&y=a%20b&x=2&z=');
   expect(canonicalizeTarget('/a').search).toBe('');
+});
+
+test('G7: "+" in the query is a space to the policy and %20 upstream; a literal plus stays %2B', () => {
+  const t = canonicalizeTarget('/a?q=a+b&p=1%2B1&e=%E2%82%AC&m=%zz');
+  expect(queryObject(t.query)).toEqual({ q: ['a b'], p: ['1+1'], e: ['\u20ac'], m: ['%zz'] });
+  expect(t.search).toBe('q=a%20b&p=1%2B1&e=%E2%82%AC&m=%25zz');
+  // Both readings of the forwarded query agree with the policy's.
+  expect(t.search.split('&').map((kv) => decodeURIComponent(kv.split('=')[1]))).toEqual(['a b', '1+1', '\u20ac', '%zz']);
 });
 
 test('a query key named __proto__ stays data', () => {

@@ -129,6 +129,19 @@ test('loadConfig names an unreadable file', () => {
   expect(() => loadConfig(path.join(dir, 'absent.yaml'))).toThrow(/absent\.yaml: \(root\): cannot read the file \(ENOENT\)/);
 });
 
+test('forward_range: off by default on routes with a credential and on MCP routes, on elsewhere; a boolean', () => {
+  const routes = `${VALID}  - { name: open, prefix: /open/, upstream: "https://x.example/" }
+  - { name: opted, prefix: /opted/, upstream: "https://x.example/", credential: github, forward_range: true }
+  - { name: closed, prefix: /closed/, upstream: "https://x.example/", forward_range: false }
+  - { name: tools, kind: mcp, prefix: /mcp/, upstream: "https://x.example/mcp" }
+`;
+  const byName = Object.fromEntries(parseConfig(routes, file, { env }).routes.map((r) => [r.name, r.forwardRange]));
+  expect(byName).toEqual({ github: false, open: true, opted: true, closed: false, tools: false });
+  const e = errorOf(VALID.replace('credential: github', 'credential: github\n    forward_range: "yes"'));
+  expect(e.keyPath).toBe('routes[0].forward_range');
+  expect(e.problem).toMatch(/boolean/);
+});
+
 test('the published JSON Schema is up to date (npm run schema)', () => {
   const published = readFileSync(path.join(__dirname, '../..', SCHEMA_FILE), 'utf8');
   expect(published).toBe(schemaText());
