@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
 import { loadOrCreateSigner } from './audit/signing-key';
@@ -28,7 +28,8 @@ import { Forwarder } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
-import { refuseConnect, refuseUnparsed } from './proxy/parser-refusal';
+import { createAgentListener } from './proxy/listener';
+import { refuseConnect, refuseHttp09, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
 import { createRouteTable } from './proxy/route-table';
 
@@ -67,13 +68,13 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-function urlOf(server: http.Server): string {
+function urlOf(server: net.Server): string {
   const a = server.address() as AddressInfo;
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return `http://${host}:${a.port}`;
 }
 
-function listen(server: http.Server, host: string, port: number): Promise<void> {
+function listen(server: net.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -207,11 +208,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Refusals before there is a request (parser errors, CONNECT): answered and audited too.
     server.on('clientError', (err, socket) => refuseUnparsed(err, socket, deps));
     server.on('connect', (req, socket) => refuseConnect(req, socket, deps));
-    await listen(server, config.listen.host, config.listen.port);
+    // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
+    const listener = createAgentListener(server, (socket) => refuseHttp09(socket, deps));
+    await listen(listener, config.listen.host, config.listen.port);
     closers.push(
       () =>
         new Promise<void>((resolve) => {
-          server.close(() => resolve());
+          listener.close(() => resolve());
+          server.close();
           server.closeAllConnections();
         }),
     );
@@ -233,7 +237,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
     }
 
-    const url = urlOf(server);
+    const url = urlOf(listener);
     await audit.append({
       type: 'gateway_start',
       time: new Date().toISOString(),
@@ -259,7 +263,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       close() {
         closing ??= (async () => {
           draining = true;
-          server.close();
+          listener.close();
           server.closeIdleConnections();
           if (inFlight > 0) {
             await new Promise<void>((resolve) => {

@@ -7,8 +7,10 @@
  * metric. There is no agent, route or canonical path to record: the bytes were never trusted.
  * The raw bytes (`err.rawPacket`) are never logged or recorded: they may hold an agent key.
  *
- * HTTP/0.9 request lines (`GET /x` with no version) are parsed by llhttp as version 0.9 once a
- * blank line follows; `assertHttp1` refuses those in the pipeline.
+ * HTTP/0.9 request lines (`GET /x` with no version) are refused by the listener before the
+ * parser sees them (listener.ts, `refuseHttp09`); one that follows another request on a
+ * kept-alive connection is parsed by llhttp as version 0.9 once a blank line follows, and
+ * `assertHttp1` refuses it in the pipeline.
  */
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
@@ -53,6 +55,12 @@ export function refuseUnparsed(err: Error & { code?: string; reason?: string }, 
         ? 'the request did not arrive in time'
         : `the HTTP parser refused the request${err.reason ? `: ${err.reason}` : ''}`;
   void refuse(socket, deps, code, why, [`${why}${err.code ? ` (${err.code})` : ''}`], '', '');
+}
+
+/** A connection whose first line is an HTTP/0.9 request (listener.ts): refused at once. */
+export function refuseHttp09(socket: Duplex, deps: ParserRefusalDeps): void {
+  const why = 'HTTP/0.9 is not accepted: send HTTP/1.1';
+  void refuse(socket, deps, 'PC_BAD_HTTP', why, [why], '', '');
 }
 
 /** The `connect` handler: Portcullis is not a forward proxy. */

@@ -480,11 +480,14 @@ describe('G13: lists show only what the policy would let the agent use', () => {
     expect(msg.result.tools[0].description).toBe(`seen: Bearer ${'*'.repeat('upstream-secret-token'.length)}`);
   });
 
-  test('G13: a list answer the filter cannot read is cut off, never passed on', async () => {
+  test('G13: a list answer the filter cannot read is cut off, never passed on; the outcome names the filter, not the upstream', async () => {
     const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 22, method: 'tools/list', params: { cursor: 'plain' } })).then(
       (x) => x,
-      (e: Error) => ({ status: -1, body: e.message, headers: {} }),
+      (e: Error) => ({ status: -1, body: e.message, headers: {} as Record<string, unknown> }),
     );
     expect(r.body).not.toContain('get-env');
+    const id = (r.headers as Record<string, unknown>)['x-portcullis-decision-id'];
+    const outcome = await gw.waitForAudit((x) => x.type === 'outcome' && (id === undefined || x.decision_id === id) && x.code === 'mcp_list_filter_failed');
+    expect(outcome.code).toBe('mcp_list_filter_failed');
   });
 });

@@ -291,6 +291,18 @@ describe('requests the HTTP parser refuses', () => {
     expect(record.method).toBe('CONNECT');
   });
 
+  test('G4: a bare HTTP/0.9 request line (nothing after it) is answered at once, not left to the 30 s header timeout', async () => {
+    const before = upstream.received.length;
+    const t0 = performance.now();
+    const r = await rawHttp(gw.gateway.url, 'GET /open/x\r\n');
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(r.status).toBe(400);
+    const err = JSON.parse(r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4)).error;
+    expect(err.code).toBe('PC_BAD_HTTP');
+    expect(await gw.waitForAudit((x) => x.decision_id === err.decision_id)).toMatchObject({ decision: 'deny', code: 'PC_BAD_HTTP', status: 400, agent: null });
+    expect(upstream.received.length).toBe(before);
+  }, 10_000);
+
   test('G4: an HTTP/0.9 request line, which llhttp reads as version 0.9 once a blank line follows, is refused, not forwarded', async () => {
     const before = upstream.received.length;
     const r = await rawHttp(gw.gateway.url, 'GET /open/x\r\n\r\n');

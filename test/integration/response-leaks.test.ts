@@ -378,6 +378,9 @@ describe('G2: MCP tool results', () => {
   });
 });
 
-test('G2: no secret reached the agent-facing logs', () => {
-  for (const s of [TOKEN, HDR_TOKEN, BASIC_PASSWORD]) expect(gw.logs()).not.toContain(s);
+test('G2: no secret, in any of these forms, reached the logs or the audit trail', () => {
+  for (const s of [TOKEN, HDR_TOKEN, BASIC_PASSWORD]) {
+    expectNoSecret(gw.logs(), s);
+    expectNoSecret(gw.auditText(), s);
+  }
 });
