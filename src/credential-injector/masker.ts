@@ -35,6 +35,8 @@ export class ResponseMasker {
   readonly #lowerNeedles: readonly string[];
   /** How many needles the secrets compiled to (for benchmarks and tests; not secret). */
   readonly needleCount: number;
+  /** Bytes of the shortest needle: a shorter string cannot hold one (header values mostly are). */
+  readonly #shortest: number;
 
   /** `secrets` are masked in every form; `carriers` (values that hold a secret, like an attached header) in their encoded forms. */
   constructor(secrets: readonly string[], carriers: readonly string[] = []) {
@@ -42,6 +44,7 @@ export class ResponseMasker {
     this.#matcher = needles.length ? new MultiMatcher(needles) : null;
     this.#lowerNeedles = [...new Set(needles.map((n) => n.toString('latin1').toLowerCase()))];
     this.needleCount = needles.length;
+    this.#shortest = needles.length ? Math.min(...needles.map((n) => n.length)) : Infinity;
   }
 
   toJSON(): string {
@@ -76,13 +79,15 @@ export class ResponseMasker {
 
   /** Masks a header value (read as latin1, as undici decodes them). */
   maskString(value: string): string {
-    if (this.#matcher === null) return value;
+    // A latin1 string has one byte per character: shorter than every needle, it holds none.
+    if (this.#matcher === null || value.length < this.#shortest) return value;
     const buf = Buffer.from(value, 'latin1');
     return this.maskBuffer(buf) ? buf.toString('latin1') : value;
   }
 
   /** True when a (lower-cased) header name contains a secret in any case. */
   nameHasSecret(name: string): boolean {
+    if (name.length < this.#shortest) return false;
     const lower = name.toLowerCase();
     for (const n of this.#lowerNeedles) if (lower.includes(n)) return true;
     return false;

@@ -26,11 +26,15 @@ export const WATCH = 0.6;
 const SAMPLE_MS = 200;
 const GC_EVERY_MS = 1000;
 
-/** V8's full collection, made callable without starting Node with --expose-gc. */
-const collect: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
+/** V8's full collection, made callable (without starting Node with --expose-gc) the first time it is needed. */
+let gc: (() => void) | null = null;
+function collect(): void {
+  if (gc === null) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
 
 /** Where memory stands, as last sampled. */
 export interface MemoryState {
