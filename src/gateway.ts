@@ -19,7 +19,7 @@ import { bindCredential, bindEnvSecrets, type CredentialBinding } from './creden
 import { Secret } from './credential-injector/secret';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
-import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio-bridge';
+import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore } from './policy/policy-store';

@@ -1,15 +1,15 @@
 /**
  * `portcullis audit query` and `portcullis audit export`: option parsing, help texts and exit
- * codes. The work is in src/audit/query.ts and src/audit/export.ts. Each command reports its own
+ * codes. The work is in src/audit/offline/query.ts and src/audit/offline/export.ts. Each command reports its own
  * usage errors (exit 2), so main.ts only dispatches to it.
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXPORT_FORMATS, runExport, type ExportFormat } from '../audit/export';
-import { OCSF_VERSION } from '../audit/export-ocsf';
-import { csvHeader, csvLine, jsonLine, tableHeader, tableLine, toRow } from '../audit/output-formats';
-import { QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryStats } from '../audit/query';
+import { EXPORT_FORMATS, runExport, type ExportFormat } from '../audit/offline/export';
+import { OCSF_VERSION } from '../audit/offline/export-ocsf';
+import { csvHeader, csvLine, jsonLine, tableHeader, tableLine, toRow } from '../audit/offline/output-formats';
+import { QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryStats } from '../audit/offline/query';
 import { EXIT } from './exit-codes';
 import { OutputClosed, OutputSink } from './output-sink';
 

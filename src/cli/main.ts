@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSignerKey, parseSignerKey } from '../audit/signed-note';
-import { verifyTrail, type VerifyReport } from '../audit/verify';
+import { verifyTrail, type VerifyReport } from '../audit/offline/verify';
 import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
 import { ConfigError, PolicyBuildError } from '../errors';

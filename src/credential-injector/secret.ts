@@ -32,7 +32,7 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only where the value is used: the credential injector (and the masker of a stdio server's env secrets), the response masker, the audit sinks, the checkpoint signer's key parser (config), the stdio launcher (src/mcp/stdio-launch.ts). */
+/** Returns the secret's value. Import only where the value is used: the credential injector (and the masker of a stdio server's env secrets), the response masker, the audit sinks, the checkpoint signer's key parser (config), the stdio launcher (src/mcp/stdio/launch.ts). */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
   if (value === undefined) throw new Error('not a Secret');

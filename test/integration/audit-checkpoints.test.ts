@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fullScan, scanTrail } from '../../src/audit/segments';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/signed-note';
-import { verifyTrail } from '../../src/audit/verify';
+import { verifyTrail } from '../../src/audit/offline/verify';
 import { CHECKPOINT_FILE, openAuditWriter, PUBLIC_KEY_FILE } from '../../src/audit/writer';
 import { TEST_PUBLIC_KEY, writerOptions } from '../helpers/audit';
 

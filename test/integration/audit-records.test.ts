@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { verifyTrail } from '../../src/audit/verify';
+import { verifyTrail } from '../../src/audit/offline/verify';
 import { keyHash, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 
 const AGENT_KEY = 'agent-key-canary-31f0c2';

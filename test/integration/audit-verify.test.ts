@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateSignerKey, parseSignerKey, checkpointBody } from '../../src/audit/signed-note';
 import { leafHash, MerkleFrontier } from '../../src/audit/merkle';
-import { verifyTrail } from '../../src/audit/verify';
+import { verifyTrail } from '../../src/audit/offline/verify';
 import { keyHash, rawRequest, startTestGateway, startUpstream } from '../helpers/harness';
 
 const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');

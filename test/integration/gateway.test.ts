@@ -4,7 +4,7 @@
  * route's upstream; G2 no credential reaches the agent, the logs or the audit trail; G3 every
  * decision is audited before forwarding; G4 every bad input is refused, audited, not forwarded.
  */
-import { verifyTrail } from '../../src/audit/verify';
+import { verifyTrail } from '../../src/audit/offline/verify';
 import { keyHash, rawHttp, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 
 const CANARY = 'canary-secret-7f3a9c2e1b';

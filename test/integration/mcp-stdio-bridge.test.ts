@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CreateMessageRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { startStdioBridge, StdioBridgeError, type StdioBridge, type StdioServerSpec } from '../../src/mcp/stdio-bridge';
+import { startStdioBridge, StdioBridgeError, type StdioBridge, type StdioServerSpec } from '../../src/mcp/stdio/bridge';
 import { Secret } from '../../src/credential-injector/secret';
 import { createLogger } from '../../src/observability/logger';
 

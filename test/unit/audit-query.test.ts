@@ -8,10 +8,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { canonicalJson } from '../../src/audit/canonical-json';
-import { csvLine, neutraliseFormula, tableLine, toRow } from '../../src/audit/output-formats';
-import { OUTCOME_WAIT_LIMIT, QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryHit } from '../../src/audit/query';
+import { csvLine, neutraliseFormula, tableLine, toRow } from '../../src/audit/offline/output-formats';
+import { OUTCOME_WAIT_LIMIT, QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryHit } from '../../src/audit/offline/query';
 import { GENESIS_HASH, serializeRecord, type ChainedRecord } from '../../src/audit/record';
-import { readTrail } from '../../src/audit/trail-reader';
+import { readTrail } from '../../src/audit/offline/trail-reader';
 
 /** Writes records as a chained trail (split into segments of `perSegment`); returns the dir. */
 function writeTrail(events: Record<string, unknown>[], perSegment = Infinity, tail = ''): string {

@@ -1,5 +1,5 @@
 /** Newline framing of a child's output: lines across chunks, CRLF, and the bound on line length. */
-import { createLineSplitter } from '../../src/mcp/line-splitter';
+import { createLineSplitter } from '../../src/mcp/stdio/line-splitter';
 
 function run(chunks: string[], maxLineBytes: number) {
   const lines: string[] = [];

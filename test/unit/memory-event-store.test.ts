@@ -1,5 +1,5 @@
 /** The bridged session's SSE event store: replay after an event on its own stream, and its bounds. */
-import { MemoryEventStore } from '../../src/mcp/memory-event-store';
+import { MemoryEventStore } from '../../src/mcp/stdio/memory-event-store';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 const note = (n: number): JSONRPCMessage => ({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 't', progress: n } });

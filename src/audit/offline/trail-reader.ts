@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { listSegments } from './segments';
+import { listSegments } from '../segments';
 
 /** One complete line of a segment. */
 export interface TrailLine {

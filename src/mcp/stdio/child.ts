@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { createLineSplitter } from './line-splitter';
-import type { StdioLaunch } from './stdio-launch';
+import type { StdioLaunch } from './launch';
 
 /** A stderr line longer than this is logged cut (with `truncated: true`). */
 export const STDERR_LINE_BYTES = 4096;

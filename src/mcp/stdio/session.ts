@@ -24,8 +24,8 @@ import type { Logger } from 'pino';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage, JSONRPCRequest, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { MemoryEventStore } from './memory-event-store';
-import { spawnStdioChild, type ChildExit, type StdioChild } from './stdio-child';
-import type { StdioLaunch } from './stdio-launch';
+import { spawnStdioChild, type ChildExit, type StdioChild } from './child';
+import type { StdioLaunch } from './launch';
 
 /** JSON-RPC "internal error": what requests get when the child cannot answer them. */
 export const INTERNAL_ERROR = -32603;

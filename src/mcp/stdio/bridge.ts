@@ -15,9 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isInitializeRequest, isJSONRPCRequest, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { Secret } from '../credential-injector/secret';
-import { childEnvironment, resolveExecutable, type StdioLaunch } from './stdio-launch';
-import { INTERNAL_ERROR, StdioSession, type RestartPolicy } from './stdio-session';
+import { Secret } from '../../credential-injector/secret';
+import { childEnvironment, resolveExecutable, type StdioLaunch } from './launch';
+import { INTERNAL_ERROR, StdioSession, type RestartPolicy } from './session';
 
 /** A route's stdio MCP server, as configured. */
 export interface StdioServerSpec {

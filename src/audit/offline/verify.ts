@@ -20,8 +20,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { leafHash, MerkleFrontier } from './merkle';
-import { parseCheckpointBody, parseNote, parseVerifierKey, verifyNote, type NoteVerifier } from './signed-note';
+import { leafHash, MerkleFrontier } from '../merkle';
+import { parseCheckpointBody, parseNote, parseVerifierKey, verifyNote, type NoteVerifier } from '../signed-note';
 
 /** One problem found, located by file and line (and seq when readable). */
 export interface VerifyProblem {

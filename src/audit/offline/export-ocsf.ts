@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { canonicalJson } from './canonical-json';
+import { canonicalJson } from '../canonical-json';
 import type { QueryHit } from './query';
 
 /** The OCSF schema version the events follow. */
