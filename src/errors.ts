@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   PC_AUDIT_UNAVAILABLE: { status: 503, meaning: 'The decision could not be written durably to the audit log; nothing was forwarded.' },
   PC_OVERLOADED: { status: 503, meaning: 'The gateway is short of memory (heap or container limit) and refuses new calls until it recovers; nothing was forwarded. Retry after the `retry-after` delay.' },
   PC_SHUTTING_DOWN: { status: 503, meaning: 'The gateway is draining and accepts no new calls.' },
+  PC_INTERNAL_ERROR: { status: 500, meaning: 'The gateway failed in a way it did not expect (a bug); the call was denied and nothing was forwarded. The log has the stack under the decision id.' },
   PC_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The upstream refused the connection, reset it, or answered with an invalid response.' },
   PC_UPSTREAM_BAD_ENCODING: { status: 502, meaning: 'On a route with a credential, or an MCP route: the upstream answered with a Content-Encoding the gateway cannot decode (anything but gzip, deflate, br, zstd; stacked or repeated codings) or a Transfer-Encoding other than chunked, so the answer could not be checked for the credential; nothing of it was sent.' },
   PC_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The upstream did not connect or send response headers in time.' },

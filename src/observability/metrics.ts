@@ -1,6 +1,9 @@
 /** Prometheus metrics, one registry per gateway (so tests can run gateways side by side). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The `route` label of a call that matched no route (route names cannot contain parentheses). */
+export const NO_ROUTE = '(none)';
+
 /** The gateway's metrics. */
 export interface Metrics {
   readonly registry: Registry;
@@ -27,8 +30,8 @@ export function createMetrics(): Metrics {
   const reg = { registers: [registry] };
   return {
     registry,
-    requests: new Counter({ name: 'portcullis_requests_total', help: 'Calls received, by route ("" when unrouted).', labelNames: ['route'], ...reg }),
-    decisions: new Counter({ name: 'portcullis_decisions_total', help: 'Decisions by route, result and error code.', labelNames: ['route', 'decision', 'code'], ...reg }),
+    requests: new Counter({ name: 'portcullis_requests_total', help: 'Calls received, by route.', labelNames: ['route'], ...reg }),
+    decisions: new Counter({ name: 'portcullis_decisions_total', help: 'Decisions by route ("(none)" when the call matched no route), result and error code ("" on allow).', labelNames: ['route', 'decision', 'code'], ...reg }),
     policyEvalSeconds: new Histogram({
       name: 'portcullis_policy_eval_seconds',
       help: 'Policy evaluation time.',

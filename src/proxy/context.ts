@@ -83,8 +83,9 @@ export function callFacts(ctx: CallContext): CallFacts {
     agent: ctx.agent,
     route: ctx.route?.name ?? null,
     method: ctx.req.method ?? '',
-    // The canonical path and query as forwarded; before routing there is none: the raw target.
-    path: ctx.relativePath !== null ? ctx.relativePath + (ctx.target?.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? ''),
+    // What the agent asked for, the same in every record: the canonical target (route prefix
+    // included, query as forwarded); for a target that could not be canonicalised, the raw one.
+    path: ctx.target !== null ? ctx.target.path + (ctx.target.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? ''),
     body: ctx.body,
     policyRevision: ctx.policyRevision,
     ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),

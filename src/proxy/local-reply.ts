@@ -4,20 +4,27 @@
  * stage writes a response by itself.
  */
 import { decisionRecord } from '../audit/call-records';
-import type { RouteConfig } from '../config/types';
-import { GatewayError } from '../errors';
+import { GatewayError, toError } from '../errors';
+import { NO_ROUTE } from '../observability/metrics';
 import { mcpReply } from '../mcp/reply';
 import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext } from './context';
 import type { PipelineDeps } from './deps';
 
-/** The route whose shape the answer takes: the matched one, or (before routing) the one the path would match. */
-function routeOf(ctx: CallContext, deps: PipelineDeps): RouteConfig | null {
-  if (ctx.route) return ctx.route;
+/**
+ * A call refused before it was routed (a bad key, a repeated header) still says where it was
+ * going: the canonical target and the route it matches, when they can be found, go into its
+ * record and decide the shape of its answer (JSON-RPC on an MCP route).
+ */
+function completeRouting(ctx: CallContext, deps: PipelineDeps): void {
+  if (ctx.route !== null) return;
   try {
-    return deps.routes.match(canonicalizeTarget(ctx.req.url ?? '').path).route;
+    ctx.target ??= canonicalizeTarget(ctx.req.url ?? '');
+    const m = deps.routes.match(ctx.target.path);
+    ctx.route = m.route;
+    ctx.relativePath = m.relativePath;
   } catch {
-    return null;
+    /* an unsafe target or no route: the record keeps what is known */
   }
 }
 
@@ -27,7 +34,7 @@ function send(ctx: CallContext, err: GatewayError, deps: PipelineDeps): void {
     res.destroy();
     return;
   }
-  const route = routeOf(ctx, deps);
+  const route = ctx.route;
   // MCP clients are answered in JSON-RPC, never with a bare HTTP error.
   const reply = route?.mcp ? mcpReply(err, ctx.mcp, ctx.id, route.mcp.denyAs) : null;
   const body = JSON.stringify(reply ? reply.body : { error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
@@ -47,15 +54,19 @@ function send(ctx: CallContext, err: GatewayError, deps: PipelineDeps): void {
 
 /** Audits and answers a refused or failed call. Never throws. */
 export async function localReply(ctx: CallContext, thrown: unknown, deps: PipelineDeps): Promise<void> {
-  let err = thrown instanceof GatewayError ? thrown : new GatewayError('PC_BAD_REQUEST', 'the request could not be handled');
-  if (!(thrown instanceof GatewayError)) deps.log.error({ decision_id: ctx.id, err: String((thrown as Error)?.message ?? thrown) }, 'unexpected error in the pipeline');
+  let err = thrown instanceof GatewayError ? thrown : new GatewayError('PC_INTERNAL_ERROR', 'the gateway failed unexpectedly; nothing was forwarded');
+  if (!(thrown instanceof GatewayError)) {
+    const e = toError(thrown);
+    deps.log.error({ decision_id: ctx.id, err: e.message, stack: e.stack }, 'unexpected error in the pipeline; denied with PC_INTERNAL_ERROR');
+  }
+  completeRouting(ctx, deps);
   const routeName = ctx.route?.name ?? null;
   if (ctx.audited) {
     // Allowed and recorded, then the upstream failed: answer 502/504; the outcome record
     // (written by runCall, its one writer) says so.
     ctx.outcome ??= { status: err.status, code: err.code };
   } else {
-    deps.metrics.decisions.inc({ route: routeName ?? '', decision: 'deny', code: err.code });
+    deps.metrics.decisions.inc({ route: routeName ?? NO_ROUTE, decision: 'deny', code: err.code });
     try {
       await deps.audit.append(decisionRecord(callFacts(ctx), { decision: 'deny', reasons: err.reasons, code: err.code, status: err.status, credential: null }));
     } catch (e) {

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { decisionRecord } from '../audit/call-records';
 import type { AuditSink } from '../audit/writer';
 import { ERROR_CODES, GatewayError, type ErrorCode } from '../errors';
-import type { Metrics } from '../observability/metrics';
+import { NO_ROUTE, type Metrics } from '../observability/metrics';
 
 /** What a parser refusal needs: where to record it and count it. */
 export interface ParserRefusalDeps {
@@ -72,7 +72,7 @@ export function refuseConnect(req: IncomingMessage, socket: Duplex, deps: Parser
 async function refuse(socket: Duplex, deps: ParserRefusalDeps, code: ErrorCode, message: string, reasons: string[], method: string, path: string): Promise<void> {
   const id = randomUUID();
   let answer: ErrorCode = code;
-  deps.metrics.decisions.inc({ route: '', decision: 'deny', code });
+  deps.metrics.decisions.inc({ route: NO_ROUTE, decision: 'deny', code });
   const facts = { time: new Date().toISOString(), decisionId: id, agent: null, route: null, method, path, body: NO_BODY, policyRevision: null };
   const record = decisionRecord(facts, { decision: 'deny', reasons, code, status: ERROR_CODES[code].status, credential: null });
   try {

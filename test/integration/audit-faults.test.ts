@@ -94,11 +94,12 @@ test('G3, G4: a full disk refuses every call with 503 (denies included: none wit
   expect(report.problems).toEqual([]);
   const lines = gw.auditText().split('\n').filter(Boolean);
   const logged = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.path));
-  for (const r of results) expect(logged.has(r.path)).toBe(r.status === 200);
+  // The trail records what the agent asked for: the route prefix included.
+  for (const r of results) expect(logged.has(`/up${r.path}`)).toBe(r.status === 200);
   const recorded = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.decision_id));
   for (const d of denies) {
     if (d.status === 503) expect(d.code).toBe('PC_AUDIT_UNAVAILABLE');
     else expect(recorded.has(d.id)).toBe(true);
   }
-  expect(lines.some((l) => l.includes('"path":"/after"'))).toBe(true);
+  expect(lines.some((l) => l.includes('"path":"/up/after"'))).toBe(true);
 });

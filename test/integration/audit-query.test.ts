@@ -91,7 +91,7 @@ beforeAll(async () => {
   }
   await call('@evil.bot', AGENTS['@evil.bot'], 'api', 'GET', 2, true);
   await call(null, 'no-such-key', 'api', 'GET', 2);
-  calls[calls.length - 1] = { ...calls[calls.length - 1], route: null }; // refused before routing
+  // Refused before routing (an unknown key), its record still names the route the path matched.
   await call('bot-a', AGENTS['bot-a'], null, 'GET', 2);
   const allowed = calls.filter((c) => c.decision === 'allow').length;
   await gw.waitForAudit(() => gw.audit().filter((x) => x.type === 'outcome').length === allowed, 5000);
@@ -202,11 +202,21 @@ describe('audit query', () => {
     expect(rows.every((row) => row.every((cell) => !/^[=+\-@\t\r]/.test(cell)))).toBe(true);
   });
 
+  test('--format table shows which credential each allowed call got and which policy revision decided', async () => {
+    const r = await cli(['audit', 'query', trail, '--format', 'table', '--route', 'api', '--decision', 'allow']);
+    const out = r.stdout.split('\n').filter(Boolean);
+    expect(out.length).toBeGreaterThan(1);
+    for (const line of out.slice(1)) {
+      expect(line).toContain('api-token');
+      expect(line).toContain(revision.slice(0, 18));
+    }
+  });
+
   test('--format table: a header and one aligned line per record; the count on stderr', async () => {
     const r = await cli(['audit', 'query', trail, '--format', 'table', '--route', 'open']);
     expect(r.code).toBe(0);
     const out = r.stdout.split('\n').filter(Boolean);
-    expect(out[0]).toMatch(/^TIME +SEQ +AGENT +ROUTE +METHOD +PATH +DECISION +REASON +DECISION_ID$/);
+    expect(out[0]).toMatch(/^TIME +SEQ +AGENT +ROUTE +METHOD +PATH +DECISION +REASON +CREDENTIAL +POLICY +DECISION_ID$/);
     const want = calls.filter((c) => c.route === 'open');
     expect(out.length).toBe(want.length + 1);
     want.forEach((c, i) => expect(out[i + 1]).toContain(c.id));
@@ -303,6 +313,9 @@ describe('audit export', () => {
       expect([e.action_id, e.action, e.disposition_id, e.status_id]).toEqual(c.decision === 'allow' ? [1, 'Allowed', 1, 1] : [2, 'Denied', 2, 2]);
       // Calls refused before the policy ran (unknown agent, no route) have no revision.
       expect(e.policy.uid).toBe(rec.policy_revision ?? undefined);
+      // No policy was applied to a call refused before it ran.
+      expect(e.policy.is_applied).toBe(typeof rec.policy_revision === 'string');
+      if (!c.agent) expect(e.policy.is_applied).toBe(false);
       if (c.agent && c.route) expect(e.policy.uid).toBe(revision);
       expect(e.time).toBe(Date.parse(rec.time));
       if (c.agent) expect(e.actor.user.uid).toBe(c.agent);

@@ -174,7 +174,7 @@ describe('allowed calls', () => {
     const outcome = await gw.waitForAudit((x) => x.decision_id === id && x.type === 'outcome');
     const records = gw.audit();
     const decision = records.find((x) => x.decision_id === id && x.type === 'decision')!;
-    expect(decision).toMatchObject({ decision: 'allow', agent: 'bot', route: 'api', method: 'GET', path: '/audited', credential: 'api', reasons: ['read allowed'] });
+    expect(decision).toMatchObject({ decision: 'allow', agent: 'bot', route: 'api', method: 'GET', path: '/api/audited', credential: 'api', reasons: ['read allowed'] });
     expect(decision.policy_revision).toBe(gw.gateway.policy.current.revision);
     expect(decision.seq).toBeLessThan(outcome.seq);
     expect(outcome).toMatchObject({ status: 200 });

@@ -109,6 +109,9 @@ const TABLE: readonly TableColumn[] = [
   { title: 'PATH', width: 32, value: (r) => (r.tool ? `${r.path ?? ''} [${r.tool}]` : r.path) },
   { title: 'DECISION', width: 8, value: (r) => r.decision ?? r.type },
   { title: 'REASON', width: 32, value: (r) => (r.code && r.reasons ? `${r.code}: ${r.reasons}` : (r.code ?? r.reasons)) },
+  // Which credential an allowed call got, and which policy decided it: the auditor's questions.
+  { title: 'CREDENTIAL', width: 12, value: (r) => r.credential },
+  { title: 'POLICY', width: 19, value: (r) => r.policy_revision },
   { title: 'DECISION_ID', width: 36, value: (r) => r.decision_id },
 ];
 
