@@ -181,3 +181,22 @@ test_rest_grant_never_opens_an_mcp_route if {
 	d := portcullis.decision with input as c
 	d.allow == false
 }
+
+# --- triage-bot: may read charges, never create one; on MCP only echo ---
+
+test_triage_bot_reads_charges if {
+	portcullis.decision == {"allow": true, "reasons": ["billing: read charges"]} with input as call("triage-bot", "billing", "GET", "/charges/ch_1")
+}
+
+test_triage_bot_never_creates_a_charge if {
+	c := with_body(call("triage-bot", "billing", "POST", "/charges"), {"amount": 10})
+	portcullis.decision == deny(["agent not granted: billing: create charge"]) with input as c
+}
+
+test_triage_bot_echoes_but_gets_no_other_tool if {
+	d := portcullis.decision with input as mcp_call("triage-bot", {"method": "tools/call", "tool": "echo", "arguments": {"message": "hi"}})
+	d.allow
+	e := portcullis.decision with input as mcp_call("triage-bot", {"method": "tools/call", "tool": "get-sum", "arguments": {"a": 1, "b": 2}})
+	e.allow == false
+	e.reasons == ["agent not granted tool: get-sum"]
+}

@@ -1,5 +1,17 @@
-# Who may use which route. data.portcullis.config.agents maps an agent id (as
-# the gateway identified it from the caller's key) to the routes it may use.
+# Who may use which route, and which grants on it. data.portcullis.config.agents
+# maps an agent id (as the gateway identified it from the caller's key) to its
+# profile:
+#
+#   "triage-bot": {
+#     "routes": ["billing", "everything"],      # the routes it may use at all
+#     "grants": ["billing: read charges"],      # optional: only these route grants
+#     "tools": {"everything": ["echo"]}         # optional: only these tools, per MCP route
+#   }
+#
+# Without "grants", every route grant on its routes applies to the agent; with
+# it, only the grants it names (an empty list: none). "tools" does the same for
+# the tools an MCP grant opens. So "triage-bot may read charges but never
+# create one" is one line of data, in the same style as everything else.
 #
 # An allow list, not a deny list: a new agent can do nothing until someone adds
 # it here, and an agent's reach is read off one entry.
@@ -10,6 +22,7 @@
 package portcullis.lib.agents
 
 import data.portcullis.config
+import data.portcullis.lib.match
 
 deny contains "unauthenticated agent" if not authenticated
 
@@ -35,4 +48,46 @@ route_listed if input.route in config.agents[input.agent.id].routes
 authenticated if {
 	is_string(input.agent.id)
 	input.agent.id != ""
+}
+
+profile := config.agents[input.agent.id]
+
+# may_use(name) holds when the agent may use the route grant called name: every
+# grant when its profile lists none, else only those it lists.
+may_use(_) if not limited
+
+may_use(name) if name in profile.grants
+
+limited if profile.grants
+
+# A call that some route grant matches, but none the agent may use: say which,
+# rather than the bare "no rule allows this call".
+deny contains concat("", ["agent not granted: ", grant.name]) if {
+	limited
+	not input.mcp
+	some grant in config.routes
+	match.call_matches(grant)
+	not may_use(grant.name)
+	not granted_match
+}
+
+granted_match if {
+	some grant in config.routes
+	match.call_matches(grant)
+	may_use(grant.name)
+}
+
+# may_use_tool(tool) holds when the agent may call tool on this MCP route: every
+# tool the route's grant opens when its profile lists none for the route, else
+# only those it lists. Listing (tools/list) follows: the gateway hides the rest.
+may_use_tool(_) if not tools_limited
+
+may_use_tool(tool) if tool in profile.tools[input.route]
+
+tools_limited if profile.tools[input.route]
+
+deny contains concat("", ["agent not granted tool: ", input.mcp.tool]) if {
+	tools_limited
+	input.mcp.method == "tools/call"
+	not may_use_tool(input.mcp.tool)
 }

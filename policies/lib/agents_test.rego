@@ -59,3 +59,60 @@ test_no_agents_configured if {
 	agents.deny == {"unknown agent"} with input as call({"id": "support-bot"}, "github")
 		with data.portcullis.config as {}
 }
+
+# --- Per-agent grants and tools ---
+
+grants := [
+	{"name": "tickets: read", "route": "tickets", "methods": ["GET"], "paths": ["/tickets/**"]},
+	{"name": "tickets: refund", "route": "tickets", "methods": ["POST"], "paths": ["/tickets/*/refund"]},
+]
+
+limited_profiles := {
+	"triage-bot": {"routes": ["tickets"], "grants": ["tickets: read"]},
+	"ops-bot": {"routes": ["tickets"]},
+	"idle-bot": {"routes": ["tickets"], "grants": []},
+	"mcp-bot": {"routes": ["tools"], "tools": {"tools": ["echo"]}},
+}
+
+rest(agent, method, path) := {"route": "tickets", "agent": {"id": agent}, "request": {"method": method, "path": path}}
+
+test_listed_grant_is_usable if {
+	agents.may_use("tickets: read") with input as rest("triage-bot", "GET", "/tickets/1")
+		with data.portcullis.config.agents as limited_profiles
+	count(agents.deny) == 0 with input as rest("triage-bot", "GET", "/tickets/1")
+		with data.portcullis.config.agents as limited_profiles with data.portcullis.config.routes as grants
+}
+
+test_unlisted_grant_is_vetoed_by_name if {
+	agents.deny == {"agent not granted: tickets: refund"} with input as rest("triage-bot", "POST", "/tickets/1/refund")
+		with data.portcullis.config.agents as limited_profiles with data.portcullis.config.routes as grants
+	not agents.may_use("tickets: refund") with input as rest("triage-bot", "POST", "/tickets/1/refund")
+		with data.portcullis.config.agents as limited_profiles
+}
+
+test_profile_without_grants_may_use_every_grant if {
+	agents.may_use("tickets: refund") with input as rest("ops-bot", "POST", "/tickets/1/refund")
+		with data.portcullis.config.agents as limited_profiles
+	count(agents.deny) == 0 with input as rest("ops-bot", "POST", "/tickets/1/refund")
+		with data.portcullis.config.agents as limited_profiles with data.portcullis.config.routes as grants
+}
+
+test_empty_grant_list_grants_nothing if {
+	not agents.may_use("tickets: read") with input as rest("idle-bot", "GET", "/tickets/1")
+		with data.portcullis.config.agents as limited_profiles
+	agents.deny == {"agent not granted: tickets: read"} with input as rest("idle-bot", "GET", "/tickets/1")
+		with data.portcullis.config.agents as limited_profiles with data.portcullis.config.routes as grants
+}
+
+tool_call(agent, tool) := {"route": "tools", "agent": {"id": agent}, "request": {"method": "POST", "path": "/"}, "mcp": {"method": "tools/call", "tool": tool}}
+
+test_tools_narrowed_per_route if {
+	agents.may_use_tool("echo") with input as tool_call("mcp-bot", "echo") with data.portcullis.config.agents as limited_profiles
+	not agents.may_use_tool("delete-all") with input as tool_call("mcp-bot", "delete-all") with data.portcullis.config.agents as limited_profiles
+	agents.deny == {"agent not granted tool: delete-all"} with input as tool_call("mcp-bot", "delete-all")
+		with data.portcullis.config.agents as limited_profiles
+}
+
+test_tools_unlimited_without_a_list if {
+	agents.may_use_tool("anything") with input as tool_call("ops-bot", "anything") with data.portcullis.config.agents as limited_profiles
+}

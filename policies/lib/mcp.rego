@@ -16,6 +16,7 @@
 package portcullis.lib.mcp
 
 import data.portcullis.config
+import data.portcullis.lib.agents
 
 # What every MCP session needs to start, stay alive and list what it may use.
 # Listing is safe: the gateway filters each list down to what the policy
@@ -52,6 +53,7 @@ allow contains "mcp: session" if {
 allow contains concat("", ["mcp: tool ", input.mcp.tool]) if {
 	input.mcp.method == "tools/call"
 	input.mcp.tool in grant.tools
+	agents.may_use_tool(input.mcp.tool) # an agent's profile may narrow the tools (agents.rego)
 }
 
 allow contains concat("", ["mcp: prompt ", input.mcp.name]) if {

@@ -8,10 +8,13 @@
 package portcullis.lib.routes
 
 import data.portcullis.config
+import data.portcullis.lib.agents
 import data.portcullis.lib.match
 
+# Only the grants the calling agent may use (agents.rego: a profile's "grants").
 allow contains grant.name if {
 	some grant in config.routes
 	match.call_matches(grant)
 	not input.mcp # MCP routes are granted by tool, prompt and resource (mcp.rego), never by path
+	agents.may_use(grant.name)
 }
