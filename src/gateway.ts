@@ -15,7 +15,7 @@ import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
-import { bindCredential, bindEnvSecrets, type CredentialBinding } from './credential-injector/injector';
+import { bindCredential, envSecrets } from './credential-injector/injector';
 import { Secret } from './credential-injector/secret';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
@@ -24,13 +24,14 @@ import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore } from './policy/policy-store';
 import { newContext } from './proxy/context';
-import { Forwarder } from './proxy/forward';
+import { HttpUpstream } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
 import { createAgentListener } from './proxy/listener';
 import { refuseConnect, refuseHttp09, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
+import { routeRuntime, type RouteRuntime } from './proxy/route-runtime';
 import { createRouteTable } from './proxy/route-table';
 
 /** Package version, recorded in gateway_start (src/ under ts-jest, dist/src/ when built). */
@@ -61,7 +62,8 @@ export interface Gateway {
   readonly metrics: Metrics;
   readonly policy: PolicyStore;
   readonly audit: JsonlAuditWriter;
-  readonly forwarder: Forwarder;
+  /** The routes' upstreams, as one (for leak tests and metrics). */
+  readonly upstreams: { connectionCount(): number };
   /** The audit sinks (audit.sinks), running beside the request path. */
   readonly sinks: AuditSinks;
   /** Drains and stops. */
@@ -149,13 +151,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     policy.startWatching();
     closers.push(() => policy.close());
 
-    const bindings = new Map<string, CredentialBinding>();
-    for (const r of config.routes) if (r.credential) bindings.set(r.name, bindCredential(r.credential));
-    // Local stdio MCP servers: each behind a private bridge on a Unix socket, forwarded to like any upstream.
-    const sockets = new Map<string, string>();
+    // One run-time object per route: its credential, the secrets its answers must not carry,
+    // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
+    // and is forwarded to like any upstream; its secret environment is masked in its answers.
+    const routes: RouteRuntime[] = [];
     for (const [i, r] of config.routes.entries()) {
+      const binding = r.credential ? bindCredential(r.credential) : null;
       const stdio = r.mcp?.stdio;
-      if (!stdio) continue;
+      if (!stdio) {
+        const upstream = new HttpUpstream(r);
+        closers.push(() => upstream.close());
+        routes.push(routeRuntime(r, { binding, secrets: binding, upstream }));
+        continue;
+      }
       let bridge: StdioBridge;
       try {
         bridge = await startStdioBridge({ route: r.name, command: stdio.command, env: stdio.env, cwd: stdio.cwd, restart: stdio.restart }, log);
@@ -164,12 +172,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         throw err;
       }
       closers.push(() => bridge.close());
-      sockets.set(r.name, bridge.socketPath);
-      const secrets = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
-      if (secrets.length) bindings.set(r.name, bindEnvSecrets(`${r.name}.env`, secrets));
+      const upstream = new HttpUpstream(r, bridge.socketPath);
+      closers.push(() => upstream.close());
+      const env = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
+      routes.push(routeRuntime(r, { binding, secrets: env.length ? envSecrets(`${r.name}.env`, env) : binding, upstream }));
     }
-    const forwarder = new Forwarder(config.routes, sockets);
-    closers.push(() => forwarder.close());
+    const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
 
     const memory = new MemoryGuard((pressed, state) => {
       metrics.memoryPressure.set(pressed ? 1 : 0);
@@ -179,12 +187,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     closers.push(() => memory.close());
     const deps: PipelineDeps = {
       identifier: createAgentIdentifier(config.agents),
-      routes: createRouteTable(config.routes),
+      routes: createRouteTable(routes),
       maxBodyBytes: config.limits.maxBodyBytes,
       policy,
       audit,
-      bindings,
-      forwarder,
       sessions: new SessionTable(),
       metrics,
       log,
@@ -258,7 +264,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       metrics,
       policy,
       audit,
-      forwarder,
+      upstreams,
       sinks: auditSinks,
       close() {
         closing ??= (async () => {

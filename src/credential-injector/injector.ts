@@ -7,16 +7,20 @@ import type { Credential } from '../config/types';
 import { revealSecret, type Secret } from './secret';
 import { ResponseMasker } from './masker';
 
-/** A route's credential, ready to attach. */
-export interface CredentialBinding {
-  /** The credential's name (for audit records); never its value. */
+/** What an answer must not carry: secret values the route's upstream holds, masked in what it sends back. */
+export interface ResponseSecrets {
+  /** The credential's (or secret set's) name, for logs and records; never a value. */
   readonly name: string;
+  /** Masks the values, and any header value that carries them, in every encoded form (needles.ts). */
+  readonly masker: ResponseMasker;
+}
+
+/** A route's credential, ready to attach; its values are the secrets its answers must not carry. */
+export interface CredentialBinding extends ResponseSecrets {
   /** The header the credential travels in (lower-case). */
   readonly header: string;
   /** Sets the credential header on the outgoing headers. */
   attach(headers: Record<string, string>): void;
-  /** Masks the credential's values, and the header value attached, in every encoded form (needles.ts), in what the upstream sends back. */
-  readonly masker: ResponseMasker;
 }
 
 /** Builds the binding for a credential. */
@@ -62,18 +66,10 @@ export function bindCredential(credential: Credential): CredentialBinding {
 }
 
 /**
- * The binding of a stdio MCP server's secret environment variables: nothing to attach (the
- * child already holds them), but the same masking of their values in what it answers, so a
- * server that echoes its environment cannot hand a secret to the agent.
+ * A stdio MCP server's secret environment variables: nothing to attach (the child already holds
+ * them), but the same masking of their values in what it answers, so a server that echoes its
+ * environment cannot hand a secret to the agent.
  */
-export function bindEnvSecrets(name: string, secrets: readonly Secret[]): CredentialBinding {
-  const masker = new ResponseMasker(secrets.map((s) => revealSecret(s)));
-  return Object.freeze({
-    name,
-    header: '',
-    attach() {
-      /* the secrets travel in the child's environment, not in a header */
-    },
-    masker,
-  });
+export function envSecrets(name: string, secrets: readonly Secret[]): ResponseSecrets {
+  return Object.freeze({ name, masker: new ResponseMasker(secrets.map((s) => revealSecret(s))) });
 }

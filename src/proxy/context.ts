@@ -1,12 +1,12 @@
 /** The per-call state that moves through the pipeline. Each stage fills in its part. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallFacts } from '../audit/call-records';
-import type { RouteConfig } from '../config/types';
-import type { CredentialBinding } from '../credential-injector/injector';
+import type { ResponseSecrets } from '../credential-injector/injector';
 import { mcpAuditView } from '../mcp/audit-view';
 import type { McpCall } from '../mcp/message';
 import type { Decision } from '../policy/engine';
 import type { CanonicalTarget } from './canonical-path';
+import type { RouteRuntime } from './route-runtime';
 
 /** One call. Fields are set by the stage named in their comment. */
 export interface CallContext {
@@ -21,7 +21,7 @@ export interface CallContext {
   agent: string | null;
   /** route */
   target: CanonicalTarget | null;
-  route: RouteConfig | null;
+  route: RouteRuntime | null;
   relativePath: string | null;
   /** read-body */
   body: Buffer;
@@ -37,8 +37,8 @@ export interface CallContext {
   policyRevision: string | null;
   /** audit-decision: true once the decision record is durable. */
   audited: boolean;
-  /** inject-credential: the route's credential, attached to `headers` (also masks the answer). */
-  binding: CredentialBinding | null;
+  /** inject-credential: what the answer must not carry (the attached credential's values, a stdio server's secrets). */
+  secrets: ResponseSecrets | null;
   /** forward (or the local reply after an allowed call failed): how the call ended, for its outcome record. */
   outcome: { readonly status: number; readonly code?: string } | null;
 }
@@ -63,7 +63,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     decision: null,
     policyRevision: null,
     audited: false,
-    binding: null,
+    secrets: null,
     outcome: null,
   };
 }

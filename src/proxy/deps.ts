@@ -1,24 +1,21 @@
 /** What the stages of both pipeline halves use, built once per configuration (src/gateway.ts). */
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/writer';
-import type { CredentialBinding } from '../credential-injector/injector';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicyStore } from '../policy/policy-store';
-import type { Forwarder } from './forward';
 import type { AgentIdentifier } from './identify';
 import type { MemoryGuard } from './memory-guard';
+import type { RouteRuntime } from './route-runtime';
 import type { RouteTable } from './route-table';
 
 /** Everything the stages use, built once per configuration. */
 export interface PipelineDeps {
   readonly identifier: AgentIdentifier;
-  readonly routes: RouteTable;
+  readonly routes: RouteTable<RouteRuntime>;
   readonly maxBodyBytes: number;
   readonly policy: PolicyStore;
   readonly audit: AuditSink;
-  readonly bindings: ReadonlyMap<string, CredentialBinding>;
-  readonly forwarder: Forwarder;
   /** MCP sessions bound to the agents that created them. */
   readonly sessions: SessionTable;
   readonly metrics: Metrics;

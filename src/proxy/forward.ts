@@ -1,5 +1,6 @@
 /**
- * Forwarding with undici: one keep-alive Pool per route, the request body sent as the exact
+ * Forwarding with undici: one keep-alive Pool per route (an HttpUpstream, held by the route's
+ * run-time object), the request body sent as the exact
  * bytes the policy judged, the response streamed back without buffering (SSE included) through
  * the credential masker. A client that goes away aborts the upstream request. Chosen over
  * http-proxy 1.18 (unmaintained, leaks sockets, keeps upstream SSE open after the client
@@ -35,7 +36,6 @@ export interface ResponsePlan {
 
 /** What the forward stage needs from a call. */
 export interface ForwardRequest {
-  readonly route: RouteConfig;
   readonly method: string;
   /** Upstream path with query. */
   readonly path: string;
@@ -87,24 +87,30 @@ function collect(done: (body: Buffer) => void): Writable {
 }
 
 /** Forwards allowed calls to upstreams. */
-export class Forwarder {
-  private readonly pools = new Map<string, Pool>();
+/** A route's upstream, as the forward stage sees it. */
+export interface Upstream {
+  /** Sends an allowed call and streams its answer into `res` (see HttpUpstream.forward). */
+  forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult>;
+  /** Connections open to the upstream now (for leak tests and metrics). */
+  connectionCount(): number;
+  close(): Promise<void>;
+}
 
-  /** `sockets`: routes reached over a Unix socket instead of their origin (stdio bridges). */
-  constructor(routes: readonly RouteConfig[], sockets: ReadonlyMap<string, string> = new Map()) {
-    for (const r of routes) {
-      const socketPath = sockets.get(r.name);
-      this.pools.set(
-        r.name,
-        new Pool(r.origin, {
-          connections: 256,
-          keepAliveTimeout: 4_000,
-          connect: { timeout: r.timeouts.connectMs, ...(socketPath ? { socketPath } : {}) },
-          headersTimeout: r.timeouts.headersMs,
-          bodyTimeout: r.timeouts.idleMs,
-        }),
-      );
-    }
+/** A route's upstream over HTTP/1.1: one keep-alive pool. */
+export class HttpUpstream implements Upstream {
+  private readonly pool: Pool;
+  private readonly totalMs: number;
+
+  /** `socketPath`: reach the route over a Unix socket instead of its origin (a stdio bridge). */
+  constructor(route: RouteConfig, socketPath?: string) {
+    this.totalMs = route.timeouts.totalMs;
+    this.pool = new Pool(route.origin, {
+      connections: 256,
+      keepAliveTimeout: 4_000,
+      connect: { timeout: route.timeouts.connectMs, ...(socketPath ? { socketPath } : {}) },
+      headersTimeout: route.timeouts.headersMs,
+      bodyTimeout: route.timeouts.idleMs,
+    });
   }
 
   /**
@@ -113,7 +119,7 @@ export class Forwarder {
    * end the stream and are reported in the result.
    */
   async forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult> {
-    const pool = this.pools.get(req.route.name) as Pool;
+    const pool = this.pool;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
@@ -121,7 +127,7 @@ export class Forwarder {
     res.once('close', onClose);
     // The whole call's deadline: undici's bodyTimeout only bounds silence, not a trickle.
     let timedOut = false;
-    const totalMs = req.route.timeouts.totalMs;
+    const totalMs = this.totalMs;
     const deadline =
       totalMs > 0
         ? setTimeout(() => {
@@ -184,15 +190,11 @@ export class Forwarder {
     return cut === null ? { status, headersMs } : { status, headersMs, code: cut };
   }
 
-  /** Closes every pool. */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await this.pool.close();
   }
 
-  /** Connections currently open to upstreams (for leak tests and metrics). */
   connectionCount(): number {
-    let n = 0;
-    for (const p of this.pools.values()) n += p.stats.connected;
-    return n;
+    return this.pool.stats.connected;
   }
 }

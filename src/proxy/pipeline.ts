@@ -134,12 +134,12 @@ const injectCredential: Stage = {
   name: 'inject-credential',
   run(ctx, deps) {
     // Only after the decision is allowed and durably recorded, and only this route's credential.
-    const binding = deps.bindings.get(ctx.route!.name) ?? null;
-    if (!binding) return;
-    binding.attach(ctx.headers!);
+    const route = ctx.route!;
+    ctx.secrets = route.secrets;
+    if (route.binding === null) return;
+    route.binding.attach(ctx.headers!);
     // A compressed answer would hide an echoed secret from the masker.
     ctx.headers!['accept-encoding'] = 'identity';
-    ctx.binding = binding;
   },
 };
 
@@ -151,9 +151,8 @@ const forward: Stage = {
     const path = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
     let r;
     try {
-      r = await deps.forwarder.forward(
+      r = await route.upstream.forward(
         {
-          route,
           method: ctx.req.method ?? 'GET',
           path,
           headers: ctx.headers!,

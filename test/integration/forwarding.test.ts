@@ -105,7 +105,7 @@ test('no socket growth: many calls reuse a bounded set of upstream connections',
   for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 40 }, one));
   const open = await new Promise<number>((r) => upstream.server.getConnections((_e, n) => r(n)));
   expect(open).toBeLessThanOrEqual(16);
-  expect(gw.gateway.forwarder.connectionCount()).toBeLessThanOrEqual(16);
+  expect(gw.gateway.upstreams.connectionCount()).toBeLessThanOrEqual(16);
   agent.destroy();
 });
 

@@ -103,7 +103,7 @@ test('G16: repeated resets and hangs leave no upstream socket and no gateway con
   for (let round = 0; round < 3; round++) await Promise.all(['/reset', '/hang', '/trickle-headers', '/oversized-header'].map((p) => rawRequest(gw.gateway.url, { path: `/up${p}`, headers: auth })));
   await new Promise((r) => setTimeout(r, 200));
   expect(sockets.size).toBe(0);
-  expect(gw.gateway.forwarder.connectionCount()).toBe(0);
+  expect(gw.gateway.upstreams.connectionCount()).toBe(0);
 }, 30_000);
 
 /**

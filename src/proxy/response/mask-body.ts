@@ -13,9 +13,9 @@ export const BUFFERED_MASK_LIMIT = 64 * 1024;
 export const maskBody: ResponseStage = {
   name: 'mask-body',
   run(r, ctx, deps) {
-    const binding = ctx.binding;
-    if (binding === null || r.bodyless) return;
-    const masker = binding.masker;
+    const secrets = ctx.secrets;
+    if (secrets === null || r.bodyless) return;
+    const masker = secrets.masker;
     const length = Number(r.upstream['content-length']);
     if (r.steps.length === 0 && length >= 0 && length <= BUFFERED_MASK_LIMIT) {
       r.whole = (body) => {

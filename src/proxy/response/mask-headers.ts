@@ -8,9 +8,9 @@ import { reportMasked, type ResponseStage } from './upstream-response';
 export const maskHeaders: ResponseStage = {
   name: 'mask-headers',
   run(r, ctx, deps) {
-    const binding = ctx.binding;
-    if (binding === null) return;
-    const m = binding.masker;
+    const secrets = ctx.secrets;
+    if (secrets === null) return;
+    const m = secrets.masker;
     const out = r.headers;
     let dropped = 0;
     let masked = false;

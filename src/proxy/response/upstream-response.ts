@@ -36,7 +36,7 @@ export interface ResponseStage {
 
 /** Whether the answer's body must be readable by the gateway: a route with a credential to mask, or an MCP route. */
 export function mustReadBody(ctx: CallContext): boolean {
-  return ctx.binding !== null || ctx.route?.kind === 'mcp';
+  return ctx.secrets !== null || ctx.route?.kind === 'mcp';
 }
 
 /** Counts and logs, once per call, that a credential value was masked in the answer. */
