@@ -41,10 +41,14 @@ export const CHECKPOINT_FILE = 'checkpoint';
 /** The file beside the segments listing the verifier keys that signed the trail. */
 export const PUBLIC_KEY_FILE = 'audit.pub';
 
-/** Where audit events go. A second implementation (syslog, remote) is a new file. */
-export interface AuditSink {
+/**
+ * Where audit events go: the trail as the request path sees it: append a record, know whether appends
+ * succeed. A second implementation is a new file. (The shippers that copy the trail elsewhere
+ * are the "sinks": src/audit/sinks/.)
+ */
+export interface AuditLog {
   /**
-   * Appends an event; resolves when it is durable according to the sink's mode. `lazy` records
+   * Appends an event; resolves when it is durable according to the log's durability mode. `lazy` records
    * (outcomes, which nothing waits on) do not start a write of their own: they ride with the
    * next batch, or are written after LAZY_FLUSH_MS.
    */
@@ -85,7 +89,7 @@ export interface HealthDetail {
   readonly refusedRecords: number;
 }
 
-/** Options of AuditSink.append. */
+/** Options of AuditLog.append. */
 export interface AppendOptions {
   readonly lazy?: boolean;
 }
@@ -192,7 +196,7 @@ async function publishVerifierKey(dir: string, verifierKey: string): Promise<voi
 }
 
 /** JSON Lines writer with hash chain, checkpoints and group commit. Create with openAuditWriter. */
-export class JsonlAuditWriter implements AuditSink {
+export class JsonlAuditWriter implements AuditLog {
   private queue: Pending[] = [];
   private flushing = false;
   private scheduled = false;

@@ -102,6 +102,14 @@ export class WasmPolicyEngine implements PolicyEngine {
   }
 }
 
+/** Where the request path gets the policy in force (PolicyStore is the one implementation). */
+export interface PolicySource {
+  /** False until a policy has loaded. */
+  readonly ready: boolean;
+  /** The engine in force. */
+  readonly current: PolicyEngine;
+}
+
 /** Used before any policy has loaded: denies everything, saying why. */
 export const NO_POLICY: PolicyEngine = {
   revision: 'none',

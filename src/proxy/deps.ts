@@ -1,21 +1,21 @@
 /** What the stages of both pipeline halves use, built once per configuration (src/gateway.ts). */
 import type { Logger } from 'pino';
-import type { AuditSink } from '../audit/writer';
+import type { AuditLog } from '../audit/writer';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
-import type { PolicyStore } from '../policy/policy-store';
+import type { PolicySource } from '../policy/engine';
 import type { AgentIdentifier } from './identify';
 import type { MemoryGuard } from './memory-guard';
 import type { RouteRuntime } from './route-runtime';
 import type { RouteTable } from './route-table';
 
-/** Everything the stages use, built once per configuration. */
+/** Everything the stages use, built once per configuration; each part is an interface, so a second implementation is a new file. */
 export interface PipelineDeps {
   readonly identifier: AgentIdentifier;
   readonly routes: RouteTable<RouteRuntime>;
   readonly maxBodyBytes: number;
-  readonly policy: PolicyStore;
-  readonly audit: AuditSink;
+  readonly policy: PolicySource;
+  readonly audit: AuditLog;
   /** MCP sessions bound to the agents that created them. */
   readonly sessions: SessionTable;
   readonly metrics: Metrics;

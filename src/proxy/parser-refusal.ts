@@ -17,13 +17,13 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { decisionRecord } from '../audit/call-records';
-import type { AuditSink } from '../audit/writer';
+import type { AuditLog } from '../audit/writer';
 import { ERROR_CODES, GatewayError, type ErrorCode } from '../errors';
 import { NO_ROUTE, type Metrics } from '../observability/metrics';
 
 /** What a parser refusal needs: where to record it and count it. */
 export interface ParserRefusalDeps {
-  readonly audit: AuditSink;
+  readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly log: Logger;
 }
