@@ -16,6 +16,7 @@ import { assertNoMethodOverride } from './method-override';
 import { assertHttp1 } from './parser-refusal';
 import { policyInput } from './policy-input';
 import { readBody } from './read-body';
+import { callEndChannel, stageChannel, stageRefusedChannel, type CallEndMessage, type StageMessage, type StageRefusedMessage } from '../observability/channels';
 import { planResponse } from './response/response-pipeline';
 import { parseJsonBody } from './strict-json';
 
@@ -183,16 +184,29 @@ export const PIPELINE: readonly Stage[] = Object.freeze([admit, identify, route,
  * written after the fact and its failure cannot undo the call.
  */
 export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: GatewayError): Promise<void> {
+  let at = 'admission';
+  let refusal: GatewayError | null = null;
   try {
     if (refuse) throw refuse;
     for (const stage of PIPELINE) {
+      at = stage.name;
+      const t0 = stageChannel.hasSubscribers ? process.hrtime.bigint() : 0n;
       const pending = stage.run(ctx, deps);
       if (pending) await pending;
+      if (stageChannel.hasSubscribers) stageChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, durationMs: Number(process.hrtime.bigint() - t0) / 1e6 } satisfies StageMessage);
     }
   } catch (err) {
+    refusal = err instanceof GatewayError ? err : null;
+    if (stageRefusedChannel.hasSubscribers) stageRefusedChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, code: refusal?.code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
     await localReply(ctx, err, deps);
   }
   if (ctx.audited) writeOutcome(ctx, deps);
+  if (callEndChannel.hasSubscribers) {
+    // The code the agent was answered with (the local reply may have turned a deny into an outage).
+    const answered = ctx.res.getHeader('x-portcullis-error');
+    const code = ctx.outcome?.code ?? (typeof answered === 'string' ? answered : (refusal?.code ?? null));
+    callEndChannel.publish({ decisionId: ctx.id, route: ctx.route?.name ?? null, agent: ctx.agent, status: ctx.outcome?.status ?? ctx.res.statusCode, code } satisfies CallEndMessage);
+  }
 }
 
 function writeOutcome(ctx: CallContext, deps: PipelineDeps): void {

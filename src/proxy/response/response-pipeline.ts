@@ -18,6 +18,7 @@ import { maskHeaders } from './mask-headers';
 import { mcpSessions } from './mcp-sessions';
 import { responseHeaders } from './response-headers';
 import { isEventStream } from '../../credential-injector/sse-data';
+import { stageChannel, stageRefusedChannel, type StageMessage, type StageRefusedMessage } from '../../observability/channels';
 import type { ResponseStage, UpstreamResponse } from './upstream-response';
 
 /** The response stages, in order. Reordering them is a one-line change here. */
@@ -36,6 +37,19 @@ export function planResponse(ctx: CallContext, deps: PipelineDeps, status: numbe
     whole: null,
     maskReported: false,
   };
-  for (const stage of RESPONSE_PIPELINE) stage.run(r, ctx, deps);
+  if (!stageChannel.hasSubscribers && !stageRefusedChannel.hasSubscribers) {
+    for (const stage of RESPONSE_PIPELINE) stage.run(r, ctx, deps);
+    return r;
+  }
+  for (const stage of RESPONSE_PIPELINE) {
+    const t0 = process.hrtime.bigint();
+    try {
+      stage.run(r, ctx, deps);
+    } catch (err) {
+      stageRefusedChannel.publish({ decisionId: ctx.id, half: 'response', stage: stage.name, code: (err as { code?: string }).code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
+      throw err;
+    }
+    stageChannel.publish({ decisionId: ctx.id, half: 'response', stage: stage.name, durationMs: Number(process.hrtime.bigint() - t0) / 1e6 } satisfies StageMessage);
+  }
   return r;
 }
