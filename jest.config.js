@@ -1,4 +1,4 @@
-/** Jest: TypeScript through ts-jest (transpile only; `tsc` type-checks in the build step). */
+/** Jest: TypeScript through ts-jest (transpile only; `npm test` type-checks src, test, bench and examples with tsc -p tsconfig.test.json first). */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],

@@ -100,7 +100,7 @@ beforeAll(async () => {
   trail = gw.auditDir;
   lines = gw.auditText().split('\n').filter(Boolean);
   records = lines.map((l) => JSON.parse(l));
-  revision = records.find((r) => r.type === 'decision').policy_revision;
+  revision = records.find((r) => r.type === 'decision')!.policy_revision;
 }, 60000);
 
 const ids = (stdout: string) =>
@@ -174,7 +174,7 @@ describe('audit query', () => {
     const got = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     expect(got.map((x) => x.decision_id)).toEqual(calls.filter((c) => c.agent === 'bot-a').map((c) => c.id));
     for (const x of got) {
-      const outcome = records.find((o) => o.type === 'outcome' && o.decision_id === x.decision_id);
+      const outcome = records.find((o) => o.type === 'outcome' && o.decision_id === x.decision_id)!;
       if (x.decision === 'allow') expect(x.outcome).toEqual({ status: outcome.status, latency_ms: outcome.latency_ms, seq: outcome.seq });
       else expect(x.outcome).toBeUndefined();
     }
@@ -189,7 +189,7 @@ describe('audit query', () => {
     expect(rows.map((row) => row[header.indexOf('decision_id')])).toEqual(calls.map((c) => c.id));
     const col = (row: string[], name: string) => row[header.indexOf(name)];
     for (const row of rows) {
-      const rec = records.find((x) => x.type === 'decision' && x.decision_id === col(row, 'decision_id'));
+      const rec = records.find((x) => x.type === 'decision' && x.decision_id === col(row, 'decision_id'))!;
       expect(Number(col(row, 'seq'))).toBe(rec.seq);
       expect(col(row, 'route')).toBe(rec.route ?? '');
       expect(col(row, 'policy_revision')).toBe(rec.policy_revision ?? '');
@@ -324,7 +324,7 @@ describe('audit export', () => {
       expect(e.api.request.uid).toBe(c.id);
       expect(e.http_request.http_method).toBe(c.method);
       if (c.decision === 'deny') expect(e.status_code).toBe(rec.code);
-      const outcome = records.find((o) => o.type === 'outcome' && o.decision_id === c.id);
+      const outcome = records.find((o) => o.type === 'outcome' && o.decision_id === c.id)!;
       expect(e.http_response?.code).toBe(c.decision === 'allow' ? outcome.status : rec.status);
       expect(e.unmapped.portcullis.credential).toBe(rec.credential);
     });

@@ -58,7 +58,7 @@ test('G16 G4: under memory pressure new calls are refused with 503 PC_OVERLOADED
   expect(JSON.parse(refused!.body).error.code).toBe('PC_OVERLOADED');
   const ready = await fetch(`${gw.adminUrl}/readyz`);
   expect(ready.status).toBe(503);
-  expect((await ready.json()).problems).toContain('memory pressure');
+  expect(((await ready.json()) as { problems: string[] }).problems).toContain('memory pressure');
 
   // The held calls end; memory comes back and calls are taken again.
   release();

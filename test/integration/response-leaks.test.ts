@@ -156,7 +156,10 @@ function careless(req: http.IncomingMessage, res: http.ServerResponse): void {
       if (!chunked) return void res.end(text);
       // One byte per write: the masker must hold what may begin the secret across chunks.
       let i = 0;
-      const next = () => (i < text.length ? res.write(text[i++], () => setImmediate(next)) : res.end());
+      const next = (): void => {
+        if (i < text.length) res.write(text[i++], () => setImmediate(next));
+        else res.end();
+      };
       return next();
     }
     case 'sse-split': {
@@ -164,9 +167,9 @@ function careless(req: http.IncomingMessage, res: http.ServerResponse): void {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const eol = arg === 'crlf' ? '\r\n' : '\n';
       const pieces = [...secret].map((c, i) => (arg === 'lines' ? `data: ${c}${eol}${i === secret.length - 1 ? eol : ''}` : `data:${c}${eol}${eol}`));
-      const next = () => {
+      const next = (): void => {
         const p = pieces.shift();
-        if (p === undefined) return res.end();
+        if (p === undefined) return void res.end();
         res.write(p, () => setTimeout(next, 1));
       };
       return next();
@@ -202,7 +205,7 @@ function startRawUpstream(): Promise<void> {
 function startMcpUpstream(): Promise<void> {
   mcpUpstream = http.createServer((req, res) => {
     const mcp = new McpServer({ name: 'careless', version: '1.0.0' });
-    mcp.registerTool('whoami', { inputSchema: {} as never }, async (_args: unknown, extra: { requestInfo?: { headers: Record<string, unknown> } }) => {
+    mcp.registerTool('whoami', { inputSchema: {} }, async (_args, extra) => {
       const token = String(extra.requestInfo?.headers.authorization ?? '').slice('Bearer '.length);
       return { content: Object.keys(ENCODE).map((form) => ({ type: 'text' as const, text: `${form}:${ENCODE[form](token)}` })).concat([{ type: 'text', text: `raw:${token}` }]) };
     });

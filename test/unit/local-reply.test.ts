@@ -43,7 +43,7 @@ test('G4: an unexpected throw is answered 500 PC_INTERNAL_ERROR, recorded, and l
   });
   const r = await fetch(`${s.url}/api/x`);
   expect(r.status).toBe(500);
-  expect((await r.json()).error.code).toBe('PC_INTERNAL_ERROR');
+  expect(((await r.json()) as { error: { code: string } }).error.code).toBe('PC_INTERNAL_ERROR');
   expect(s.records).toEqual([expect.objectContaining({ type: 'decision', decision: 'deny', code: 'PC_INTERNAL_ERROR', status: 500 })]);
   expect(s.logs()).toContain('boom inside a stage');
   expect(s.logs()).toMatch(/"stack":"TypeError: boom inside a stage\\n\s+at /);
