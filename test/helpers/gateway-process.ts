@@ -3,8 +3,9 @@
  * new PID namespace, a shell that never reaps it), for tests that kill, stop and restart it.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { OPA } from './harness';
 
@@ -164,4 +165,21 @@ export function trailRecords(dir: string): Record<string, any>[] {
     .sort()
     .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
     .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+/** The policy the process tests run: the agent `bot` may make any call. */
+export const BOT_POLICY = 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n';
+
+/** A scratch directory for tests that spawn gateways, with BOT_POLICY in its policies/. */
+export function scratchDir(prefix: string): string {
+  const base = mkdtempSync(path.join(os.tmpdir(), `portcullis-${prefix}-`));
+  mkdirSync(path.join(base, 'policies'));
+  writeFileSync(path.join(base, 'policies', 'p.rego'), BOT_POLICY);
+  return base;
+}
+
+/** For afterAll: kills every gateway still running and removes the scratch directory. */
+export function killGatewaysAndRemove(base: string): void {
+  for (const c of liveGateways) c.kill('SIGKILL');
+  rmSync(base, { recursive: true, force: true });
 }

@@ -7,14 +7,13 @@
  * record, and the trail verifies.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, rawRequest, startUpstream, type Upstream } from '../helpers/harness';
-import { callOnce, liveGateways, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
+import { callOnce, killGatewaysAndRemove, scratchDir, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
 
 const KEY = 'eio-agent-key';
-const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-eio-'));
+const base = scratchDir('eio');
 const auditDir = path.join(base, 'audit');
 const configFile = path.join(base, 'portcullis.yaml');
 const trigger = path.join(base, 'fail-sync');
@@ -70,8 +69,6 @@ if (!GCC) console.warn('audit-eio: gcc is not installed, so the fdatasync EIO sh
 
 beforeAll(async () => {
   upstream = await startUpstream();
-  mkdirSync(path.join(base, 'policies'));
-  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
   writeFileSync(configFile, `${oneRouteYaml({ upstream: upstream.url, agentKey: KEY, admin: true })}\nlog: { level: info }\n`);
   if (GCC) {
     writeFileSync(path.join(base, 'eio-shim.c'), SHIM_C);
@@ -80,9 +77,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of liveGateways) c.kill('SIGKILL');
   await upstream?.close();
-  rmSync(base, { recursive: true, force: true });
+  killGatewaysAndRemove(base);
 });
 
 const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;

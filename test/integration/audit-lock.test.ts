@@ -5,14 +5,13 @@
  * finds a lock naming its own pid from an earlier life takes it over and says so.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
-import { callOnce, liveGateways, processState, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
+import { callOnce, killGatewaysAndRemove, processState, scratchDir, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
 
 const KEY = 'lock-agent-key';
-const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-lock-'));
+const base = scratchDir('lock');
 const auditDir = path.join(base, 'audit');
 const configFile = path.join(base, 'portcullis.yaml');
 let upstream: Upstream;
@@ -31,15 +30,12 @@ if (!UNSHARE) console.warn('audit-lock: unshare --pid --fork --mount-proc is not
 
 beforeAll(async () => {
   upstream = await startUpstream();
-  mkdirSync(path.join(base, 'policies'));
-  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
   writeFileSync(configFile, `${oneRouteYaml({ upstream: upstream.url, agentKey: KEY })}\nlog: { level: info }\n`);
 });
 
 afterAll(async () => {
-  for (const c of liveGateways) c.kill('SIGKILL');
   await upstream?.close();
-  rmSync(base, { recursive: true, force: true });
+  killGatewaysAndRemove(base);
 });
 
 /** Sends `n` calls and returns the decision ids of the 2xx answers. */

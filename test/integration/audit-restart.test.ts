@@ -7,11 +7,10 @@
  * record the takeover of the lock its killed predecessor held, and the trail must verify.
  */
 import http from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
-import { callOnce, liveGateways, spawnGateway, trailRecords, verifyCli, type GatewayProcess } from '../helpers/gateway-process';
+import { callOnce, type GatewayProcess, killGatewaysAndRemove, scratchDir, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
 
 const ROUNDS = Number(process.env.PORTCULLIS_RESTART_ROUNDS ?? 20);
 const CLIENTS = 8;
@@ -23,7 +22,7 @@ const CLIENTS = 8;
 const RESTART_BOUND_MS = 5000;
 const KEY = 'restart-agent-key';
 
-const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-restart-'));
+const base = scratchDir('restart');
 const auditDir = path.join(base, 'audit');
 const configFile = path.join(base, 'portcullis.yaml');
 let upstream: Upstream;
@@ -38,15 +37,12 @@ const results: RoundResult[] = [];
 
 beforeAll(async () => {
   upstream = await startUpstream();
-  mkdirSync(path.join(base, 'policies'));
-  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
   writeFileSync(configFile, `${oneRouteYaml({ upstream: upstream.url, agentKey: KEY })}\nlog: { level: info }\n`);
 });
 
 afterAll(async () => {
-  for (const c of liveGateways) c.kill('SIGKILL');
   await upstream?.close();
-  rmSync(base, { recursive: true, force: true });
+  killGatewaysAndRemove(base);
 });
 
 /** Calls the first 2xx of a fresh gateway; returns when it came. */

@@ -6,14 +6,13 @@
  * the gateway takes calls again. The process never dies.
  */
 import http from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
-import { callOnce, liveGateways, spawnGateway, trailRecords, type CallResult } from '../helpers/gateway-process';
+import { callOnce, type CallResult, killGatewaysAndRemove, scratchDir, spawnGateway, trailRecords } from '../helpers/gateway-process';
 
 const KEY = 'memory-agent-key';
-const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-memory-'));
+const base = scratchDir('memory');
 /** ~900 KB of JSON holding 100 000 small objects: several MB once parsed. */
 const BODY = `[${Array.from({ length: 100_000 }, (_, i) => `{"a":${i % 10}}`).join(',')}]`;
 let upstream: Upstream;
@@ -22,15 +21,12 @@ const held: http.ServerResponse[] = [];
 beforeAll(async () => {
   // The upstream holds every POST until the test releases it, and answers GETs at once.
   upstream = await startUpstream((req, res) => (req.method === 'POST' ? held.push(res) : res.end('{}')));
-  mkdirSync(path.join(base, 'policies'));
-  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
 });
 
 afterAll(async () => {
-  for (const c of liveGateways) c.kill('SIGKILL');
   for (const r of held) r.destroy();
   await upstream?.close();
-  rmSync(base, { recursive: true, force: true });
+  killGatewaysAndRemove(base);
 });
 
 function release(): void {

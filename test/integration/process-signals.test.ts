@@ -8,14 +8,13 @@
  *   call has its allow record, and the trail verifies.
  */
 import http from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
-import { callOnce, liveGateways, spawnGateway, trailRecords, verifyCli, type CallResult } from '../helpers/gateway-process';
+import { callOnce, type CallResult, killGatewaysAndRemove, scratchDir, spawnGateway, trailRecords, verifyCli } from '../helpers/gateway-process';
 
 const KEY = 'signals-agent-key';
-const base = mkdtempSync(path.join(os.tmpdir(), 'portcullis-signals-'));
+const base = scratchDir('signals');
 const UPSTREAM_DELAY_MS = 400;
 let upstream: Upstream;
 
@@ -28,14 +27,11 @@ beforeAll(async () => {
       res.end(text);
     }, UPSTREAM_DELAY_MS);
   });
-  mkdirSync(path.join(base, 'policies'));
-  writeFileSync(path.join(base, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n');
 });
 
 afterAll(async () => {
-  for (const c of liveGateways) c.kill('SIGKILL');
   await upstream?.close();
-  rmSync(base, { recursive: true, force: true });
+  killGatewaysAndRemove(base);
 });
 
 function configFor(name: string): { file: string; auditDir: string } {
