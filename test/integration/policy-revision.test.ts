@@ -40,7 +40,7 @@ function writeTree(parent: string, shared: string): string {
 
 const compile = (dir: string, output?: string) => compilePolicy({ path: dir, entrypoint: 'portcullis/decision', opa: OPA, output });
 
-describe('the revision is a content address', () => {
+describe('G17: the revision is a content address', () => {
   let a: string;
   let b: string;
   beforeAll(() => {
