@@ -297,8 +297,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             });
           }
           // Nothing may follow gateway_stop: a kept-alive connection would still be answered (and
-          // audited) until cleanup closes it, so close every connection first.
+          // audited) until cleanup closes it, so close every connection first, and stop the
+          // policy reloads (a policy_loaded) too.
           server.closeAllConnections();
+          await policy.close();
           await audit.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
           await cleanup();
           log.info('portcullis stopped');

@@ -105,7 +105,9 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
   const sources = await readSources(options.path);
   const info = await stat(options.path);
   if (!info.isDirectory()) {
-    const bundle = readBundle(sources.contents.get(path.basename(options.path))!, options.path);
+    const bytes = sources.contents.get(path.basename(options.path));
+    if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
+    const bundle = readBundle(bytes, options.path);
     return checkEntrypoint({ ...bundle, revision: sources.revision, files: sources.files }, options);
   }
   let before = sources;

@@ -130,10 +130,11 @@ export class PolicyStore {
     }
   }
 
-  /** Stops watching. */
-  close(): void {
+  /** Stops watching, then waits for a build in progress, so no event follows. */
+  async close(): Promise<void> {
     this.watcher?.close();
     this.watcher = null;
+    await this.settled();
   }
 
   /** Looks at the sources; one look at a time, and one more if asked during it. */
@@ -172,8 +173,9 @@ export class PolicyStore {
       }
       return this.report();
     }
-    // The poll retries a rejected revision only once its files change; a save always retries.
-    if (cause === 'poll' && this.rejection?.revision === revision) return this.report();
+    // A rejected revision is built again only once its files change: editors' swap files and
+    // the poll would otherwise report the same error again and again.
+    if (this.rejection?.revision === revision) return this.report();
     if (cause === 'poll' && !this.watcher?.pending) this.events.onWatchGap?.({ cause: 'poll', revision });
     try {
       await this.load();

@@ -77,9 +77,12 @@ describe('G17: the revision is a content address', () => {
     expect((await compile(a)).revision).toBe(before);
   });
 
-  test('the bundle names no absolute path and carries the revision in its manifest', async () => {
-    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'portcullis-out-')), 'bundle.tar.gz');
+  test('the bundle names no absolute path, carries the revision in its manifest, and is the same bytes from either directory', async () => {
+    const outDir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-out-'));
+    const [out, other] = [path.join(outDir, 'b.tar.gz'), path.join(outDir, 'a.tar.gz')];
     const compiled = await compile(b, out);
+    await compile(a, other);
+    expect(readFileSync(other).equals(readFileSync(out))).toBe(true);
     const tar = gunzipSync(readFileSync(out)).toString('latin1');
     expect(tar).not.toContain(path.dirname(b));
     expect(tar).not.toContain(os.tmpdir() + '/');
