@@ -152,13 +152,13 @@ export class PolicyStore {
   }
 
   private async look(cause: 'watch' | 'poll'): Promise<void> {
-    let revision: string | null;
+    let revision: string;
     try {
       const sources = await readSources(this.options.path);
       this.watcher?.arm(sources.directories);
       revision = sources.revision;
     } catch (err) {
-      revision = null;
+      // Unreadable (removed, a symlink loop): the policy in force stays, and that is drift.
       if (this.rejection && this.rejection.revision === null) return;
       return this.reject(err as Error, null);
     }

@@ -190,4 +190,23 @@ describe('G17: an edit saved by any editor is enforced within one poll interval 
       await gw.close();
     }
   });
+
+  test('a policy directory that disappears keeps the policy in force, as drift, until it is back', async () => {
+    const gw = await start({ 'p.rego': rego('v1') }, 300);
+    try {
+      const good = gw.gateway.policy.current.revision;
+      const away = path.join(gw.dir, 'policies.away');
+      renameSync(gw.policyDir, away);
+      const rejected = await gw.waitForAudit((x) => x.type === 'policy_rejected', 5000);
+      expect(rejected).toMatchObject({ revision: null, in_force: good, error: expect.stringMatching(/no such file or directory/) });
+      expect(await enforced(gw)).toBe('v1');
+      expect((await readyz(gw)).body.policy).toMatchObject({ in_force: good, on_disk: null, drift: true });
+      expect(metric(await metrics(gw), 'portcullis_policy_revision_info{state="on_disk",revision="unreadable"}')).toBe(1);
+      renameSync(away, gw.policyDir);
+      await gw.waitForAudit((x) => x.type === 'policy_loaded' && x.recovers?.revision === null, 5000);
+      expect((await readyz(gw)).body.policy).toEqual({ in_force: good, on_disk: good, drift: false, last_rejection: null });
+    } finally {
+      await gw.close();
+    }
+  });
 });
