@@ -5,7 +5,7 @@
  * instead of failing with "not implemented" when a request first reaches that rule.
  *
  * What can run is the union of three lists: builtins the Wasm module implements itself, the few
- * that @open-policy-agent/opa-wasm supplies, and ours (builtins.ts).
+ * that @open-policy-agent/opa-wasm supplies, and ours (builtins/).
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';

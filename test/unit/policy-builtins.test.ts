@@ -1,5 +1,5 @@
 /**
- * Unit tests of the host builtins (src/policy/builtins.ts). Expected values were produced by the
+ * Unit tests of the host builtins (src/policy/builtins/). Expected values were produced by the
  * real OPA v1.21.1 (`opa eval`, Go semantics) so these tests pin us to OPA, not to ourselves.
  */
 import { HOST_BUILTIN_NAMES, HostBuiltinError, hostBuiltins } from '../../src/policy/builtins';
