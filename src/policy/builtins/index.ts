@@ -5,7 +5,8 @@
  * builtin a policy calls, the module calls out to the host (imports `opa_builtin0`…`opa_builtin4`),
  * and @open-policy-agent/opa-wasm looks the name up in its own small table first, then in the
  * `customBuiltins` passed to `loadPolicy`. This folder owns that second table, one family per
- * file: time.ts (the `time.*` family), jwt.ts (`io.jwt.decode`), with the semantics of OPA v1.21.
+ * file: time.ts (the `time.*` family), jwt.ts (`io.jwt.decode`) and sprintf.ts (`sprintf`, in
+ * place of the SDK's own, see sdk-defaults.ts), with the semantics of OPA v1.21.
  * capabilities.ts lists exactly these names, so a policy calling a builtin nobody implements
  * fails at `opa build`, not on a request.
  *
@@ -28,6 +29,8 @@
  */
 import type { HostBuiltin } from './args';
 import { jwtBuiltins } from './jwt';
+import { withdrawSdkDefaults } from './sdk-defaults';
+import { stringBuiltins } from './sprintf';
 import { timeBuiltins } from './time';
 
 export { HostBuiltinError, type HostBuiltin } from './args';
@@ -40,7 +43,20 @@ export { HostBuiltinError, type HostBuiltin } from './args';
 export const hostBuiltins: Readonly<Record<string, HostBuiltin>> = Object.freeze({
   ...timeBuiltins,
   ...jwtBuiltins,
+  ...stringBuiltins,
 });
+
+/** SDK defaults that {@link hostBuiltins} replaces. */
+const REPLACED_SDK_DEFAULTS: readonly string[] = ['sprintf'];
+
+/**
+ * {@link hostBuiltins}, made effective: withdraws the SDK's own versions of the builtins we
+ * replace first. What the engine passes to `loadPolicy`; throws if the SDK changed shape.
+ */
+export function builtinsForLoadPolicy(): Readonly<Record<string, HostBuiltin>> {
+  withdrawSdkDefaults(REPLACED_SDK_DEFAULTS);
+  return hostBuiltins;
+}
 
 /** Names of {@link hostBuiltins}, for the capabilities file. */
 export const HOST_BUILTIN_NAMES: readonly string[] = Object.freeze(Object.keys(hostBuiltins));
