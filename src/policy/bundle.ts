@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
+import { warnOfKnownDifferences } from './builtins/known-differences';
 import { writeCapabilitiesFile } from './capabilities';
 
 const run = promisify(execFile);
@@ -62,6 +63,7 @@ export function readBundle(bundle: Buffer, source: string): CompiledPolicy {
   } catch (err) {
     throw new PolicyBuildError(`${source}: not a gzipped tar bundle (${(err as Error).message})`);
   }
+  warnOfKnownDifferences(files);
   const wasm = files.get('/policy.wasm');
   if (!wasm) throw new PolicyBuildError(`${source}: the bundle has no /policy.wasm; build it with 'opa build -t wasm'`);
   const dataBytes = files.get('/data.json') ?? Buffer.from('{}');

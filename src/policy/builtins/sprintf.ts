@@ -15,8 +15,7 @@ function goArg(value: unknown): GoArg {
   if (typeof value === 'string') return { type: 'string', value };
   if (typeof value !== 'number') return { type: 'string', value: regoText(value) };
   if (!Number.isInteger(value)) return { type: 'float64', value };
-  // String(), not BigInt(value), below 1e21: the shortest decimal is what the module sent.
-  const int = BigInt(Math.abs(value) < 1e21 ? String(value) : value);
+  const int = BigInt(value); // exact for the double; beyond 2^53 the module's digits are lost
   return { type: int >= -INT64_LIMIT && int < INT64_LIMIT ? 'int64' : '*big.Int', value: int };
 }
 
