@@ -63,7 +63,6 @@ export function readBundle(bundle: Buffer, source: string): CompiledPolicy {
   } catch (err) {
     throw new PolicyBuildError(`${source}: not a gzipped tar bundle (${(err as Error).message})`);
   }
-  warnOfKnownDifferences(files);
   const wasm = files.get('/policy.wasm');
   if (!wasm) throw new PolicyBuildError(`${source}: the bundle has no /policy.wasm; build it with 'opa build -t wasm'`);
   const dataBytes = files.get('/data.json') ?? Buffer.from('{}');
@@ -119,6 +118,7 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       const detail = (e.stderr || e.stdout || e.message).trim();
       throw new PolicyBuildError(`policy in ${options.path} does not compile:\n${detail}`);
     }
+    await warnOfKnownDifferences(options.path);
     return checkEntrypoint(readBundle(await readFile(out), out), options);
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /**
- * G17, differentially: the same Rego through the real OPA CLI (`opa eval`, `opa test`: the Go
+ * G18, differentially: the same Rego through the real OPA CLI (`opa eval`, `opa test`: the Go
  * evaluator a CISO's tests run on) and through the gateway's engine (the policy built by
  * `opa build -t wasm` against our capabilities file, loaded by WasmPolicyEngine with the host
  * builtins, decided by `decide()`), requiring the same results.
@@ -95,7 +95,7 @@ async function decideEach(bundle: CompiledPolicy, entrypoints: readonly string[]
 
 const CASES = corpusCases();
 
-describe('G17: the gateway evaluates builtins as `opa eval` does (test/fixtures/builtins-corpus)', () => {
+describe('G18: the gateway evaluates builtins as `opa eval` does (test/fixtures/builtins-corpus)', () => {
   let tmp: string;
   let opaValues: Record<string, Record<string, unknown>>;
   let decisions: Map<string, Decision>;
@@ -139,7 +139,7 @@ describe('G17: the gateway evaluates builtins as `opa eval` does (test/fixtures/
   });
 });
 
-describe('G17: the starter library\'s tests pass in the gateway exactly as `opa test` passes them', () => {
+describe('G18: the starter library\'s tests pass in the gateway exactly as `opa test` passes them', () => {
   let tmp: string;
   let results: Array<{ entrypoint: string; opaPassed: boolean }>;
   let decisions: Map<string, Decision>;

@@ -9,6 +9,8 @@
  * order, where OPA sorts), which is a property of sets, not of one builtin. docs/policy.md lists
  * both.
  */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /** Builtin name → what differs, in a sentence. */
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = Object.freeze({
@@ -29,7 +31,7 @@ export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = Object.freeze
 /** A call, in a policy's source, to a builtin listed in {@link KNOWN_DIFFERENCES}. */
 export interface KnownDifferenceCall {
   readonly builtin: string;
-  /** The .rego file, as named in the bundle, and the 1-based line of the call. */
+  /** The .rego file, relative to the policy directory, and the 1-based line of the call. */
   readonly file: string;
   readonly line: number;
 }
@@ -59,14 +61,24 @@ export function knownDifferenceWarning(call: KnownDifferenceCall): string {
     `opa test: ${KNOWN_DIFFERENCES[call.builtin]} (docs/policy.md, Builtins)`;
 }
 
+/** The .rego files `opa build` compiles from `dir`: tests and hidden entries are left out. */
+async function policyModules(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries
+    .filter((entry) => entry.endsWith('.rego') && !entry.endsWith('_test.rego'))
+    .filter((entry) => !entry.split(path.sep).some((part) => part.startsWith('.')))
+    .sort();
+}
+
 /**
  * Emits a process warning (`PortcullisBuiltinWarning`, code `PC_BUILTIN_DIFFERS`; Node prints it
- * on stderr) for each known-difference call in the .rego members of a compiled bundle.
+ * on stderr) for each known-difference call in the policy directory `dir`. A prebuilt bundle
+ * cannot be scanned: `opa build -t wasm` keeps only stubs of the modules it compiled.
  */
-export function warnOfKnownDifferences(bundleFiles: ReadonlyMap<string, Buffer>): void {
-  for (const [name, bytes] of bundleFiles) {
-    if (!name.endsWith('.rego')) continue;
-    for (const call of findKnownDifferenceCalls(name.replace(/^\//, ''), bytes.toString('utf8'))) {
+export async function warnOfKnownDifferences(dir: string): Promise<void> {
+  for (const file of await policyModules(dir)) {
+    const rego = await readFile(path.join(dir, file), 'utf8');
+    for (const call of findKnownDifferenceCalls(file, rego)) {
       process.emitWarning(knownDifferenceWarning(call), { type: 'PortcullisBuiltinWarning', code: 'PC_BUILTIN_DIFFERS' });
     }
   }
