@@ -165,6 +165,7 @@ export const CONFIG_SCHEMA = {
         entrypoint: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$', description: 'The rule whose value decides each call. Default portcullis/decision.' },
         watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+        require_tests: { type: 'boolean', default: false, description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.' },
       },
     },
     audit: {

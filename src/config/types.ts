@@ -132,6 +132,8 @@ export interface GatewayConfig {
     readonly entrypoint: string;
     readonly watch: boolean;
     readonly opa: string | null;
+    /** policy.require_tests: its own tests must pass before a policy goes into force. */
+    readonly requireTests: boolean;
   };
   readonly audit: {
     readonly path: string;

@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
 import { warnOfKnownDifferences } from './builtins/known-differences';
 import { writeCapabilitiesFile } from './capabilities';
+import { requirePassingTests } from './policy-tests';
 
 const run = promisify(execFile);
 
@@ -86,12 +87,15 @@ export interface CompileOptions {
   readonly opa: string | null;
   /** Write the bundle here too (for `portcullis policy build -o`). */
   readonly output?: string;
+  /** `policy.require_tests`: refuse the policy unless its own tests pass (policy-tests.ts). */
+  readonly requireTests?: boolean;
 }
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
 export async function compilePolicy(options: CompileOptions): Promise<CompiledPolicy> {
   const info = await stat(options.path).catch(() => null);
   if (!info) throw new PolicyBuildError(`${options.path}: no such file or directory`);
+  if (options.requireTests) await requirePassingTests(opaBinary(options.opa), options.path, info.isDirectory());
   if (!info.isDirectory()) return checkEntrypoint(readBundle(await readFile(options.path), options.path), options);
 
   const opa = opaBinary(options.opa);

@@ -19,6 +19,7 @@ export interface PolicyStoreOptions {
   readonly entrypoint: string;
   readonly opa: string | null;
   readonly watch: boolean;
+  readonly requireTests?: boolean;
   /** Quiet period after the last file change before recompiling. */
   readonly debounceMs?: number;
 }
