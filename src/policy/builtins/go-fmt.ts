@@ -5,7 +5,7 @@
  * `%t` of `true` prints `%!t(string=true)`, exactly as OPA does.
  *
  * Supported: the flags `+ - # 0 space`, width and precision as digits, the verbs
- * `v d b o O x X c q U e E f F g G s t %`, and Go's error forms (`%!d(string=x)`,
+ * `v d b o O x X c q U e E f F g G s t %` (and `%#v`), and Go's error forms (`%!d(string=x)`,
  * `%!v(MISSING)`, `%!(EXTRA int64=2)`, `%!(NOVERB)`). Not supported, and refused with an error
  * (so the call denies): `*` widths, explicit argument indexes (`%[1]d`) and hexadecimal floats.
  */
@@ -57,8 +57,8 @@ function formatInteger(n: bigint, spec: Spec): string {
   const { verb } = spec;
   if (verb === 'c') return pad(spec, goRune(Number(n)), false);
   if (verb === 'q') return pad(spec, goQuoteRune(Number(n), spec.plus), false);
-  if (verb === 'U') {
-    const code = `U+${(n < 0n ? -n : n).toString(16).toUpperCase().padStart(spec.prec ?? 4, '0')}`;
+  if (verb === 'U') { // Go formats the value as a uint64
+    const code = `U+${BigInt.asUintN(64, n).toString(16).toUpperCase().padStart(spec.prec ?? 4, '0')}`;
     return pad(spec, spec.sharp && n >= 0n && n <= 0x10ffffn ? `${code} '${goRune(Number(n))}'` : code, false);
   }
   const negative = n < 0n;
@@ -80,7 +80,7 @@ function formatInteger(n: bigint, spec: Spec): string {
 }
 
 function formatFloat(x: number, spec: Spec): string {
-  if (spec.sharp) throw unsupported(spec);
+  if (spec.sharp && spec.verb !== 'v') throw unsupported(spec); // %#v is plain %v for a float
   const negative = x < 0 || Object.is(x, -0);
   const verb = spec.verb === 'v' ? 'g' : spec.verb === 'F' ? 'f' : spec.verb;
   const body = goFormatFloat(x, verb, spec.prec ?? (verb === 'g' || verb === 'G' ? -1 : 6));
@@ -91,6 +91,7 @@ function formatString(text: string, spec: Spec): string {
   switch (spec.verb) {
     case 'v':
     case 's':
+      if (spec.verb === 'v' && spec.sharp) return pad(spec, goQuote(text), false); // %#v: Go syntax
       return pad(spec, spec.prec === null ? text : [...text].slice(0, spec.prec).join(''), false);
     case 'q': {
       const t = spec.prec === null ? text : [...text].slice(0, spec.prec).join('');

@@ -14,7 +14,8 @@ const INT64_LIMIT = 2n ** 63n;
 function goArg(value: unknown): GoArg {
   if (typeof value === 'string') return { type: 'string', value };
   if (typeof value !== 'number') return { type: 'string', value: regoText(value) };
-  if (!Number.isInteger(value)) return { type: 'float64', value };
+  // From 1e21 on, JavaScript (and the module) write a double with an exponent: a float literal.
+  if (!Number.isInteger(value) || Math.abs(value) >= 1e21) return { type: 'float64', value };
   const int = BigInt(value); // exact for the double; beyond 2^53 the module's digits are lost
   return { type: int >= -INT64_LIMIT && int < INT64_LIMIT ? 'int64' : '*big.Int', value: int };
 }
