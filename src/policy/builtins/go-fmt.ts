@@ -132,6 +132,12 @@ const PLAIN_V: Spec = { text: '%v', plus: false, minus: false, sharp: false, spa
 
 const DIRECTIVE = /^([+\-# 0]*)(\d*)(?:\.(\d*))?/;
 
+/**
+ * Go's parsenum gives up on a width or precision that passes 10^6 before its last digit, and
+ * then the rest of the format is swallowed (`%!(NOVERB)`). This also bounds the padding.
+ */
+const tooLarge = (digits: string | undefined) => digits !== undefined && Number(digits.slice(0, -1)) > 1e6;
+
 /** fmt.Sprintf(format, args...). Throws HostBuiltinError for the unsupported forms above. */
 export function goSprintf(format: string, args: readonly GoArg[]): string {
   let out = '';
@@ -146,7 +152,7 @@ export function goSprintf(format: string, args: readonly GoArg[]): string {
     const m = DIRECTIVE.exec(format.slice(percent + 1))!;
     const at = percent + 1 + m[0].length;
     const verb = String.fromCodePoint(format.codePointAt(at) ?? 0);
-    if (at >= format.length) {
+    if (at >= format.length || tooLarge(m[2]) || tooLarge(m[3])) {
       out += '%!(NOVERB)';
       break;
     }
