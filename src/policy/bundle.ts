@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
 import { warnOfKnownDifferences } from './builtins/known-differences';
-import { writeCapabilitiesFile } from './capabilities';
 import { requirePassingTests } from './policy-tests';
+import { writeCapabilitiesFile } from './capabilities';
 
 const run = promisify(execFile);
 

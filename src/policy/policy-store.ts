@@ -19,9 +19,10 @@ export interface PolicyStoreOptions {
   readonly entrypoint: string;
   readonly opa: string | null;
   readonly watch: boolean;
-  readonly requireTests?: boolean;
   /** Quiet period after the last file change before recompiling. */
   readonly debounceMs?: number;
+  /** `policy.require_tests`, passed on to compilePolicy. */
+  readonly requireTests?: boolean;
 }
 
 /** The current policy, swappable. */
