@@ -166,6 +166,7 @@ export const CONFIG_SCHEMA = {
         watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
         poll_ms: { type: 'integer', minimum: 100, maximum: 3600000, description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md). Default 2000.' },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+        require_tests: { type: 'boolean', default: false, description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.' },
       },
     },
     audit: {

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
+import { warnOfKnownDifferences } from './builtins/known-differences';
+import { requirePassingTests } from './policy-tests';
 import { writeCapabilitiesFile } from './capabilities';
 import { readSources, type PolicySources, type SourceFile } from './policy-sources';
 
@@ -98,12 +100,15 @@ export interface CompileOptions {
   readonly opa: string | null;
   /** Write the bundle here too (for `portcullis policy build -o`). */
   readonly output?: string;
+  /** `policy.require_tests`: refuse the policy unless its own tests pass (policy-tests.ts). */
+  readonly requireTests?: boolean;
 }
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
 export async function compilePolicy(options: CompileOptions): Promise<CompiledPolicy> {
   const sources = await readSources(options.path);
   const info = await stat(options.path);
+  if (options.requireTests) await requirePassingTests(opaBinary(options.opa), options.path, info.isDirectory());
   if (!info.isDirectory()) {
     const bytes = sources.contents.get(path.basename(options.path));
     if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
@@ -148,6 +153,7 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
       const detail = (e.stderr || e.stdout || e.message).trim();
       throw new PolicyBuildError(`policy in ${options.path} does not compile:\n${detail}`);
     }
+    await warnOfKnownDifferences(options.path);
     return readBundle(await readFile(out), out);
   } finally {
     await rm(tmp, { recursive: true, force: true });

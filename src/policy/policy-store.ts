@@ -59,6 +59,8 @@ export interface PolicyStoreOptions {
   readonly pollMs: number;
   /** Quiet period after the last file change before recompiling. */
   readonly debounceMs?: number;
+  /** `policy.require_tests`, passed on to compilePolicy. */
+  readonly requireTests?: boolean;
 }
 
 /** The current policy, swappable. */
