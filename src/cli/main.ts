@@ -38,7 +38,7 @@ Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
   -c, --config FILE   configuration file (default: ./portcullis.yaml)`,
   'policy build': `Usage: portcullis policy build [--policy DIR [--entrypoint E] | --config FILE] [--output FILE]
 
-Compiles the policy with 'opa build -t wasm' and the engine's capabilities (so a builtin the
+Compiles the policy to Wasm with the OPA CLI and the engine's capabilities (so a builtin the
 gateway cannot run fails here, naming it), and prints the revision. Without --output it only
 checks: the bundle is built in a temporary directory, which is removed.
   -p, --policy DIR      policy directory (default: ./policies; also as the argument DIR)
@@ -68,7 +68,8 @@ Exit code 0 verified, 1 tampered (each problem printed with file, line and seq),
 
 Writes a new Ed25519 checkpoint signing key to FILE (mode 0600; an existing file is never
 overwritten) and prints its public key. Set audit.signing_key to { file: FILE } to use it.
-NAME identifies the log in checkpoints, e.g. portcullis.example.com/prod-agents.`,
+      --name NAME       identifies the log in checkpoints, e.g. portcullis.example.com/prod-agents
+  -o, --output FILE     where to write the key`,
   'policy eval': `Usage: portcullis policy eval --input FILE [--policy DIR [--entrypoint E] | --config FILE]
 
 Compiles the policy exactly as the gateway does and prints the decision for the input (JSON,
