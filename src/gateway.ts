@@ -22,7 +22,7 @@ import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
-import { PolicyStore } from './policy/policy-store';
+import { PolicyStore, type PolicyState } from './policy/policy-store';
 import { newContext } from './proxy/context';
 import { HttpUpstream } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
@@ -95,6 +95,12 @@ function configDigest(file: string): string | null {
   }
 }
 
+/** The /readyz view of the policy: the revision in force against the revision on disk. */
+function policyDetail(state: PolicyState): Record<string, unknown> {
+  const r = state.lastRejection;
+  return { in_force: state.inForce, on_disk: state.onDisk, drift: state.drift, last_rejection: r && { revision: r.revision, time: r.time, error: r.error.slice(0, 2000) } };
+}
+
 /** Starts a gateway. Rejects (after cleaning up) if the audit trail or the policy cannot be opened. */
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger(config.logLevel);
@@ -136,15 +142,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     closers.push(() => auditSinks.close());
 
     const policy = new PolicyStore(config.policy, {
-      onLoaded(revision, previous) {
+      onLoaded({ revision, previous, files, recovers }) {
         metrics.policyReloads.inc({ result: 'loaded' });
-        log.info({ revision, previous }, 'policy loaded');
-        audit.append({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous }).catch(() => undefined);
+        log.info({ revision, previous, ...(recovers ? { recovers } : {}) }, recovers ? 'policy loaded; the rejected change is gone' : 'policy loaded');
+        audit.append({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...(recovers ? { recovers } : {}) }).catch(() => undefined);
       },
-      onRejected(error) {
+      onRejected(error, { revision }) {
         metrics.policyReloads.inc({ result: 'rejected' });
-        log.error({ err: error.message }, 'policy change rejected; the previous policy stays in force');
-        audit.append({ type: 'policy_rejected', time: new Date().toISOString(), error: error.message.slice(0, 4000) }).catch(() => undefined);
+        const inForce = policy.ready ? policy.current.revision : null;
+        log.error({ err: error.message, revision, in_force: inForce }, 'policy change rejected; the previous policy stays in force');
+        audit.append({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, error: error.message.slice(0, 4000) }).catch(() => undefined);
+      },
+      onState(state) {
+        metrics.policyDrift.set(state.drift ? 1 : 0);
+        metrics.policyRevision.reset();
+        if (state.inForce) metrics.policyRevision.set({ state: 'in_force', revision: state.inForce }, 1);
+        metrics.policyRevision.set({ state: 'on_disk', revision: state.onDisk ?? 'unreadable' }, 1);
+        if (state.drift) log.warn({ in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) }, 'the policy on disk is not the policy in force');
+      },
+      onWatchGap(gap) {
+        metrics.policyWatchGaps.inc({ cause: gap.cause });
+        log.warn(gap, gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it');
       },
     });
     await policy.load();
@@ -229,6 +247,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let admin: http.Server | null = null;
     if (config.admin.enabled) {
       const app = createAdminApp(metrics, {
+        details: () => ({ policy: policyDetail(policy.state) }),
         problems() {
           const p: string[] = [];
           if (!policy.ready) p.push('no policy loaded');
@@ -278,8 +297,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             });
           }
           // Nothing may follow gateway_stop: a kept-alive connection would still be answered (and
-          // audited) until cleanup closes it, so close every connection first.
+          // audited) until cleanup closes it, so close every connection first, and stop the
+          // policy reloads (a policy_loaded) too.
           server.closeAllConnections();
+          await policy.close();
           await audit.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
           await cleanup();
           log.info('portcullis stopped');

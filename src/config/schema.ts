@@ -164,6 +164,7 @@ export const CONFIG_SCHEMA = {
         path: { type: 'string', minLength: 1, description: 'A directory of .rego files, or a bundle built by `opa build -t wasm`.' },
         entrypoint: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$', description: 'The rule whose value decides each call. Default portcullis/decision.' },
         watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
+        poll_ms: { type: 'integer', minimum: 100, maximum: 3600000, description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md). Default 2000.' },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
       },
     },
