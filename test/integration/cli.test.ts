@@ -76,7 +76,7 @@ test('policy test and policy eval take the policy directory the same ways: -p DI
   }
 });
 
-test('policy build without -o leaves nothing behind: not in the working directory, not in TMPDIR', async () => {
+test('policy build without -o leaves nothing behind: not in the working directory, TMPDIR or the policy directory', async () => {
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'portcullis-cwd-'));
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'portcullis-tmp-'));
   const r = await run(['policy', 'build', '-p', policies], undefined, { cwd, env: { TMPDIR: tmp } });
@@ -85,6 +85,8 @@ test('policy build without -o leaves nothing behind: not in the working director
   expect(info).toEqual({ revision: expect.stringMatching(/^sha256:/), entrypoints: ['portcullis/decision'] });
   expect(readdirSync(cwd)).toEqual([]);
   expect(readdirSync(tmp)).toEqual([]);
+  // OPA runs in the policy directory: it leaves nothing there either.
+  expect(readdirSync(policies).sort()).toEqual(['p.rego', 'p_test.rego']);
 });
 
 test('policy build writes a bundle and prints its revision', async () => {
