@@ -106,7 +106,8 @@ export interface CompileOptions {
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
 export async function compilePolicy(options: CompileOptions): Promise<CompiledPolicy> {
-  const sources = await readSources(options.path);
+  const withTests = options.requireTests === true;
+  const sources = await readSources(options.path, { withTests });
   const info = await stat(options.path);
   if (options.requireTests) await requirePassingTests(opaBinary(options.opa), options.path, info.isDirectory());
   if (!info.isDirectory()) {
@@ -119,7 +120,7 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
   for (let attempt = 1; ; attempt++) {
     const bundle = await build(options, before.revision);
     // An edit that landed while OPA read the files: the bundle may mix them. Build again.
-    const after = await readSources(options.path);
+    const after = await readSources(options.path, { withTests });
     if (after.revision === before.revision) return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
     if (attempt === BUILD_ATTEMPTS) throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
     before = after;
@@ -165,7 +166,8 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
  * not its bytes; the re-read after the build covers the bytes).
  */
 function checkModules(policy: CompiledPolicy, sources: PolicySources, options: CompileOptions): CompiledPolicy {
-  const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego')).sort();
+  // Tests are left out of the build (and counted in the revision only when they gate the policy).
+  const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego') && !name.endsWith('_test.rego')).sort();
   const compiled = [...policy.modules].sort();
   if (covered.join('\n') !== compiled.join('\n')) {
     throw new PolicyBuildError(`policy in ${options.path}: OPA compiled other Rego files (${compiled.join(', ')}) than the revision covers (${covered.join(', ')})`);

@@ -156,7 +156,7 @@ export class PolicyStore {
   private async look(cause: 'watch' | 'poll'): Promise<void> {
     let revision: string;
     try {
-      const sources = await readSources(this.options.path);
+      const sources = await readSources(this.options.path, { withTests: this.options.requireTests === true });
       this.watcher?.arm(sources.directories);
       revision = sources.revision;
     } catch (err) {
