@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   const dir = path.join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `masking-${result.date.slice(0, 10)}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`written ${path.relative(ROOT, file)}`);
 }
 

@@ -92,7 +92,7 @@ function buildFilter(v: FilterValues, now: number): AuditFilter {
   const until = v.until !== undefined ? parseTimeBound(v.until, now) : undefined;
   if (since !== undefined && until !== undefined && since >= until) throw new QueryOptionError('--since must be before --until');
   let types: AuditFilter['types'];
-  if (v.type && v.type.length) types = v.type.includes('all') ? 'all' : v.type;
+  if (v.type?.length) types = v.type.includes('all') ? 'all' : v.type;
   return {
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),

@@ -84,7 +84,7 @@ function checkOptions(command: string, args: readonly string[], options: ParseAr
 /** parseArgs (strict) for `command`, after checking every option against `options`; at most `maxPositionals` arguments. */
 export function parseCommand<O extends ParseArgsOptionsConfig>(command: string, args: string[], options: O, maxPositionals = 0) {
   checkOptions(command, args, options);
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {

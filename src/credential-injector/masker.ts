@@ -60,7 +60,10 @@ export class ResponseMasker {
     const matcher = this.#matcher;
     if (matcher === null || length === 0) return false;
     let hits: number[] | null = null;
-    matcher.scan(buf, length, (s, e) => (hits ??= []).push(s, e));
+    matcher.scan(buf, length, (s, e) => {
+      hits ??= [];
+      hits.push(s, e);
+    });
     if (hits === null) return false;
     // Filled after the scan, so overlapping occurrences are all found first.
     const h: number[] = hits;

@@ -41,7 +41,9 @@ export class MultiMatcher {
           else this.#buckets.set(h, [n]);
         }
       }
-      (this.#byFirst[n[0]] ??= []).push(n);
+      const first = this.#byFirst[n[0]];
+      if (first) first.push(n);
+      else this.#byFirst[n[0]] = [n];
     }
   }
 

@@ -157,6 +157,9 @@ export function canonicalizeTarget(rawTarget: string): CanonicalTarget {
 /** Groups query pairs into the policy input shape `{name: [values...]}`. */
 export function queryObject(query: CanonicalTarget['query']): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null);
-  for (const [k, v] of query) (out[k] ??= []).push(v);
+  for (const [k, v] of query) {
+    out[k] ??= [];
+    out[k].push(v);
+  }
   return out;
 }

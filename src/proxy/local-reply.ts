@@ -28,7 +28,7 @@ function completeRouting(ctx: CallContext, deps: PipelineDeps): void {
   }
 }
 
-function send(ctx: CallContext, err: GatewayError, deps: PipelineDeps): void {
+function send(ctx: CallContext, err: GatewayError): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
     res.destroy();
@@ -76,5 +76,5 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
       err = new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
     }
   }
-  send(ctx, err, deps);
+  send(ctx, err);
 }

@@ -10,6 +10,7 @@ import { parseMcpCall } from '../mcp/message';
 import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext, elapsedMs } from './context';
 import type { PipelineDeps } from './deps';
+import type { ForwardResult } from './forward';
 import { assertSingletonHeaders, clientOf, forwardableRequestHeaders, isJsonContentType } from './headers';
 import { localReply } from './local-reply';
 import { assertNoMethodOverride } from './method-override';
@@ -133,7 +134,7 @@ const auditDecision: Stage = {
 
 const injectCredential: Stage = {
   name: 'inject-credential',
-  run(ctx, deps) {
+  run(ctx) {
     // Only after the decision is allowed and durably recorded, and only this route's credential.
     const route = ctx.route!;
     ctx.secrets = route.secrets;
@@ -150,7 +151,7 @@ const forward: Stage = {
     const route = ctx.route!;
     const target = ctx.target!;
     const path = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
-    let r;
+    let r: ForwardResult;
     try {
       r = await route.upstream.forward(
         {

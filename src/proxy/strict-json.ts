@@ -126,7 +126,8 @@ class Scanner {
       this.i++;
       return;
     }
-    const keys = (this.keySets[depth] ??= new Set<string>());
+    this.keySets[depth] ??= new Set<string>();
+    const keys = this.keySets[depth];
     keys.clear();
     for (;;) {
       if (this.s.charCodeAt(this.i) !== 0x22) invalid('expected a string key', this.i);

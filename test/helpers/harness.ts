@@ -217,7 +217,7 @@ export function oneRouteYaml(o: OneRouteOptions): string {
     o.admin ? 'admin: { listen: 127.0.0.1:0 }' : 'admin: { enabled: false }',
     `policy: { path: ./policies, watch: ${o.watch ?? false} }`,
     `audit: { path: ${o.audit ?? './audit'}, durability: ${o.durability ?? 'strict'} }`,
-    agents + 'routes:',
+    `${agents}routes:`,
     `  - name: up\n    prefix: /up/\n    upstream: ${o.upstream}/${o.routeExtra ? `\n    ${o.routeExtra}` : ''}`,
     o.moreRoutes ?? '',
   ].join('\n');

@@ -98,8 +98,12 @@ test('a new signing key is recorded, published beside the old one, and both veri
 test('the clock stepping backwards breaks nothing: seq orders the trail, the verifier notes it', async () => {
   const dir = fresh();
   let t = Date.parse('2026-11-22T12:00:00Z');
-  const w = await openAuditWriter(writerOptions(dir, { now: () => new Date((t -= 60_000)), checkpoint: { everyRecords: 3, everySeconds: 3600 } }));
-  for (let i = 0; i < 8; i++) await w.append(event(i, new Date((t -= 60_000)).toISOString()));
+  const earlier = () => {
+    t -= 60_000;
+    return new Date(t);
+  };
+  const w = await openAuditWriter(writerOptions(dir, { now: earlier, checkpoint: { everyRecords: 3, everySeconds: 3600 } }));
+  for (let i = 0; i < 8; i++) await w.append(event(i, earlier().toISOString()));
   await w.close();
   const report = verifyTrail(dir, { keys: [TEST_PUBLIC_KEY] });
   expect(report.verdict).toBe('verified');

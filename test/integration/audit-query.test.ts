@@ -219,7 +219,7 @@ describe('audit query', () => {
     expect(out[0]).toMatch(/^TIME +SEQ +AGENT +ROUTE +METHOD +PATH +DECISION +REASON +CREDENTIAL +POLICY +DECISION_ID$/);
     const want = calls.filter((c) => c.route === 'open');
     expect(out.length).toBe(want.length + 1);
-    want.forEach((c, i) => expect(out[i + 1]).toContain(c.id));
+    for (const [i, c] of want.entries()) expect(out[i + 1]).toContain(c.id);
     expect(r.stderr).toBe(`${want.length} records\n`);
   });
 

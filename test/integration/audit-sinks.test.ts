@@ -108,7 +108,12 @@ async function startReceiver(handler: (req: http.IncomingMessage, body: string, 
     async down() {
       const s = server;
       server = null;
-      if (s) await new Promise<void>((res) => (s.close(() => res()), s.closeAllConnections()));
+      if (s) {
+        await new Promise<void>((res) => {
+          s.close(() => res());
+          s.closeAllConnections();
+        });
+      }
     },
     async up() {
       const s = http.createServer((req, res) => {
@@ -218,7 +223,13 @@ test('G9: a receiver that hangs: each attempt times out, calls are unaffected, s
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections())));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  );
   const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-sink-hang-'));
   const sinks = `    - { name: slow, type: webhook, url: "http://127.0.0.1:${(server.address() as AddressInfo).port}/", timeout_ms: 300, max_backoff_ms: 300 }`;
   const first = await startGw({ sinks, dir });
@@ -292,7 +303,10 @@ function freePort(): Promise<number> {
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }

@@ -116,7 +116,7 @@ describe.each([
     const filteringFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
       const res = await fetch(input, init);
       const sent = typeof init?.body === 'string' ? JSON.parse(init.body) : null;
-      if (!sent || sent.method !== 'tools/list' || !res.body) return res;
+      if (sent?.method !== 'tools/list' || !res.body) return res;
       const filter = createListFilter(res.headers.get('content-type') ?? undefined, { method: 'tools/list', requestId: sent.id, visible });
       if (!filter) throw new Error('unfilterable answer');
       const body = Readable.toWeb(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>).pipe(filter)) as ReadableStream<Uint8Array>;

@@ -5,7 +5,7 @@
  * refused with 503 PC_OVERLOADED (each audited), /readyz says why, and once the held calls end
  * the gateway takes calls again. The process never dies.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';

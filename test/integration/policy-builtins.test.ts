@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { loadPolicy, LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { HostBuiltinError, builtinsForLoadPolicy } from '../../src/policy/builtins';
 import { writeCapabilitiesFile } from '../../src/policy/capabilities';
 

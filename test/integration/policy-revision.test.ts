@@ -85,7 +85,7 @@ describe('G17: the revision is a content address', () => {
     expect(readFileSync(other).equals(readFileSync(out))).toBe(true);
     const tar = gunzipSync(readFileSync(out)).toString('latin1');
     expect(tar).not.toContain(path.dirname(b));
-    expect(tar).not.toContain(os.tmpdir() + '/');
+    expect(tar).not.toContain(`${os.tmpdir()}/`);
     expect(tar).toContain(`"revision":"${compiled.revision}"`);
   });
 });

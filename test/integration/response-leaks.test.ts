@@ -240,7 +240,7 @@ afterAll(async () => {
 
 /** Everything the agent saw of an answer, as one string. */
 function seen(r: { headers: http.IncomingHttpHeaders; body: string }): string {
-  return JSON.stringify(r.headers) + '\n' + r.body;
+  return `${JSON.stringify(r.headers)}\n${r.body}`;
 }
 
 function expectNoSecret(text: string, secret: string): void {

@@ -22,9 +22,11 @@ function writeTrail(events: Record<string, unknown>[], perSegment = Infinity, ta
     const line = serializeRecord({ seq: i + 1, prev, ...e } as unknown as ChainedRecord);
     prev = createHash('sha256').update(line).digest('hex');
     const s = Math.floor(i / perSegment);
-    segments[s] = (segments[s] ?? '') + `${line}\n`;
+    segments[s] = `${segments[s] ?? ''}${line}\n`;
   });
-  segments.forEach((text, i) => writeFileSync(path.join(dir, `audit-${String(i + 1).padStart(8, '0')}.jsonl`), i === segments.length - 1 ? text + tail : text));
+  for (const [i, text] of segments.entries()) {
+    writeFileSync(path.join(dir, `audit-${String(i + 1).padStart(8, '0')}.jsonl`), i === segments.length - 1 ? `${text}${tail}` : text);
+  }
   return dir;
 }
 
@@ -173,6 +175,7 @@ describe('CSV and table', () => {
   test('the table replaces control characters so a record cannot rewrite the terminal', () => {
     const hit = { record: { seq: 1, type: 'decision', agent: 'bot\u001b[2J', path: '/a\u202ez', decision: 'deny' }, source: { file: 'f', line: 1, text: '' } };
     const line = tableLine(toRow(hit as unknown as QueryHit), false);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may reach the terminal
     expect(line).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
     expect(line).toContain('bot?[2J');
   });

@@ -87,5 +87,6 @@ test('G7: "+" in the query is a space to the policy and %20 upstream; a literal 
 test('a query key named __proto__ stays data', () => {
   const q = queryObject(canonicalizeTarget('/a?__proto__=x').query);
   expect(Object.getPrototypeOf(q)).toBeNull();
+  // biome-ignore lint/suspicious/noProto: a query key named __proto__ must stay a plain key
   expect(q.__proto__).toEqual(['x']);
 });

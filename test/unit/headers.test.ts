@@ -1,6 +1,6 @@
 /** Request header rules: credentials and their `_` lookalikes, proxy headers, Range. */
 import type { RouteConfig } from '../../src/config/types';
-import { GatewayError } from '../../src/errors';
+import type { GatewayError } from '../../src/errors';
 import { forwardableRequestHeaders, normalisedHeaderName } from '../../src/proxy/headers';
 import { assertNoMethodOverride } from '../../src/proxy/method-override';
 

@@ -110,7 +110,12 @@ describe('JSON bodies', () => {
   test('items that are not objects are dropped without asking the policy', async () => {
     const seen: unknown[] = [];
     const body = JSON.stringify({ jsonrpc: '2.0', id: 7, result: { tools: [null, 1, 'echo', ['echo'], tool('echo'), true] } });
-    const h = await runChunks(filter('application/json', spec({ visible: (i) => (seen.push(i), true) })), [body]);
+    const h = await runChunks(filter('application/json', spec({
+          visible: (i) => {
+            seen.push(i);
+            return true;
+          },
+        })), [body]);
     expect(JSON.parse(h.text()).result.tools).toEqual([tool('echo')]);
     expect(seen).toEqual([tool('echo')]);
   });

@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { ResponseMasker } from '../../src/credential-injector/masker';
-import { GatewayError } from '../../src/errors';
+import type { GatewayError } from '../../src/errors';
 import { createMetrics } from '../../src/observability/metrics';
 import { createLogger } from '../../src/observability/logger';
 import type { CallContext } from '../../src/proxy/context';
@@ -68,7 +68,7 @@ describe('decode-body and the bounded decoder', () => {
 
   const decode = async (coding: string, input: Buffer) => {
     const out: Buffer[] = [];
-    await pipeline(Readable.from([input]), new BoundedDecoder(coding), new Writable({ write: (c, _e, d) => (out.push(c), d()) }));
+    await pipeline(Readable.from([input]), new BoundedDecoder(coding), collect(out));
     return Buffer.concat(out).toString();
   };
 
@@ -79,7 +79,7 @@ describe('decode-body and the bounded decoder', () => {
     expect(await decode('br', zlib.brotliCompressSync('hello'))).toBe('hello');
     expect(await decode('zstd', zlib.zstdCompressSync('hello'))).toBe('hello');
     const out: Buffer[] = [];
-    await pipeline(Readable.from([]), new BoundedDecoder('gzip'), new Writable({ write: (c, _e, d) => (out.push(c), d()) }));
+    await pipeline(Readable.from([]), new BoundedDecoder('gzip'), collect(out));
     expect(out).toEqual([]);
   });
 
@@ -118,3 +118,13 @@ describe('mask-body', () => {
     expect(none.steps).toHaveLength(0);
   });
 });
+
+/** A writable that gathers the chunks written to it into `out`. */
+function collect(out: Buffer[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      out.push(chunk);
+      done();
+    },
+  });
+}

@@ -37,7 +37,7 @@ test('moves to the next segment only when the current one is read and a newer on
 test('batches respect maxRecords and maxBytes (a single long line still goes alone)', async () => {
   const dir = fresh();
   const long = rec(3, `,"pad":"${'p'.repeat(5000)}"`);
-  writeFileSync(path.join(dir, 'audit-00000001.jsonl'), [rec(1), rec(2), long, rec(4), rec(5)].join('\n') + '\n');
+  writeFileSync(path.join(dir, 'audit-00000001.jsonl'), `${[rec(1), rec(2), long, rec(4), rec(5)].join('\n')}\n`);
   const f = new TrailFollower({ dir, limits: { maxRecords: 2, maxBytes: 1000 } });
   const got: number[][] = [];
   let pos = await f.start();

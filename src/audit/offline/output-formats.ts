@@ -122,6 +122,7 @@ const OUTCOME_COLUMNS: readonly TableColumn[] = [
 
 /** Control characters (C0, DEL, C1) and bidi overrides could rewrite the terminal; show them as `?`. */
 function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 

@@ -109,7 +109,7 @@ export interface CompiledFilter {
 /** Compiles a filter. */
 export function compileFilter(filter: AuditFilter): CompiledFilter {
   const types = filter.types === 'all' ? null : new Set(filter.types ?? (filter.decisionId !== undefined ? ['decision', 'outcome'] : ['decision']));
-  const set = (values?: readonly string[]) => (values && values.length ? new Set(values) : null);
+  const set = (values?: readonly string[]) => (values?.length ? new Set(values) : null);
   const agents = set(filter.agents);
   const routes = set(filter.routes);
   const tools = set(filter.tools);

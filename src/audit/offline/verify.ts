@@ -241,7 +241,7 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       // The chain break before c.size is reported already; this mismatch is its consequence.
     } else if (firstSeq > 1 && !root) {
       unverifiable.push(`${c.label}: covers records that are not here; it cannot be checked`);
-    } else if (c.size > 0 && (!root || !root.equals(c.root))) {
+    } else if (c.size > 0 && (!root?.equals(c.root))) {
       problems.push({ file: c.label, line: 0, seq: null, problem: `the trail's first ${c.size} records are not the ones the checkpoint signed: the trail was rolled back and rewritten` });
     } else coveredSeq = Math.max(coveredSeq, c.size);
   }

@@ -4,6 +4,7 @@
  */
 
 /** A host builtin: operands arrive JSON-decoded, the result goes back JSON-encoded. */
+// biome-ignore lint/suspicious/noExplicitAny: each builtin declares its own operand types and checks them
 export type HostBuiltin = (...args: any[]) => unknown;
 
 /** The error every host builtin throws; its message starts with the builtin's name. */

@@ -44,5 +44,6 @@ export function goRune(code: number): string {
 
 /** strconv.CanBackquote: no control characters (tab aside), no backquote, no U+FEFF. */
 export function canBackquote(text: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   return !/[\u0000-\u0008\u000a-\u001f\u007f`\ufeff]/u.test(text);
 }
