@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file';
 import { isSegmentName } from '../segments';
 
 /** Where a sink stands: the next byte to read, and the seq of the last record delivered. */
@@ -67,21 +68,6 @@ export async function readPosition(auditDir: string, sinkName: string): Promise<
 
 /** Writes a sink's position atomically and durably. */
 export async function writePosition(auditDir: string, sinkName: string, position: TrailPosition): Promise<void> {
-  const dir = offsetDir(auditDir);
-  const file = offsetFile(auditDir, sinkName);
-  const tmp = `${file}.tmp`;
-  const fh = await fsp.open(tmp, 'w', 0o640);
-  try {
-    await fh.writeFile(`${JSON.stringify({ segment: position.segment, offset: position.offset, seq: position.seq })}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, file);
-  const dh = await fsp.open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  const text = `${JSON.stringify({ segment: position.segment, offset: position.offset, seq: position.seq })}\n`;
+  await replaceFileDurably(offsetFile(auditDir, sinkName), text);
 }

@@ -2,8 +2,8 @@
  * Checkpoints: the signed-note record over the Merkle root of every record before it, and the
  * `checkpoint` file beside the segments that holds the newest one for shipping off the machine.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file';
 import type { AuditEvent } from '../record';
 import { checkpointBody, type NoteSigner } from '../signed-note';
 import type { ChainState } from './chain-state';
@@ -19,22 +19,7 @@ export function checkpointEvent(signer: NoteSigner, s: ChainState, time: string)
   return { note, event: { type: 'checkpoint', time, size: s.seq, root: root.toString('base64'), key_id: signer.keyId, note, frontier } };
 }
 
-/** Replaces the checkpoint file with `note`: write a temporary file, sync, rename, sync the directory. */
+/** Replaces the checkpoint file with `note`, atomically and durably. */
 export async function writeCheckpointFile(dir: string, note: string): Promise<void> {
-  const target = path.join(dir, CHECKPOINT_FILE);
-  const tmp = `${target}.tmp`;
-  const handle = await fsp.open(tmp, 'w', 0o644);
-  try {
-    await handle.writeFile(note);
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-  await fsp.rename(tmp, target);
-  const dirHandle = await fsp.open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
+  await replaceFileDurably(path.join(dir, CHECKPOINT_FILE), note, 0o644);
 }

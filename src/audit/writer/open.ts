@@ -6,6 +6,7 @@
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createFileDurably } from '../durable-file';
 import { AuditWriteError, scanTrail, segmentName } from '../segments';
 import { abandonLock, acquireLock } from '../writer-lock';
 import type { AuditWriterOptions } from './audit-log';
@@ -26,7 +27,7 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     // first write, which opens the segment at its last complete line, together with the
     // recovered_torn_tail record: a crash before then leaves them in place for the next start,
     // so no aside copy exists without a record of its bytes being removed.
-    if (scan.tornBytes) await writeDurably(aside, scan.tornBytes);
+    if (scan.tornBytes) await createFileDurably(aside, scan.tornBytes);
     const ageMs = scan.segmentStartedAt ? Math.max(0, Date.now() - Date.parse(scan.segmentStartedAt)) : 0;
     const state: ChainState = {
       seq: scan.seq,
@@ -59,17 +60,6 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
   } catch (err) {
     abandonLock(lock);
     throw err;
-  }
-}
-
-/** Creates `file` (never replacing one) holding `bytes`, synced. */
-async function writeDurably(file: string, bytes: Buffer): Promise<void> {
-  const handle = await fsp.open(file, 'wx', 0o640);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
