@@ -11,7 +11,7 @@
  * used: a token with indexer acknowledgement enabled refuses requests without a channel.
  */
 import os from 'node:os';
-import { revealSecret, type Secret } from '../../credential-injector/secret';
+import { revealSecret, type Secret } from '../../secret';
 import { httpPoster, receiverUrl } from './http-delivery';
 import { parseRecordLine, SinkError, type RecordSink } from './record-sink';
 import type { SinkTlsOptions } from './sink-tls';

@@ -8,7 +8,7 @@
  * Either way each record is the trail's line verbatim (embedded, never re-serialised), so a
  * receiver can dedupe by `seq` and, with ndjson, check the hash chain on the exact bytes.
  */
-import { revealSecret, Secret } from '../../credential-injector/secret';
+import { revealSecret, Secret } from '../../secret';
 import { httpPoster, receiverUrl } from './http-delivery';
 import { parseRecordLine, SinkError, type RecordSink } from './record-sink';
 import type { SinkTlsOptions } from './sink-tls';
