@@ -86,7 +86,8 @@ function out(text: string): void {
 
 function policySource(values: Record<string, unknown>): { path: string; entrypoint: string; opa: string | null } {
   if (values.config) {
-    const config = loadConfig(String(values.config));
+    // Only the policy is needed: the credentials' secrets may be absent here (CI, a laptop).
+    const config = loadConfig(String(values.config), { secrets: 'skip' });
     return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
   }
   return {
@@ -147,7 +148,7 @@ async function cmdPolicyTest(args: string[]): Promise<number> {
   let dir = path.resolve(positionals[0] ?? 'policies');
   let opa = opaBinary(null);
   if (values.config) {
-    const config = loadConfig(values.config);
+    const config = loadConfig(values.config, { secrets: 'skip' });
     dir = config.policy.path;
     opa = opaBinary(config.policy.opa);
   }
