@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { CONFIG_SCHEMA } from '../config/schema';
 import { leafHash, type MerkleFrontier } from './merkle';
 import { serializeRecord, type AuditEvent, type ChainedRecord } from './record';
 import { AuditWriteError, scanTrail, segmentName, type SegmentSummary } from './segments';
@@ -97,8 +98,17 @@ export interface AppendOptions {
 /** Longest a lazy record waits for company before it is written on its own. */
 export const LAZY_FLUSH_MS = 2;
 
-export const DEFAULT_CHECKPOINT = Object.freeze({ everyRecords: 10_000, everySeconds: 30 });
-export const DEFAULT_ROTATE = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 24 * 3600 });
+const AUDIT_KEYS = CONFIG_SCHEMA.properties.audit.properties;
+/** Checkpoint cadence when none is given: the config schema's defaults, the one place they are set. */
+const DEFAULT_CHECKPOINT = Object.freeze({
+  everyRecords: AUDIT_KEYS.checkpoint.properties.every_records.default,
+  everySeconds: AUDIT_KEYS.checkpoint.properties.every_seconds.default,
+});
+/** Rotation when none is given: the config schema's defaults. */
+const DEFAULT_ROTATE = Object.freeze({
+  maxBytes: AUDIT_KEYS.rotate.properties.max_bytes.default,
+  maxAgeSeconds: AUDIT_KEYS.rotate.properties.max_age_seconds.default,
+});
 
 /** Everything that advances with each record, as one value so a failed write can rewind it. */
 interface ChainState {

@@ -370,6 +370,12 @@ export const CONFIG_SCHEMA = {
   },
 } as const;
 
+/**
+ * The schemas of each sink type, so the sink modules take their defaults from here (the one
+ * source of every default) when they are built without a config, as tests and benchmarks do.
+ */
+export const SINK_SCHEMAS = { syslog: syslogSinkSchema, webhook: webhookSinkSchema, splunk_hec: splunkHecSinkSchema } as const;
+
 /** Keys that were renamed or are commonly mistaken, with the key to use instead. */
 export const RENAMED_KEYS: Readonly<Record<string, string>> = {
   'policy.dir': 'policy.path',
