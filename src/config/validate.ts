@@ -101,7 +101,8 @@ function translate(source: ConfigSource, errors: readonly ErrorObject[]): Config
   let path = segmentsOf(e.instancePath);
   if (e.keyword === 'additionalProperties') return unknownKey(source, path, e);
   if (e.propertyName !== undefined) path = [...path, e.propertyName];
-  const secret = isSecretPath(path);
+  // A key name is shown (secrets are values); a value under a credential or secret is not.
+  const secret = e.propertyName === undefined && isSecretPath(path);
   const value = e.propertyName !== undefined ? e.propertyName : (e.data as unknown);
   const leaf = path.length ? String(path[path.length - 1]) : 'the file';
   const schema = (e.parentSchema ?? {}) as Record<string, unknown> & { minimum?: number; maximum?: number; minItems?: number; properties?: object };

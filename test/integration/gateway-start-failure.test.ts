@@ -84,6 +84,12 @@ test('a missing secret refuses the config before anything starts', () => {
   expect(trailState(dir)).toEqual({});
 });
 
+test('a config loaded without its secrets cannot start a gateway', async () => {
+  const { dir, file, yaml } = setup(GOOD_POLICY);
+  await expect(startGateway(parseConfig(yaml, file, { env: {}, secrets: 'skip' }), { logger: quiet() })).rejects.toThrow(/loaded without its secrets/);
+  expect(trailState(dir)).toEqual({});
+});
+
 test('after a good start, a failed one adds no record to the trail and keeps the key', async () => {
   const { dir, file, yaml } = setup(GOOD_POLICY);
   const gw = await startGateway(parseConfig(yaml, file, { env: {} }), { logger: quiet() });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { loadConfig, parseConfig } from '../../src/config/load';
 import { schemaText, SCHEMA_FILE } from '../../src/config/write-schema';
 import { ConfigError } from '../../src/errors';
+import { revealSecret } from '../../src/secret';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-config-'));
 mkdirSync(path.join(dir, 'policies'));
@@ -96,6 +97,21 @@ test('a missing secret file is named', () => {
   expect(e.problem).toContain(path.join(dir, 'nope'));
 });
 
+test("with secrets: 'skip' no secret is read: they are placeholders that refuse to reveal themselves", () => {
+  const c = parseConfig(VALID.replace('file: ./token', 'file: ./absent-token'), file, { env: {}, secrets: 'skip' });
+  expect(c.secretsLoaded).toBe(false);
+  const github = c.routes[0].credential;
+  expect(github?.type === 'bearer' && String(github.token)).toBe('[REDACTED]');
+  expect(() => github?.type === 'bearer' && revealSecret(github.token)).toThrow('the secret from env GITHUB_TOKEN was not loaded');
+  expect(parseConfig(VALID, file, { env }).secretsLoaded).toBe(true);
+});
+
+test('a credential name that is not a name is shown (it is a key, not a secret)', () => {
+  const e = errorOf(VALID.replace('  github: { type: bearer', '  "git hub": { type: bearer'));
+  expect([e.code, e.keyPath, e.line]).toEqual(['CONFIG_FORMAT', 'credentials.git hub', 9]);
+  expect(e.problem).toBe('name "git hub" is not a name of letters, digits, _ . - (at most 64)');
+});
+
 test('a route naming an unknown credential', () => {
   const e = errorOf(VALID.replace('credential: github', 'credential: gitlab'));
   expect(e.keyPath).toBe('routes[0].credential');
@@ -126,7 +142,7 @@ test('a missing policy directory is named', () => {
 });
 
 test('loadConfig names an unreadable file', () => {
-  expect(() => loadConfig(path.join(dir, 'absent.yaml'))).toThrow(/absent\.yaml: \(root\): cannot read the file \(ENOENT\)/);
+  expect(() => loadConfig(path.join(dir, 'absent.yaml'))).toThrow(/absent\.yaml: \(root\): cannot read the file \(ENOENT\) \[CONFIG_FILE_UNREADABLE\]/);
 });
 
 test('forward_range: off by default on routes with a credential and on MCP routes, on elsewhere; a boolean', () => {
