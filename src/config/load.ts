@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
 import type { RawConfig } from './raw-config';
-import { resolveAgents, resolveCredentials, resolveRoutes, timeoutsOf } from './routes';
+import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
 import { ConfigSource } from './source';
@@ -85,7 +85,7 @@ function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig[
 function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConfig {
   const credentials = resolveCredentials(ctx, raw.credentials);
   const t = raw.timeouts;
-  const timeouts = timeoutsOf(undefined, { connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
+  const timeouts = Object.freeze({ connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',

@@ -31,7 +31,7 @@ function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential): Cr
 }
 
 /** The timeouts of a route: its own keys over the gateway-wide ones. */
-export function timeoutsOf(raw: Partial<Record<'connect_ms' | 'headers_ms' | 'idle_ms' | 'total_ms', number>> | undefined, base: Timeouts): Timeouts {
+function timeoutsOf(raw: Partial<Record<'connect_ms' | 'headers_ms' | 'idle_ms' | 'total_ms', number>> | undefined, base: Timeouts): Timeouts {
   return Object.freeze({
     connectMs: raw?.connect_ms ?? base.connectMs,
     headersMs: raw?.headers_ms ?? base.headersMs,
