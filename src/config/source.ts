@@ -10,7 +10,7 @@ import { ConfigError, type ConfigLocation } from '../errors';
 export type KeyPath = readonly (string | number)[];
 
 /** `['routes', 1, 'prefix']` → `routes[1].prefix`. */
-export function keyPathText(segments: KeyPath): string {
+function keyPathText(segments: KeyPath): string {
   let out = '';
   for (const s of segments) out += typeof s === 'number' ? `[${s}]` : out ? `.${s}` : s;
   return out;

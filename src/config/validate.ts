@@ -29,7 +29,7 @@ export function validateConfig(source: ConfigSource): RawConfig {
  * Whether a key path holds (or may hold) a secret or a credential: its value is never shown,
  * even when it is wrong, since a wrong value there is often a pasted token.
  */
-export function isSecretPath(path: KeyPath): boolean {
+function isSecretPath(path: KeyPath): boolean {
   const [a, b, c, d] = path;
   if (a === 'credentials' || (a === 'audit' && b === 'signing_key')) return true;
   if (a === 'audit' && b === 'sinks') return d === 'token' || d === 'headers';

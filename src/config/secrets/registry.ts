@@ -10,7 +10,7 @@ import { fileSource } from './file-source';
 import type { SecretContext, SecretSourceFactory } from './secret-source';
 
 /** Every source, by the key that selects it. A new source is a file and a line here (and in the schema). */
-export const SECRET_SOURCES: readonly SecretSourceFactory[] = [envSource, fileSource];
+const SECRET_SOURCES: readonly SecretSourceFactory[] = [envSource, fileSource];
 
 /** Whether secrets are read, or left as unresolved placeholders (commands that need only the policy and routes). */
 export type SecretMode = 'load' | 'skip';
