@@ -1,8 +1,8 @@
 /**
  * Assembles a gateway from a validated config: policy store, audit writer, credential
  * bindings, forwarder, the agent listener running the pipeline, and the admin listener. Owns
- * start-up order (what can refuse first: signing key, policy, stdio servers, upstreams; then
- * the trail; then listeners) and graceful shutdown (stop accepting, drain in-flight calls,
+ * start-up order (what can refuse first: signing key, policy, stdio servers, upstreams,
+ * listeners; only then the trail) and graceful shutdown (stop accepting, drain in-flight calls,
  * record the stop, close the trail).
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -10,6 +10,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
 import type { AuditEvent } from './audit/record';
@@ -111,8 +112,9 @@ function configuredSigner(config: GatewayConfig): NoteSigner | null {
 
 /**
  * Starts a gateway. Everything that can refuse a start (the signing key, the policy, the stdio
- * commands, the upstreams) is checked before the trail is touched, so a failed start generates
- * no signing key and writes no record; it rejects after closing what it had started.
+ * commands, the upstreams, the listen addresses) is checked before the trail is touched, so a
+ * failed start generates no signing key and writes no record; it rejects after closing what it
+ * had started.
  */
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   if (!config.secretsLoaded) throw new Error('this configuration was loaded without its secrets (secrets: "skip"); a gateway cannot run on it');
@@ -130,6 +132,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     else early.push(event);
   };
   let generatedKey: string | null = null;
+  // The listeners are bound before the trail is opened, so a port in use refuses the start
+  // before anything is written. A call that arrives meanwhile waits for the pipeline; if the
+  // start fails, its connection is dropped.
+  let deps: PipelineDeps | null = null;
+  let openPipeline: (d: PipelineDeps | null) => void = () => undefined;
+  const pipelineReady = new Promise<PipelineDeps | null>((resolve) => (openPipeline = resolve));
+  const withPipeline = (socket: Duplex, use: (d: PipelineDeps) => void) => {
+    if (deps) return use(deps);
+    void pipelineReady.then((d) => (d ? use(d) : socket.destroy()));
+  };
 
   try {
     const configured = configuredSigner(config);
@@ -175,6 +187,65 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       routes.push(routeRuntime(r, { binding, secrets: env.length ? envSecrets(`${r.name}.env`, env) : binding, upstream }));
     }
 
+    const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
+
+    const memory = new MemoryGuard((pressed, state) => {
+      metrics.memoryPressure.set(pressed ? 1 : 0);
+      if (pressed) log.error({ heap_used: state.heapUsed, heap_limit: state.heapLimit, rss: state.rss, rss_limit: state.rssLimit }, 'memory is short; refusing new calls until it recovers');
+      else log.warn({ heap_used: state.heapUsed, rss: state.rss }, 'memory recovered; taking calls again');
+    });
+    closers.push(() => memory.close());
+
+    // The listeners, before the trail (see withPipeline).
+    let draining = false;
+    let inFlight = 0;
+    let drained: (() => void) | null = null;
+
+    const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) =>
+      withPipeline(req.socket, (d) => {
+        const ctx = newContext(req, res, randomUUID());
+        inFlight++;
+        metrics.inFlight.inc();
+        void runCall(ctx, d, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
+          inFlight--;
+          metrics.inFlight.dec();
+          if (draining && inFlight === 0) drained?.();
+        });
+      }),
+    );
+    // Refusals before there is a request (parser errors, CONNECT): answered and audited too.
+    server.on('clientError', (err, socket) => withPipeline(socket, (d) => refuseUnparsed(err, socket, d)));
+    server.on('connect', (req, socket) => withPipeline(socket, (d) => refuseConnect(req, socket, d)));
+    // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
+    const listener = createAgentListener(server, (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)));
+    await listen(listener, config.listen.host, config.listen.port);
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          listener.close(() => resolve());
+          server.close();
+          server.closeAllConnections();
+        }),
+    );
+
+    let admin: http.Server | null = null;
+    if (config.admin.enabled) {
+      const app = createAdminApp(metrics, {
+        problems() {
+          const p: string[] = [];
+          if (!policy.ready) p.push('no policy loaded');
+          if (!audit) p.push('audit log not open yet');
+          else if (!audit.healthy) p.push('audit log not writable');
+          if (memory.pressed) p.push('memory pressure');
+          if (draining) p.push('shutting down');
+          return p;
+        },
+      });
+      admin = await startAdminServer(app, config.admin.host, config.admin.port);
+      const a = admin;
+      closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
+    }
+
     // Only now the trail: the signing key (generated on first start), then the writer.
     const key = configured ? { signer: configured, generated: false } : loadOrCreateSigner(config.audit.keyFile);
     if (key.generated) generatedKey = config.audit.keyFile;
@@ -214,15 +285,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     closers.push(() => auditSinks.close());
     policy.startWatching();
 
-    const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
-
-    const memory = new MemoryGuard((pressed, state) => {
-      metrics.memoryPressure.set(pressed ? 1 : 0);
-      if (pressed) log.error({ heap_used: state.heapUsed, heap_limit: state.heapLimit, rss: state.rss, rss_limit: state.rssLimit }, 'memory is short; refusing new calls until it recovers');
-      else log.warn({ heap_used: state.heapUsed, rss: state.rss }, 'memory recovered; taking calls again');
-    });
-    closers.push(() => memory.close());
-    const deps: PipelineDeps = {
+    deps = {
       identifier: createAgentIdentifier(config.agents),
       routes: createRouteTable(routes),
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -233,52 +296,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       log,
       memory,
     };
-
-    let draining = false;
-    let inFlight = 0;
-    let drained: (() => void) | null = null;
-
-    const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) => {
-      const ctx = newContext(req, res, randomUUID());
-      inFlight++;
-      metrics.inFlight.inc();
-      void runCall(ctx, deps, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
-        inFlight--;
-        metrics.inFlight.dec();
-        if (draining && inFlight === 0) drained?.();
-      });
-    });
-    // Refusals before there is a request (parser errors, CONNECT): answered and audited too.
-    server.on('clientError', (err, socket) => refuseUnparsed(err, socket, deps));
-    server.on('connect', (req, socket) => refuseConnect(req, socket, deps));
-    // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
-    const listener = createAgentListener(server, (socket) => refuseHttp09(socket, deps));
-    await listen(listener, config.listen.host, config.listen.port);
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          listener.close(() => resolve());
-          server.close();
-          server.closeAllConnections();
-        }),
-    );
-
-    let admin: http.Server | null = null;
-    if (config.admin.enabled) {
-      const app = createAdminApp(metrics, {
-        problems() {
-          const p: string[] = [];
-          if (!policy.ready) p.push('no policy loaded');
-          if (!writer.healthy) p.push('audit log not writable');
-          if (memory.pressed) p.push('memory pressure');
-          if (draining) p.push('shutting down');
-          return p;
-        },
-      });
-      admin = await startAdminServer(app, config.admin.host, config.admin.port);
-      const a = admin;
-      closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
-    }
+    openPipeline(deps);
 
     const url = urlOf(listener);
     await writer.append({
@@ -325,6 +343,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       },
     };
   } catch (err) {
+    openPipeline(null);
     await cleanup();
     if (generatedKey) rmSync(generatedKey, { force: true });
     throw err;

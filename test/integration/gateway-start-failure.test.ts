@@ -5,6 +5,7 @@
  * stdio spawn attempt) and then looks at the audit directory and the key file beside it.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -18,11 +19,11 @@ const GOOD_POLICY = 'package portcullis\n\ndefault decision := false\n';
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
 
 /** A config dir with a policy; `extra` is appended to the YAML (lines of a route or a key). */
-function setup(policy: string, extra = '', auditExtra = ''): { dir: string; file: string; yaml: string } {
+function setup(policy: string, extra = '', auditExtra = '', listen = '127.0.0.1:0'): { dir: string; file: string; yaml: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-start-failure-'));
   mkdirSync(path.join(dir, 'policies'));
   writeFileSync(path.join(dir, 'policies', 'main.rego'), policy);
-  const yaml = `listen: 127.0.0.1:0
+  const yaml = `listen: ${listen}
 admin: { enabled: false }
 policy: { path: ./policies, watch: false }
 audit:
@@ -82,6 +83,18 @@ test('a missing secret refuses the config before anything starts', () => {
   const { dir, file, yaml } = setup(GOOD_POLICY, '', '  signing_key: { env: AUDIT_KEY }\n');
   expect(() => parseConfig(yaml, file, { env: {} })).toThrow(expect.objectContaining({ code: 'CONFIG_MISSING_ENV', line: 6 }) as Error);
   expect(trailState(dir)).toEqual({});
+});
+
+test('a listen port in use: the start fails before the trail is opened', async () => {
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const { dir, file, yaml } = setup(GOOD_POLICY, '', '', `127.0.0.1:${(busy.address() as net.AddressInfo).port}`);
+    expect((await failedStart(file, yaml)).message).toMatch(/EADDRINUSE/);
+    expect(trailState(dir)).toEqual({});
+  } finally {
+    busy.close();
+  }
 });
 
 test('a config loaded without its secrets cannot start a gateway', async () => {
