@@ -11,7 +11,7 @@ import { OCSF_VERSION } from '../audit/offline/export-ocsf';
 import { csvHeader, csvLine, jsonLine, tableHeader, tableLine, toRow } from '../audit/offline/output-formats';
 import { QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryStats } from '../audit/offline/query';
 import { EXIT } from './exit-codes';
-import { OutputClosed, OutputSink } from './output-sink';
+import { OutputClosed, BufferedOutput } from './buffered-output';
 
 const FILTER_HELP = `Filters (all given must match; repeat --agent/--route/--tool/--type for any of several values):
       --since TIME        from this time, inclusive: ISO 8601 (2026-05-01, 2026-05-01T12:00:00Z)
@@ -160,20 +160,20 @@ export function cmdAuditQuery(args: string[]): number {
     const filter = buildFilter(values, Date.now());
     const limit = parseLimit(values.limit);
     const withOutcome = values['with-outcome'] === true;
-    const sink = OutputSink.stdout();
+    const out = BufferedOutput.stdout();
     try {
-      if (format === 'table') sink.write(tableHeader(withOutcome));
-      if (format === 'csv') sink.write(csvHeader());
+      if (format === 'table') out.write(tableHeader(withOutcome));
+      if (format === 'csv') out.write(csvHeader());
       const stats = runQuery(target, filter, { limit, withOutcome }, (hit) => {
-        if (format === 'jsonl') sink.write(`${jsonLine(hit)}\n`);
-        else if (format === 'csv') sink.write(csvLine(toRow(hit)));
-        else sink.write(tableLine(toRow(hit), withOutcome));
+        if (format === 'jsonl') out.write(`${jsonLine(hit)}\n`);
+        else if (format === 'csv') out.write(csvLine(toRow(hit)));
+        else out.write(tableLine(toRow(hit), withOutcome));
       });
-      sink.close();
+      out.close();
       if (format === 'table') process.stderr.write(`${stats.emitted} record${stats.emitted === 1 ? '' : 's'}\n`);
       reportUnreadable(stats);
     } catch (err) {
-      if (!(err instanceof OutputClosed)) sink.close();
+      if (!(err instanceof OutputClosed)) out.close();
       throw err;
     }
     return EXIT.OK;
@@ -197,14 +197,14 @@ export function cmdAuditExport(args: string[]): number {
     if (!(EXPORT_FORMATS as readonly string[]).includes(values.format)) throw new QueryOptionError(`--format must be ${EXPORT_FORMATS.join(', ')}, not "${values.format}"`);
     const filter = buildFilter(values, Date.now());
     const limit = parseLimit(values.limit);
-    const sink = values.output ? OutputSink.file(path.resolve(values.output)) : OutputSink.stdout();
+    const out = values.output ? BufferedOutput.file(path.resolve(values.output)) : BufferedOutput.stdout();
     try {
-      const stats = runExport(target, { format: values.format as ExportFormat, filter, limit, rawData: values.raw === true, write: (t) => sink.write(t) });
-      sink.close();
+      const stats = runExport(target, { format: values.format as ExportFormat, filter, limit, rawData: values.raw === true, write: (t) => out.write(t) });
+      out.close();
       if (values.output) process.stderr.write(`exported ${stats.emitted} record${stats.emitted === 1 ? '' : 's'} to ${values.output}\n`);
       reportUnreadable(stats);
     } catch (err) {
-      if (!(err instanceof OutputClosed)) sink.close();
+      if (!(err instanceof OutputClosed)) out.close();
       throw err;
     }
     return EXIT.OK;

@@ -1,6 +1,7 @@
 /**
  * The layer rule of docs/architecture.md: each module imports only its own layer and the layers
- * below it. The table is read from the doc itself, so the doc and this check cannot disagree.
+ * below it (type-only imports too), and a folder with an "imported only by" list only from
+ * there. The table is read from the doc itself, so the doc and this check cannot disagree.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,17 +9,26 @@ import path from 'node:path';
 const root = path.resolve(__dirname, '../..');
 const src = path.join(root, 'src');
 
-/** `src/…` path prefix → layer, from the table under "## Layers" (longest prefix wins). */
-function layerTable(): [string, number][] {
+/** A row of the table: a folder or file, its layer, and who alone may import it (empty: anyone allowed by layer). */
+interface Row {
+  readonly prefix: string;
+  readonly layer: number;
+  readonly onlyBy: readonly string[];
+}
+
+const paths = (cell: string) => (cell.match(/`src\/[^`]+`/g) ?? []).map((p) => p.slice(1, -1).replace(/\/$/, ''));
+
+/** The table under "## Layers": layer | folders | imported only by | owns (longest prefix first). */
+function layerTable(): Row[] {
   const text = readFileSync(path.join(root, 'docs/architecture.md'), 'utf8');
   const section = text.slice(text.indexOf('## Layers'), text.indexOf('\n## ', text.indexOf('## Layers') + 1));
-  const out: [string, number][] = [];
+  const out: Row[] = [];
   for (const line of section.split('\n')) {
-    const m = /^\| (\d+) \| (.+?) \|/.exec(line);
+    const m = /^\| (\d+) \| ([^|]+)\|([^|]*)\|/.exec(line);
     if (!m) continue;
-    for (const p of m[2].match(/`src\/[^`]+`/g) ?? []) out.push([p.slice(1, -1).replace(/\/$/, ''), Number(m[1])]);
+    for (const prefix of paths(m[2])) out.push({ prefix, layer: Number(m[1]), onlyBy: paths(m[3]) });
   }
-  return out.sort((a, b) => b[0].length - a[0].length);
+  return out.sort((a, b) => b.prefix.length - a.prefix.length);
 }
 
 function sources(dir: string): string[] {
@@ -26,10 +36,12 @@ function sources(dir: string): string[] {
 }
 
 const table = layerTable();
-const layerOf = (file: string) => {
+const inside = (rel: string, prefix: string) => rel === prefix.replace(/\.ts$/, '') || rel.startsWith(`${prefix}/`);
+const rowOf = (file: string) => {
   const rel = path.relative(root, file).replace(/\.ts$/, '');
-  return table.find(([p]) => rel === p.replace(/\.ts$/, '') || rel.startsWith(`${p}/`))?.[1];
+  return table.find((r) => inside(rel, r.prefix));
 };
+const layerOf = (file: string) => rowOf(file)?.layer;
 
 test('the table names a layer for every module in src/', () => {
   expect(table.length).toBeGreaterThan(5);
@@ -42,8 +54,13 @@ test('no module imports from a layer above its own', () => {
     const own = layerOf(file)!;
     for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.[^']+)'/gm)) {
       const target = path.resolve(path.dirname(file), m[1]);
-      const layer = layerOf(`${target}.ts`) ?? layerOf(target);
-      if (layer !== undefined && layer > own) violations.push(`${path.relative(root, file)} (layer ${own}) imports ${m[1]} (layer ${layer})`);
+      const row = rowOf(`${target}.ts`) ?? rowOf(target);
+      if (!row) continue;
+      const from = path.relative(root, file).replace(/\.ts$/, '');
+      if (row.layer > own) violations.push(`${from}.ts (layer ${own}) imports ${m[1]} (layer ${row.layer})`);
+      if (row.onlyBy.length && !inside(from, row.prefix) && !row.onlyBy.some((p) => inside(from, p))) {
+        violations.push(`${from}.ts imports ${m[1]}, which only ${row.onlyBy.join(', ')} may import`);
+      }
     }
   }
   expect(violations).toEqual([]);

@@ -17,7 +17,7 @@ const FLUSH_AT = 1 << 20;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** A buffered writer to a descriptor. */
-export class OutputSink {
+export class BufferedOutput {
   private parts: string[] = [];
   private size = 0;
   private closedByReader = false;
@@ -28,13 +28,13 @@ export class OutputSink {
   ) {}
 
   /** Standard output. */
-  static stdout(): OutputSink {
-    return new OutputSink(1, false);
+  static stdout(): BufferedOutput {
+    return new BufferedOutput(1, false);
   }
 
   /** A file, created or truncated. */
-  static file(file: string): OutputSink {
-    return new OutputSink(openSync(file, 'w', 0o640), true);
+  static file(file: string): BufferedOutput {
+    return new BufferedOutput(openSync(file, 'w', 0o640), true);
   }
 
   /** Queues text; flushes when enough has gathered. */

@@ -1,132 +1,32 @@
 /**
- * The audit writer: append-only JSON Lines segments with a hash chain, a Merkle tree and signed
- * checkpoints, written with group commit.
- *
- * - Records appended in the same turn of the event loop share one write and one fdatasync;
- *   `append` resolves only when its record is on disk (strict) or handed to the OS (relaxed).
- * - Each record's `seq`, `prev` (SHA-256 of the previous line) and Merkle leaf are fixed when it
- *   is appended. A failed write rejects the batch and everything queued behind it and rewinds
- *   the whole chain state to the last durable record; writes go to explicit offsets, so the
- *   failed bytes are overwritten and the file never holds a gap or a half batch. A failed
- *   fdatasync is not retried on the same descriptor or page: the chain moves on to a new segment.
- * - A `checkpoint` record (a C2SP signed note over the RFC 6962 root of every record before it)
- *   is appended every `checkpoint.everyRecords` records, every `checkpoint.everySeconds` even
- *   when idle (a heartbeat), before each rotation and at close. The newest note is also kept in
- *   the file `checkpoint`, replaced atomically, for shipping off the machine.
- * - Segments rotate by size and age: the old one ends with a checkpoint, the new one begins with
- *   a `segment_start` record naming the old file, its last seq and hash and its SHA-256.
- * - One writer per directory, held by a kernel lock (writer-lock.ts); a writer that finds the
- *   lock left by one that died records `writer_takeover` naming it.
+ * The JSON Lines writer: group commit. Records appended in the same turn of the event loop share
+ * one write and one fdatasync; a failed write rejects the batch and everything behind it and
+ * rewinds the chain state to the last durable record; a failed fdatasync moves the chain to a
+ * new segment. Checkpoints and rotation are triggered from here (maintain). Open it with
+ * openAuditWriter (open.ts).
  */
-import { createHash, type Hash } from 'node:crypto';
-import { promises as fsp, constants as fsc, openSync, closeSync, writeSync, fsyncSync, existsSync, readFileSync } from 'node:fs';
-import fs from 'node:fs';
+import fs, { closeSync, constants as fsc, fsyncSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { CONFIG_SCHEMA } from '../config/schema';
-import { leafHash, type MerkleFrontier } from './merkle';
-import { serializeRecord, type AuditEvent, type ChainedRecord } from './record';
-import { AuditWriteError, scanTrail, segmentName, type SegmentSummary } from './segments';
-import { checkpointBody, type NoteSigner } from './signed-note';
-import { abandonLock, acquireLock, releaseLock, type HeldLock } from './writer-lock';
-
-export { AuditWriteError, listSegments, segmentName } from './segments';
-export { LOCK_FILE } from './writer-lock';
+import type { AuditEvent } from '../record';
+import { AuditWriteError, segmentName } from '../segments';
+import { abandonLock, releaseLock, type HeldLock } from '../writer-lock';
+import {
+  DEFAULT_CHECKPOINT,
+  DEFAULT_ROTATE,
+  LAZY_FLUSH_MS,
+  type AppendOptions,
+  type AuditLog,
+  type AuditWriterOptions,
+  type CheckpointCadence,
+  type RotationThresholds,
+} from './audit-log';
+import { chainRecord, cloneState, moveToNextSegment, type ChainState } from './chain-state';
+import { checkpointEvent, writeCheckpointFile } from './checkpoints';
 
 const fdatasync = promisify(fs.fdatasync);
 const ftruncate = promisify(fs.ftruncate);
-
-/** The file beside the segments holding the newest signed checkpoint. */
-export const CHECKPOINT_FILE = 'checkpoint';
-/** The file beside the segments listing the verifier keys that signed the trail. */
-export const PUBLIC_KEY_FILE = 'audit.pub';
-
-/**
- * Where audit events go: the trail as the request path sees it: append a record, know whether appends
- * succeed. A second implementation is a new file. (The shippers that copy the trail elsewhere
- * are the "sinks": src/audit/sinks/.)
- */
-export interface AuditLog {
-  /**
-   * Appends an event; resolves when it is durable according to the log's durability mode. `lazy` records
-   * (outcomes, which nothing waits on) do not start a write of their own: they ride with the
-   * next batch, or are written after LAZY_FLUSH_MS.
-   */
-  append(event: AuditEvent, options?: AppendOptions): Promise<void>;
-  /** True until a write fails; back to true after a write succeeds again. */
-  readonly healthy: boolean;
-  /** Flushes and closes. */
-  close(): Promise<void>;
-}
-
-/** Options of the JSON Lines writer. */
-export interface AuditWriterOptions {
-  readonly dir: string;
-  readonly durability: 'strict' | 'relaxed';
-  /** Signs checkpoints; its verifier key is written to audit.pub. */
-  readonly signer: NoteSigner;
-  /** Checkpoint cadence. Defaults: every 10,000 records or 30 seconds. */
-  readonly checkpoint?: { readonly everyRecords: number; readonly everySeconds: number };
-  /** Rotation thresholds. Defaults: 64 MiB or 24 hours. */
-  readonly rotate?: { readonly maxBytes: number; readonly maxAgeSeconds: number };
-  /** Called when a write fails or recovers (for logs, metrics and the outage record). */
-  readonly onHealthChange?: (healthy: boolean, detail: HealthDetail) => void;
-  /** Called after each successful write (the audit sinks follow the files; this wakes them). */
-  readonly onDurable?: () => void;
-  /** Wall clock for the writer's own records (tests step it backwards). */
-  readonly now?: () => Date;
-  /** How long to wait for the directory's lock (a previous writer still exiting). Default 3 s. */
-  readonly lockWaitMs?: number;
-}
-
-/** What onHealthChange is told. */
-export interface HealthDetail {
-  /** The write error (on failure). */
-  readonly error?: Error;
-  /** When the outage began (ISO time). */
-  readonly since: string;
-  /** Records refused during the outage so far. */
-  readonly refusedRecords: number;
-}
-
-/** Options of AuditLog.append. */
-export interface AppendOptions {
-  readonly lazy?: boolean;
-}
-
-/** Longest a lazy record waits for company before it is written on its own. */
-export const LAZY_FLUSH_MS = 2;
-
-const AUDIT_KEYS = CONFIG_SCHEMA.properties.audit.properties;
-/** Checkpoint cadence when none is given: the config schema's defaults, the one place they are set. */
-const DEFAULT_CHECKPOINT = Object.freeze({
-  everyRecords: AUDIT_KEYS.checkpoint.properties.every_records.default,
-  everySeconds: AUDIT_KEYS.checkpoint.properties.every_seconds.default,
-});
-/** Rotation when none is given: the config schema's defaults. */
-const DEFAULT_ROTATE = Object.freeze({
-  maxBytes: AUDIT_KEYS.rotate.properties.max_bytes.default,
-  maxAgeSeconds: AUDIT_KEYS.rotate.properties.max_age_seconds.default,
-});
-
-/** Everything that advances with each record, as one value so a failed write can rewind it. */
-interface ChainState {
-  seq: number;
-  hash: string;
-  frontier: MerkleFrontier;
-  segment: number;
-  segmentBytes: number;
-  segmentHash: Hash;
-  /** performance.now() at which the segment counts as opened (for rotation by age). */
-  segmentOpenedAt: number;
-  previous: SegmentSummary | null;
-  lastCheckpointSeq: number;
-}
-
-function cloneState(s: ChainState): ChainState {
-  return { ...s, frontier: s.frontier.clone(), segmentHash: s.segmentHash.copy() };
-}
 
 interface Pending {
   readonly line: string;
@@ -140,72 +40,7 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
-/** Opens (or creates) the trail in `dir` and returns its writer. */
-export async function openAuditWriter(options: AuditWriterOptions): Promise<JsonlAuditWriter> {
-  await fsp.mkdir(options.dir, { recursive: true, mode: 0o750 });
-  const lock = await acquireLock(options.dir, { waitMs: options.lockWaitMs });
-  try {
-    const scan = scanTrail(options.dir);
-    const file = path.join(options.dir, segmentName(scan.segment));
-    const aside = `${file}.torn-${Date.now()}`;
-    if (scan.tornBytes) {
-      // Never delete evidence: keep the torn bytes beside the segment, then cut them off.
-      const handle = await fsp.open(aside, 'wx', 0o640);
-      try {
-        await handle.writeFile(scan.tornBytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      // Not cut off here: the first write opens the segment at its last complete line and cuts
-      // there, with the recovered_torn_tail record. A crash before then leaves the bytes in
-      // place, to be moved aside and recorded at the next start: no aside copy without a record
-      // of its own bytes being removed.
-    }
-    const ageMs = scan.segmentStartedAt ? Math.max(0, Date.now() - Date.parse(scan.segmentStartedAt)) : 0;
-    const state: ChainState = {
-      seq: scan.seq,
-      hash: scan.hash,
-      frontier: scan.frontier,
-      segment: scan.segment,
-      segmentBytes: scan.segmentBytes,
-      segmentHash: scan.segmentHash,
-      segmentOpenedAt: performance.now() - (Number.isFinite(ageMs) ? ageMs : 0),
-      previous: scan.previous,
-      lastCheckpointSeq: scan.lastCheckpointSeq,
-    };
-    await publishVerifierKey(options.dir, options.signer.verifierKey);
-    const writer = new JsonlAuditWriter(options, lock, state);
-    const now = writer.clock().toISOString();
-    if (lock.stale) {
-      // The previous writer died holding the lock: the kernel released it; the trail says so.
-      void writer.append({ type: 'writer_takeover', time: now, previous: { ...lock.stale }, epoch: lock.holder.epoch, pid: process.pid, waited_ms: lock.waitedMs }).catch(() => undefined);
-    }
-    if (scan.tornBytes) void writer.append({ type: 'recovered_torn_tail', time: now, moved_to: path.basename(aside), bytes: scan.tornBytes.length }).catch(() => undefined);
-    if (scan.lastKeyId !== options.signer.keyId) {
-      void writer.append({ type: 'signing_key', time: now, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId }).catch(() => undefined);
-    }
-    await writer.settle();
-    if (!writer.healthy) {
-      writer.startFailed = true;
-      await writer.close();
-      throw new AuditWriteError(`cannot write to the audit trail in ${options.dir}; refusing to start`);
-    }
-    return writer;
-  } catch (err) {
-    abandonLock(lock);
-    throw err;
-  }
-}
-
-/** Adds the verifier key to audit.pub (one key per line) unless it is there already. */
-async function publishVerifierKey(dir: string, verifierKey: string): Promise<void> {
-  const file = path.join(dir, PUBLIC_KEY_FILE);
-  const known = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
-  if (!known.includes(verifierKey)) await fsp.appendFile(file, `${verifierKey}\n`, { mode: 0o644 });
-}
-
-/** JSON Lines writer with hash chain, checkpoints and group commit. Create with openAuditWriter. */
+/** JSON Lines writer with hash chain, checkpoints and group commit. Create with openAuditWriter (open.ts). */
 export class JsonlAuditWriter implements AuditLog {
   private queue: Pending[] = [];
   private flushing = false;
@@ -228,8 +63,8 @@ export class JsonlAuditWriter implements AuditLog {
   private refusedRecords = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly checkpointEvery: { readonly everyRecords: number; readonly everySeconds: number };
-  private readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };
+  private readonly checkpointEvery: CheckpointCadence;
+  private readonly rotate: RotationThresholds;
   private lastCheckpointAt = performance.now();
   private noteToPublish: string | null = null;
   private publishing: Promise<void> | null = null;
@@ -346,11 +181,7 @@ export class JsonlAuditWriter implements AuditLog {
       return false;
     }
     if (s.segmentBytes > 0) {
-      s.previous = { file: segmentName(s.segment), last_seq: s.seq, last_hash: s.hash, sha256: s.segmentHash.copy().digest('hex') };
-      s.segment++;
-      s.segmentBytes = 0;
-      s.segmentHash = createHash('sha256');
-      s.segmentOpenedAt = performance.now();
+      moveToNextSegment(s);
       this.durable = cloneState(s);
     }
     this.failedSegment = false;
@@ -378,27 +209,18 @@ export class JsonlAuditWriter implements AuditLog {
   private rotateSegment(): void {
     const s = this.state;
     if (s.lastCheckpointSeq !== s.seq) this.appendCheckpoint();
-    const previous: SegmentSummary = { file: segmentName(s.segment), last_seq: s.seq, last_hash: s.hash, sha256: s.segmentHash.copy().digest('hex') };
     // The segment's last pending record carries the state to rewind to if the next one fails.
     const last = this.queue[this.queue.length - 1];
     if (last && last.segment === s.segment) (last as { after: ChainState | null }).after = cloneState(s);
-    s.segment++;
-    s.segmentBytes = 0;
-    s.segmentHash = createHash('sha256');
-    s.segmentOpenedAt = performance.now();
-    s.previous = previous;
+    moveToNextSegment(s);
     this.startSegmentRecord();
   }
 
   /** Appends a signed checkpoint over every record appended so far. */
   private appendCheckpoint(): void {
     const s = this.state;
-    const signer = this.options.signer;
-    const note = signer.sign(checkpointBody(signer.name, s.seq, s.frontier.root()));
-    const root = s.frontier.root().toString('base64');
-    const size = s.seq;
-    const frontier = s.frontier.hashes().map((h) => h.toString('base64'));
-    void this.enqueue({ type: 'checkpoint', time: this.clock().toISOString(), size, root, key_id: signer.keyId, note, frontier }, note).catch(() => undefined);
+    const { event, note } = checkpointEvent(this.options.signer, s, this.clock().toISOString());
+    void this.enqueue(event, note).catch(() => undefined);
     s.lastCheckpointSeq = s.seq;
     this.lastCheckpointAt = performance.now();
   }
@@ -409,16 +231,10 @@ export class JsonlAuditWriter implements AuditLog {
     // A segment after the first always opens with segment_start, also when a failed write
     // rewound the chain to before it.
     if (s.segment > 1 && s.segmentBytes === 0 && event.type !== 'segment_start') this.startSegmentRecord();
-    const seq = s.seq + 1;
-    const line = serializeRecord({ seq, prev: s.hash, ...event } as ChainedRecord);
-    s.seq = seq;
-    s.hash = createHash('sha256').update(line).digest('hex');
-    s.frontier.push(leafHash(line));
-    const bytes = Buffer.byteLength(line) + 1;
-    s.segmentHash.update(line).update('\n');
-    s.segmentBytes += bytes;
+    const line = chainRecord(s, event);
+    const { seq, segment } = s;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line, seq, segment: s.segment, after: null, note, resolve, reject });
+      this.queue.push({ line, seq, segment, after: null, note, resolve, reject });
     });
   }
 
@@ -560,22 +376,7 @@ export class JsonlAuditWriter implements AuditLog {
         this.noteToPublish = null;
         // A checkpoint may leave the machine only once the records it covers are on stable storage.
         if (this.options.durability === 'relaxed' && this.fd !== null) await fdatasync(this.fd);
-        const target = path.join(this.options.dir, CHECKPOINT_FILE);
-        const tmp = `${target}.tmp`;
-        const handle = await fsp.open(tmp, 'w', 0o644);
-        try {
-          await handle.writeFile(note);
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-        await fsp.rename(tmp, target);
-        const dir = await fsp.open(this.options.dir, 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
-        }
+        await writeCheckpointFile(this.options.dir, note);
       }
     } catch {
       // The trail itself holds every checkpoint; this copy is a convenience for shipping.
