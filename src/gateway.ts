@@ -26,7 +26,7 @@ import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
-import { PolicyStore } from './policy/policy-store';
+import { PolicyStore, type PolicyState } from './policy/policy-store';
 import { newContext } from './proxy/context';
 import { HttpUpstream } from './proxy/forward';
 import { createAgentIdentifier } from './proxy/identify';
@@ -110,6 +110,12 @@ function configuredSigner(config: GatewayConfig): NoteSigner | null {
   }
 }
 
+/** The /readyz view of the policy: the revision in force against the revision on disk. */
+function policyDetail(state: PolicyState): Record<string, unknown> {
+  const r = state.lastRejection;
+  return { in_force: state.inForce, on_disk: state.onDisk, drift: state.drift, last_rejection: r && { revision: r.revision, time: r.time, error: r.error.slice(0, 2000) } };
+}
+
 /**
  * Starts a gateway. Everything that can refuse a start (the signing key, the policy, the stdio
  * commands, the upstreams, the listen addresses) is checked before the trail is touched, so a
@@ -146,15 +152,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   try {
     const configured = configuredSigner(config);
     const policy = new PolicyStore(config.policy, {
-      onLoaded(revision, previous) {
+      onLoaded({ revision, previous, files, recovers }) {
         metrics.policyReloads.inc({ result: 'loaded' });
-        log.info({ revision, previous }, 'policy loaded');
-        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous });
+        log.info({ revision, previous, ...(recovers ? { recovers } : {}) }, recovers ? 'policy loaded; the rejected change is gone' : 'policy loaded');
+        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...(recovers ? { recovers } : {}) });
       },
-      onRejected(error) {
+      onRejected(error, { revision }) {
         metrics.policyReloads.inc({ result: 'rejected' });
-        log.error({ err: error.message }, 'policy change rejected; the previous policy stays in force');
-        record({ type: 'policy_rejected', time: new Date().toISOString(), error: error.message.slice(0, 4000) });
+        const inForce = policy.ready ? policy.current.revision : null;
+        log.error({ err: error.message, revision, in_force: inForce }, 'policy change rejected; the previous policy stays in force');
+        record({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, error: error.message.slice(0, 4000) });
+      },
+      onState(state) {
+        metrics.policyDrift.set(state.drift ? 1 : 0);
+        metrics.policyRevision.reset();
+        if (state.inForce) metrics.policyRevision.set({ state: 'in_force', revision: state.inForce }, 1);
+        metrics.policyRevision.set({ state: 'on_disk', revision: state.onDisk ?? 'unreadable' }, 1);
+        if (state.drift) log.warn({ in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) }, 'the policy on disk is not the policy in force');
+      },
+      onWatchGap(gap) {
+        metrics.policyWatchGaps.inc({ cause: gap.cause });
+        log.warn(gap, gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it');
       },
     });
     closers.push(() => policy.close());
@@ -231,6 +249,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let admin: http.Server | null = null;
     if (config.admin.enabled) {
       const app = createAdminApp(metrics, {
+        details: () => ({ policy: policyDetail(policy.state) }),
         problems() {
           const p: string[] = [];
           if (!policy.ready) p.push('no policy loaded');
@@ -333,8 +352,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             });
           }
           // Nothing may follow gateway_stop: a kept-alive connection would still be answered (and
-          // audited) until cleanup closes it, so close every connection first.
+          // audited) until cleanup closes it, so close every connection first, and stop the
+          // policy reloads (a policy_loaded) too.
           server.closeAllConnections();
+          await policy.close();
           await writer.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
           await cleanup();
           log.info('portcullis stopped');

@@ -11,6 +11,8 @@ import type { Metrics } from '../observability/metrics';
 export interface ReadinessProbe {
   /** Empty when ready; otherwise the reasons it is not. */
   problems(): string[];
+  /** Facts shown beside the status that do not change it (the policy's drift). */
+  details?(): Record<string, unknown>;
 }
 
 /** Builds the admin app. */
@@ -23,7 +25,7 @@ export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe): exp
   });
   app.get('/readyz', (_req, res) => {
     const problems = readiness.problems();
-    res.status(problems.length ? 503 : 200).json({ status: problems.length ? 'not ready' : 'ready', problems });
+    res.status(problems.length ? 503 : 200).json({ status: problems.length ? 'not ready' : 'ready', problems, ...readiness.details?.() });
   });
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', metrics.registry.contentType);

@@ -78,6 +78,7 @@ function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig[
     path: policyPath,
     entrypoint: raw.entrypoint,
     watch: raw.watch ?? isDir,
+    pollMs: raw.poll_ms,
     opa: raw.opa ? path.resolve(ctx.baseDir, raw.opa) : null,
   });
 }

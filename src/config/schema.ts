@@ -230,6 +230,13 @@ export const CONFIG_SCHEMA = {
           description: 'The rule whose value decides each call.',
         },
         watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
+        poll_ms: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 3600000,
+          default: 2000,
+          description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
+        },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
       },
     },

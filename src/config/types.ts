@@ -138,6 +138,8 @@ export interface GatewayConfig {
     readonly path: string;
     readonly entrypoint: string;
     readonly watch: boolean;
+    /** Interval of the content-hash poll behind the file watches (ms). */
+    readonly pollMs: number;
     readonly opa: string | null;
   };
   readonly audit: {

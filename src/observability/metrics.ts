@@ -15,6 +15,12 @@ export interface Metrics {
   readonly auditHealthy: Gauge<never>;
   readonly auditFailures: Counter<never>;
   readonly policyReloads: Counter<'result'>;
+  /** 1 while the policy's files on disk are not the policy in force (docs/policy.md, drift). */
+  readonly policyDrift: Gauge<never>;
+  /** 1 for the revision in force and the revision on disk (`unreadable` when it cannot be read). */
+  readonly policyRevision: Gauge<'state' | 'revision'>;
+  /** Changes the poll found that no file watch had reported, and directories that could not be watched. */
+  readonly policyWatchGaps: Counter<'cause'>;
   readonly inFlight: Gauge<never>;
   readonly secretsMasked: Counter<'route'>;
   readonly headersDropped: Counter<'route'>;
@@ -49,6 +55,9 @@ export function createMetrics(): Metrics {
     auditHealthy: new Gauge({ name: 'portcullis_audit_healthy', help: '1 when the audit log is writable; 0 while calls are refused.', ...reg }),
     auditFailures: new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Failed audit writes.', ...reg }),
     policyReloads: new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy reloads by result.', labelNames: ['result'], ...reg }),
+    policyDrift: new Gauge({ name: 'portcullis_policy_drift', help: '1 while the policy files on disk are not the policy in force (a rejected change, or one not loaded yet).', ...reg }),
+    policyRevision: new Gauge({ name: 'portcullis_policy_revision_info', help: 'The policy revision in force and the revision on disk (state="in_force"|"on_disk"); always 1.', labelNames: ['state', 'revision'], ...reg }),
+    policyWatchGaps: new Counter({ name: 'portcullis_policy_watch_gaps_total', help: 'Policy changes found by the content-hash poll that no file watch reported (cause="poll"), and directories that could not be watched (cause="watch_failed").', labelNames: ['cause'], ...reg }),
     inFlight: new Gauge({ name: 'portcullis_in_flight_requests', help: 'Calls being handled.', ...reg }),
     secretsMasked: new Counter({ name: 'portcullis_response_secrets_masked_total', help: 'Responses in which a credential value was masked.', labelNames: ['route'], ...reg }),
     headersDropped: new Counter({ name: 'portcullis_response_headers_dropped_total', help: 'Upstream response headers dropped because their name held a credential value.', labelNames: ['route'], ...reg }),

@@ -1,10 +1,11 @@
 /**
  * Compiling policies: runs the real OPA compiler (`opa build -t wasm`) with a capabilities file
  * listing exactly the builtins the engine provides, then reads the bundle it wrote. A directory
- * of .rego files or a prebuilt bundle (.tar.gz) are both accepted.
+ * of .rego files or a prebuilt bundle (.tar.gz) are both accepted. OPA runs inside the policy
+ * directory on `.`, so neither the bundle nor the Wasm module holds an absolute path, and the
+ * revision is the sources' content address (policy-sources.ts), written into the manifest too.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,17 +13,29 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
 import { writeCapabilitiesFile } from './capabilities';
+import { readSources, type PolicySources, type SourceFile } from './policy-sources';
 
 const run = promisify(execFile);
 
-/** A compiled policy: the Wasm module, its data and its revision. */
-export interface CompiledPolicy {
+/** What a bundle holds. */
+export interface BundleContents {
   readonly wasm: Buffer;
   readonly data: unknown;
-  /** `sha256:<hex>` over the Wasm module and data.json: the policy revision in audit records. */
-  readonly revision: string;
   readonly entrypoints: readonly string[];
+  /** The Rego files it was built from, by member name without the leading `/`. */
+  readonly modules: readonly string[];
 }
+
+/** A compiled policy: the Wasm module, its data, and what it was compiled from. */
+export interface CompiledPolicy extends BundleContents {
+  /** The sources' content address (policy-sources.ts): the policy revision in audit records. */
+  readonly revision: string;
+  /** The files the revision covers, with their digests. */
+  readonly files: readonly SourceFile[];
+}
+
+/** Builds attempted while the directory keeps changing under OPA, before giving up. */
+const BUILD_ATTEMPTS = 3;
 
 /** Locates the OPA CLI: explicit path, then $PORTCULLIS_OPA, then `opa` on PATH. */
 export function opaBinary(explicit: string | null): string {
@@ -54,8 +67,8 @@ export function untar(tar: Buffer): Map<string, Buffer> {
   return files;
 }
 
-/** Parses a bundle (.tar.gz) into a CompiledPolicy. */
-export function readBundle(bundle: Buffer, source: string): CompiledPolicy {
+/** Parses a bundle (.tar.gz). */
+export function readBundle(bundle: Buffer, source: string): BundleContents {
   let files: Map<string, Buffer>;
   try {
     files = untar(gunzipSync(bundle));
@@ -74,8 +87,8 @@ export function readBundle(bundle: Buffer, source: string): CompiledPolicy {
   } catch (err) {
     throw new PolicyBuildError(`${source}: invalid JSON in the bundle (${(err as Error).message})`);
   }
-  const revision = `sha256:${createHash('sha256').update(wasm).update(dataBytes).digest('hex')}`;
-  return { wasm, data, revision, entrypoints };
+  const modules = [...files.keys()].filter((name) => name.endsWith('.rego')).map((name) => name.slice(1));
+  return { wasm, data, entrypoints, modules };
 }
 
 /** Options for compilePolicy. */
@@ -89,10 +102,27 @@ export interface CompileOptions {
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
 export async function compilePolicy(options: CompileOptions): Promise<CompiledPolicy> {
-  const info = await stat(options.path).catch(() => null);
-  if (!info) throw new PolicyBuildError(`${options.path}: no such file or directory`);
-  if (!info.isDirectory()) return checkEntrypoint(readBundle(await readFile(options.path), options.path), options);
+  const sources = await readSources(options.path);
+  const info = await stat(options.path);
+  if (!info.isDirectory()) {
+    const bytes = sources.contents.get(path.basename(options.path));
+    if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
+    const bundle = readBundle(bytes, options.path);
+    return checkEntrypoint({ ...bundle, revision: sources.revision, files: sources.files }, options);
+  }
+  let before = sources;
+  for (let attempt = 1; ; attempt++) {
+    const bundle = await build(options, before.revision);
+    // An edit that landed while OPA read the files: the bundle may mix them. Build again.
+    const after = await readSources(options.path);
+    if (after.revision === before.revision) return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
+    if (attempt === BUILD_ATTEMPTS) throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
+    before = after;
+  }
+}
 
+/** Runs `opa build` in the policy directory, with the revision in the manifest. */
+async function build(options: CompileOptions, revision: string): Promise<BundleContents> {
   const opa = opaBinary(options.opa);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'portcullis-build-'));
   try {
@@ -106,21 +136,35 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       }
       throw new PolicyBuildError(`cannot prepare the capabilities file with "${opa}": ${e.message.split('\n')[0]}`);
     }
-    const out = options.output ?? path.join(tmp, 'bundle.tar.gz');
+    const out = options.output ? path.resolve(options.output) : path.join(tmp, 'bundle.tar.gz');
     // Tests stay out of the shipped module (they would add entrypoints and bytes); hidden
     // entries are skipped, which includes the ..data copies in a Kubernetes ConfigMap mount.
-    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '--ignore', '.*', '-o', out, options.path];
+    // policy-sources.ts applies the same rules to what the revision covers.
+    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '--ignore', '.*', '-r', revision, '-o', out, '.'];
     try {
-      await run(opa, args, { maxBuffer: 16 * 1024 * 1024 });
+      await run(path.isAbsolute(opa) || !opa.includes('/') ? opa : path.resolve(opa), args, { cwd: options.path, maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
       const detail = (e.stderr || e.stdout || e.message).trim();
       throw new PolicyBuildError(`policy in ${options.path} does not compile:\n${detail}`);
     }
-    return checkEntrypoint(readBundle(await readFile(out), out), options);
+    return readBundle(await readFile(out), out);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The revision must cover exactly the Rego files OPA compiled (the bundle holds a stub of each,
+ * not its bytes; the re-read after the build covers the bytes).
+ */
+function checkModules(policy: CompiledPolicy, sources: PolicySources, options: CompileOptions): CompiledPolicy {
+  const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego')).sort();
+  const compiled = [...policy.modules].sort();
+  if (covered.join('\n') !== compiled.join('\n')) {
+    throw new PolicyBuildError(`policy in ${options.path}: OPA compiled other Rego files (${compiled.join(', ')}) than the revision covers (${covered.join(', ')})`);
+  }
+  return policy;
 }
 
 function checkEntrypoint(policy: CompiledPolicy, options: CompileOptions): CompiledPolicy {

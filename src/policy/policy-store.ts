@@ -1,16 +1,52 @@
 /**
- * Holds the policy in force and replaces it atomically. When the policy directory changes,
- * it recompiles; the new engine is swapped in only if compilation and instantiation succeed,
- * otherwise the old one stays in force and the error is reported.
+ * Holds the policy in force and replaces it atomically. When the policy's sources change (the
+ * watcher's events or its poll, policy-watcher.ts), it hashes them (policy-sources.ts) and,
+ * if they differ from the policy in force, recompiles; the new engine is swapped in only if
+ * compilation and instantiation succeed, otherwise the old one stays in force and the error is
+ * reported. It keeps the revision on disk beside the revision in force, so a difference (drift)
+ * and its cause are visible, and a return to a good policy after a rejection is reported too.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { compilePolicy } from './bundle';
 import { WasmPolicyEngine, type PolicyEngine } from './engine';
+import { readSources, type SourceFile } from './policy-sources';
+import { PolicyWatcher } from './policy-watcher';
+
+/** A change that was not put in force. */
+export interface PolicyRejection {
+  /** The revision on disk that was rejected, or null when the sources could not be read. */
+  readonly revision: string | null;
+  readonly error: string;
+  readonly time: string;
+}
+
+/** The revision in force against the revision on disk. */
+export interface PolicyState {
+  readonly inForce: string | null;
+  /** At the last look; null when the sources could not be read. */
+  readonly onDisk: string | null;
+  /** True when the files on disk are not the policy in force. */
+  readonly drift: boolean;
+  /** Why the revision on disk is not in force, while it is not. */
+  readonly lastRejection: PolicyRejection | null;
+}
+
+/** A policy put in force. */
+export interface LoadedPolicy {
+  readonly revision: string;
+  readonly files: readonly SourceFile[];
+  readonly previous: string | null;
+  /** The rejection this load ends (a broken change fixed or reverted), if any. */
+  readonly recovers: PolicyRejection | null;
+}
 
 /** Where the store reports its life-cycle. */
 export interface PolicyStoreEvents {
-  onLoaded?(revision: string, previous: string | null): void;
-  onRejected?(error: Error): void;
+  onLoaded?(loaded: LoadedPolicy): void;
+  onRejected?(error: Error, rejection: PolicyRejection): void;
+  /** The state changed (drift began or ended, another revision on disk). */
+  onState?(state: PolicyState): void;
+  /** The poll found a change no watch event reported, or a directory could not be watched. */
+  onWatchGap?(detail: { readonly cause: 'poll' | 'watch_failed'; readonly revision?: string; readonly dir?: string; readonly error?: string }): void;
 }
 
 /** Options of the store (from the `policy` section of the config). */
@@ -19,6 +55,8 @@ export interface PolicyStoreOptions {
   readonly entrypoint: string;
   readonly opa: string | null;
   readonly watch: boolean;
+  /** Interval of the content-hash poll behind the file watches. */
+  readonly pollMs: number;
   /** Quiet period after the last file change before recompiling. */
   readonly debounceMs?: number;
 }
@@ -26,10 +64,13 @@ export interface PolicyStoreOptions {
 /** The current policy, swappable. */
 export class PolicyStore {
   private engine: PolicyEngine | null = null;
-  private watcher: FSWatcher | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private files: readonly SourceFile[] = [];
+  private watcher: PolicyWatcher | null = null;
   private building: Promise<void> | null = null;
-  private again = false;
+  private again: 'watch' | 'poll' | null = null;
+  private onDisk: string | null = null;
+  private rejection: PolicyRejection | null = null;
+  private reported = '';
 
   constructor(
     private readonly options: PolicyStoreOptions,
@@ -47,63 +88,115 @@ export class PolicyStore {
     return this.engine !== null;
   }
 
+  /** The revision in force against the revision on disk at the last look. */
+  get state(): PolicyState {
+    const inForce = this.engine?.revision ?? null;
+    return { inForce, onDisk: this.onDisk, drift: this.onDisk !== inForce, lastRejection: this.rejection };
+  }
+
   /** Compiles and swaps in the policy. Rejects (leaving the old one) on failure. */
   async load(): Promise<string> {
     const compiled = await compilePolicy(this.options);
     const next = await WasmPolicyEngine.create(compiled, this.options.entrypoint);
     const previous = this.engine?.revision ?? null;
+    const recovers = this.rejection;
     this.engine = next;
-    if (previous !== next.revision) this.events.onLoaded?.(next.revision, previous);
+    this.files = compiled.files;
+    this.onDisk = next.revision;
+    this.rejection = null;
+    if (previous !== next.revision || recovers) this.events.onLoaded?.({ revision: next.revision, files: compiled.files, previous, recovers });
+    this.report();
     return next.revision;
   }
 
-  /** Starts watching the policy directory for changes. */
+  /** Starts watching the policy's files (and polling them). */
   startWatching(): void {
     if (!this.options.watch || this.watcher) return;
-    this.watcher = watch(this.options.path, { recursive: true }, () => this.changed());
-    this.watcher.on('error', (err) => this.events.onRejected?.(err));
+    this.watcher = new PolicyWatcher(
+      { debounceMs: this.options.debounceMs ?? 150, pollMs: this.options.pollMs },
+      {
+        changed: (cause) => this.refresh(cause),
+        watchFailed: (dir, err) => this.events.onWatchGap?.({ cause: 'watch_failed', dir, error: err.message }),
+      },
+    );
+    this.refresh('watch');
   }
 
   /** Resolves when no rebuild is pending or running (for tests and shutdown). */
   async settled(): Promise<void> {
-    while (this.timer || this.building) {
+    while (this.watcher?.pending || this.building) {
       if (this.building) await this.building;
       else await new Promise((r) => setTimeout(r, 10));
     }
   }
 
-  private changed(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.rebuild();
-    }, this.options.debounceMs ?? 150);
-  }
-
-  private rebuild(): void {
-    if (this.building) {
-      this.again = true;
-      return;
-    }
-    this.building = this.load()
-      .then(
-        () => undefined,
-        (err: Error) => this.events.onRejected?.(err),
-      )
-      .finally(() => {
-        this.building = null;
-        if (this.again) {
-          this.again = false;
-          this.rebuild();
-        }
-      });
-  }
-
-  /** Stops watching. */
-  close(): void {
+  /** Stops watching, then waits for a build in progress, so no event follows. */
+  async close(): Promise<void> {
     this.watcher?.close();
     this.watcher = null;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    await this.settled();
+  }
+
+  /** Looks at the sources; one look at a time, and one more if asked during it. */
+  private refresh(cause: 'watch' | 'poll'): void {
+    if (this.building) {
+      if (this.again !== 'watch') this.again = cause;
+      return;
+    }
+    this.building = this.look(cause).finally(() => {
+      this.building = null;
+      const next = this.again;
+      this.again = null;
+      if (next && this.watcher) this.refresh(next);
+    });
+  }
+
+  private async look(cause: 'watch' | 'poll'): Promise<void> {
+    let revision: string;
+    try {
+      const sources = await readSources(this.options.path);
+      this.watcher?.arm(sources.directories);
+      revision = sources.revision;
+    } catch (err) {
+      // Unreadable (removed, a symlink loop): the policy in force stays, and that is drift.
+      if (this.rejection && this.rejection.revision === null) return;
+      return this.reject(err as Error, null);
+    }
+    this.onDisk = revision;
+    const inForce = this.engine?.revision ?? null;
+    if (revision === inForce) {
+      // Back to the policy in force (a broken change reverted): that ends the rejection.
+      if (this.rejection) {
+        const recovers = this.rejection;
+        this.rejection = null;
+        this.events.onLoaded?.({ revision, files: this.files, previous: inForce, recovers });
+      }
+      return this.report();
+    }
+    // A rejected revision is built again only once its files change: editors' swap files and
+    // the poll would otherwise report the same error again and again.
+    if (this.rejection?.revision === revision) return this.report();
+    if (cause === 'poll' && !this.watcher?.pending) this.events.onWatchGap?.({ cause: 'poll', revision });
+    try {
+      await this.load();
+    } catch (err) {
+      this.reject(err as Error, revision);
+    }
+  }
+
+  private reject(error: Error, revision: string | null): void {
+    this.rejection = { revision, error: error.message, time: new Date().toISOString() };
+    this.onDisk = revision;
+    this.events.onRejected?.(error, this.rejection);
+    this.report();
+  }
+
+  /** Reports the state when it differs from the last report. */
+  private report(): void {
+    const state = this.state;
+    const key = JSON.stringify([state.inForce, state.onDisk, state.lastRejection?.time]);
+    if (key === this.reported) return;
+    this.reported = key;
+    this.events.onState?.(state);
   }
 }

@@ -3,9 +3,11 @@
  * real OPA. Exit codes are the documented ones (docs/cli.md).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { OPA, keyHash, rawRequest, startUpstream } from '../helpers/harness';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -62,7 +64,10 @@ test('policy build writes a bundle and prints its revision', async () => {
   writeFileSync(input, JSON.stringify({ request: { method: 'GET' } }));
   const viaBundle = await run(['policy', 'eval', '--policy', out, '--input', input]);
   expect(viaBundle.code).toBe(0);
-  expect(JSON.parse(viaBundle.stdout).policy_revision).toBe(info.revision);
+  // A bundle's revision is the hash of its bytes; the sources' revision is in its manifest (docs/policy.md).
+  const bytes = readFileSync(out);
+  expect(JSON.parse(viaBundle.stdout).policy_revision).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  expect(gunzipSync(bytes).toString('latin1')).toContain(`"revision":"${info.revision}"`);
 });
 
 test('policy build fails with exit 4 and OPA\'s message', async () => {

@@ -348,7 +348,8 @@ describe('admin listener', () => {
     expect(health.status).toBe(200);
     expect(health.headers['x-content-type-options']).toBe('nosniff');
     expect(health.headers['content-security-policy']).toBeDefined();
-    expect(JSON.parse((await rawRequest(admin, { path: '/readyz' })).body)).toEqual({ status: 'ready', problems: [] });
+    const revision = gw.gateway.policy.current.revision;
+    expect(JSON.parse((await rawRequest(admin, { path: '/readyz' })).body)).toEqual({ status: 'ready', problems: [], policy: { in_force: revision, on_disk: revision, drift: false, last_rejection: null } });
     const metrics = (await rawRequest(admin, { path: '/metrics' })).body;
     expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="allow",code=""\} [1-9]/);
     expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="deny",code="PC_POLICY_DENIED"\} [1-9]/);
