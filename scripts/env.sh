@@ -118,6 +118,9 @@ ensure_build() {
   # Compiles TypeScript when any source is newer than the last build.
   local stamp="$PORTCULLIS_ROOT/dist/.build-stamp"
   if [[ ! -f "$stamp" ]] || [[ -n "$(find "$PORTCULLIS_ROOT/src" "$PORTCULLIS_ROOT/examples" "$PORTCULLIS_ROOT/bench" "$PORTCULLIS_ROOT/tsconfig.json" -newer "$stamp" \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]]; then
+    # From scratch: tsc never deletes the output of a moved source, and a stale
+    # dist/src/policy/builtins.js would shadow the dist/src/policy/builtins/ folder.
+    rm -rf "$PORTCULLIS_ROOT/dist/src" "$PORTCULLIS_ROOT/dist/examples" "$PORTCULLIS_ROOT/dist/bench"
     (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >&2)
     touch "$stamp"
   fi

@@ -15,13 +15,16 @@ function defaultKeyName(): string {
   return `portcullis-audit/${host}`;
 }
 
+/** What to do about a default key file that cannot be read or created. */
+const REMEDY = "audit.signing_key is not set, so the key is kept beside audit.path; set audit.signing_key to a key file made with 'portcullis audit keygen' (on a read-only root, mount it from a Secret), or make that directory writable and persistent";
+
 /** Loads the signer from `file`, creating it when absent. `generated` tells which happened. */
 export function loadOrCreateSigner(file: string): { signer: NoteSigner; generated: boolean } {
   let text: string | null = null;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AuditWriteError(`cannot read the audit signing key ${file}: ${(err as NodeJS.ErrnoException).code}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AuditWriteError(`cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code}): ${REMEDY}`);
   }
   if (text !== null) {
     try {
@@ -31,7 +34,11 @@ export function loadOrCreateSigner(file: string): { signer: NoteSigner; generate
     }
   }
   const key = generateSignerKey(defaultKeyName());
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
-  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+    writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    throw new AuditWriteError(`cannot create the audit signing key ${file} (${(err as NodeJS.ErrnoException).code}): ${REMEDY}`);
+  }
   return { signer: parseSignerKey(key), generated: true };
 }

@@ -1,17 +1,17 @@
 /**
  * `portcullis audit query` and `portcullis audit export`: option parsing, help texts and exit
  * codes. The work is in src/audit/offline/query.ts and src/audit/offline/export.ts. Each command reports its own
- * usage errors (exit 2), so main.ts only dispatches to it.
+ * usage errors (exit 2), so main.ts only dispatches to it; unknown options are caught by parseCommand.
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXPORT_FORMATS, runExport, type ExportFormat } from '../audit/offline/export';
 import { OCSF_VERSION } from '../audit/offline/export-ocsf';
 import { csvHeader, csvLine, jsonLine, tableHeader, tableLine, toRow } from '../audit/offline/output-formats';
 import { QueryOptionError, parseTimeBound, runQuery, type AuditFilter, type QueryStats } from '../audit/offline/query';
 import { EXIT } from './exit-codes';
 import { OutputClosed, BufferedOutput } from './buffered-output';
+import { parseCommand, UsageError } from './parse-command';
 
 const FILTER_HELP = `Filters (all given must match; repeat --agent/--route/--tool/--type for any of several values):
       --since TIME        from this time, inclusive: ISO 8601 (2026-05-01, 2026-05-01T12:00:00Z)
@@ -126,7 +126,11 @@ function guarded(body: () => number): number {
   } catch (err) {
     if (err instanceof OutputClosed) return EXIT.OK;
     const e = err as NodeJS.ErrnoException;
-    if (e instanceof QueryOptionError || e.code?.startsWith('ERR_PARSE_ARGS')) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`portcullis: ${e.message}\nRun 'portcullis ${e.command} --help'.\n`);
+      return EXIT.USAGE;
+    }
+    if (e instanceof QueryOptionError) {
       process.stderr.write(`portcullis: ${e.message}\nRun 'portcullis audit query --help' or 'portcullis audit export --help'.\n`);
       return EXIT.USAGE;
     }
@@ -145,11 +149,7 @@ function reportUnreadable(stats: QueryStats): void {
 /** `portcullis audit query`. */
 export function cmdAuditQuery(args: string[]): number {
   return guarded(() => {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, 'with-outcome': { type: 'boolean' } },
-    });
+    const { values, positionals } = parseCommand('audit query', args, { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, 'with-outcome': { type: 'boolean' } }, 1);
     if (values.help) {
       process.stdout.write(`${AUDIT_HELP['audit query']}\n`);
       return EXIT.OK;
@@ -183,11 +183,7 @@ export function cmdAuditQuery(args: string[]): number {
 /** `portcullis audit export`. */
 export function cmdAuditExport(args: string[]): number {
   return guarded(() => {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, output: { type: 'string', short: 'o' }, raw: { type: 'boolean' } },
-    });
+    const { values, positionals } = parseCommand('audit export', args, { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, output: { type: 'string', short: 'o' }, raw: { type: 'boolean' } }, 1);
     if (values.help) {
       process.stdout.write(`${AUDIT_HELP['audit export']}\n`);
       return EXIT.OK;

@@ -5,7 +5,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { generateSignerKey, parseSignerKey } from '../audit/signed-note';
 import { verifyTrail, type VerifyReport } from '../audit/offline/verify';
 import { loadConfig } from '../config/load';
@@ -14,6 +13,7 @@ import { ConfigError, PolicyBuildError } from '../errors';
 import { compilePolicy, opaBinary } from '../policy/bundle';
 import { AUDIT_HELP, cmdAuditExport, cmdAuditQuery } from './audit-commands';
 import { EXIT } from './exit-codes';
+import { COMMANDS, parseCommand, unknownCommand, UsageError } from './parse-command';
 
 const HELP: Record<string, string> = {
   main: `portcullis — a policy-enforcing gateway between AI agents and the systems they act on
@@ -36,18 +36,20 @@ Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage/unver
 
 Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
   -c, --config FILE   configuration file (default: ./portcullis.yaml)`,
-  'policy build': `Usage: portcullis policy build [--config FILE | --policy DIR [--entrypoint E]] [-o OUT]
+  'policy build': `Usage: portcullis policy build [--policy DIR [--entrypoint E] | --config FILE] [--output FILE]
 
-Compiles the policy with 'opa build -t wasm' and the engine's capabilities (so a builtin the
-gateway cannot run fails here, naming it), and prints the revision.
-  -c, --config FILE     take policy.path and policy.entrypoint from this config
-  -p, --policy DIR      policy directory (default: ./policies)
+Compiles the policy to Wasm with the OPA CLI and the engine's capabilities (so a builtin the
+gateway cannot run fails here, naming it), and prints the revision. Without --output it only
+checks: the bundle is built in a temporary directory, which is removed.
+  -p, --policy DIR      policy directory (default: ./policies; also as the argument DIR)
   -e, --entrypoint E    entrypoint rule (default: portcullis/decision)
-  -o, --output FILE     write the bundle here (default: bundle.tar.gz)`,
-  'policy test': `Usage: portcullis policy test [DIR] [-- OPA_TEST_ARGS...]
+  -c, --config FILE     take policy.path and policy.entrypoint from this config
+  -o, --output FILE     write the bundle here`,
+  'policy test': `Usage: portcullis policy test [--policy DIR | --config FILE] [-- OPA_TEST_ARGS...]
 
-Runs 'opa test -v' on the policy directory (default: ./policies, or policy.path of --config).
-  -c, --config FILE   take the directory from this config`,
+Runs the policy's Rego tests with the OPA CLI ('opa test', verbose); arguments after '--' go to it.
+  -p, --policy DIR      policy directory (default: ./policies; also as the argument DIR)
+  -c, --config FILE     take policy.path from this config`,
   'audit verify': `Usage: portcullis audit verify PATH [--key KEY]... [--checkpoint FILE]... [--json]
 
 Checks an audit trail offline (a directory of segments, or one segment) with only the files and
@@ -66,46 +68,49 @@ Exit code 0 verified, 1 tampered (each problem printed with file, line and seq),
 
 Writes a new Ed25519 checkpoint signing key to FILE (mode 0600; an existing file is never
 overwritten) and prints its public key. Set audit.signing_key to { file: FILE } to use it.
-NAME identifies the log in checkpoints, e.g. portcullis.example.com/prod-agents.`,
-  'policy eval': `Usage: portcullis policy eval --input FILE [--config FILE | --policy DIR [--entrypoint E]]
+      --name NAME       identifies the log in checkpoints, e.g. portcullis.example.com/prod-agents
+  -o, --output FILE     where to write the key`,
+  'policy eval': `Usage: portcullis policy eval --input FILE [--policy DIR [--entrypoint E] | --config FILE]
 
 Compiles the policy exactly as the gateway does and prints the decision for the input (JSON,
 the same shape as the gateway's policy input; '-' reads standard input).
 Exit code 0 when allowed, 1 when denied.
   -i, --input FILE      the policy input
-  -c, --config FILE     take the policy from this config
-  -p, --policy DIR      policy directory or bundle (default: ./policies)
-  -e, --entrypoint E    entrypoint rule (default: portcullis/decision)`,
+  -p, --policy DIR      policy directory or bundle (default: ./policies; also as the argument DIR)
+  -e, --entrypoint E    entrypoint rule (default: portcullis/decision)
+  -c, --config FILE     take policy.path and policy.entrypoint from this config`,
 };
-
-class UsageError extends Error {}
 
 function out(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function policySource(values: Record<string, unknown>): { path: string; entrypoint: string; opa: string | null } {
-  if (values.config) {
+/**
+ * The policy a `policy` command works on, given the same way to all three: -p DIR (or DIR as
+ * the argument), or -c CONFIG for its policy.path and policy.entrypoint; one of them at most.
+ */
+function policySource(command: string, values: { config?: string; policy?: string; entrypoint?: string }, positionals: string[]): { path: string; entrypoint: string; opa: string | null } {
+  if (values.policy !== undefined && positionals.length) throw new UsageError('give the policy directory once: --policy DIR or DIR', command);
+  const dir = values.policy ?? positionals[0];
+  if (values.config !== undefined) {
+    if (dir !== undefined || values.entrypoint !== undefined) throw new UsageError('--config names the policy and its entrypoint: give it alone, or --policy DIR [--entrypoint E]', command);
     // Only the policy is needed: the credentials' secrets may be absent here (CI, a laptop).
-    const config = loadConfig(String(values.config), { secrets: 'skip' });
+    const config = loadConfig(values.config, { secrets: 'skip' });
     return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
   }
-  return {
-    path: path.resolve(String(values.policy ?? 'policies')),
-    entrypoint: String(values.entrypoint ?? 'portcullis/decision'),
-    opa: null,
-  };
+  return { path: path.resolve(dir ?? 'policies'), entrypoint: values.entrypoint ?? 'portcullis/decision', opa: null };
 }
 
+const helpOption = { help: { type: 'boolean', short: 'h' } } as const;
 const policyOptions = {
+  ...helpOption,
   config: { type: 'string', short: 'c' },
   policy: { type: 'string', short: 'p' },
   entrypoint: { type: 'string', short: 'e' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
 async function cmdStart(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseCommand('start', args, { ...helpOption, config: { type: 'string', short: 'c' } });
   if (values.help) return help('start');
   const config: GatewayConfig = loadConfig(values.config ?? 'portcullis.yaml');
   return runUntilSignal(config);
@@ -129,12 +134,13 @@ export async function runUntilSignal(config: GatewayConfig, onStarted?: (url: st
 }
 
 async function cmdPolicyBuild(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...policyOptions, output: { type: 'string', short: 'o' } } });
+  const { values, positionals } = parseCommand('policy build', args, { ...policyOptions, output: { type: 'string', short: 'o' } }, 1);
   if (values.help) return help('policy build');
-  const src = policySource(values);
-  const output = path.resolve(values.output ?? 'bundle.tar.gz');
+  const src = policySource('policy build', values, positionals);
+  // Without --output, compilePolicy builds in a temporary directory and removes it.
+  const output = values.output === undefined ? undefined : path.resolve(values.output);
   const compiled = await compilePolicy({ ...src, output });
-  out(JSON.stringify({ bundle: output, revision: compiled.revision, entrypoints: compiled.entrypoints }));
+  out(JSON.stringify({ ...(output ? { bundle: output } : {}), revision: compiled.revision, entrypoints: compiled.entrypoints }));
   return EXIT.OK;
 }
 
@@ -142,16 +148,11 @@ async function cmdPolicyTest(args: string[]): Promise<number> {
   const dash = args.indexOf('--');
   const own = dash === -1 ? args : args.slice(0, dash);
   const extra = dash === -1 ? [] : args.slice(dash + 1);
-  const { values, positionals } = parseArgs({ args: own, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseCommand('policy test', own, { ...helpOption, config: policyOptions.config, policy: policyOptions.policy }, 1);
   if (values.help) return help('policy test');
-  if (positionals.length > 1) throw new UsageError('policy test takes one directory');
-  let dir = path.resolve(positionals[0] ?? 'policies');
-  let opa = opaBinary(null);
-  if (values.config) {
-    const config = loadConfig(values.config, { secrets: 'skip' });
-    dir = config.policy.path;
-    opa = opaBinary(config.policy.opa);
-  }
+  const src = policySource('policy test', values, positionals);
+  const dir = src.path;
+  const opa = opaBinary(src.opa);
   return new Promise((resolve) => {
     const child = execFile(opa, ['test', '-v', ...extra, dir], { maxBuffer: 64 * 1024 * 1024 }, (err) => {
       if (err && typeof (err as { code?: unknown }).code === 'string') {
@@ -165,16 +166,16 @@ async function cmdPolicyTest(args: string[]): Promise<number> {
 }
 
 async function cmdPolicyEval(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...policyOptions, input: { type: 'string', short: 'i' } } });
+  const { values, positionals } = parseCommand('policy eval', args, { ...policyOptions, input: { type: 'string', short: 'i' } }, 1);
   if (values.help) return help('policy eval');
-  if (!values.input) throw new UsageError('policy eval needs --input FILE');
+  if (!values.input) throw new UsageError('policy eval needs --input FILE', 'policy eval');
   let input: unknown;
   try {
     input = JSON.parse(readFileSync(values.input === '-' ? 0 : values.input, 'utf8'));
   } catch (err) {
-    throw new UsageError(`cannot read the input ${values.input}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read the input ${values.input}: ${(err as Error).message}`, 'policy eval');
   }
-  const src = policySource(values);
+  const src = policySource('policy eval', values, positionals);
   const { WasmPolicyEngine } = await import('../policy/engine');
   const engine = await WasmPolicyEngine.create(await compilePolicy(src), src.entrypoint);
   const decision = engine.decide(input as never);
@@ -183,13 +184,9 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
 }
 
 function cmdAuditVerify(args: string[]): number {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { key: { type: 'string', short: 'k', multiple: true }, checkpoint: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const { values, positionals } = parseCommand('audit verify', args, { ...helpOption, key: { type: 'string', short: 'k', multiple: true }, checkpoint: { type: 'string', multiple: true }, json: { type: 'boolean' } }, 1);
   if (values.help) return help('audit verify');
-  if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH');
+  if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH', 'audit verify');
   const keys = (values.key ?? []).flatMap((k) => (existsSync(k) ? readFileSync(k, 'utf8').split('\n').filter((l) => l.trim()) : [k]));
   const checkpoints = (values.checkpoint ?? []).map((f): [string, string] => {
     try {
@@ -216,14 +213,14 @@ function cmdAuditVerify(args: string[]): number {
 }
 
 function cmdAuditKeygen(args: string[]): number {
-  const { values } = parseArgs({ args, options: { name: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseCommand('audit keygen', args, { ...helpOption, name: { type: 'string' }, output: { type: 'string', short: 'o' } });
   if (values.help) return help('audit keygen');
-  if (!values.name || !values.output) throw new UsageError('audit keygen needs --name NAME and --output FILE');
+  if (!values.name || !values.output) throw new UsageError('audit keygen needs --name NAME and --output FILE', 'audit keygen');
   let key: string;
   try {
     key = generateSignerKey(values.name);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, 'audit keygen');
   }
   writeFileSync(values.output, `${key}\n`, { mode: 0o600, flag: 'wx' });
   out(parseSignerKey(key).verifierKey);
@@ -241,25 +238,23 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') return help('main');
     if (cmd === 'start') return await cmdStart(argv.slice(1));
+    if (COMMANDS[cmd]?.length && (!sub || sub === '--help' || sub === '-h')) return help('main');
     if (cmd === 'policy') {
       if (sub === 'build') return await cmdPolicyBuild(rest);
       if (sub === 'test') return await cmdPolicyTest(rest);
       if (sub === 'eval') return await cmdPolicyEval(rest);
-      if (!sub || sub === '--help' || sub === '-h') return help('main');
-      throw new UsageError(`unknown policy command "${sub}"`);
     }
     if (cmd === 'audit') {
       if (sub === 'verify') return cmdAuditVerify(rest);
       if (sub === 'keygen') return cmdAuditKeygen(rest);
       if (sub === 'query') return cmdAuditQuery(rest);
       if (sub === 'export') return cmdAuditExport(rest);
-      throw new UsageError(`unknown audit command "${sub ?? ''}"`);
     }
-    throw new UsageError(`unknown command "${cmd}"`);
+    throw unknownCommand(argv);
   } catch (err) {
     const e = err as Error;
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`portcullis: ${e.message}\nRun 'portcullis --help'.\n`);
+    if (e instanceof UsageError) {
+      process.stderr.write(`portcullis: ${e.message}\nRun 'portcullis ${e.command ? `${e.command} ` : ''}--help'.\n`);
       return EXIT.USAGE;
     }
     if (e instanceof ConfigError) {

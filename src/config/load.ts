@@ -80,6 +80,7 @@ function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig[
     watch: raw.watch ?? isDir,
     pollMs: raw.poll_ms,
     opa: raw.opa ? path.resolve(ctx.baseDir, raw.opa) : null,
+    requireTests: raw.require_tests,
   });
 }
 

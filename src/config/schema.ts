@@ -238,6 +238,7 @@ export const CONFIG_SCHEMA = {
           description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
         },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+        require_tests: { type: 'boolean', default: false, description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.' },
       },
     },
     audit: {

@@ -141,6 +141,8 @@ export interface GatewayConfig {
     /** Interval of the content-hash poll behind the file watches (ms). */
     readonly pollMs: number;
     readonly opa: string | null;
+    /** policy.require_tests: its own tests must pass before a policy goes into force. */
+    readonly requireTests: boolean;
   };
   readonly audit: {
     readonly path: string;

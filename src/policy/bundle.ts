@@ -12,6 +12,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
+import { warnOfKnownDifferences } from './builtins/known-differences';
+import { requirePassingTests } from './policy-tests';
 import { writeCapabilitiesFile } from './capabilities';
 import { readSources, type PolicySources, type SourceFile } from './policy-sources';
 
@@ -98,12 +100,16 @@ export interface CompileOptions {
   readonly opa: string | null;
   /** Write the bundle here too (for `portcullis policy build -o`). */
   readonly output?: string;
+  /** `policy.require_tests`: refuse the policy unless its own tests pass (policy-tests.ts). */
+  readonly requireTests?: boolean;
 }
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
 export async function compilePolicy(options: CompileOptions): Promise<CompiledPolicy> {
-  const sources = await readSources(options.path);
+  const withTests = options.requireTests === true;
+  const sources = await readSources(options.path, { withTests });
   const info = await stat(options.path);
+  if (options.requireTests) await requirePassingTests(opaBinary(options.opa), options.path, info.isDirectory());
   if (!info.isDirectory()) {
     const bytes = sources.contents.get(path.basename(options.path));
     if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
@@ -114,7 +120,7 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
   for (let attempt = 1; ; attempt++) {
     const bundle = await build(options, before.revision);
     // An edit that landed while OPA read the files: the bundle may mix them. Build again.
-    const after = await readSources(options.path);
+    const after = await readSources(options.path, { withTests });
     if (after.revision === before.revision) return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
     if (attempt === BUILD_ATTEMPTS) throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
     before = after;
@@ -148,6 +154,7 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
       const detail = (e.stderr || e.stdout || e.message).trim();
       throw new PolicyBuildError(`policy in ${options.path} does not compile:\n${detail}`);
     }
+    await warnOfKnownDifferences(options.path);
     return readBundle(await readFile(out), out);
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -159,7 +166,8 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
  * not its bytes; the re-read after the build covers the bytes).
  */
 function checkModules(policy: CompiledPolicy, sources: PolicySources, options: CompileOptions): CompiledPolicy {
-  const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego')).sort();
+  // Tests are left out of the build (and counted in the revision only when they gate the policy).
+  const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego') && !name.endsWith('_test.rego')).sort();
   const compiled = [...policy.modules].sort();
   if (covered.join('\n') !== compiled.join('\n')) {
     throw new PolicyBuildError(`policy in ${options.path}: OPA compiled other Rego files (${compiled.join(', ')}) than the revision covers (${covered.join(', ')})`);

@@ -5,7 +5,7 @@
  * instead of failing with "not implemented" when a request first reaches that rule.
  *
  * What can run is the union of three lists: builtins the Wasm module implements itself, the few
- * that @open-policy-agent/opa-wasm supplies, and ours (builtins.ts).
+ * that @open-policy-agent/opa-wasm supplies, and ours (builtins/).
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -46,12 +46,12 @@ export const COMPILER_BUILTINS: readonly string[] = ['eq', 'assign', 'print'];
 
 /**
  * Supplied by @open-policy-agent/opa-wasm 1.10 (`src/builtins/`). The SDK also ships a
- * `json.is_valid`, but the module implements that one natively, so the SDK's is never called.
- * Its `sprintf` is sprintf-js and its `regex.split` uses JavaScript regular expressions, not RE2:
- * close to OPA, not identical.
+ * `json.is_valid`, but the module implements that one natively, so the SDK's is never called,
+ * and a `sprintf` (sprintf-js), which builtins/ replaces with OPA's semantics. Its `regex.split`
+ * uses JavaScript regular expressions, not RE2: close to OPA, not identical.
  */
 export const SDK_BUILTINS: readonly string[] = [
-  'sprintf', 'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal',
+  'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal',
 ];
 
 /** Every builtin a policy may call: native, compiler-handled, SDK-supplied and ours. */

@@ -6,7 +6,7 @@
  */
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import { toError } from '../errors';
-import { hostBuiltins } from './builtins';
+import { builtinsForLoadPolicy } from './builtins';
 import type { CompiledPolicy } from './bundle';
 
 /** What the gateway passes to the policy (docs/policy.md). */
@@ -83,7 +83,7 @@ export class WasmPolicyEngine implements PolicyEngine {
   static async create(compiled: CompiledPolicy, entrypoint: string): Promise<WasmPolicyEngine> {
     let policy: LoadedPolicy;
     try {
-      policy = await loadPolicy(compiled.wasm, { initial: 8, maximum: MAX_PAGES }, hostBuiltins as never);
+      policy = await loadPolicy(compiled.wasm, { initial: 8, maximum: MAX_PAGES }, builtinsForLoadPolicy() as never);
       policy.setData(compiled.data as object);
     } catch (thrown) {
       throw new Error(`cannot load the compiled policy: ${toError(thrown).message}`);

@@ -9,6 +9,10 @@
  *     -o -name '*.yaml' -o -name '*.yml' \) ! -name '*_test.rego' -print | sed 's|^\./||' \
  *     | LC_ALL=C sort | tr '\n' '\0' | xargs -0 -r sha256sum | sha256sum
  *
+ * With `policy.require_tests`, the policy's own `*_test.rego` decide whether it goes into force,
+ * so they are sources too: the listing keeps them (the one-liner without `! -name '*_test.rego'`),
+ * and editing only a test is a new revision, tested before it is enforced.
+ *
  * A prebuilt bundle (a file) is one source: its revision is `sha256:` of its bytes.
  */
 import { createHash } from 'node:crypto';
@@ -37,17 +41,23 @@ export interface PolicySources {
 
 /** Files OPA loads from a directory: Rego modules and JSON/YAML data documents. */
 const LOADED = /\.(rego|json|ya?ml)$/;
-/** Skipped, as bundle.ts tells OPA (`--ignore '*_test.rego' --ignore '.*'`). */
-const skipped = (name: string) => name.startsWith('.') || name.endsWith('_test.rego');
+/** Skipped, as bundle.ts tells OPA (`--ignore '*_test.rego' --ignore '.*'`); tests kept when they gate the policy. */
+const skipped = (name: string, withTests: boolean) => name.startsWith('.') || (!withTests && name.endsWith('_test.rego'));
+
+/** Options of readSources. */
+export interface ReadSourcesOptions {
+  /** Count `*_test.rego` as sources (`policy.require_tests`). */
+  readonly withTests?: boolean;
+}
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
 /** Reads the sources at `root` (a policy directory or a bundle file). Throws PolicyBuildError. */
-export async function readSources(root: string): Promise<PolicySources> {
+export async function readSources(root: string, options: ReadSourcesOptions = {}): Promise<PolicySources> {
   const info = await stat(root).catch(() => null);
   if (!info) throw new PolicyBuildError(`${root}: no such file or directory`);
   const directories: string[] = [];
-  const found = info.isDirectory() ? await walk(root, '', new Set(), directories) : [path.basename(root)];
+  const found = info.isDirectory() ? await walk(root, '', new Set(), directories, options.withTests === true) : [path.basename(root)];
   const contents = new Map<string, Buffer>();
   for (const rel of found) {
     const bytes = await readFile(info.isDirectory() ? path.join(root, rel) : root).catch(() => null);
@@ -61,7 +71,7 @@ export async function readSources(root: string): Promise<PolicySources> {
 }
 
 /** Relative paths of the loaded files under root/rel, following symlinks as OPA does. */
-async function walk(root: string, rel: string, ancestors: Set<string>, directories: string[]): Promise<string[]> {
+async function walk(root: string, rel: string, ancestors: Set<string>, directories: string[], withTests: boolean): Promise<string[]> {
   const dir = path.join(root, rel);
   const real = await realpath(dir).catch(() => null);
   if (!real) return []; // removed while we looked
@@ -70,12 +80,12 @@ async function walk(root: string, rel: string, ancestors: Set<string>, directori
   directories.push(dir);
   const out: string[] = [];
   for (const name of await readdir(dir).catch(() => [])) {
-    if (skipped(name)) continue;
+    if (skipped(name, withTests)) continue;
     const child = rel ? `${rel}/${name}` : name;
     // sha256sum escapes these in its listing, so the one-liner would print another revision.
     if (/[\\\n]/.test(name)) throw new PolicyBuildError(`${path.join(dir, name)}: a policy file name may not contain a backslash or a newline`);
     const st = await stat(path.join(dir, name)).catch(() => null);
-    if (st?.isDirectory()) out.push(...(await walk(root, child, inside, directories)));
+    if (st?.isDirectory()) out.push(...(await walk(root, child, inside, directories, withTests)));
     else if (st?.isFile() && LOADED.test(name)) out.push(child);
   }
   return out;

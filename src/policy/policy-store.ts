@@ -59,6 +59,8 @@ export interface PolicyStoreOptions {
   readonly pollMs: number;
   /** Quiet period after the last file change before recompiling. */
   readonly debounceMs?: number;
+  /** `policy.require_tests`, passed on to compilePolicy. */
+  readonly requireTests?: boolean;
 }
 
 /** The current policy, swappable. */
@@ -154,7 +156,7 @@ export class PolicyStore {
   private async look(cause: 'watch' | 'poll'): Promise<void> {
     let revision: string;
     try {
-      const sources = await readSources(this.options.path);
+      const sources = await readSources(this.options.path, { withTests: this.options.requireTests === true });
       this.watcher?.arm(sources.directories);
       revision = sources.revision;
     } catch (err) {

@@ -238,7 +238,7 @@ describe('audit query', () => {
     ['an unknown decision', ['--decision', 'maybe'], /allow or deny/],
     ['a negative limit', ['--limit', '-1'], /--limit|argument/],
     ['since after until', ['--since', '2026-05-02', '--until', '2026-05-01'], /before --until/],
-    ['an unknown option', ['--agnet', 'x'], /Unknown option/],
+    ['an unknown option', ['--agnet', 'x'], /^portcullis: unknown option --agnet; did you mean --agent\?$/m],
   ])('a usage error exits 2 with a message: %s', async (_name, args, message) => {
     const r = await cli(['audit', 'query', trail, ...args]);
     expect(r.code).toBe(2);

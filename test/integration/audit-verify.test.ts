@@ -144,6 +144,38 @@ test.each(cases)('G8: %s is reported (exit 1)', async (_name, tamper, message) =
   expect(r.code).toBe(1);
 });
 
+/** The seq of line `i` of the middle segment of `dir`. */
+const seqAt = (dir: string, i: number): number => JSON.parse(linesOf(dir, mid(dir))[i]).seq;
+
+// One damaged line is one problem: verify resynchronises after a break (on the next record's
+// seq and prev, and the Merkle tree on the next signed checkpoint) instead of reporting every
+// later record, checkpoint and segment digest again.
+test('one deleted record line is exactly one problem: the chain break at its seq', async () => {
+  const dir = copy();
+  const gone = seqAt(dir, 2);
+  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).filter((_x, i) => i !== 2));
+  const report = verifyTrail(dir, { keys: [publicKey] });
+  expect(report.problems).toEqual([{ file: path.join(dir, mid(dir)), line: 3, seq: gone + 1, problem: expect.stringMatching(new RegExp(`^chain break at seq ${gone}: .*1 record\\(s\\) missing before it`)) }]);
+  const r = await cli(dir, '--key', publicKey);
+  expect(r.stdout).toMatch(/^FAILED \(1 problem\(s\)\):/m);
+  expect(r.code).toBe(1);
+});
+
+test('one edited record line is exactly one problem, at the record after it', () => {
+  const dir = copy();
+  const at = decisionAt(dir);
+  const edited = seqAt(dir, at);
+  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
+  const report = verifyTrail(dir, { keys: [publicKey] });
+  expect(report.problems).toEqual([{ file: path.join(dir, mid(dir)), line: at + 2, seq: edited + 1, problem: expect.stringMatching(new RegExp(`^chain break at seq ${edited + 1}: prev does not match the hash of the previous record \\(seq ${edited}\\)`)) }]);
+});
+
+test('one line made unreadable is exactly one problem, not also a broken link after it', () => {
+  const dir = copy();
+  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === 2 ? x.slice(0, 20) : x)));
+  expect(verifyTrail(dir, { keys: [publicKey] }).problems).toEqual([expect.objectContaining({ line: 3, problem: expect.stringMatching(/^chain break at seq \d+: not valid JSON/) })]);
+});
+
 test('G8: a rebuilt trail re-signed with another key fails against the real key, not against the planted one', async () => {
   const dir = copy();
   const at = decisionAt(dir);

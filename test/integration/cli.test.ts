@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -13,9 +13,9 @@ import { OPA, keyHash, rawRequest, startUpstream } from '../helpers/harness';
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
-function run(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], input?: string, where: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_OPA: OPA }, cwd: ROOT }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_OPA: OPA, ...where.env }, cwd: where.cwd ?? ROOT }, (err, stdout, stderr) =>
       resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }),
     );
     if (input !== undefined) child.stdin?.end(input);
@@ -50,6 +50,43 @@ test('usage errors exit 2', async () => {
   expect((await run(['frobnicate'])).code).toBe(2);
   expect((await run(['policy', 'eval'])).code).toBe(2);
   expect((await run(['start', '--bogus'])).code).toBe(2);
+});
+
+test('an unknown option or command is one short line with a suggestion, exit 2', async () => {
+  const cases: [string[], string][] = [
+    [['policy', 'eval', '--polcy', 'x', '--input', '-'], "portcullis: unknown option --polcy; did you mean --policy?\nRun 'portcullis policy eval --help'.\n"],
+    [['audit', 'query', '.', '--agnet', 'x'], "portcullis: unknown option --agnet; did you mean --agent?\nRun 'portcullis audit query --help'.\n"],
+    [['start', '-x'], "portcullis: unknown option -x\nRun 'portcullis start --help'.\n"],
+    [['polcy', 'test'], "portcullis: unknown command polcy; did you mean policy?\nRun 'portcullis --help'.\n"],
+    [['policy', 'biuld'], "portcullis: unknown command policy biuld; did you mean policy build?\nRun 'portcullis --help'.\n"],
+    [['audit', 'frobnicate'], "portcullis: unknown command audit frobnicate\nRun 'portcullis --help'.\n"],
+  ];
+  for (const [args, stderr] of cases) expect({ args, ...(await run(args)) }).toMatchObject({ args, code: 2, stdout: '', stderr });
+});
+
+test('policy test and policy eval take the policy directory the same ways: -p DIR, DIR, or -c CONFIG alone', async () => {
+  expect((await run(['policy', 'test', '-p', policies])).code).toBe(0);
+  expect((await run(['policy', 'test', policies])).code).toBe(0);
+  const get = JSON.stringify({ request: { method: 'GET' } });
+  expect((await run(['policy', 'eval', '-p', policies, '--input', '-'], get)).code).toBe(0);
+  expect((await run(['policy', 'eval', policies, '--input', '-'], get)).code).toBe(0);
+  for (const cmd of [['policy', 'test'], ['policy', 'eval', '--input', '-'], ['policy', 'build']]) {
+    const both = await run([...cmd, '-c', path.join(dir, 'none.yaml'), '-p', policies], get);
+    expect({ cmd, code: both.code, stderr: both.stderr }).toMatchObject({ cmd, code: 2, stderr: expect.stringContaining('--config names the policy') });
+  }
+});
+
+test('policy build without -o leaves nothing behind: not in the working directory, TMPDIR or the policy directory', async () => {
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'portcullis-cwd-'));
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'portcullis-tmp-'));
+  const r = await run(['policy', 'build', '-p', policies], undefined, { cwd, env: { TMPDIR: tmp } });
+  expect(r.code).toBe(0);
+  const info = JSON.parse(r.stdout);
+  expect(info).toEqual({ revision: expect.stringMatching(/^sha256:/), entrypoints: ['portcullis/decision'] });
+  expect(readdirSync(cwd)).toEqual([]);
+  expect(readdirSync(tmp)).toEqual([]);
+  // OPA runs in the policy directory: it leaves nothing there either.
+  expect(readdirSync(policies).sort()).toEqual(['p.rego', 'p_test.rego']);
 });
 
 test('policy build writes a bundle and prints its revision', async () => {

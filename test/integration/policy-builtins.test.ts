@@ -1,7 +1,8 @@
 /**
  * Host builtins end to end: the real OPA compiler builds a Rego v1 policy to Wasm against the
  * capabilities file from writeCapabilitiesFile, and the real opa-wasm SDK evaluates it with
- * hostBuiltins. Also checks that a builtin the engine cannot run is refused by `opa build`.
+ * the host builtins as the engine passes them (builtinsForLoadPolicy: our sprintf, not the SDK's).
+ * Also checks that a builtin the engine cannot run is refused by `opa build`.
  *
  * Needs the OPA CLI: $PORTCULLIS_OPA, or ~/.cache/portcullis/opa-v1.21.1/opa.
  */
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { loadPolicy, LoadedPolicy } from '@open-policy-agent/opa-wasm';
-import { HostBuiltinError, hostBuiltins } from '../../src/policy/builtins';
+import { HostBuiltinError, builtinsForLoadPolicy } from '../../src/policy/builtins';
 import { writeCapabilitiesFile } from '../../src/policy/capabilities';
 
 const run = promisify(execFile);
@@ -38,7 +39,7 @@ result := {
 	"subject": claims.sub,
 	"alg": token[0].alg,
 	"signature": token[2],
-	"greeting": sprintf("hello %s", [claims.sub]),
+	"greeting": sprintf("hello %s, %v", [claims.sub, {"exp": claims.exp}]),
 }
 `;
 
@@ -78,7 +79,7 @@ describe('host builtins in a real Wasm policy', () => {
       path.join(dir, 'policy')]);
     const wasm = untar(gunzipSync(await readFile(bundle))).get('/policy.wasm');
     if (!wasm) throw new Error('bundle has no /policy.wasm');
-    policy = await loadPolicy(wasm, undefined, hostBuiltins);
+    policy = await loadPolicy(wasm, undefined, builtinsForLoadPolicy());
   });
 
   afterAll(async () => {
@@ -114,7 +115,7 @@ describe('host builtins in a real Wasm policy', () => {
         subject: 'agent-7',
         alg: 'HS256',
         signature: 'deadbeef',
-        greeting: 'hello agent-7',
+        greeting: 'hello agent-7, {"exp": 1710513045}',
       },
     }]);
   });

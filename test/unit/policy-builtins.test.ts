@@ -1,5 +1,5 @@
 /**
- * Unit tests of the host builtins (src/policy/builtins.ts). Expected values were produced by the
+ * Unit tests of the host builtins (src/policy/builtins/). Expected values were produced by the
  * real OPA v1.21.1 (`opa eval`, Go semantics) so these tests pin us to OPA, not to ourselves.
  */
 import { HOST_BUILTIN_NAMES, HostBuiltinError, hostBuiltins } from '../../src/policy/builtins';
@@ -29,7 +29,7 @@ function expectBuiltinError(fn: () => unknown, builtin: string, message: RegExp)
 describe('the builtin table', () => {
   it('names every builtin it implements, and nothing else', () => {
     expect([...HOST_BUILTIN_NAMES].sort()).toEqual([
-      'io.jwt.decode', 'time.add_date', 'time.clock', 'time.date', 'time.diff', 'time.format',
+      'io.jwt.decode', 'sprintf', 'time.add_date', 'time.clock', 'time.date', 'time.diff', 'time.format',
       'time.now_ns', 'time.parse_duration_ns', 'time.parse_rfc3339_ns', 'time.weekday',
     ]);
     expect(HOST_BUILTIN_NAMES).not.toContain('time.parse_ns');
@@ -244,5 +244,32 @@ describe('io.jwt.decode', () => {
       [42, /operand 1 must be string but got number/],
     ];
     for (const [token, message] of cases) expectBuiltinError(() => decode(token), 'io.jwt.decode', message);
+  });
+});
+
+describe('sprintf', () => {
+  // Expected values from `opa eval` (OPA v1.21.1); the corpus in test/fixtures/builtins-corpus
+  // checks many more against the real binary.
+  it('prints composite values as OPA does, not as JavaScript does', () => {
+    expect(call('sprintf', 'denied for %v', [{ tool: 'rm', args: { n: 2 } }])).toBe('denied for {"args": {"n": 2}, "tool": "rm"}');
+    expect(call('sprintf', '%v|%v|%v', [null, true, ['x', 1.5]])).toBe('null|true|["x", 1.5]');
+  });
+
+  it('formats numbers with Go verbs and flags, rounding half to even', () => {
+    expect(call('sprintf', '%d %x %05d %.2f %.2f %e %v', [42, 255, -3, 3.14159, 0.125, 123456.789, 1234567.5]))
+      .toBe('42 ff -0003 3.14 0.12 1.234568e+05 1.2345675e+06');
+  });
+
+  it('reports a verb of the wrong type, a missing and an extra operand the Go way', () => {
+    expect(call('sprintf', '%d %t', ['five', true])).toBe('%!d(string=five) %!t(string=true)');
+    expect(call('sprintf', '%v %v', [1])).toBe('1 %!v(MISSING)');
+    expect(call('sprintf', '%v', [1, 'two'])).toBe('1%!(EXTRA string=two)');
+  });
+
+  it('throws on a directive it cannot format like Go, and on operands of the wrong type', () => {
+    expectBuiltinError(() => call('sprintf', '%*d', [5, 1]), 'sprintf', /directive %\* is not supported/);
+    expectBuiltinError(() => call('sprintf', '%x', [1.5]), 'sprintf', /directive %x is not supported/);
+    expectBuiltinError(() => call('sprintf', '%v', 'x'), 'sprintf', /operand 2 must be array but got string/);
+    expectBuiltinError(() => call('sprintf', 5, []), 'sprintf', /operand 1 must be string but got number/);
   });
 });

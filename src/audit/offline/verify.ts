@@ -14,6 +14,10 @@
  *   is signed by a trusted key and matches the trail's first `size` records: fewer records
  *   means a truncated or rolled-back trail.
  *
+ * After a chain break (a deleted, edited, duplicated or unreadable line) checking resumes on the
+ * next record's seq and prev, and the Merkle tree on the next checkpoint's signed frontier, so
+ * one damaged line is reported as one problem ("chain break at seq N"), not once per later record.
+ *
  * Verdict: `tampered` when any check fails; else `unverifiable` when something could not be
  * checked (no key, or records after the last signed checkpoint); else `verified`.
  */
@@ -151,10 +155,21 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
   let uncheckedFrom = 0;
   let lastTime = '';
   let previousSegment: { file: string; last_seq: number; last_hash: string; sha256: string } | null = null;
+  // After a chain break the Merkle tree (which lacks a leaf or holds a wrong one) is resumed from
+  // the next checkpoint's signed frontier, and after a line that is not JSON the next link is
+  // not checked: one damaged line is one problem, not one per record or checkpoint after it.
+  let afterGarbled = false;
+  let firstBreakSeq: number | null = null;
+  const chainBreak = (where: { file: string; line: number }, seq: number | null, issues: string[]) => {
+    problems.push({ ...where, seq, problem: issues.join('; ') });
+    firstBreakSeq ??= seq ?? expectedSeq;
+    frontier = null;
+  };
 
   for (const file of files) {
     const data = readFileSync(file);
     const lines = splitLines(data);
+    const problemsBefore = problems.length;
     if (lines.torn) problems.push({ file, line: lines.lines.length + 1, seq: null, problem: 'the last line is incomplete (torn write or truncation)' });
     lines.lines.forEach((line, i) => {
       const where = { file, line: i + 1 };
@@ -162,9 +177,9 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       try {
         rec = JSON.parse(line.toString('utf8'));
       } catch {
-        problems.push({ ...where, seq: null, problem: 'not valid JSON' });
+        chainBreak(where, null, [`chain break at seq ${expectedSeq}: not valid JSON (modified or corrupted)`]);
+        afterGarbled = true;
         prevHash = sha256(line);
-        frontier?.push(leafHash(line));
         expectedSeq++;
         return;
       }
@@ -178,22 +193,25 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
         uncheckedFrom = expectedSeq;
         if (!isDir) unverifiable.push(`records 1..${expectedSeq - 1} are not in the file given: they cannot be checked`);
       }
-      if (seq === null) problems.push({ ...where, seq, problem: 'no seq' });
-      else if (seq !== expectedSeq) {
-        const what = seq < expectedSeq ? 'duplicated or reordered record' : `${seq - expectedSeq} record(s) missing before it`;
-        problems.push({ ...where, seq, problem: `seq ${seq} where ${expectedSeq} was expected: ${what}` });
-      }
-      if (rec.prev !== prevHash) {
-        problems.push({ ...where, seq, problem: 'prev does not match the hash of the previous record: the previous record was modified, removed or replaced' });
-      }
-      if (i === 0 && previousSegment) checkSegmentStart(rec, previousSegment, (problem) => problems.push({ ...where, seq, problem }));
-      else if (rec.type === 'segment_start' && !(i === 0 && records === 0)) problems.push({ ...where, seq, problem: 'a segment_start record that does not open its segment' });
+      const issues: string[] = [];
+      if (seq === null) issues.push('no seq');
+      else if (seq > expectedSeq) issues.push(`chain break at seq ${expectedSeq}: seq ${seq} where ${expectedSeq} was expected: ${seq - expectedSeq} record(s) missing before it (deleted)`);
+      else if (seq < expectedSeq) issues.push(`chain break at seq ${seq}: seq ${seq} where ${expectedSeq} was expected: duplicated or reordered record`);
+      else if (rec.prev !== prevHash && !afterGarbled) issues.push(`chain break at seq ${seq}: prev does not match the hash of the previous record (seq ${seq - 1}): that record was modified or replaced`);
+      const segmentIssue = (problem: string) => issues.push(problem);
+      if (i === 0 && previousSegment) checkSegmentStart(rec, previousSegment, segmentIssue);
+      else if (rec.type === 'segment_start' && !(i === 0 && records === 0)) issues.push('a segment_start record that does not open its segment');
+      afterGarbled = false;
+      if (issues.length) chainBreak(where, seq, issues);
       if (rec.type === 'checkpoint') {
         checkpoints++;
         if (!frontier) frontier = resumeFrontier(rec);
-        const problem = frontier ? checkCheckpoint(rec, frontier, keys) : 'a checkpoint without a usable frontier, after missing records: it cannot be checked';
-        if (problem) problems.push({ ...where, seq, problem });
-        else if (seq !== null) coveredSeq = seq;
+        const problem = frontier ? checkCheckpoint(rec, frontier, keys) : firstBreakSeq === null ? 'a checkpoint without a usable frontier, after missing records: it cannot be checked' : null;
+        if (problem) {
+          problems.push({ ...where, seq, problem });
+          firstBreakSeq ??= seq;
+          frontier = resumeFrontier(rec);
+        } else if (seq !== null && frontier) coveredSeq = seq;
         if (uncheckedFrom && seq !== null && !problem) {
           if (seq > uncheckedFrom) unverifiable.push(`records ${uncheckedFrom}..${seq - 1} precede the first checkpoint here and the records before them are missing: they cannot be checked against a signature`);
           uncheckedFrom = 0;
@@ -210,7 +228,8 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       lastSeq = seq ?? lastSeq;
       records++;
     });
-    previousSegment = { file: path.basename(file), last_seq: lastSeq, last_hash: prevHash, sha256: sha256(data) };
+    // A segment already reported damaged would fail the next one's digest of it too: not again.
+    previousSegment = { file: path.basename(file), last_seq: lastSeq, last_hash: prevHash, sha256: problems.length > problemsBefore ? '' : sha256(data) };
   }
   const firstSeq = lastSeq - records + 1;
 
@@ -218,6 +237,8 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
     const root = wantedRoots.get(c.size);
     if (c.size > lastSeq) {
       problems.push({ file: c.label, line: 0, seq: null, problem: `the checkpoint commits to ${c.size} records but the trail holds ${lastSeq}: records were removed from the end (truncated or rolled back)` });
+    } else if (firstBreakSeq !== null && firstBreakSeq <= c.size && !root?.equals(c.root)) {
+      // The chain break before c.size is reported already; this mismatch is its consequence.
     } else if (firstSeq > 1 && !root) {
       unverifiable.push(`${c.label}: covers records that are not here; it cannot be checked`);
     } else if (c.size > 0 && (!root || !root.equals(c.root))) {
@@ -254,13 +275,13 @@ function resumeFrontier(rec: Record<string, unknown>): MerkleFrontier | null {
   }
 }
 
-/** Checks a segment's first record against the segment before it. */
+/** Checks a segment's first record against the segment before it (its digest unless that is ''). */
 function checkSegmentStart(rec: Record<string, unknown>, previous: { file: string; last_seq: number; last_hash: string; sha256: string }, report: (problem: string) => void): void {
   if (rec.type !== 'segment_start') return report(`the segment does not open with segment_start: it does not follow ${previous.file}`);
   const claimed = (rec.previous ?? {}) as Record<string, unknown>;
   if (claimed.file !== previous.file) return report(`segment_start follows ${String(claimed.file)}, not ${previous.file}: a segment is missing or segments were swapped`);
   if (claimed.last_seq !== previous.last_seq || claimed.last_hash !== previous.last_hash) return report(`segment_start does not match the end of ${previous.file}: records were removed from or added to its end`);
-  if (claimed.sha256 !== previous.sha256) report(`segment_start's digest of ${previous.file} does not match the file: it was modified`);
+  if (previous.sha256 && claimed.sha256 !== previous.sha256) report(`segment_start's digest of ${previous.file} does not match the file: it was modified`);
 }
 
 /** Checks one checkpoint record against the records before it; returns the problem, if any. */
