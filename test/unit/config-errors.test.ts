@@ -67,7 +67,7 @@ const CASES: Case[] = [
     column: 39,
     problem: /aliases \(\*name\) are not allowed/,
   },
-  { name: 'unknown key', yaml: config(add(2, '  colour: blue')), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'policy.colour', line: 3, column: 3, problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa\)$/ },
+  { name: 'unknown key', yaml: config(add(2, '  colour: blue')), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'policy.colour', line: 3, column: 3, problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa, require_tests\)$/ },
   { name: 'renamed key', yaml: config(set(12, '    target: https://api.github.com/')), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'routes[0].target', line: 12, column: 5, problem: /use routes\[\]\.upstream instead/ },
   { name: 'missing key', yaml: config(set(11, '    kind: http')), code: 'CONFIG_MISSING_KEY', keyPath: 'routes[0].prefix', line: 10, problem: /^missing required key "prefix"$/ },
   { name: 'wrong type', yaml: config(add(13, '    forward_range: "yes"')), code: 'CONFIG_TYPE', keyPath: 'routes[0].forward_range', line: 14, column: 20, problem: /^forward_range is the string "yes": expected true or false$/ },
