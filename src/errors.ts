@@ -84,17 +84,69 @@ export class GatewayError extends Error {
   }
 }
 
-/** A configuration problem, reported as `file: key.path: problem` before the gateway starts. */
+/**
+ * Configuration error codes: why portcullis.yaml was refused before anything started. They are
+ * printed with each ConfigError (never on the wire), stable, and listed in docs/errors.md, which
+ * a test keeps in step with this table.
+ */
+export const CONFIG_CODES = {
+  CONFIG_FILE_UNREADABLE: 'The configuration file cannot be read.',
+  CONFIG_YAML_SYNTAX: 'The file is not valid YAML (or holds more than one document).',
+  CONFIG_YAML_ALIAS: 'The file uses a YAML alias (`*name`); aliases are refused.',
+  CONFIG_DUPLICATE_KEY: 'A mapping repeats a key.',
+  CONFIG_UNKNOWN_KEY: 'A key the schema does not know (a renamed key names its replacement).',
+  CONFIG_MISSING_KEY: 'A required key is missing.',
+  CONFIG_TYPE: 'A value has the wrong type (a string where a number belongs, …).',
+  CONFIG_RANGE: 'A number, a port, a length or a count is out of its range.',
+  CONFIG_FORMAT: 'A string does not have the required form (host:port, a path prefix, a name, a hex digest, an http(s) URL).',
+  CONFIG_ENUM: 'A value is not one of the allowed choices.',
+  CONFIG_URL: 'A URL cannot be parsed, embeds credentials, or has a query or fragment.',
+  CONFIG_CONFLICT: 'Keys that do not go together (upstream with command, a key of another route kind, two sources for one secret, …).',
+  CONFIG_VALUE: 'A value the gateway refuses to use there (a header it sets itself, …).',
+  CONFIG_DUPLICATE_NAME: 'Two routes, sinks or agents share a name, or two agents share a key.',
+  CONFIG_DUPLICATE_PREFIX: 'Two routes share a path prefix.',
+  CONFIG_UNKNOWN_CREDENTIAL: 'A route names a credential that is not defined.',
+  CONFIG_MISSING_ENV: 'The environment variable a secret is read from is not set, or is empty.',
+  CONFIG_SECRET_FILE: 'The file a secret is read from cannot be read, is empty, or holds more than one line.',
+  CONFIG_PATH: 'A file or directory the configuration names does not exist or is not what it should be.',
+  CONFIG_SIGNING_KEY: '`audit.signing_key` does not hold a usable signer key.',
+  CONFIG_STDIO_COMMAND: 'A stdio MCP server\'s command cannot be run.',
+} as const;
+
+/** A configuration error code. */
+export type ConfigCode = keyof typeof CONFIG_CODES;
+
+/** Where a configuration problem is: the file, the key path, and its line and column (1-based) when known. */
+export interface ConfigLocation {
+  readonly file: string;
+  /** e.g. `routes[1].prefix`; empty for the whole file. */
+  readonly keyPath: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/**
+ * A configuration problem, reported before the gateway starts as
+ * `file:line:column: key.path: problem [CODE]`. `problem` shows the offending value and what
+ * was expected, but never a value under a credential or secret.
+ */
 export class ConfigError extends Error {
+  readonly code: ConfigCode;
   readonly file: string;
   readonly keyPath: string;
+  readonly line: number | null;
+  readonly column: number | null;
   readonly problem: string;
 
-  constructor(file: string, keyPath: string, problem: string, line?: number) {
-    super(`${file}${line ? `:${line}` : ''}: ${keyPath || '(root)'}: ${problem}`);
+  constructor(code: ConfigCode, where: ConfigLocation, problem: string) {
+    const at = where.line ? `:${where.line}${where.column ? `:${where.column}` : ''}` : '';
+    super(`${where.file}${at}: ${where.keyPath || '(root)'}: ${problem} [${code}]`);
     this.name = 'ConfigError';
-    this.file = file;
-    this.keyPath = keyPath;
+    this.code = code;
+    this.file = where.file;
+    this.keyPath = where.keyPath;
+    this.line = where.line ?? null;
+    this.column = where.column ?? null;
     this.problem = problem;
   }
 }

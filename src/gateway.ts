@@ -1,22 +1,26 @@
 /**
  * Assembles a gateway from a validated config: policy store, audit writer, credential
  * bindings, forwarder, the agent listener running the pipeline, and the admin listener. Owns
- * start-up order (audit first, then policy, then listeners) and graceful shutdown (stop
- * accepting, drain in-flight calls, record the stop, close the trail).
+ * start-up order (what can refuse first: signing key, policy, stdio servers, upstreams,
+ * listeners; only then the trail) and graceful shutdown (stop accepting, drain in-flight calls,
+ * record the stop, close the trail).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
+import type { AuditEvent } from './audit/record';
+import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
 import { bindCredential, envSecrets } from './credential-injector/injector';
-import { Secret } from './credential-injector/secret';
+import { revealSecret, Secret } from './secret';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
@@ -95,63 +99,69 @@ function configDigest(file: string): string | null {
   }
 }
 
+/** The configured checkpoint signer, parsed before anything starts; a bad key is a config error at its line. */
+function configuredSigner(config: GatewayConfig): NoteSigner | null {
+  const key = config.audit.signingKey;
+  if (!key) return null;
+  try {
+    return parseSignerKey(revealSecret(key.secret));
+  } catch (err) {
+    throw new ConfigError('CONFIG_SIGNING_KEY', key.where, `the key from ${key.secret.source} is unusable: ${(err as Error).message}`);
+  }
+}
+
 /** The /readyz view of the policy: the revision in force against the revision on disk. */
 function policyDetail(state: PolicyState): Record<string, unknown> {
   const r = state.lastRejection;
   return { in_force: state.inForce, on_disk: state.onDisk, drift: state.drift, last_rejection: r && { revision: r.revision, time: r.time, error: r.error.slice(0, 2000) } };
 }
 
-/** Starts a gateway. Rejects (after cleaning up) if the audit trail or the policy cannot be opened. */
+/**
+ * Starts a gateway. Everything that can refuse a start (the signing key, the policy, the stdio
+ * commands, the upstreams, the listen addresses) is checked before the trail is touched, so a
+ * failed start generates no signing key and writes no record; it rejects after closing what it
+ * had started.
+ */
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  if (!config.secretsLoaded) throw new Error('this configuration was loaded without its secrets (secrets: "skip"); a gateway cannot run on it');
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
-  const key = config.audit.signer ? { signer: config.audit.signer, generated: false } : loadOrCreateSigner(config.audit.keyFile);
-  const keyInfo = { key_id: key.signer.keyId, public_key: key.signer.verifierKey };
-  if (key.generated) log.warn({ ...keyInfo, private_key_file: config.audit.keyFile }, 'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail');
-  else log.info(keyInfo, 'audit checkpoints are signed with this key');
-  let sinks: AuditSinks | null = null;
-  const audit: JsonlAuditWriter = await openAuditWriter({
-    dir: config.audit.path,
-    durability: config.audit.durability,
-    signer: key.signer,
-    checkpoint: config.audit.checkpoint,
-    rotate: config.audit.rotate,
-    onDurable: config.audit.sinks.length ? () => sinks?.nudge() : undefined,
-    onHealthChange(healthy, detail) {
-      metrics.auditHealthy.set(healthy ? 1 : 0);
-      if (!healthy) {
-        log.error({ err: detail.error?.message }, 'audit log write failed; refusing every call until it recovers');
-        return;
-      }
-      log.warn({ since: detail.since, refused_records: detail.refusedRecords }, 'audit log writable again; accepting calls');
-      // The outage itself goes on the record: when it began and how many records were refused.
-      void audit.append({ type: 'audit_recovered', time: new Date().toISOString(), outage_since: detail.since, refused_records: detail.refusedRecords }).catch(() => undefined);
-    },
-  });
-  metrics.auditHealthy.set(1);
-  const closers: (() => Promise<void> | void)[] = [() => audit.close()];
+  const closers: (() => Promise<void> | void)[] = [];
   const cleanup = async () => {
     for (const c of closers.reverse()) await c();
   };
+  // Records of what happens before the trail is open (the first policy load) wait here.
+  let audit: JsonlAuditWriter | null = null;
+  const early: AuditEvent[] = [];
+  const record = (event: AuditEvent) => {
+    if (audit) audit.append(event).catch(() => undefined);
+    else early.push(event);
+  };
+  let generatedKey: string | null = null;
+  // The listeners are bound before the trail is opened, so a port in use refuses the start
+  // before anything is written. A call that arrives meanwhile waits for the pipeline; if the
+  // start fails, its connection is dropped.
+  let deps: PipelineDeps | null = null;
+  let openPipeline: (d: PipelineDeps | null) => void = () => undefined;
+  const pipelineReady = new Promise<PipelineDeps | null>((resolve) => (openPipeline = resolve));
+  const withPipeline = (socket: Duplex, use: (d: PipelineDeps) => void) => {
+    if (deps) return use(deps);
+    void pipelineReady.then((d) => (d ? use(d) : socket.destroy()));
+  };
 
   try {
-    // Sinks read the trail files on their own loop; the request path never waits for them.
-    // Closed before the writer (closers run in reverse), after shipping gateway_stop if they can.
-    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => audit.syncedSeq, log, metrics: metrics.auditSink });
-    sinks = auditSinks;
-    closers.push(() => auditSinks.close());
-
+    const configured = configuredSigner(config);
     const policy = new PolicyStore(config.policy, {
       onLoaded({ revision, previous, files, recovers }) {
         metrics.policyReloads.inc({ result: 'loaded' });
         log.info({ revision, previous, ...(recovers ? { recovers } : {}) }, recovers ? 'policy loaded; the rejected change is gone' : 'policy loaded');
-        audit.append({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...(recovers ? { recovers } : {}) }).catch(() => undefined);
+        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...(recovers ? { recovers } : {}) });
       },
       onRejected(error, { revision }) {
         metrics.policyReloads.inc({ result: 'rejected' });
         const inForce = policy.ready ? policy.current.revision : null;
         log.error({ err: error.message, revision, in_force: inForce }, 'policy change rejected; the previous policy stays in force');
-        audit.append({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, error: error.message.slice(0, 4000) }).catch(() => undefined);
+        record({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, error: error.message.slice(0, 4000) });
       },
       onState(state) {
         metrics.policyDrift.set(state.drift ? 1 : 0);
@@ -165,15 +175,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         log.warn(gap, gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it');
       },
     });
-    await policy.load();
-    policy.startWatching();
     closers.push(() => policy.close());
+    await policy.load();
 
     // One run-time object per route: its credential, the secrets its answers must not carry,
     // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
     // and is forwarded to like any upstream; its secret environment is masked in its answers.
     const routes: RouteRuntime[] = [];
-    for (const [i, r] of config.routes.entries()) {
+    for (const r of config.routes) {
       const binding = r.credential ? bindCredential(r.credential) : null;
       const stdio = r.mcp?.stdio;
       if (!stdio) {
@@ -186,7 +195,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       try {
         bridge = await startStdioBridge({ route: r.name, command: stdio.command, env: stdio.env, cwd: stdio.cwd, restart: stdio.restart }, log);
       } catch (err) {
-        if (err instanceof StdioBridgeError) throw new ConfigError(config.file, `routes[${i}].command`, err.message);
+        if (err instanceof StdioBridgeError) throw new ConfigError('CONFIG_STDIO_COMMAND', stdio.where, err.message);
         throw err;
       }
       closers.push(() => bridge.close());
@@ -195,6 +204,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const env = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
       routes.push(routeRuntime(r, { binding, secrets: env.length ? envSecrets(`${r.name}.env`, env) : binding, upstream }));
     }
+
     const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
 
     const memory = new MemoryGuard((pressed, state) => {
@@ -203,37 +213,29 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       else log.warn({ heap_used: state.heapUsed, rss: state.rss }, 'memory recovered; taking calls again');
     });
     closers.push(() => memory.close());
-    const deps: PipelineDeps = {
-      identifier: createAgentIdentifier(config.agents),
-      routes: createRouteTable(routes),
-      maxBodyBytes: config.limits.maxBodyBytes,
-      policy,
-      audit,
-      sessions: new SessionTable(),
-      metrics,
-      log,
-      memory,
-    };
 
+    // The listeners, before the trail (see withPipeline).
     let draining = false;
     let inFlight = 0;
     let drained: (() => void) | null = null;
 
-    const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) => {
-      const ctx = newContext(req, res, randomUUID());
-      inFlight++;
-      metrics.inFlight.inc();
-      void runCall(ctx, deps, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
-        inFlight--;
-        metrics.inFlight.dec();
-        if (draining && inFlight === 0) drained?.();
-      });
-    });
+    const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) =>
+      withPipeline(req.socket, (d) => {
+        const ctx = newContext(req, res, randomUUID());
+        inFlight++;
+        metrics.inFlight.inc();
+        void runCall(ctx, d, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
+          inFlight--;
+          metrics.inFlight.dec();
+          if (draining && inFlight === 0) drained?.();
+        });
+      }),
+    );
     // Refusals before there is a request (parser errors, CONNECT): answered and audited too.
-    server.on('clientError', (err, socket) => refuseUnparsed(err, socket, deps));
-    server.on('connect', (req, socket) => refuseConnect(req, socket, deps));
+    server.on('clientError', (err, socket) => withPipeline(socket, (d) => refuseUnparsed(err, socket, d)));
+    server.on('connect', (req, socket) => withPipeline(socket, (d) => refuseConnect(req, socket, d)));
     // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
-    const listener = createAgentListener(server, (socket) => refuseHttp09(socket, deps));
+    const listener = createAgentListener(server, (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)));
     await listen(listener, config.listen.host, config.listen.port);
     closers.push(
       () =>
@@ -251,7 +253,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         problems() {
           const p: string[] = [];
           if (!policy.ready) p.push('no policy loaded');
-          if (!audit.healthy) p.push('audit log not writable');
+          if (!audit) p.push('audit log not open yet');
+          else if (!audit.healthy) p.push('audit log not writable');
           if (memory.pressed) p.push('memory pressure');
           if (draining) p.push('shutting down');
           return p;
@@ -262,8 +265,60 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
     }
 
+    // Only now the trail: the signing key (generated on first start), then the writer.
+    const key = configured ? { signer: configured, generated: false } : loadOrCreateSigner(config.audit.keyFile);
+    if (key.generated) generatedKey = config.audit.keyFile;
+    const keyInfo = { key_id: key.signer.keyId, public_key: key.signer.verifierKey };
+    let sinks: AuditSinks | null = null;
+    const writer: JsonlAuditWriter = await openAuditWriter({
+      dir: config.audit.path,
+      durability: config.audit.durability,
+      signer: key.signer,
+      checkpoint: config.audit.checkpoint,
+      rotate: config.audit.rotate,
+      onDurable: config.audit.sinks.length ? () => sinks?.nudge() : undefined,
+      onHealthChange(healthy, detail) {
+        metrics.auditHealthy.set(healthy ? 1 : 0);
+        if (!healthy) {
+          log.error({ err: detail.error?.message }, 'audit log write failed; refusing every call until it recovers');
+          return;
+        }
+        log.warn({ since: detail.since, refused_records: detail.refusedRecords }, 'audit log writable again; accepting calls');
+        // The outage itself goes on the record: when it began and how many records were refused.
+        record({ type: 'audit_recovered', time: new Date().toISOString(), outage_since: detail.since, refused_records: detail.refusedRecords });
+      },
+    });
+    audit = writer;
+    generatedKey = null; // the trail is open and signed with it: the key is now in use
+    if (key.generated) log.warn({ ...keyInfo, private_key_file: config.audit.keyFile }, 'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail');
+    else log.info(keyInfo, 'audit checkpoints are signed with this key');
+    metrics.auditHealthy.set(1);
+    // The writer closes last (closers run in reverse), after everything that may still record.
+    closers.unshift(() => writer.close());
+    for (const event of early.splice(0)) record(event);
+
+    // Sinks read the trail files on their own loop; the request path never waits for them.
+    // Closed before the writer, after shipping gateway_stop if they can.
+    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => writer.syncedSeq, log, metrics: metrics.auditSink });
+    sinks = auditSinks;
+    closers.push(() => auditSinks.close());
+    policy.startWatching();
+
+    deps = {
+      identifier: createAgentIdentifier(config.agents),
+      routes: createRouteTable(routes),
+      maxBodyBytes: config.limits.maxBodyBytes,
+      policy,
+      audit: writer,
+      sessions: new SessionTable(),
+      metrics,
+      log,
+      memory,
+    };
+    openPipeline(deps);
+
     const url = urlOf(listener);
-    await audit.append({
+    await writer.append({
       type: 'gateway_start',
       time: new Date().toISOString(),
       version: VERSION,
@@ -282,7 +337,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       adminUrl: admin ? urlOf(admin) : null,
       metrics,
       policy,
-      audit,
+      audit: writer,
       upstreams,
       sinks: auditSinks,
       close() {
@@ -301,7 +356,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           // policy reloads (a policy_loaded) too.
           server.closeAllConnections();
           await policy.close();
-          await audit.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
+          await writer.append({ type: 'gateway_stop', time: new Date().toISOString(), pid: process.pid }).catch(() => undefined);
           await cleanup();
           log.info('portcullis stopped');
         })();
@@ -309,7 +364,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       },
     };
   } catch (err) {
+    openPipeline(null);
     await cleanup();
+    if (generatedKey) rmSync(generatedKey, { force: true });
     throw err;
   }
 }

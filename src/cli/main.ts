@@ -94,7 +94,8 @@ function policySource(command: string, values: { config?: string; policy?: strin
   const dir = values.policy ?? positionals[0];
   if (values.config !== undefined) {
     if (dir !== undefined || values.entrypoint !== undefined) throw new UsageError('--config names the policy and its entrypoint: give it alone, or --policy DIR [--entrypoint E]', command);
-    const config = loadConfig(values.config);
+    // Only the policy is needed: the credentials' secrets may be absent here (CI, a laptop).
+    const config = loadConfig(values.config, { secrets: 'skip' });
     return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
   }
   return { path: path.resolve(dir ?? 'policies'), entrypoint: values.entrypoint ?? 'portcullis/decision', opa: null };

@@ -4,33 +4,55 @@
  * a test fails when the published file is stale).
  */
 
+/**
+ * `x-expected` is an annotation of this schema (Ajv is told it exists, editors ignore it): what a
+ * value must look like, as a noun phrase, so a refusal can say `prefix "gh" is not <x-expected>`
+ * instead of repeating a regular expression.
+ */
+export const EXPECTED = 'x-expected';
+
 const hostPort = {
   type: 'string',
   pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+  [EXPECTED]: 'host:port, e.g. 127.0.0.1:8080',
   description: 'host:port to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).',
 } as const;
 
-const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } as const;
-const headerName = { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" } as const;
+const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', [EXPECTED]: 'an environment variable name (letters, digits, _)' } as const;
+const headerName = { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", [EXPECTED]: 'an HTTP header name' } as const;
+const httpUrl = { type: 'string', pattern: '^https?://', [EXPECTED]: 'an http(s) URL' } as const;
 
+const timeoutKeys = {
+  connect_ms: { type: 'integer', minimum: 1, description: 'TCP/TLS connect timeout.' },
+  headers_ms: { type: 'integer', minimum: 1, description: 'Time to the upstream response headers.' },
+  idle_ms: { type: 'integer', minimum: 0, description: 'Longest silence on a response body (SSE streams included); 0 disables.' },
+  total_ms: {
+    type: 'integer',
+    minimum: 0,
+    description: 'Longest a whole call may take, body included, so an upstream that trickles bytes cannot hold it open; 0 disables (for long-lived event streams).',
+  },
+} as const;
+
+/** The gateway-wide timeouts, with their defaults. */
 const timeouts = {
   type: 'object',
   additionalProperties: false,
-  description: 'Upstream timeouts in milliseconds.',
+  default: {},
+  description: 'Upstream timeouts in milliseconds, for every route.',
   properties: {
-    connect_ms: { type: 'integer', minimum: 1, description: 'TCP/TLS connect timeout. Default 5000.' },
-    headers_ms: { type: 'integer', minimum: 1, description: 'Time to the upstream response headers. Default 30000.' },
-    idle_ms: {
-      type: 'integer',
-      minimum: 0,
-      description: 'Longest silence on a response body (SSE streams included); 0 disables. Default 300000.',
-    },
-    total_ms: {
-      type: 'integer',
-      minimum: 0,
-      description: 'Longest a whole call may take, body included, so an upstream that trickles bytes cannot hold it open; 0 disables (for long-lived event streams). Default 900000.',
-    },
+    connect_ms: { ...timeoutKeys.connect_ms, default: 5000 },
+    headers_ms: { ...timeoutKeys.headers_ms, default: 30000 },
+    idle_ms: { ...timeoutKeys.idle_ms, default: 300000 },
+    total_ms: { ...timeoutKeys.total_ms, default: 900000 },
   },
+} as const;
+
+/** A route's own timeouts: no defaults, since an absent key means the gateway-wide value. */
+const routeTimeouts = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'This route\'s upstream timeouts in milliseconds; an absent key takes the value of the top-level timeouts.',
+  properties: timeoutKeys,
 } as const;
 
 const secretRef = {
@@ -38,6 +60,7 @@ const secretRef = {
   additionalProperties: false,
   minProperties: 1,
   maxProperties: 1,
+  [EXPECTED]: 'a secret reference: {env: NAME} or {file: PATH}',
   description: 'A secret read at start-up, never written in this file: {env: NAME} or {file: PATH}.',
   properties: { env: envName, file: { type: 'string', minLength: 1 } },
 } as const;
@@ -58,14 +81,15 @@ const sinkCommon = {
   name: {
     type: 'string',
     pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+    [EXPECTED]: 'a name of letters, digits, _ . - (at most 64, not starting with _ . -)',
     description: 'Unique name: the label in logs and metrics, and the position file <audit.path>/sinks/<name>.offset.',
   },
-  max_backoff_ms: { type: 'integer', minimum: 100, description: 'Longest wait between retries while the receiver is down or failing. Default 30000.' },
+  max_backoff_ms: { type: 'integer', minimum: 100, default: 30000, description: 'Longest wait between retries while the receiver is down or failing.' },
 } as const;
 
 const httpSinkCommon = {
-  url: { type: 'string', pattern: '^https?://', description: 'Receiver URL (http or https); a 3xx is a failure, redirects are not followed.' },
-  timeout_ms: { type: 'integer', minimum: 1, description: 'Longest time for one delivery attempt (connect, send, answer). Default 10000.' },
+  url: { ...httpUrl, description: 'Receiver URL (http or https); a 3xx is a failure, redirects are not followed.' },
+  timeout_ms: { type: 'integer', minimum: 1, default: 10000, description: 'Longest time for one delivery attempt (connect, send, answer).' },
   tls: sinkTls,
 } as const;
 
@@ -78,16 +102,17 @@ const syslogSinkSchema = {
     type: { const: 'syslog', description: 'RFC 5424 over TCP with octet-counting framing (RFC 6587), TLS with tls: (RFC 5425).' },
     address: { ...hostPort, description: 'host:port of the syslog receiver, e.g. logs.example.com:6514.' },
     tls: sinkTls,
-    facility: { type: 'integer', minimum: 0, maximum: 23, description: 'Syslog facility. Default 13 (log audit).' },
-    app_name: { type: 'string', pattern: '^[!-~]{1,48}$', description: 'APP-NAME header field (printable ASCII, no spaces). Default portcullis.' },
-    hostname: { type: 'string', pattern: '^[!-~]{1,255}$', description: 'HOSTNAME header field. Default: the machine\'s host name.' },
-    bom: { type: 'boolean', description: 'Start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8). Default false (MSG-ANY): most receivers keep the BOM in front of the JSON.' },
+    facility: { type: 'integer', minimum: 0, maximum: 23, default: 13, description: 'Syslog facility (13: log audit).' },
+    app_name: { type: 'string', pattern: '^[!-~]{1,48}$', [EXPECTED]: 'at most 48 printable ASCII characters, no spaces', default: 'portcullis', description: 'APP-NAME header field (printable ASCII, no spaces).' },
+    hostname: { type: 'string', pattern: '^[!-~]{1,255}$', [EXPECTED]: 'at most 255 printable ASCII characters, no spaces', description: 'HOSTNAME header field. Default: the machine\'s host name.' },
+    bom: { type: 'boolean', default: false, description: 'Start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8). Off (MSG-ANY) by default: most receivers keep the BOM in front of the JSON.' },
     confirm_ms: {
       type: 'integer',
       minimum: 0,
-      description: 'A batch counts as delivered when the connection is still open this long after it was written (TCP syslog has no acknowledgement). Default 200.',
+      default: 200,
+      description: 'A batch counts as delivered when the connection is still open this long after it was written (TCP syslog has no acknowledgement).',
     },
-    connect_timeout_ms: { type: 'integer', minimum: 1, description: 'Connect and TLS handshake timeout. Default 5000.' },
+    connect_timeout_ms: { type: 'integer', minimum: 1, default: 5000, description: 'Connect and TLS handshake timeout.' },
   },
 } as const;
 
@@ -101,11 +126,12 @@ const webhookSinkSchema = {
     ...httpSinkCommon,
     headers: {
       type: 'object',
+      default: {},
       description: 'Extra request headers. A value is a string, or a secret {env: NAME} / {file: PATH} (never logged).',
       propertyNames: headerName,
-      additionalProperties: { anyOf: [{ type: 'string' }, secretRef] },
+      additionalProperties: { anyOf: [{ type: 'string' }, secretRef], [EXPECTED]: 'a string or a secret reference {env: NAME} / {file: PATH}' },
     },
-    format: { enum: ['json', 'ndjson'], description: 'json (default): {"records": [...]}; ndjson: one record line per line, byte for byte as in the trail.' },
+    format: { enum: ['json', 'ndjson'], default: 'json', description: 'json: {"records": [...]}; ndjson: one record line per line, byte for byte as in the trail.' },
   },
 } as const;
 
@@ -119,8 +145,8 @@ const splunkHecSinkSchema = {
     ...httpSinkCommon,
     token: { ...secretRef, description: 'The HEC token: {env: NAME} or {file: PATH}.' },
     index: { type: 'string', minLength: 1, description: 'Splunk index. Default: the token\'s default index.' },
-    source: { type: 'string', minLength: 1, description: 'Event source. Default portcullis.' },
-    sourcetype: { type: 'string', minLength: 1, description: 'Event sourcetype. Default portcullis:audit.' },
+    source: { type: 'string', minLength: 1, default: 'portcullis', description: 'Event source.' },
+    sourcetype: { type: 'string', minLength: 1, default: 'portcullis:audit', description: 'Event sourcetype.' },
     host: { type: 'string', minLength: 1, description: 'Event host. Default: the machine\'s host name.' },
   },
 } as const;
@@ -137,7 +163,40 @@ const auditSink = {
   ],
 } as const;
 
-/** JSON Schema (draft-07) of portcullis.yaml. */
+const secretFile = { type: 'string', minLength: 1 } as const;
+
+/** One entry of credentials: the `type` picks the schema, so errors name that type's keys. */
+const credential = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { enum: ['bearer', 'header', 'basic'], description: 'How the credential is attached.' } },
+  allOf: [
+    {
+      if: { properties: { type: { const: 'bearer' } }, required: ['type'] },
+      then: { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { const: 'bearer' }, env: envName, file: secretFile } },
+    },
+    {
+      if: { properties: { type: { const: 'header' } }, required: ['type'] },
+      then: { type: 'object', additionalProperties: false, required: ['type', 'header'], properties: { type: { const: 'header' }, header: headerName, env: envName, file: secretFile } },
+    },
+    {
+      if: { properties: { type: { const: 'basic' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'username'],
+        properties: {
+          type: { const: 'basic' },
+          username: { type: 'string', minLength: 1, pattern: '^[^:]*$', [EXPECTED]: 'a user name without ":"' },
+          password_env: envName,
+          password_file: secretFile,
+        },
+      },
+    },
+  ],
+} as const;
+
+/** JSON Schema (draft-07) of portcullis.yaml; `default:` keywords are the defaults the gateway applies. */
 export const CONFIG_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'https://portcullis.dev/schema/portcullis.schema.json',
@@ -146,14 +205,15 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['policy', 'audit', 'routes'],
   properties: {
-    listen: { ...hostPort, description: 'Agent-facing listener. Default 127.0.0.1:8080.' },
+    listen: { ...hostPort, default: '127.0.0.1:8080', description: 'Agent-facing listener.' },
     admin: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       description: 'Health, readiness and Prometheus metrics.',
       properties: {
-        listen: { ...hostPort, description: 'Admin listener. Default 127.0.0.1:9090 (loopback).' },
-        enabled: { type: 'boolean', description: 'Default true.' },
+        listen: { ...hostPort, default: '127.0.0.1:9090', description: 'Admin listener (loopback by default).' },
+        enabled: { type: 'boolean', default: true, description: 'Whether the admin listener runs.' },
       },
     },
     policy: {
@@ -162,9 +222,21 @@ export const CONFIG_SCHEMA = {
       required: ['path'],
       properties: {
         path: { type: 'string', minLength: 1, description: 'A directory of .rego files, or a bundle built by `opa build -t wasm`.' },
-        entrypoint: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$', description: 'The rule whose value decides each call. Default portcullis/decision.' },
+        entrypoint: {
+          type: 'string',
+          pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$',
+          [EXPECTED]: 'a rule path such as portcullis/decision',
+          default: 'portcullis/decision',
+          description: 'The rule whose value decides each call.',
+        },
         watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
-        poll_ms: { type: 'integer', minimum: 100, maximum: 3600000, description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md). Default 2000.' },
+        poll_ms: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 3600000,
+          default: 2000,
+          description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
+        },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
         require_tests: { type: 'boolean', default: false, description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.' },
       },
@@ -175,7 +247,7 @@ export const CONFIG_SCHEMA = {
       required: ['path'],
       properties: {
         path: { type: 'string', minLength: 1, description: 'Directory of JSON Lines audit segments.' },
-        durability: { enum: ['strict', 'relaxed'], description: 'strict (default): fdatasync before forwarding; relaxed: written to the OS before forwarding, synced in the background.' },
+        durability: { enum: ['strict', 'relaxed'], default: 'strict', description: 'strict: fdatasync before forwarding; relaxed: written to the OS before forwarding, synced in the background.' },
         signing_key: {
           type: 'object',
           additionalProperties: false,
@@ -186,23 +258,26 @@ export const CONFIG_SCHEMA = {
         checkpoint: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'When signed checkpoints are written (also before each rotation and at shutdown).',
           properties: {
-            every_records: { type: 'integer', minimum: 1, description: 'After this many records. Default 10000.' },
-            every_seconds: { type: 'integer', minimum: 1, description: 'At least this often, even when idle (the heartbeat). Default 30.' },
+            every_records: { type: 'integer', minimum: 1, default: 10000, description: 'After this many records.' },
+            every_seconds: { type: 'integer', minimum: 1, default: 30, description: 'At least this often, even when idle (the heartbeat).' },
           },
         },
         rotate: {
           type: 'object',
           additionalProperties: false,
+          default: {},
           description: 'When a new segment is started. Segments are never deleted or rewritten by Portcullis.',
           properties: {
-            max_bytes: { type: 'integer', minimum: 4096, description: 'Size of a segment before rotation. Default 67108864 (64 MiB).' },
-            max_age_seconds: { type: 'integer', minimum: 1, description: 'Age of a segment before rotation. Default 86400.' },
+            max_bytes: { type: 'integer', minimum: 4096, default: 67108864, description: 'Size of a segment before rotation (64 MiB by default).' },
+            max_age_seconds: { type: 'integer', minimum: 1, default: 86400, description: 'Age of a segment before rotation.' },
           },
         },
         sinks: {
           type: 'array',
+          default: [],
           description: 'Receivers that get every record at least once, read from the trail files after they are written (docs/audit-sinks.md).',
           items: auditSink,
         },
@@ -211,57 +286,35 @@ export const CONFIG_SCHEMA = {
     limits: {
       type: 'object',
       additionalProperties: false,
+      default: {},
       properties: {
-        max_body_bytes: { type: 'integer', minimum: 0, description: 'Largest request body accepted (413 above). Default 1048576.' },
+        max_body_bytes: { type: 'integer', minimum: 0, default: 1048576, description: 'Largest request body accepted (413 above).' },
       },
     },
     timeouts,
     log: {
       type: 'object',
       additionalProperties: false,
-      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+      default: {},
+      properties: { level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'pino log level.' } },
     },
     credentials: {
       type: 'object',
+      default: {},
       description: 'Named upstream credentials. Values are read at start-up from the environment or a file, never from this file.',
-      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' },
-      additionalProperties: {
-        oneOf: [
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['type'],
-            properties: { type: { const: 'bearer' }, env: envName, file: { type: 'string', minLength: 1 } },
-          },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['type', 'header'],
-            properties: { type: { const: 'header' }, header: headerName, env: envName, file: { type: 'string', minLength: 1 } },
-          },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['type', 'username'],
-            properties: {
-              type: { const: 'basic' },
-              username: { type: 'string', minLength: 1, pattern: '^[^:]*$' },
-              password_env: envName,
-              password_file: { type: 'string', minLength: 1 },
-            },
-          },
-        ],
-      },
+      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$', [EXPECTED]: 'a name of letters, digits, _ . - (at most 64)' },
+      additionalProperties: credential,
     },
     agents: {
       type: 'array',
+      default: [],
       items: {
         type: 'object',
         additionalProperties: false,
         required: ['id', 'key_sha256'],
         properties: {
-          id: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,128}$' },
-          key_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'Lower-case hex SHA-256 of the agent key (`printf %s KEY | sha256sum`).' },
+          id: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,128}$', [EXPECTED]: 'an id of letters, digits, _ . @ - (at most 128)' },
+          key_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', [EXPECTED]: '64 lower-case hex digits (a SHA-256)', description: 'Lower-case hex SHA-256 of the agent key (`printf %s KEY | sha256sum`).' },
         },
       },
     },
@@ -273,26 +326,27 @@ export const CONFIG_SCHEMA = {
         additionalProperties: false,
         required: ['name', 'prefix'],
         properties: {
-          name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
-          prefix: { type: 'string', pattern: '^/([A-Za-z0-9._~-]+/)*$', description: 'Path prefix, starting and ending with /.' },
+          name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', [EXPECTED]: 'a name of letters, digits, _ . - (at most 64)' },
+          prefix: { type: 'string', pattern: '^/([A-Za-z0-9._~-]+/)*$', [EXPECTED]: 'a path that starts and ends with /, e.g. /github/', description: 'Path prefix, starting and ending with /.' },
           kind: {
             enum: ['http', 'mcp'],
-            description: 'http (default): a REST upstream, the path below the prefix is appended to upstream. mcp: an MCP server (docs/mcp.md); the prefix is its one endpoint.',
+            default: 'http',
+            description: 'http: a REST upstream, the path below the prefix is appended to upstream. mcp: an MCP server (docs/mcp.md); the prefix is its one endpoint.',
           },
           upstream: {
-            type: 'string',
-            pattern: '^https?://',
+            ...httpUrl,
             description: 'Base URL the route forwards to; its path is prepended. For kind mcp: the server\'s Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp. Required unless command is set.',
           },
           credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
-          timeouts,
+          timeouts: routeTimeouts,
           forward_range: {
             type: 'boolean',
             description: 'Forward the agent\'s Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.',
           },
           deny_as: {
             enum: ['result', 'error'],
-            description: 'kind mcp: how a denied tools/call is answered. result (default): a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',
+            default: 'result',
+            description: 'kind mcp: how a denied tools/call is answered. result: a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',
           },
           command: {
             type: 'array',
@@ -302,18 +356,20 @@ export const CONFIG_SCHEMA = {
           },
           env: {
             type: 'object',
+            default: {},
             propertyNames: envName,
-            additionalProperties: { anyOf: [{ type: 'string' }, secretRef] },
+            additionalProperties: { anyOf: [{ type: 'string' }, secretRef], [EXPECTED]: 'a string or a secret reference {env: NAME} / {file: PATH}' },
             description: 'With command: the only variables the server gets besides PATH, HOME, LANG and the like (never the gateway\'s own environment). A value is a string or a secret {env: NAME} / {file: PATH}; secrets are masked in answers.',
           },
-          cwd: { type: 'string', minLength: 1, description: 'With command: working directory of the server. Default: the directory of this file.' },
+          cwd: { type: 'string', minLength: 1, default: '.', description: 'With command: working directory of the server, relative to this file.' },
           restart: {
             type: 'object',
             additionalProperties: false,
+            default: {},
             description: 'With command: back-off between restarts of a crashed server, doubling from initial to max.',
             properties: {
-              initial_delay_ms: { type: 'integer', minimum: 1, description: 'Default 250.' },
-              max_delay_ms: { type: 'integer', minimum: 1, description: 'Default 30000.' },
+              initial_delay_ms: { type: 'integer', minimum: 1, default: 250, description: 'First wait.' },
+              max_delay_ms: { type: 'integer', minimum: 1, default: 30000, description: 'Longest wait.' },
             },
           },
         },
@@ -321,6 +377,12 @@ export const CONFIG_SCHEMA = {
     },
   },
 } as const;
+
+/**
+ * The schemas of each sink type, so the sink modules take their defaults from here (the one
+ * source of every default) when they are built without a config, as tests and benchmarks do.
+ */
+export const SINK_SCHEMAS = { syslog: syslogSinkSchema, webhook: webhookSinkSchema, splunk_hec: splunkHecSinkSchema } as const;
 
 /** Keys that were renamed or are commonly mistaken, with the key to use instead. */
 export const RENAMED_KEYS: Readonly<Record<string, string>> = {

@@ -1,6 +1,9 @@
-/** The validated, resolved, frozen configuration the gateway runs on. */
-import type { NoteSigner } from '../audit/signed-note';
-import type { Secret } from '../credential-injector/secret';
+/**
+ * The validated, resolved, frozen configuration the gateway runs on. config/ is the ground
+ * floor: these types use only src/errors.ts and src/secret.ts, nothing of the layers above.
+ */
+import type { ConfigLocation } from '../errors';
+import type { Secret } from '../secret';
 
 /** Upstream timeouts (ms). */
 export interface Timeouts {
@@ -30,6 +33,8 @@ export interface StdioServerConfig {
   readonly env: Readonly<Record<string, string | Secret>>;
   readonly cwd: string;
   readonly restart: { readonly initialDelayMs: number; readonly maxDelayMs: number };
+  /** Where `command` is in the file, for the error when it cannot be run. */
+  readonly where: ConfigLocation;
 }
 
 /** What a route of kind mcp adds. */
@@ -125,6 +130,8 @@ export type SinkConfig = SyslogSinkConfig | WebhookSinkConfig | SplunkHecSinkCon
 export interface GatewayConfig {
   /** The file it was loaded from (absolute), or '<embedded>'. */
   readonly file: string;
+  /** False when loaded with `secrets: 'skip'`: every Secret is a placeholder, and the gateway refuses to start on it. */
+  readonly secretsLoaded: boolean;
   readonly listen: { readonly host: string; readonly port: number };
   readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly policy: {
@@ -140,8 +147,11 @@ export interface GatewayConfig {
   readonly audit: {
     readonly path: string;
     readonly durability: 'strict' | 'relaxed';
-    /** The configured checkpoint signer, or null to use (or generate) `keyFile`. */
-    readonly signer: NoteSigner | null;
+    /**
+     * The configured checkpoint signing key (its text; the gateway parses it before anything
+     * else starts), or null to use (or generate) `keyFile`.
+     */
+    readonly signingKey: { readonly secret: Secret; readonly where: ConfigLocation } | null;
     readonly keyFile: string;
     readonly checkpoint: { readonly everyRecords: number; readonly everySeconds: number };
     readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };

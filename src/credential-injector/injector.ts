@@ -4,7 +4,7 @@
  * sets one header.
  */
 import type { Credential } from '../config/types';
-import { revealSecret, type Secret } from './secret';
+import { revealSecret, type Secret } from '../secret';
 import { ResponseMasker } from './masker';
 
 /** What an answer must not carry: secret values the route's upstream holds, masked in what it sends back. */

@@ -149,7 +149,8 @@ test('start: a bad config exits 3 naming file, key path and problem', async () =
   writeFileSync(cfg, 'policy: { path: ./policies }\naudit: { path: ./audit, keep: forever }\nroutes: []\n');
   const r = await run(['start', '--config', cfg]);
   expect(r.code).toBe(3);
-  expect(r.stderr).toContain(`${cfg}:2: audit.keep: unknown key "keep"`);
+  expect(r.stderr).toContain(`${cfg}:2:25: audit.keep: unknown key "keep"`);
+  expect(r.stderr).toContain('[CONFIG_UNKNOWN_KEY]');
 });
 
 test('start runs the gateway until SIGTERM, then drains and exits 0', async () => {

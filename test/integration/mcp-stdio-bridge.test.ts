@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CreateMessageRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startStdioBridge, StdioBridgeError, type StdioBridge, type StdioServerSpec } from '../../src/mcp/stdio/bridge';
-import { Secret } from '../../src/credential-injector/secret';
+import { Secret } from '../../src/secret';
 import { createLogger } from '../../src/observability/logger';
 
 const root = path.resolve(__dirname, '../..');

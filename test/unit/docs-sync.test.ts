@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../../src/cli/exit-codes';
-import { ERROR_CODES, OUTCOME_CODES } from '../../src/errors';
+import { CONFIG_CODES, ERROR_CODES, OUTCOME_CODES } from '../../src/errors';
 
 const root = path.resolve(__dirname, '../..');
 const doc = (name: string) => readFileSync(path.join(root, 'docs', name), 'utf8');
@@ -15,9 +15,16 @@ function tableRows(text: string): string[][] {
 }
 
 test('docs/errors.md lists exactly the codes in src/errors.ts, with their statuses', () => {
-  const rows = tableRows(doc('errors.md'));
+  const all = tableRows(doc('errors.md'));
+  expect(all.filter((r) => !/^(PC|CONFIG)_/.test(r[0]))).toEqual([]);
+  const rows = all.filter((r) => r[0].startsWith('PC_'));
   expect(rows.map((r) => r[0]).sort()).toEqual(Object.keys(ERROR_CODES).sort());
   for (const [code, status] of rows) expect(String(ERROR_CODES[code as keyof typeof ERROR_CODES].status)).toBe(status);
+});
+
+test('docs/errors.md lists exactly the configuration codes in src/errors.ts', () => {
+  const rows = tableRows(doc('errors.md')).filter((r) => r[0].startsWith('CONFIG_'));
+  expect(rows.map((r) => r[0]).sort()).toEqual(Object.keys(CONFIG_CODES).sort());
 });
 
 test('docs/errors.md lists exactly the outcome codes in src/errors.ts', () => {

@@ -2,7 +2,7 @@
 import { inspect } from 'node:util';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Secret, revealSecret } from '../../src/credential-injector/secret';
+import { Secret, revealSecret } from '../../src/secret';
 import { ResponseMasker } from '../../src/credential-injector/masker';
 import { bindCredential } from '../../src/credential-injector/injector';
 import { createLogger } from '../../src/observability/logger';

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { SinkConfig, SinkTlsConfig } from '../../config/types';
-import { revealSecret } from '../../credential-injector/secret';
+import { revealSecret } from '../../secret';
 import type { RecordSink } from './record-sink';
 import { SinkRunner, type SinkMetrics, type SinkStatus } from './sink-runner';
 import type { SinkTlsOptions } from './sink-tls';

@@ -6,6 +6,7 @@
  * disk is the buffer). The audit writer knows nothing about this loop; it polls the files, and
  * `nudge()` lets a caller wake it early.
  */
+import { SINK_SCHEMAS } from '../../config/schema';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
@@ -133,7 +134,7 @@ export class SinkRunner {
 
   private backoff(): number {
     const min = this.options.minBackoffMs ?? 250;
-    const max = this.options.maxBackoffMs ?? 30_000;
+    const max = this.options.maxBackoffMs ?? SINK_SCHEMAS.webhook.properties.max_backoff_ms.default; // every sink type shares it
     const base = Math.min(max, min * 2 ** Math.min(this.failures - 1, 30));
     return Math.round(base * (0.8 + Math.random() * 0.2));
   }

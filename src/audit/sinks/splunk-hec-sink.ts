@@ -10,8 +10,9 @@
  * (HEC's "Success"). HEC's indexer acknowledgement (channels and /services/collector/ack) is not
  * used: a token with indexer acknowledgement enabled refuses requests without a channel.
  */
+import { SINK_SCHEMAS } from '../../config/schema';
 import os from 'node:os';
-import { revealSecret, type Secret } from '../../credential-injector/secret';
+import { revealSecret, type Secret } from '../../secret';
 import { httpPoster, receiverUrl } from './http-delivery';
 import { parseRecordLine, SinkError, type RecordSink } from './record-sink';
 import type { SinkTlsOptions } from './sink-tls';
@@ -58,16 +59,19 @@ export function hecBody(lines: readonly string[], meta: HecMetadata): string {
   return body;
 }
 
+/** Defaults of unset options: the config schema's. */
+const DEFAULTS = SINK_SCHEMAS.splunk_hec.properties;
+
 /** Builds a Splunk HEC sink. Throws TypeError on invalid options. */
 export function splunkHecSink(options: SplunkHecSinkOptions): RecordSink {
   const what = `splunk_hec sink "${options.name}"`;
   const url = receiverUrl(options.url, what);
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeout_ms.default;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new TypeError(`${what}: timeoutMs must be a positive integer`);
   const meta: HecMetadata = Object.freeze({
     host: options.host ?? os.hostname(),
-    source: options.source ?? 'portcullis',
-    sourcetype: options.sourcetype ?? 'portcullis:audit',
+    source: options.source ?? DEFAULTS.source.default,
+    sourcetype: options.sourcetype ?? DEFAULTS.sourcetype.default,
     index: options.index ?? null,
   });
   const headers = { authorization: `Splunk ${revealSecret(options.token)}`, 'content-type': 'application/json' };

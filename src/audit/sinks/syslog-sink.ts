@@ -11,6 +11,7 @@
  * notices, much later). docs/audit-sinks.md says when to prefer an HTTP sink or a collector
  * that tails the files.
  */
+import { SINK_SCHEMAS } from '../../config/schema';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
@@ -60,24 +61,27 @@ function onFailure(conn: Connection): { promise: Promise<Error>; off: () => void
   return { promise, off: () => conn.waiters.delete(waiter) };
 }
 
+/** Defaults of unset options: the config schema's. */
+const DEFAULTS = SINK_SCHEMAS.syslog.properties;
+
 /** Builds a syslog sink. Throws TypeError on invalid options (before anything connects). */
 export function syslogSink(options: SyslogSinkOptions): RecordSink {
   const name = options.name;
   check(typeof options.host === 'string' && options.host.length > 0, name, 'host is required');
   check(Number.isInteger(options.port) && options.port > 0 && options.port < 65536, name, 'port must be 1..65535');
-  const confirmMs = options.confirmMs ?? 200;
-  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+  const confirmMs = options.confirmMs ?? DEFAULTS.confirm_ms.default;
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connect_timeout_ms.default;
   check(Number.isInteger(confirmMs) && confirmMs >= 0, name, 'confirmMs must be a non-negative integer');
   check(Number.isInteger(connectTimeoutMs) && connectTimeoutMs > 0, name, 'connectTimeoutMs must be a positive integer');
   check(!options.tls?.cert === !options.tls?.key, name, 'a client certificate needs its key, and a key its certificate');
   let header: SyslogHeader;
   try {
     header = syslogHeader({
-      facility: options.facility ?? 13,
+      facility: options.facility ?? DEFAULTS.facility.default,
       hostname: options.hostname ?? os.hostname(),
-      appName: options.appName ?? 'portcullis',
+      appName: options.appName ?? DEFAULTS.app_name.default,
       procId: String(process.pid),
-      bom: options.bom ?? false,
+      bom: options.bom ?? DEFAULTS.bom.default,
     });
   } catch (err) {
     throw new TypeError(`syslog sink "${name}": ${(err as Error).message}`);

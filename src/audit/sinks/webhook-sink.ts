@@ -8,7 +8,8 @@
  * Either way each record is the trail's line verbatim (embedded, never re-serialised), so a
  * receiver can dedupe by `seq` and, with ndjson, check the hash chain on the exact bytes.
  */
-import { revealSecret, Secret } from '../../credential-injector/secret';
+import { SINK_SCHEMAS } from '../../config/schema';
+import { revealSecret, Secret } from '../../secret';
 import { httpPoster, receiverUrl } from './http-delivery';
 import { parseRecordLine, SinkError, type RecordSink } from './record-sink';
 import type { SinkTlsOptions } from './sink-tls';
@@ -33,13 +34,16 @@ export function webhookBody(lines: readonly string[], format: 'json' | 'ndjson')
   return format === 'ndjson' ? `${lines.join('\n')}\n` : `{"records":[${lines.join(',')}]}`;
 }
 
+/** Defaults of unset options: the config schema's. */
+const DEFAULTS = SINK_SCHEMAS.webhook.properties;
+
 /** Builds a webhook sink. Throws TypeError on invalid options. */
 export function webhookSink(options: WebhookSinkOptions): RecordSink {
   const what = `webhook sink "${options.name}"`;
   const url = receiverUrl(options.url, what);
-  const format = options.format ?? 'json';
+  const format = options.format ?? DEFAULTS.format.default;
   if (format !== 'json' && format !== 'ndjson') throw new TypeError(`${what}: format must be json or ndjson`);
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeout_ms.default;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new TypeError(`${what}: timeoutMs must be a positive integer`);
   const headers: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.headers ?? {})) {

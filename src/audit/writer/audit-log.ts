@@ -3,6 +3,7 @@
  * JSON Lines writer (group-commit.ts) is its one implementation; a second is a new file. (The
  * shippers that copy the trail elsewhere are the "sinks": src/audit/sinks/.)
  */
+import { CONFIG_SCHEMA } from '../../config/schema';
 import type { AuditEvent } from '../record';
 import type { NoteSigner } from '../signed-note';
 
@@ -39,8 +40,17 @@ export interface RotationThresholds {
   readonly maxAgeSeconds: number;
 }
 
-export const DEFAULT_CHECKPOINT: CheckpointCadence = Object.freeze({ everyRecords: 10_000, everySeconds: 30 });
-export const DEFAULT_ROTATE: RotationThresholds = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 24 * 3600 });
+const AUDIT_KEYS = CONFIG_SCHEMA.properties.audit.properties;
+/** Checkpoint cadence when none is given: the config schema's defaults, the one place they are set. */
+export const DEFAULT_CHECKPOINT: CheckpointCadence = Object.freeze({
+  everyRecords: AUDIT_KEYS.checkpoint.properties.every_records.default,
+  everySeconds: AUDIT_KEYS.checkpoint.properties.every_seconds.default,
+});
+/** Rotation when none is given: the config schema's defaults. */
+export const DEFAULT_ROTATE: RotationThresholds = Object.freeze({
+  maxBytes: AUDIT_KEYS.rotate.properties.max_bytes.default,
+  maxAgeSeconds: AUDIT_KEYS.rotate.properties.max_age_seconds.default,
+});
 
 /** Options of the JSON Lines writer. */
 export interface AuditWriterOptions {

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isInitializeRequest, isJSONRPCRequest, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { Secret } from '../../credential-injector/secret';
+import { Secret } from '../../secret';
 import { childEnvironment, resolveExecutable, type StdioLaunch } from './launch';
 import { INTERNAL_ERROR, StdioSession, type RestartPolicy } from './session';
 

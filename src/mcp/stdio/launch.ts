@@ -7,7 +7,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Secret, revealSecret } from '../../credential-injector/secret';
+import { Secret, revealSecret } from '../../secret';
 
 /** The gateway variables a child inherits when they are set (close to the MCP SDK's default list). */
 export const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'USER', 'SHELL', 'TERM'] as const;

@@ -2,7 +2,8 @@
  * Secret values. A Secret cannot print itself: String(), JSON.stringify, util.inspect and pino
  * all see `[REDACTED]`. Only code holding `revealSecret` (the injector, the response masker,
  * the audit sinks that authenticate to their receivers, and the stdio launcher that puts a
- * route's secrets into its child's environment) can read the value.
+ * route's secrets into its child's environment) can read the value. It sits at the bottom of the
+ * layers (beside src/errors.ts) because config/ creates secrets and the injector reads them.
  */
 import { inspect } from 'node:util';
 
@@ -32,9 +33,19 @@ export class Secret {
   }
 }
 
-/** Returns the secret's value. Import only where the value is used: the credential injector (and the masker of a stdio server's env secrets), the response masker, the audit sinks, the checkpoint signer's key parser (config), the stdio launcher (src/mcp/stdio/launch.ts). */
+/**
+ * A secret that was deliberately not read (a config loaded with `secrets: 'skip'`, for commands
+ * that need only the policy and routes): it prints like any secret, and revealing it throws.
+ */
+export function unresolvedSecret(source: string): Secret {
+  const secret = new Secret('', source);
+  values.delete(secret);
+  return secret;
+}
+
+/** Returns the secret's value. Import only where the value is used: the credential injector (and the masker of a stdio server's env secrets), the response masker, the audit sinks, the checkpoint signing key's parser (src/gateway.ts), the stdio launcher (src/mcp/stdio/launch.ts). */
 export function revealSecret(secret: Secret): string {
   const value = values.get(secret);
-  if (value === undefined) throw new Error('not a Secret');
+  if (value === undefined) throw new Error(secret instanceof Secret ? `the secret from ${secret.source} was not loaded` : 'not a Secret');
   return value;
 }

@@ -1,0 +1,141 @@
+/** Resolves credentials, routes and agents: references checked, secrets read, names unique, errors located. */
+import path from 'node:path';
+import type { Secret } from '../secret';
+import type { ResolveContext } from './context';
+import type { RawConfig, RawCredential, RawRoute } from './raw-config';
+import type { AgentConfig, Credential, McpRouteConfig, RouteConfig, StdioServerConfig, Timeouts } from './types';
+
+/** Headers a credential may not travel in: they frame the request. */
+const FRAMING_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connection'];
+
+/** The credentials, by name. */
+export function resolveCredentials(ctx: ResolveContext, raw: RawConfig['credentials']): Map<string, Credential> {
+  const out = new Map<string, Credential>();
+  for (const [name, spec] of Object.entries(raw)) out.set(name, credentialOf(ctx, name, spec));
+  return out;
+}
+
+function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential): Credential {
+  const at = ['credentials', name];
+  switch (raw.type) {
+    case 'bearer':
+      return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at) });
+    case 'header': {
+      const header = raw.header.toLowerCase();
+      if (FRAMING_HEADERS.includes(header)) ctx.fail('CONFIG_VALUE', [...at, 'header'], `header "${raw.header}" cannot carry a credential: expected a header that does not frame the request`);
+      return Object.freeze({ name, type: 'header', header, value: ctx.secrets.read(raw, at) });
+    }
+    case 'basic':
+      return Object.freeze({ name, type: 'basic', username: raw.username, password: ctx.secrets.read(raw, at, 'password_') });
+  }
+}
+
+/** The timeouts of a route: its own keys over the gateway-wide ones. */
+function timeoutsOf(raw: Partial<Record<'connect_ms' | 'headers_ms' | 'idle_ms' | 'total_ms', number>> | undefined, base: Timeouts): Timeouts {
+  return Object.freeze({
+    connectMs: raw?.connect_ms ?? base.connectMs,
+    headersMs: raw?.headers_ms ?? base.headersMs,
+    idleMs: raw?.idle_ms ?? base.idleMs,
+    totalMs: raw?.total_ms ?? base.totalMs,
+  });
+}
+
+const MCP_ONLY_KEYS = ['deny_as', 'command', 'env', 'cwd', 'restart'] as const;
+const COMMAND_ONLY_KEYS = ['env', 'cwd', 'restart'] as const;
+
+function upstreamOf(ctx: ResolveContext, value: string, at: (string | number)[]): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return ctx.fail('CONFIG_URL', at, `upstream ${JSON.stringify(value)} is not a valid URL`);
+  }
+  if (url.username || url.password) ctx.fail('CONFIG_URL', at, 'upstream must not embed credentials: use credentials: instead');
+  if (url.search || url.hash) ctx.fail('CONFIG_URL', at, `upstream ${JSON.stringify(value)} has a query or fragment: expected a base URL without them`);
+  return url;
+}
+
+function stdioServerOf(ctx: ResolveContext, raw: RawRoute, at: (string | number)[]): StdioServerConfig {
+  const vars: Record<string, string | Secret> = {};
+  for (const [name, value] of Object.entries(raw.env)) vars[name] = typeof value === 'string' ? value : ctx.secrets.read(value, [...at, 'env', name]);
+  const { initial_delay_ms: initialDelayMs, max_delay_ms: maxDelayMs } = raw.restart;
+  if (maxDelayMs < initialDelayMs) ctx.fail('CONFIG_RANGE', [...at, 'restart', 'max_delay_ms'], `max_delay_ms ${maxDelayMs} is out of range: expected at least initial_delay_ms (${initialDelayMs})`);
+  return Object.freeze({
+    command: Object.freeze([...(raw.command ?? [])]),
+    env: Object.freeze(vars),
+    cwd: path.resolve(ctx.baseDir, raw.cwd),
+    restart: Object.freeze({ initialDelayMs, maxDelayMs }),
+    where: ctx.source.locate([...at, 'command']),
+  });
+}
+
+function routeOf(ctx: ResolveContext, raw: RawRoute, i: number, credentials: Map<string, Credential>, timeouts: Timeouts): RouteConfig {
+  const at = ['routes', i];
+  // Keys are checked as the file wrote them: the schema's defaults fill in keys of both kinds.
+  const written = (k: string) => ctx.source.has([...at, k]);
+  if (raw.kind === 'http') {
+    for (const k of MCP_ONLY_KEYS) if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} is only for routes of kind mcp (add kind: mcp)`, { key: true });
+  } else if (raw.command === undefined) {
+    for (const k of COMMAND_ONLY_KEYS) if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} only goes with command (a stdio server)`, { key: true });
+  }
+  if (raw.command !== undefined && raw.upstream !== undefined) ctx.fail('CONFIG_CONFLICT', [...at, 'command'], 'set either upstream (a remote MCP server) or command (a stdio server), not both', { key: true });
+  if (raw.command !== undefined && raw.credential !== undefined) {
+    ctx.fail('CONFIG_CONFLICT', [...at, 'credential'], 'a stdio server gets its secrets through env (e.g. env: {API_TOKEN: {env: MY_TOKEN}}), not credential', { key: true });
+  }
+  if (raw.upstream === undefined && raw.command === undefined) {
+    ctx.fail('CONFIG_MISSING_KEY', [...at, 'upstream'], raw.kind === 'mcp' ? 'needs upstream (a remote MCP server) or command (a stdio server)' : 'missing required key "upstream"');
+  }
+  const url = raw.upstream !== undefined ? upstreamOf(ctx, raw.upstream, [...at, 'upstream']) : new URL('http://localhost/mcp');
+  let credential: Credential | null = null;
+  if (raw.credential !== undefined) {
+    credential = credentials.get(raw.credential) ?? null;
+    if (!credential) {
+      const known = [...credentials.keys()].join(', ') || 'none';
+      ctx.fail('CONFIG_UNKNOWN_CREDENTIAL', [...at, 'credential'], `unknown credential ${JSON.stringify(raw.credential)}: expected one of the names under credentials (${known})`);
+    }
+  }
+  const mcp: McpRouteConfig | null =
+    raw.kind === 'mcp' ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null }) : null;
+  return Object.freeze({
+    name: raw.name,
+    prefix: raw.prefix,
+    kind: raw.kind,
+    mcp,
+    origin: url.origin,
+    basePath: url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`,
+    credential,
+    timeouts: timeoutsOf(raw.timeouts, timeouts),
+    // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
+    forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
+  });
+}
+
+/** The routes; a repeated name or prefix is an error at the second one. */
+export function resolveRoutes(ctx: ResolveContext, raw: RawConfig['routes'], credentials: Map<string, Credential>, timeouts: Timeouts): readonly RouteConfig[] {
+  const names = new Map<string, number>();
+  const prefixes = new Map<string, number>();
+  const routes = raw.map((r, i) => {
+    const line = (n: number, k: string) => ctx.source.locate(['routes', n, k]).line;
+    if (names.has(r.name)) ctx.fail('CONFIG_DUPLICATE_NAME', ['routes', i, 'name'], `duplicate route name ${JSON.stringify(r.name)} (first at line ${line(names.get(r.name)!, 'name')})`);
+    if (prefixes.has(r.prefix)) ctx.fail('CONFIG_DUPLICATE_PREFIX', ['routes', i, 'prefix'], `duplicate route prefix ${JSON.stringify(r.prefix)} (first at line ${line(prefixes.get(r.prefix)!, 'prefix')}, route ${JSON.stringify(raw[prefixes.get(r.prefix)!].name)})`);
+    names.set(r.name, i);
+    prefixes.set(r.prefix, i);
+    return routeOf(ctx, r, i, credentials, timeouts);
+  });
+  return Object.freeze(routes);
+}
+
+/** The agents; ids and keys unique. */
+export function resolveAgents(ctx: ResolveContext, raw: RawConfig['agents']): readonly AgentConfig[] {
+  const ids = new Set<string>();
+  const hashes = new Set<string>();
+  return Object.freeze(
+    raw.map((a, i) => {
+      if (ids.has(a.id)) ctx.fail('CONFIG_DUPLICATE_NAME', ['agents', i, 'id'], `duplicate agent id ${JSON.stringify(a.id)}`);
+      if (hashes.has(a.key_sha256)) ctx.fail('CONFIG_DUPLICATE_NAME', ['agents', i, 'key_sha256'], 'the same key is configured for two agents');
+      ids.add(a.id);
+      hashes.add(a.key_sha256);
+      return Object.freeze({ id: a.id, keySha256: Buffer.from(a.key_sha256, 'hex') });
+    }),
+  );
+}
