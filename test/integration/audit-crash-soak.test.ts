@@ -122,23 +122,41 @@ function call(url: string, agent: http.Agent, kind: Seen['kind'], n: number, rou
   });
 }
 
-/** Keeps CLIENTS calls in flight until `stop()` says so; returns everything seen. */
-function load(url: string, round: number): { stop(): void; finished: Promise<Seen[]> } {
+/**
+ * Keeps CLIENTS calls in flight until `stop()` says so; returns everything seen. `firstAck`
+ * resolves at the first acknowledged decision, so that a kill on a slow machine still comes after
+ * some (instead of a fixed delay that a loaded machine can spend before its first answer).
+ */
+function load(url: string, round: number): { stop(): void; finished: Promise<Seen[]>; firstAck: Promise<void> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
   let stopped = false;
   let n = 0;
   const results: Seen[] = [];
+  let acked: () => void = () => undefined;
+  const firstAck = new Promise<void>((resolve) => (acked = resolve));
   const client = async (c: number) => {
     for (let i = 0; !stopped; i++) {
       const s = await call(url, agent, KINDS[(c + i) % KINDS.length], n++, round);
       results.push(s);
+      if (s.decisionId && s.status !== null && s.status < 300) acked();
     }
   };
   const finished = Promise.all(Array.from({ length: CLIENTS }, (_x, c) => client(c))).then(() => {
     agent.destroy();
     return results;
   });
-  return { stop: () => (stopped = true), finished };
+  return { stop: () => (stopped = true), finished, firstAck };
+}
+
+/** `promise`, or a failure saying `why` after `ms`. */
+async function within(promise: Promise<void>, ms: number, why: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(why)), ms)));
+  try {
+    await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function segments(): string[] {
@@ -185,6 +203,7 @@ beforeAll(async () => {
   for (let round = 0; round < ROUNDS; round++) {
     const gw = await startGatewayProcess();
     const running = load(gw.url, round);
+    await within(running.firstAck, 15_000, `round ${round}: no call was acknowledged within 15 s of the start`);
     const killAfterMs = 100 + Math.floor(Math.random() * 500);
     await new Promise((r) => setTimeout(r, killAfterMs));
     gw.child.kill('SIGKILL');

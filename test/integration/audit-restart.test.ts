@@ -67,14 +67,22 @@ test(`G14, G3: kill -9 then an immediate restart, ${ROUNDS} times under load: ea
     let stopped = false;
     let inFlight = 0;
     let n = 0;
+    let acked: () => void = () => undefined;
+    const firstAck = new Promise<void>((resolve) => (acked = resolve));
     const clients = Array.from({ length: CLIENTS }, async () => {
       while (!stopped) {
         inFlight++;
         const r = await callOnce(gw.url, `/up/r${round}-${n++}`, KEY, { agent, timeoutMs: 5000 });
         inFlight--;
-        if (r.status !== null && r.status >= 200 && r.status < 300 && r.decisionId) acknowledgedIds.push(r.decisionId);
+        if (r.status !== null && r.status >= 200 && r.status < 300 && r.decisionId) {
+          acknowledgedIds.push(r.decisionId);
+          acked();
+        }
       }
     });
+    // The kill comes after the first acknowledged call (a loaded machine may be slow to answer
+    // it; the gateway has answered one already, in firstServed), then at a random moment.
+    await Promise.race([firstAck, new Promise((r) => setTimeout(r, 10_000))]);
     await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 200)));
     const inFlightAtKill = inFlight;
     process.kill(gw.pid, 'SIGKILL');
