@@ -56,7 +56,15 @@ function generate(dir: string): { middleId: string; records: number } {
   };
   const at = (i: number) => new Date(start + Math.floor((i * 6 * 86_400_000) / RECORDS)).toISOString();
   append({ type: 'policy_loaded', time: at(0), revision, previous: null });
-  append({ type: 'gateway_start', time: at(0), version: '0.1.0', pid: 1, config: '/etc/portcullis/portcullis.yaml', policy_revision: revision, listen: 'http://127.0.0.1:8080' });
+  append({
+    type: 'gateway_start',
+    time: at(0),
+    version: '0.1.0',
+    pid: 1,
+    config: '/etc/portcullis/portcullis.yaml',
+    policy_revision: revision,
+    listen: 'http://127.0.0.1:8080',
+  });
   let call = 0;
   while (seq < RECORDS) {
     call++;
@@ -68,7 +76,19 @@ function generate(dir: string): { middleId: string; records: number } {
     const time = at(seq);
     if (seq >= RECORDS / 2 && !middleId) middleId = id;
     if (call % 10 < 7 && seq + 1 < RECORDS) {
-      append({ type: 'decision', time, decision_id: id, agent, route, method, path: path_, decision: 'allow', reasons: ['read access to the project'], policy_revision: revision, credential: `${route}-token` });
+      append({
+        type: 'decision',
+        time,
+        decision_id: id,
+        agent,
+        route,
+        method,
+        path: path_,
+        decision: 'allow',
+        reasons: ['read access to the project'],
+        policy_revision: revision,
+        credential: `${route}-token`,
+      });
       append({ type: 'outcome', time, decision_id: id, status: 200, latency_ms: 3 + (call % 40) });
     } else {
       const code = DENY_CODES[call % DENY_CODES.length];
@@ -105,8 +125,13 @@ function main(): void {
   try {
     const g0 = process.hrtime.bigint();
     const { middleId, records } = generate(dir);
-    const bytes = Array.from({ length: Math.ceil(records / PER_SEGMENT) }, (_, i) => statSync(path.join(dir, `audit-${String(i + 1).padStart(8, '0')}.jsonl`)).size).reduce((a, b) => a + b, 0);
-    console.log(`trail: ${records} records, ${(bytes / 1e6).toFixed(0)} MB in ${Math.ceil(records / PER_SEGMENT)} segments, generated in ${(Number(process.hrtime.bigint() - g0) / 1e9).toFixed(1)} s (${dir})`);
+    const bytes = Array.from(
+      { length: Math.ceil(records / PER_SEGMENT) },
+      (_, i) => statSync(path.join(dir, `audit-${String(i + 1).padStart(8, '0')}.jsonl`)).size,
+    ).reduce((a, b) => a + b, 0);
+    console.log(
+      `trail: ${records} records, ${(bytes / 1e6).toFixed(0)} MB in ${Math.ceil(records / PER_SEGMENT)} segments, generated in ${(Number(process.hrtime.bigint() - g0) / 1e9).toFixed(1)} s (${dir})`,
+    );
     const cases: [string, string[]][] = [
       ['one call (--decision-id)', ['audit', 'query', dir, '--decision-id', middleId, '--format', 'jsonl']],
       ['one agent (--agent, 5 % of calls)', ['audit', 'query', dir, '--agent', 'agent-07', '--format', 'jsonl']],
@@ -120,7 +145,11 @@ function main(): void {
     console.log(`${'case'.padEnd(42)} ${'seconds'.padStart(8)} ${'records/s scanned'.padStart(18)}`);
     for (const [name, args] of cases) {
       const s = timeCli(args);
-      console.log(`${name.padEnd(42)} ${s.toFixed(2).padStart(8)} ${Math.round(records / s).toLocaleString('en-US').padStart(18)}`);
+      console.log(
+        `${name.padEnd(42)} ${s.toFixed(2).padStart(8)} ${Math.round(records / s)
+          .toLocaleString('en-US')
+          .padStart(18)}`,
+      );
     }
   } finally {
     if (process.env.BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true });

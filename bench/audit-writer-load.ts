@@ -145,7 +145,15 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     .readdirSync(job.dir)
     .filter((f) => f.endsWith('.jsonl'))
     .reduce((sum, f) => sum + fs.statSync(`${job.dir}/${f}`).size, 0);
-  return { type: 'throughput', records: done, seconds, recordsPerSecond: done / seconds, bytesPerRecord: bytes / done, append: latencies.summary(), ...counted };
+  return {
+    type: 'throughput',
+    records: done,
+    seconds,
+    recordsPerSecond: done / seconds,
+    bytesPerRecord: bytes / done,
+    append: latencies.summary(),
+    ...counted,
+  };
 }
 
 async function rate(job: RateJob): Promise<RateResult> {

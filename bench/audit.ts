@@ -171,11 +171,20 @@ async function writerPart(work: string, children: Child[]): Promise<{ throughput
     for (const inFlight of settings.inFlight) {
       let attempt = 0;
       const r = await undisturbed(`writer ${durability} ${inFlight}`, children, () =>
-        ask<ThroughputResult>({ type: 'throughput', dir: path.join(work, `writer-${durability}-${inFlight}-${attempt++}`), durability, inFlight, records: settings.records, maxSeconds: settings.maxSeconds }),
+        ask<ThroughputResult>({
+          type: 'throughput',
+          dir: path.join(work, `writer-${durability}-${inFlight}-${attempt++}`),
+          durability,
+          inFlight,
+          records: settings.records,
+          maxSeconds: settings.maxSeconds,
+        }),
       );
       const { type: _type, ...rest } = r;
       throughput.push({ durability, inFlight, ...rest });
-      log(`writer ${durability}, ${inFlight} in flight: ${Math.round(r.recordsPerSecond)} records/s, ${r.recordsPerBatch.toFixed(1)} records/batch, append p99 ${r.append.p99Ms.toFixed(3)} ms`);
+      log(
+        `writer ${durability}, ${inFlight} in flight: ${Math.round(r.recordsPerSecond)} records/s, ${r.recordsPerBatch.toFixed(1)} records/batch, append p99 ${r.append.p99Ms.toFixed(3)} ms`,
+      );
     }
   }
   const rates: WriterRateRow[] = [];
@@ -183,7 +192,14 @@ async function writerPart(work: string, children: Child[]): Promise<{ throughput
     for (const durability of ['relaxed', 'strict'] as const) {
       let attempt = 0;
       const r = await undisturbed(`writer ${durability} at ${ratePerSecond}/s`, children, () =>
-        ask<RateResult>({ type: 'rate', dir: path.join(work, `writer-rate-${durability}-${ratePerSecond}-${attempt++}`), durability, ratePerSecond, warmupSeconds: settings.warmupSeconds, seconds: settings.durationSeconds }),
+        ask<RateResult>({
+          type: 'rate',
+          dir: path.join(work, `writer-rate-${durability}-${ratePerSecond}-${attempt++}`),
+          durability,
+          ratePerSecond,
+          warmupSeconds: settings.warmupSeconds,
+          seconds: settings.durationSeconds,
+        }),
       );
       if (r.failed > 0) fail(`writer ${durability} at ${ratePerSecond}/s: ${r.failed} appends failed`);
       const { type: _type, ...rest } = r;
@@ -205,8 +221,19 @@ async function callPart(work: string, children: Child[]): Promise<{ rows: CallRo
   const upstream = await started(startChild({ script: 'upstream', name: 'upstream', cpu: cpu(1), env: { BENCH_UPSTREAM_TOKEN: UPSTREAM_TOKEN } }));
   const env = { BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: UPSTREAM_TOKEN, BENCH_AGENT_KEY: AGENT_KEY };
   const gateway = (durability: Durability) =>
-    started(startChild({ script: 'gateway', name: `portcullis-${durability}`, cpu: cpu(1), env: { ...env, BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, `gateway-${durability}`) } }));
-  const [relaxed, strict, load] = await Promise.all([gateway('relaxed'), gateway('strict'), started(startChild({ script: 'rate-load', name: 'load generator', cpu: cpu(0) }))]);
+    started(
+      startChild({
+        script: 'gateway',
+        name: `portcullis-${durability}`,
+        cpu: cpu(1),
+        env: { ...env, BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, `gateway-${durability}`) },
+      }),
+    );
+  const [relaxed, strict, load] = await Promise.all([
+    gateway('relaxed'),
+    gateway('strict'),
+    started(startChild({ script: 'rate-load', name: 'load generator', cpu: cpu(0) })),
+  ]);
   const targets = new Map<CallTarget, Child>([
     ['direct', upstream],
     ['portcullis-relaxed', relaxed],
@@ -219,12 +246,21 @@ async function callPart(work: string, children: Child[]): Promise<{ rows: CallRo
     const res = await fetch(child.url + PATH, { headers });
     await res.arrayBuffer();
     if (res.status !== 200) fail(`${name}: GET ${PATH} answered ${res.status}, expected 200`);
-    if ((res.headers.get(SAW_CREDENTIAL_HEADER) === '1') !== name.startsWith('portcullis')) fail(`${name}: the route credential was ${name.startsWith('portcullis') ? 'not ' : ''}injected`);
+    if ((res.headers.get(SAW_CREDENTIAL_HEADER) === '1') !== name.startsWith('portcullis'))
+      fail(`${name}: the route credential was ${name.startsWith('portcullis') ? 'not ' : ''}injected`);
   }
 
   // Every target gets the first rate once, unmeasured, so no run pays for JIT compilation.
   for (const [target, child] of targets) {
-    const reply = await load.ask<RateLoadReply>({ type: 'run', url: child.url + PATH, headers, ratePerSecond: settings.rates[0], warmupSeconds: 0, seconds: settings.warmupSeconds, connections: settings.connections } satisfies RateLoadJob);
+    const reply = await load.ask<RateLoadReply>({
+      type: 'run',
+      url: child.url + PATH,
+      headers,
+      ratePerSecond: settings.rates[0],
+      warmupSeconds: 0,
+      seconds: settings.warmupSeconds,
+      connections: settings.connections,
+    } satisfies RateLoadJob);
     if (reply.type === 'error' || reply.errors || Object.keys(reply.non2xx).length) fail(`${target} (priming): ${JSON.stringify(reply)}`);
   }
   execFileSync('sync');
@@ -236,7 +272,15 @@ async function callPart(work: string, children: Child[]): Promise<{ rows: CallRo
     const shift = group++ % CALL_TARGETS.length;
     for (const target of [...CALL_TARGETS.slice(shift), ...CALL_TARGETS.slice(0, shift)]) {
       const child = targets.get(target)!;
-      const job: RateLoadJob = { type: 'run', url: child.url + PATH, headers, ratePerSecond, warmupSeconds: settings.warmupSeconds, seconds: settings.durationSeconds, connections: settings.connections };
+      const job: RateLoadJob = {
+        type: 'run',
+        url: child.url + PATH,
+        headers,
+        ratePerSecond,
+        warmupSeconds: settings.warmupSeconds,
+        seconds: settings.durationSeconds,
+        connections: settings.connections,
+      };
       const reply = await undisturbed(`${target} at ${ratePerSecond}/s`, children, async () => {
         const r = await load.ask<RateLoadReply>(job);
         if (r.type === 'error') fail(`${target} at ${ratePerSecond}/s: ${r.message}`);
@@ -250,7 +294,9 @@ async function callPart(work: string, children: Child[]): Promise<{ rows: CallRo
       if (problems.length) fail(`${target} at ${ratePerSecond}/s: ${problems.join('; ')}`);
       const { type: _type, ...rest } = reply;
       rows.push({ target, ratePerSecond, ...rest });
-      log(`${target} at ${ratePerSecond}/s: achieved ${Math.round(reply.achievedPerSecond)}/s, p50 ${reply.latency.p50Ms.toFixed(3)} ms, p99 ${reply.latency.p99Ms.toFixed(3)} ms`);
+      log(
+        `${target} at ${ratePerSecond}/s: achieved ${Math.round(reply.achievedPerSecond)}/s, p50 ${reply.latency.p50Ms.toFixed(3)} ms, p99 ${reply.latency.p99Ms.toFixed(3)} ms`,
+      );
     }
   }
   rows.sort((a, b) => a.ratePerSecond - b.ratePerSecond || CALL_TARGETS.indexOf(a.target) - CALL_TARGETS.indexOf(b.target));
@@ -314,7 +360,11 @@ async function main(): Promise<void> {
     const strictThroughput = writer.throughput.filter((r) => r.durability === 'strict');
     const at1000 = (what: string) => added.find((a) => a.ratePerSecond === AUDIT_TARGETS.atRatePerSecond && a.what.startsWith(what));
     const verdicts = {
-      durableRecordsPerSecond: strictThroughput.map((r) => ({ inFlight: r.inFlight, recordsPerSecond: r.recordsPerSecond, met: r.recordsPerSecond >= AUDIT_TARGETS.minDurableRecordsPerSecond })),
+      durableRecordsPerSecond: strictThroughput.map((r) => ({
+        inFlight: r.inFlight,
+        recordsPerSecond: r.recordsPerSecond,
+        met: r.recordsPerSecond >= AUDIT_TARGETS.minDurableRecordsPerSecond,
+      })),
       addedP99At1000: ['calls: strict − relaxed', 'calls: strict − direct', 'writer: strict − relaxed'].map((what) => {
         const a = at1000(what);
         return { what, addedP99Ms: a?.addedP99Ms ?? null, met: a ? a.addedP99Ms <= AUDIT_TARGETS.maxAddedP99Ms : null };
@@ -327,7 +377,17 @@ async function main(): Promise<void> {
     ]
       .filter(({ r }) => r.foreignCores !== null && r.foreignCores > settings.maxForeignCores)
       .map(({ label, r }) => `${label}: other processes used ${(r.foreignCores as number).toFixed(2)} cores`);
-    const report = { date: new Date().toISOString(), settings, environment: { ...environment, auditFilesystem: filesystem }, targets: AUDIT_TARGETS, writer, calls, added, verdicts, disturbed };
+    const report = {
+      date: new Date().toISOString(),
+      settings,
+      environment: { ...environment, auditFilesystem: filesystem },
+      targets: AUDIT_TARGETS,
+      writer,
+      calls,
+      added,
+      verdicts,
+      disturbed,
+    };
     mkdirSync(RESULTS_DIR, { recursive: true });
     const file = path.join(RESULTS_DIR, 'audit-latest.json');
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
@@ -344,14 +404,34 @@ async function main(): Promise<void> {
         'Writer throughput (producers each wait for their record to be durable):',
         table(
           ['durability', 'in flight', 'records', 'records/s', 'records/batch', 'fdatasyncs', 'append p50 ms', 'append p99 ms', 'other CPU'],
-          writer.throughput.map((r) => [r.durability, String(r.inFlight), String(r.records), r.recordsPerSecond.toFixed(0), r.recordsPerBatch.toFixed(1), String(r.fdatasyncs), ms(r.append.p50Ms), ms(r.append.p99Ms), cores(r.foreignCores)]),
+          writer.throughput.map((r) => [
+            r.durability,
+            String(r.inFlight),
+            String(r.records),
+            r.recordsPerSecond.toFixed(0),
+            r.recordsPerBatch.toFixed(1),
+            String(r.fdatasyncs),
+            ms(r.append.p50Ms),
+            ms(r.append.p99Ms),
+            cores(r.foreignCores),
+          ]),
           1,
         ),
         '',
         `Writer at a constant rate (${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s; append due time → durable):`,
         table(
           ['rate/s', 'durability', 'records', 'records/batch', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'other CPU'],
-          writer.rates.map((r) => [String(r.ratePerSecond), r.durability, String(r.completed), r.recordsPerBatch.toFixed(2), ms(r.latency.p50Ms), ms(r.latency.p99Ms), ms(r.latency.p999Ms), ms(r.latency.maxMs), cores(r.foreignCores)]),
+          writer.rates.map((r) => [
+            String(r.ratePerSecond),
+            r.durability,
+            String(r.completed),
+            r.recordsPerBatch.toFixed(2),
+            ms(r.latency.p50Ms),
+            ms(r.latency.p99Ms),
+            ms(r.latency.p999Ms),
+            ms(r.latency.maxMs),
+            cores(r.foreignCores),
+          ]),
           2,
         ),
         '',
@@ -381,8 +461,14 @@ async function main(): Promise<void> {
           2,
         ),
         '',
-        ...verdicts.durableRecordsPerSecond.map((v) => `≥ ${AUDIT_TARGETS.minDurableRecordsPerSecond} durable records/s (strict, ${v.inFlight} in flight): ${word(v.met)} (${v.recordsPerSecond.toFixed(0)}/s)`),
-        ...verdicts.addedP99At1000.map((v) => `≤ ${AUDIT_TARGETS.maxAddedP99Ms} ms added p99 at ${AUDIT_TARGETS.atRatePerSecond}/s, ${v.what}: ${word(v.met)}${v.addedP99Ms === null ? '' : ` (${ms(v.addedP99Ms)} ms)`}`),
+        ...verdicts.durableRecordsPerSecond.map(
+          (v) =>
+            `≥ ${AUDIT_TARGETS.minDurableRecordsPerSecond} durable records/s (strict, ${v.inFlight} in flight): ${word(v.met)} (${v.recordsPerSecond.toFixed(0)}/s)`,
+        ),
+        ...verdicts.addedP99At1000.map(
+          (v) =>
+            `≤ ${AUDIT_TARGETS.maxAddedP99Ms} ms added p99 at ${AUDIT_TARGETS.atRatePerSecond}/s, ${v.what}: ${word(v.met)}${v.addedP99Ms === null ? '' : ` (${ms(v.addedP99Ms)} ms)`}`,
+        ),
         ...disturbed.map((d) => `warning: ${d}; its figures are pessimistic`),
         `results written to ${path.relative(process.cwd(), file)}`,
         '',

@@ -71,7 +71,16 @@ export class LatencyRecorder {
 function attack(job: LoadJob, seconds: number, latencies: LatencyRecorder | null): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: job.url, method: job.method, headers: job.headers, body: job.body, idReplacement: job.idReplacement, connections: job.connections, duration: seconds, timeout: 10 },
+      {
+        url: job.url,
+        method: job.method,
+        headers: job.headers,
+        body: job.body,
+        idReplacement: job.idReplacement,
+        connections: job.connections,
+        duration: seconds,
+        timeout: 10,
+      },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
     if (latencies) {

@@ -48,8 +48,19 @@ async function timeIt(f: () => void | Promise<void>, calls: number): Promise<num
 }
 
 const SMALL = Buffer.from('{"ok":true}');
-const HEADERS: Record<string, string> = { 'content-type': 'application/json', 'content-length': '11', date: new Date().toUTCString(), connection: 'keep-alive', 'keep-alive': 'timeout=60', 'x-bench-saw-credential': '1' };
-const CHUNK = Buffer.from(JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })) }).padEnd(65536, ' ').slice(0, 65536));
+const HEADERS: Record<string, string> = {
+  'content-type': 'application/json',
+  'content-length': '11',
+  date: new Date().toUTCString(),
+  connection: 'keep-alive',
+  'keep-alive': 'timeout=60',
+  'x-bench-saw-credential': '1',
+};
+const CHUNK = Buffer.from(
+  JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })) })
+    .padEnd(65536, ' ')
+    .slice(0, 65536),
+);
 
 async function streamThrough(t: import('node:stream').Transform): Promise<void> {
   const chunks = Array.from({ length: 16 }, () => Buffer.from(CHUNK));
@@ -81,7 +92,12 @@ async function load(url: string, seconds: number, connections: number, request: 
   let done = 0;
   const worker = async () => {
     while (Date.now() < until) {
-      const r = await pool.request({ method: request.method, path: request.path, body: request.body, headers: { authorization: `Bearer ${AGENT_KEY}`, 'content-type': 'application/json' } });
+      const r = await pool.request({
+        method: request.method,
+        path: request.path,
+        body: request.body,
+        headers: { authorization: `Bearer ${AGENT_KEY}`, 'content-type': 'application/json' },
+      });
       let bytes = 0;
       for await (const c of r.body) bytes += (c as Buffer).length;
       if (r.statusCode !== 200 || bytes === 0) throw new Error(`unexpected answer ${r.statusCode} (${bytes} bytes) on ${request.path}`);
@@ -129,15 +145,30 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     environment: describeEnvironment(ROOT, process.env.PORTCULLIS_OPA ?? 'opa'),
     needles: alone.needles,
-    post1k: { maskOldUs: alone.smallOld, maskNewUs: alone.smallNew, gatewayCpuPerCallUs: perCall.post1k, addedShare: (alone.smallNew - alone.smallOld) / perCall.post1k },
-    stream1m: { maskOldUs: alone.bigOld, maskNewUs: alone.bigNew, gatewayCpuPerCallUs: perCall.stream1m, addedShare: (alone.bigNew - alone.bigOld) / perCall.stream1m },
+    post1k: {
+      maskOldUs: alone.smallOld,
+      maskNewUs: alone.smallNew,
+      gatewayCpuPerCallUs: perCall.post1k,
+      addedShare: (alone.smallNew - alone.smallOld) / perCall.post1k,
+    },
+    stream1m: {
+      maskOldUs: alone.bigOld,
+      maskNewUs: alone.bigNew,
+      gatewayCpuPerCallUs: perCall.stream1m,
+      addedShare: (alone.bigNew - alone.bigOld) / perCall.stream1m,
+    },
   };
   const f = (n: number) => n.toFixed(1);
   const pct = (n: number) => `${(n * 100).toFixed(2)}%`;
   console.log(`needles for one bearer token: ${alone.needles} (previously 1)`);
   console.log('workload      mask old µs  mask new µs  gateway CPU/call µs  added share');
-  for (const [name, r] of [['1 KB POST', result.post1k], ['1 MiB stream', result.stream1m]] as const) {
-    console.log(`${name.padEnd(13)} ${f(r.maskOldUs).padStart(11)}  ${f(r.maskNewUs).padStart(11)}  ${f(r.gatewayCpuPerCallUs).padStart(19)}  ${pct(r.addedShare).padStart(11)}`);
+  for (const [name, r] of [
+    ['1 KB POST', result.post1k],
+    ['1 MiB stream', result.stream1m],
+  ] as const) {
+    console.log(
+      `${name.padEnd(13)} ${f(r.maskOldUs).padStart(11)}  ${f(r.maskNewUs).padStart(11)}  ${f(r.gatewayCpuPerCallUs).padStart(19)}  ${pct(r.addedShare).padStart(11)}`,
+    );
   }
   const dir = path.join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

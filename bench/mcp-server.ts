@@ -46,7 +46,13 @@ export interface McpEcho {
 function echoServer(onCall: () => void): Server {
   const server = new Server({ name: 'portcullis-bench-echo', version: '1.0.0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, () => ({
-    tools: [{ name: 'echo', description: 'Returns its message.', inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] } }],
+    tools: [
+      {
+        name: 'echo',
+        description: 'Returns its message.',
+        inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
+      },
+    ],
   }));
   server.setRequestHandler(CallToolRequestSchema, (request) => {
     if (request.params.name !== 'echo') return { content: [{ type: 'text', text: `unknown tool ${request.params.name}` }], isError: true };

@@ -146,7 +146,9 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
         name: `portcullis-${durability}`,
         cpu: cpu(1),
         env: { ...env, BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, durability) },
-        execArgv: settings.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`] : [],
+        execArgv: settings.cpuProfile
+          ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`]
+          : [],
       }),
     );
   const [bare, strict, relaxed, load] = await Promise.all([
@@ -166,7 +168,13 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
 }
 
 /** One request of `w` to a target, with a fresh JSON-RPC id where the body asks for one. */
-async function send(child: Child, target: TargetName, w: Workload, body = w.body, key = AGENT_KEY): Promise<{ status: number; injected: boolean; text: string; headers: Headers }> {
+async function send(
+  child: Child,
+  target: TargetName,
+  w: Workload,
+  body = w.body,
+  key = AGENT_KEY,
+): Promise<{ status: number; injected: boolean; text: string; headers: Headers }> {
   const res = await fetch(child.url + w.path, { method: w.method, headers: headersFor(w, target, key), body: body?.replace(FRESH_ID, randomUUID()) });
   return { status: res.status, injected: res.headers.get(SAW_CREDENTIAL_HEADER) === '1', text: await res.text(), headers: res.headers };
 }
@@ -179,7 +187,12 @@ function mcpMessage(text: string): { result?: { content?: { text?: string }[]; i
 
 /** Opens the MCP session a target's load will use: initialize, then notifications/initialized. */
 async function openMcpSession(target: TargetName, child: Child): Promise<void> {
-  const init = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: MCP_VERSION, capabilities: {}, clientInfo: { name: 'portcullis-bench', version: '1.0.0' } } };
+  const init = {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: { protocolVersion: MCP_VERSION, capabilities: {}, clientInfo: { name: 'portcullis-bench', version: '1.0.0' } },
+  };
   const r = await send(child, target, MCP_CALL, JSON.stringify(init));
   const session = r.headers.get('mcp-session-id');
   if (r.status !== 200 || !session) fail(`${target}: MCP initialize answered ${r.status} ${session ? '' : 'without a session id'}`);
@@ -199,7 +212,8 @@ async function preflight(bench: Bench): Promise<void> {
       if (r.injected !== portcullis) fail(`${name}: the upstream ${r.injected ? 'received' : 'did not receive'} the route credential`);
       if (w.group === 'mcp') {
         const echoed = mcpMessage(r.text).result;
-        if (!echoed || echoed.isError || echoed.content?.[0]?.text?.length !== MCP_MESSAGE_BYTES) fail(`${name}: ${w.name} was not echoed: ${r.text.slice(0, 200)}`);
+        if (!echoed || echoed.isError || echoed.content?.[0]?.text?.length !== MCP_MESSAGE_BYTES)
+          fail(`${name}: ${w.name} was not echoed: ${r.text.slice(0, 200)}`);
       }
     }
     if (!portcullis) continue;
@@ -211,7 +225,8 @@ async function preflight(bench: Bench): Promise<void> {
       if (w.group === 'mcp') {
         // Denied in the protocol: 200 with a tool result marked isError, never reaching the server.
         const denied = await send(child, name, w, mcpCall('my -----BEGIN PRIVATE KEY-----'));
-        if (denied.status !== 200 || mcpMessage(denied.text).result?.isError !== true) fail(`${name}: a tools/call the policy forbids was not denied: ${denied.status} ${denied.text.slice(0, 200)}`);
+        if (denied.status !== 200 || mcpMessage(denied.text).result?.isError !== true)
+          fail(`${name}: a tools/call the policy forbids was not denied: ${denied.status} ${denied.text.slice(0, 200)}`);
       }
       const stranger = await send(child, name, w, w.body, 'not-an-agent-key');
       if (stranger.status < 400) fail(`${name}: ${w.name} with an unknown agent key answered ${stranger.status}`);
@@ -330,7 +345,9 @@ async function runAll(bench: Bench): Promise<Row[]> {
         if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
         if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
         rows.push(row);
-        process.stderr.write(`bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`);
+        process.stderr.write(
+          `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
+        );
       }
       // Report in TARGETS order whatever order the group ran in.
       rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
@@ -386,7 +403,13 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       settings: {
         ...settings,
-        workloads: WORKLOADS.map((w) => ({ name: w.name, group: w.group, method: w.method, path: w.path, bodyBytes: w.body ? w.body.length - (w.body.includes(FRESH_ID) ? FRESH_ID.length - FRESH_ID_BYTES : 0) : 0 })),
+        workloads: WORKLOADS.map((w) => ({
+          name: w.name,
+          group: w.group,
+          method: w.method,
+          path: w.path,
+          bodyBytes: w.body ? w.body.length - (w.body.includes(FRESH_ID) ? FRESH_ID.length - FRESH_ID_BYTES : 0) : 0,
+        })),
       },
       environment: { ...environment, auditFilesystem },
       rows,

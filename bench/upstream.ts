@@ -15,7 +15,11 @@ export const SAW_CREDENTIAL_HEADER = 'x-bench-saw-credential';
 const BODY = Buffer.from('{"ok":true}');
 /** Path of the 1 MiB streamed answer (bench/masking.ts): 16 chunks of 64 KiB, no Content-Length. */
 export const STREAM_PATH = '/api/items/stream-1mb';
-const STREAM_CHUNK = Buffer.from(JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })) }).padEnd(65536, ' ').slice(0, 65536));
+const STREAM_CHUNK = Buffer.from(
+  JSON.stringify({ items: Array.from({ length: 2000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })) })
+    .padEnd(65536, ' ')
+    .slice(0, 65536),
+);
 const expected = `Bearer ${process.env.BENCH_UPSTREAM_TOKEN ?? ''}`;
 
 if (require.main === module) {

@@ -7,13 +7,17 @@ cd "$PORTCULLIS_ROOT"
 task="${1:-}"; shift || true
 case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
-  # The tests are type-checked too (ts-jest only transpiles): one tsc over src, test, bench, examples.
-  test)       ensure_rsyslog; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json; exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
+  # The tests are type-checked too (ts-jest only transpiles): one tsc over src, test, bench, examples;
+  # then Biome, the one linter and formatter (biome.json; `npm run lint` applies its fixes).
+  test)       ensure_rsyslog; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
+              "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome ci --colors=off .
+              exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
+  lint)       exec "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome check --write . ;;
   soak-restart) PORTCULLIS_RESTART_ROUNDS="${PORTCULLIS_RESTART_ROUNDS:-100}" exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js test/integration/audit-restart.test.ts "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|soak-restart|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
 esac

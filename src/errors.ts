@@ -7,33 +7,90 @@
 /** The catalogue: code → HTTP status and a one-line meaning (the meaning is also documentation). */
 export const ERROR_CODES = {
   PC_BAD_REQUEST: { status: 400, meaning: 'The request is malformed in a way not covered by a more specific code.' },
-  PC_BAD_PATH: { status: 400, meaning: 'The path is ambiguous or unsafe: dot segments, empty segments, encoded slashes or backslashes, double encoding, `;` path parameters, a fragment, control characters, or percent-escapes that are not valid UTF-8 in NFC and NFKC form (the query: not valid UTF-8).' },
-  PC_BAD_HTTP: { status: 400, meaning: 'The HTTP parser refused the request (Content-Length with Transfer-Encoding, an unknown or obfuscated Transfer-Encoding, obs-fold, bare LF, a bad chunk, a malformed request line), or it is a CONNECT or an HTTP/0.9 request. Answered with connection: close and audited without an agent or route.' },
-  PC_HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KiB. Answered with connection: close and audited without an agent or route.' },
-  PC_METHOD_OVERRIDE: { status: 400, meaning: 'The request names another method than its own (X-HTTP-Method-Override, X-Method-Override, X-HTTP-Method, a `_method` query parameter or form field); upstreams that honour it would run a method the policy did not judge.' },
-  PC_DUPLICATE_HEADER: { status: 400, meaning: 'A header that must appear once (Authorization, Host, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.' },
+  PC_BAD_PATH: {
+    status: 400,
+    meaning:
+      'The path is ambiguous or unsafe: dot segments, empty segments, encoded slashes or backslashes, double encoding, `;` path parameters, a fragment, control characters, or percent-escapes that are not valid UTF-8 in NFC and NFKC form (the query: not valid UTF-8).',
+  },
+  PC_BAD_HTTP: {
+    status: 400,
+    meaning:
+      'The HTTP parser refused the request (Content-Length with Transfer-Encoding, an unknown or obfuscated Transfer-Encoding, obs-fold, bare LF, a bad chunk, a malformed request line), or it is a CONNECT or an HTTP/0.9 request. Answered with connection: close and audited without an agent or route.',
+  },
+  PC_HEADERS_TOO_LARGE: {
+    status: 431,
+    meaning: 'The request line and headers exceed 16 KiB. Answered with connection: close and audited without an agent or route.',
+  },
+  PC_METHOD_OVERRIDE: {
+    status: 400,
+    meaning:
+      'The request names another method than its own (X-HTTP-Method-Override, X-Method-Override, X-HTTP-Method, a `_method` query parameter or form field); upstreams that honour it would run a method the policy did not judge.',
+  },
+  PC_DUPLICATE_HEADER: {
+    status: 400,
+    meaning:
+      'A header that must appear once (Authorization, Host, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.',
+  },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
   PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent.' },
   PC_POLICY_DENIED: { status: 403, meaning: 'The policy denied the call; the reasons are in the body and the audit record.' },
   PC_POLICY_ERROR: { status: 403, meaning: 'The policy could not decide (undefined result, wrong type, runtime error, no policy loaded); the call is denied.' },
   PC_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route prefix matches the path.' },
   PC_BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds `limits.max_body_bytes`.' },
-  PC_UNSUPPORTED_ENCODING: { status: 415, meaning: 'The request body is compressed (Content-Encoding); the policy must judge the bytes forwarded, so encoded bodies are refused.' },
-  PC_INVALID_JSON: { status: 400, meaning: 'The body is declared JSON but is not valid UTF-8 JSON: a byte order mark, a lone surrogate escape, bad grammar, or nesting deeper than 128 levels.' },
+  PC_UNSUPPORTED_ENCODING: {
+    status: 415,
+    meaning: 'The request body is compressed (Content-Encoding); the policy must judge the bytes forwarded, so encoded bodies are refused.',
+  },
+  PC_INVALID_JSON: {
+    status: 400,
+    meaning:
+      'The body is declared JSON but is not valid UTF-8 JSON: a byte order mark, a lone surrogate escape, bad grammar, or nesting deeper than 128 levels.',
+  },
   PC_DUPLICATE_JSON_KEY: { status: 400, meaning: 'A JSON object in the body repeats a key; parsers disagree on which one wins, so the body is refused.' },
-  PC_UNSAFE_JSON_NUMBER: { status: 400, meaning: 'A JSON number in the body is not exactly the double it parses to: an integer outside ±(2^53−1), or a fraction or exponent form whose decimal value differs from the shortest form of its double (too many digits, underflow). The policy would see a rounded value, so the body is refused.' },
-  PC_MCP_INVALID_MESSAGE: { status: 400, meaning: 'On an MCP route: the body is not one JSON-RPC 2.0 request, notification or response of the shape MCP allows (JSON-RPC error -32600, or -32602 for bad params).' },
-  PC_MCP_BATCH: { status: 400, meaning: 'On an MCP route: the body is a JSON-RPC batch (an array). MCP removed batching in 2025-06-18; every batch is refused (JSON-RPC error -32600).' },
+  PC_UNSAFE_JSON_NUMBER: {
+    status: 400,
+    meaning:
+      'A JSON number in the body is not exactly the double it parses to: an integer outside ±(2^53−1), or a fraction or exponent form whose decimal value differs from the shortest form of its double (too many digits, underflow). The policy would see a rounded value, so the body is refused.',
+  },
+  PC_MCP_INVALID_MESSAGE: {
+    status: 400,
+    meaning:
+      'On an MCP route: the body is not one JSON-RPC 2.0 request, notification or response of the shape MCP allows (JSON-RPC error -32600, or -32602 for bad params).',
+  },
+  PC_MCP_BATCH: {
+    status: 400,
+    meaning: 'On an MCP route: the body is a JSON-RPC batch (an array). MCP removed batching in 2025-06-18; every batch is refused (JSON-RPC error -32600).',
+  },
   PC_MCP_BAD_NAME: { status: 400, meaning: 'On an MCP route: a tools/call names a tool outside `[A-Za-z0-9_.-]{1,128}` (JSON-RPC error -32602).' },
-  PC_MCP_HEADER_MISMATCH: { status: 400, meaning: 'On an MCP route: `Mcp-Method`, `Mcp-Name` or `MCP-Protocol-Version` is missing where required, or disagrees with the body (JSON-RPC error -32020).' },
-  PC_MCP_SESSION_NOT_FOUND: { status: 404, meaning: 'On an MCP route: the `Mcp-Session-Id` is not a live session this gateway saw created, or it belongs to another agent. Start a new session (JSON-RPC error -32001).' },
+  PC_MCP_HEADER_MISMATCH: {
+    status: 400,
+    meaning:
+      'On an MCP route: `Mcp-Method`, `Mcp-Name` or `MCP-Protocol-Version` is missing where required, or disagrees with the body (JSON-RPC error -32020).',
+  },
+  PC_MCP_SESSION_NOT_FOUND: {
+    status: 404,
+    meaning:
+      'On an MCP route: the `Mcp-Session-Id` is not a live session this gateway saw created, or it belongs to another agent. Start a new session (JSON-RPC error -32001).',
+  },
   PC_MCP_METHOD_NOT_ALLOWED: { status: 405, meaning: 'On an MCP route: an HTTP method other than POST, GET and DELETE (JSON-RPC error -32601).' },
   PC_AUDIT_UNAVAILABLE: { status: 503, meaning: 'The decision could not be written durably to the audit log; nothing was forwarded.' },
-  PC_OVERLOADED: { status: 503, meaning: 'The gateway is short of memory (heap or container limit) and refuses new calls until it recovers; nothing was forwarded. Retry after the `retry-after` delay.' },
+  PC_OVERLOADED: {
+    status: 503,
+    meaning:
+      'The gateway is short of memory (heap or container limit) and refuses new calls until it recovers; nothing was forwarded. Retry after the `retry-after` delay.',
+  },
   PC_SHUTTING_DOWN: { status: 503, meaning: 'The gateway is draining and accepts no new calls.' },
-  PC_INTERNAL_ERROR: { status: 500, meaning: 'The gateway failed in a way it did not expect (a bug); the call was denied and nothing was forwarded. The log has the stack under the decision id.' },
+  PC_INTERNAL_ERROR: {
+    status: 500,
+    meaning:
+      'The gateway failed in a way it did not expect (a bug); the call was denied and nothing was forwarded. The log has the stack under the decision id.',
+  },
   PC_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The upstream refused the connection, reset it, or answered with an invalid response.' },
-  PC_UPSTREAM_BAD_ENCODING: { status: 502, meaning: 'On a route with a credential, or an MCP route: the upstream answered with a Content-Encoding the gateway cannot decode (anything but gzip, deflate, br, zstd; stacked or repeated codings) or a Transfer-Encoding other than chunked, so the answer could not be checked for the credential; nothing of it was sent.' },
+  PC_UPSTREAM_BAD_ENCODING: {
+    status: 502,
+    meaning:
+      'On a route with a credential, or an MCP route: the upstream answered with a Content-Encoding the gateway cannot decode (anything but gzip, deflate, br, zstd; stacked or repeated codings) or a Transfer-Encoding other than chunked, so the answer could not be checked for the credential; nothing of it was sent.',
+  },
   PC_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The upstream did not connect or send response headers in time.' },
 } as const;
 
@@ -110,7 +167,7 @@ export const CONFIG_CODES = {
   CONFIG_SECRET_FILE: 'The file a secret is read from cannot be read, is empty, or holds more than one line.',
   CONFIG_PATH: 'A file or directory the configuration names does not exist or is not what it should be.',
   CONFIG_SIGNING_KEY: '`audit.signing_key` does not hold a usable signer key.',
-  CONFIG_STDIO_COMMAND: 'A stdio MCP server\'s command cannot be run.',
+  CONFIG_STDIO_COMMAND: "A stdio MCP server's command cannot be run.",
 } as const;
 
 /** A configuration error code. */

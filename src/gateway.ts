@@ -9,7 +9,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import net, { type AddressInfo } from 'node:net';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
@@ -113,7 +114,12 @@ function configuredSigner(config: GatewayConfig): NoteSigner | null {
 /** The /readyz view of the policy: the revision in force against the revision on disk. */
 function policyDetail(state: PolicyState): Record<string, unknown> {
   const r = state.lastRejection;
-  return { in_force: state.inForce, on_disk: state.onDisk, drift: state.drift, last_rejection: r && { revision: r.revision, time: r.time, error: r.error.slice(0, 2000) } };
+  return {
+    in_force: state.inForce,
+    on_disk: state.onDisk,
+    drift: state.drift,
+    last_rejection: r && { revision: r.revision, time: r.time, error: r.error.slice(0, 2000) },
+  };
 }
 
 /**
@@ -168,11 +174,18 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         metrics.policyRevision.reset();
         if (state.inForce) metrics.policyRevision.set({ state: 'in_force', revision: state.inForce }, 1);
         metrics.policyRevision.set({ state: 'on_disk', revision: state.onDisk ?? 'unreadable' }, 1);
-        if (state.drift) log.warn({ in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) }, 'the policy on disk is not the policy in force');
+        if (state.drift)
+          log.warn(
+            { in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) },
+            'the policy on disk is not the policy in force',
+          );
       },
       onWatchGap(gap) {
         metrics.policyWatchGaps.inc({ cause: gap.cause });
-        log.warn(gap, gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it');
+        log.warn(
+          gap,
+          gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it',
+        );
       },
     });
     closers.push(() => policy.close());
@@ -209,7 +222,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     const memory = new MemoryGuard((pressed, state) => {
       metrics.memoryPressure.set(pressed ? 1 : 0);
-      if (pressed) log.error({ heap_used: state.heapUsed, heap_limit: state.heapLimit, rss: state.rss, rss_limit: state.rssLimit }, 'memory is short; refusing new calls until it recovers');
+      if (pressed)
+        log.error(
+          { heap_used: state.heapUsed, heap_limit: state.heapLimit, rss: state.rss, rss_limit: state.rssLimit },
+          'memory is short; refusing new calls until it recovers',
+        );
       else log.warn({ heap_used: state.heapUsed, rss: state.rss }, 'memory recovered; taking calls again');
     });
     closers.push(() => memory.close());
@@ -290,7 +307,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     });
     audit = writer;
     generatedKey = null; // the trail is open and signed with it: the key is now in use
-    if (key.generated) log.warn({ ...keyInfo, private_key_file: config.audit.keyFile }, 'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail');
+    if (key.generated)
+      log.warn(
+        { ...keyInfo, private_key_file: config.audit.keyFile },
+        'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail',
+      );
     else log.info(keyInfo, 'audit checkpoints are signed with this key');
     metrics.auditHealthy.set(1);
     // The writer closes last (closers run in reverse), after everything that may still record.
@@ -299,7 +320,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     // Sinks read the trail files on their own loop; the request path never waits for them.
     // Closed before the writer, after shipping gateway_stop if they can.
-    const auditSinks = startAuditSinks(config.audit.sinks, { auditDir: config.audit.path, durableSeq: () => writer.syncedSeq, log, metrics: metrics.auditSink });
+    const auditSinks = startAuditSinks(config.audit.sinks, {
+      auditDir: config.audit.path,
+      durableSeq: () => writer.syncedSeq,
+      log,
+      metrics: metrics.auditSink,
+    });
     sinks = auditSinks;
     closers.push(() => auditSinks.close());
     policy.startWatching();

@@ -145,7 +145,8 @@ export class PortcullisClient {
     const rel = path.replace(/^\/+/, '');
     // WHATWG URL resolves dot segments (`..`, `%2e%2e`) and '\' before sending, so the gateway
     // would judge a different path than the one the caller wrote; '?' and '#' belong in `query`.
-    if (/(^|\/)(\.|%2e){1,2}(\/|$)|[?#\\]/i.test(`${prefix}/${rel}`)) throw new TypeError(`unsafe tool path "${route}" + "${path}": no dot segments, '\\', '?' or '#'`);
+    if (/(^|\/)(\.|%2e){1,2}(\/|$)|[?#\\]/i.test(`${prefix}/${rel}`))
+      throw new TypeError(`unsafe tool path "${route}" + "${path}": no dot segments, '\\', '?' or '#'`);
     const url = new URL(`${prefix}/${rel}`, this.#base);
     for (const [k, v] of Object.entries(query ?? {})) {
       if (v === undefined) continue;

@@ -69,7 +69,8 @@ export class MerkleFrontier {
   static resume(hashes: Buffer[], size: number): MerkleFrontier {
     let bits = 0;
     for (let n = size; n > 0; n = Math.floor(n / 2)) bits += n % 2;
-    if (bits !== hashes.length || hashes.some((h) => h.length !== 32)) throw new Error(`a Merkle frontier of ${hashes.length} hashes cannot describe ${size} leaves`);
+    if (bits !== hashes.length || hashes.some((h) => h.length !== 32))
+      throw new Error(`a Merkle frontier of ${hashes.length} hashes cannot describe ${size} leaves`);
     return new MerkleFrontier(hashes.slice(), size);
   }
 

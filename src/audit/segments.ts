@@ -131,7 +131,10 @@ function lastLineOf(file: string): Buffer | null {
 function checkpointFrontier(rec: Record<string, unknown> | null): MerkleFrontier | null {
   if (rec?.type !== 'checkpoint' || !Array.isArray(rec.frontier) || typeof rec.size !== 'number' || rec.size !== (rec.seq as number) - 1) return null;
   try {
-    const frontier = MerkleFrontier.resume(rec.frontier.map((h: unknown) => Buffer.from(String(h), 'base64')), rec.size);
+    const frontier = MerkleFrontier.resume(
+      rec.frontier.map((h: unknown) => Buffer.from(String(h), 'base64')),
+      rec.size,
+    );
     // Resume only from a frontier that reproduces the root the checkpoint signed.
     return frontier.root().toString('base64') === rec.root ? frontier : null;
   } catch {

@@ -16,7 +16,8 @@ function defaultKeyName(): string {
 }
 
 /** What to do about a default key file that cannot be read or created. */
-const REMEDY = "audit.signing_key is not set, so the key is kept beside audit.path; set audit.signing_key to a key file made with 'portcullis audit keygen' (on a read-only root, mount it from a Secret), or make that directory writable and persistent";
+const REMEDY =
+  "audit.signing_key is not set, so the key is kept beside audit.path; set audit.signing_key to a key file made with 'portcullis audit keygen' (on a read-only root, mount it from a Secret), or make that directory writable and persistent";
 
 /** Loads the signer from `file`, creating it when absent. `generated` tells which happened. */
 export function loadOrCreateSigner(file: string): { signer: NoteSigner; generated: boolean } {
@@ -24,7 +25,8 @@ export function loadOrCreateSigner(file: string): { signer: NoteSigner; generate
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AuditWriteError(`cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code}): ${REMEDY}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new AuditWriteError(`cannot read the audit signing key ${file} (${(err as NodeJS.ErrnoException).code}): ${REMEDY}`);
   }
   if (text !== null) {
     try {

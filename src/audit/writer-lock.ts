@@ -145,7 +145,9 @@ export async function acquireLock(dir: string, options: LockOptions = {}): Promi
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
-          throw new AuditWriteError(`cannot lock ${file}: ${(err as Error).message} (the audit directory needs a filesystem with working flock; see docs/audit-lock.md)`);
+          throw new AuditWriteError(
+            `cannot lock ${file}: ${(err as Error).message} (the audit directory needs a filesystem with working flock; see docs/audit-lock.md)`,
+          );
         }
         if (performance.now() >= deadline) {
           const parsed = parseContent(readContent(fd));

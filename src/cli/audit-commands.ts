@@ -87,7 +87,8 @@ type FilterValues = {
 };
 
 function buildFilter(v: FilterValues, now: number): AuditFilter {
-  if (v.decision !== undefined && v.decision !== 'allow' && v.decision !== 'deny') throw new QueryOptionError(`--decision must be allow or deny, not "${v.decision}"`);
+  if (v.decision !== undefined && v.decision !== 'allow' && v.decision !== 'deny')
+    throw new QueryOptionError(`--decision must be allow or deny, not "${v.decision}"`);
   const since = v.since !== undefined ? parseTimeBound(v.since, now) : undefined;
   const until = v.until !== undefined ? parseTimeBound(v.until, now) : undefined;
   if (since !== undefined && until !== undefined && since >= until) throw new QueryOptionError('--since must be before --until');
@@ -143,13 +144,19 @@ function guarded(body: () => number): number {
 }
 
 function reportUnreadable(stats: QueryStats): void {
-  if (stats.unreadable > 0) process.stderr.write(`portcullis: warning: ${stats.unreadable} line(s) are not JSON records and were skipped; run 'portcullis audit verify'\n`);
+  if (stats.unreadable > 0)
+    process.stderr.write(`portcullis: warning: ${stats.unreadable} line(s) are not JSON records and were skipped; run 'portcullis audit verify'\n`);
 }
 
 /** `portcullis audit query`. */
 export function cmdAuditQuery(args: string[]): number {
   return guarded(() => {
-    const { values, positionals } = parseCommand('audit query', args, { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, 'with-outcome': { type: 'boolean' } }, 1);
+    const { values, positionals } = parseCommand(
+      'audit query',
+      args,
+      { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, 'with-outcome': { type: 'boolean' } },
+      1,
+    );
     if (values.help) {
       process.stdout.write(`${AUDIT_HELP['audit query']}\n`);
       return EXIT.OK;
@@ -183,14 +190,26 @@ export function cmdAuditQuery(args: string[]): number {
 /** `portcullis audit export`. */
 export function cmdAuditExport(args: string[]): number {
   return guarded(() => {
-    const { values, positionals } = parseCommand('audit export', args, { ...filterOptions, type: { type: 'string', multiple: true }, format: { type: 'string' }, output: { type: 'string', short: 'o' }, raw: { type: 'boolean' } }, 1);
+    const { values, positionals } = parseCommand(
+      'audit export',
+      args,
+      {
+        ...filterOptions,
+        type: { type: 'string', multiple: true },
+        format: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        raw: { type: 'boolean' },
+      },
+      1,
+    );
     if (values.help) {
       process.stdout.write(`${AUDIT_HELP['audit export']}\n`);
       return EXIT.OK;
     }
     const target = trailPath(positionals, 'audit export');
     if (!values.format) throw new QueryOptionError(`audit export needs --format ${EXPORT_FORMATS.join('|')}`);
-    if (!(EXPORT_FORMATS as readonly string[]).includes(values.format)) throw new QueryOptionError(`--format must be ${EXPORT_FORMATS.join(', ')}, not "${values.format}"`);
+    if (!(EXPORT_FORMATS as readonly string[]).includes(values.format))
+      throw new QueryOptionError(`--format must be ${EXPORT_FORMATS.join(', ')}, not "${values.format}"`);
     const filter = buildFilter(values, Date.now());
     const limit = parseLimit(values.limit);
     const out = values.output ? BufferedOutput.file(path.resolve(values.output)) : BufferedOutput.stdout();

@@ -11,7 +11,7 @@ import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
 import { ConfigError, PolicyBuildError } from '../errors';
 import { compilePolicy, opaBinary } from '../policy/bundle';
-import { AUDIT_HELP, cmdAuditExport, cmdAuditQuery } from './audit-commands';
+import { cmdAuditExport, cmdAuditQuery } from './audit-commands';
 import { EXIT } from './exit-codes';
 import { COMMANDS, parseCommand, unknownCommand, UsageError } from './parse-command';
 
@@ -89,11 +89,16 @@ function out(text: string): void {
  * The policy a `policy` command works on, given the same way to all three: -p DIR (or DIR as
  * the argument), or -c CONFIG for its policy.path and policy.entrypoint; one of them at most.
  */
-function policySource(command: string, values: { config?: string; policy?: string; entrypoint?: string }, positionals: string[]): { path: string; entrypoint: string; opa: string | null } {
+function policySource(
+  command: string,
+  values: { config?: string; policy?: string; entrypoint?: string },
+  positionals: string[],
+): { path: string; entrypoint: string; opa: string | null } {
   if (values.policy !== undefined && positionals.length) throw new UsageError('give the policy directory once: --policy DIR or DIR', command);
   const dir = values.policy ?? positionals[0];
   if (values.config !== undefined) {
-    if (dir !== undefined || values.entrypoint !== undefined) throw new UsageError('--config names the policy and its entrypoint: give it alone, or --policy DIR [--entrypoint E]', command);
+    if (dir !== undefined || values.entrypoint !== undefined)
+      throw new UsageError('--config names the policy and its entrypoint: give it alone, or --policy DIR [--entrypoint E]', command);
     // Only the policy is needed: the credentials' secrets may be absent here (CI, a laptop).
     const config = loadConfig(values.config, { secrets: 'skip' });
     return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
@@ -179,15 +184,38 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
   const { WasmPolicyEngine } = await import('../policy/engine');
   const engine = await WasmPolicyEngine.create(await compilePolicy(src), src.entrypoint);
   const decision = engine.decide(input as never);
-  out(JSON.stringify({ allow: decision.allow, reasons: decision.reasons, ...(decision.error ? { error: decision.error } : {}), ...(decision.extra ?? {}), policy_revision: engine.revision }, null, 2));
+  out(
+    JSON.stringify(
+      {
+        allow: decision.allow,
+        reasons: decision.reasons,
+        ...(decision.error ? { error: decision.error } : {}),
+        ...(decision.extra ?? {}),
+        policy_revision: engine.revision,
+      },
+      null,
+      2,
+    ),
+  );
   return decision.allow ? EXIT.OK : EXIT.DENIED_OR_FAILED;
 }
 
 function cmdAuditVerify(args: string[]): number {
-  const { values, positionals } = parseCommand('audit verify', args, { ...helpOption, key: { type: 'string', short: 'k', multiple: true }, checkpoint: { type: 'string', multiple: true }, json: { type: 'boolean' } }, 1);
+  const { values, positionals } = parseCommand(
+    'audit verify',
+    args,
+    { ...helpOption, key: { type: 'string', short: 'k', multiple: true }, checkpoint: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    1,
+  );
   if (values.help) return help('audit verify');
   if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH', 'audit verify');
-  const keys = (values.key ?? []).flatMap((k) => (existsSync(k) ? readFileSync(k, 'utf8').split('\n').filter((l) => l.trim()) : [k]));
+  const keys = (values.key ?? []).flatMap((k) =>
+    existsSync(k)
+      ? readFileSync(k, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+      : [k],
+  );
   const checkpoints = (values.checkpoint ?? []).map((f): [string, string] => {
     try {
       return [path.resolve(f), readFileSync(f, 'utf8')];
@@ -207,7 +235,9 @@ function cmdAuditVerify(args: string[]): number {
     for (const u of report.unverifiable) out(`UNVERIFIABLE ${u}`);
     for (const w of report.warnings) out(`NOTE ${w}`);
     const summary = `${report.records} records in ${report.files.length} segment(s), last seq ${report.lastSeq}, ${report.checkpoints} signed checkpoint(s) covering seq 1..${report.coveredSeq}, key(s) ${report.keys.join(', ') || 'none'}`;
-    out(`${report.verdict === 'verified' ? 'OK' : report.verdict === 'tampered' ? `FAILED (${report.problems.length} problem(s))` : 'UNVERIFIABLE'}: ${summary}`);
+    out(
+      `${report.verdict === 'verified' ? 'OK' : report.verdict === 'tampered' ? `FAILED (${report.problems.length} problem(s))` : 'UNVERIFIABLE'}: ${summary}`,
+    );
   }
   return report.verdict === 'verified' ? EXIT.OK : report.verdict === 'tampered' ? EXIT.DENIED_OR_FAILED : EXIT.UNVERIFIABLE;
 }
@@ -271,5 +301,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }

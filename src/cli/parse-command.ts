@@ -62,7 +62,12 @@ export function unknownCommand(argv: readonly string[]): UsageError {
   const [cmd, sub] = argv;
   const subs = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!subs) return unknown('command', cmd, Object.keys(COMMANDS), '');
-  return unknown('command', `${cmd} ${sub ?? ''}`.trim(), subs.map((s) => `${cmd} ${s}`), '');
+  return unknown(
+    'command',
+    `${cmd} ${sub ?? ''}`.trim(),
+    subs.map((s) => `${cmd} ${s}`),
+    '',
+  );
 }
 
 /** Rejects options the command does not have, before parseArgs. Stops at `--`. */

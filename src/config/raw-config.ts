@@ -14,7 +14,9 @@ type Simple<T> = T extends 'string' ? string : T extends 'integer' | 'number' ? 
 type ThenOf<B> = B extends { readonly then: infer T } ? FromSchema<T> : never;
 
 /** Keys that are always present: required, or filled from a default. */
-type Present<S, P> = (S extends { readonly required: readonly (infer R)[] } ? R : never) | { [K in keyof P]: P[K] extends { readonly default: unknown } ? K : never }[keyof P];
+type Present<S, P> =
+  | (S extends { readonly required: readonly (infer R)[] } ? R : never)
+  | { [K in keyof P]: P[K] extends { readonly default: unknown } ? K : never }[keyof P];
 
 type ObjectOf<S> = (S extends { readonly properties: infer P }
   ? { readonly [K in keyof P as K extends Present<S, P> ? K : never]: FromSchema<P[K]> } & {

@@ -22,7 +22,8 @@ function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential): Cr
       return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at) });
     case 'header': {
       const header = raw.header.toLowerCase();
-      if (FRAMING_HEADERS.includes(header)) ctx.fail('CONFIG_VALUE', [...at, 'header'], `header "${raw.header}" cannot carry a credential: expected a header that does not frame the request`);
+      if (FRAMING_HEADERS.includes(header))
+        ctx.fail('CONFIG_VALUE', [...at, 'header'], `header "${raw.header}" cannot carry a credential: expected a header that does not frame the request`);
       return Object.freeze({ name, type: 'header', header, value: ctx.secrets.read(raw, at) });
     }
     case 'basic':
@@ -59,7 +60,12 @@ function stdioServerOf(ctx: ResolveContext, raw: RawRoute, at: (string | number)
   const vars: Record<string, string | Secret> = {};
   for (const [name, value] of Object.entries(raw.env)) vars[name] = typeof value === 'string' ? value : ctx.secrets.read(value, [...at, 'env', name]);
   const { initial_delay_ms: initialDelayMs, max_delay_ms: maxDelayMs } = raw.restart;
-  if (maxDelayMs < initialDelayMs) ctx.fail('CONFIG_RANGE', [...at, 'restart', 'max_delay_ms'], `max_delay_ms ${maxDelayMs} is out of range: expected at least initial_delay_ms (${initialDelayMs})`);
+  if (maxDelayMs < initialDelayMs)
+    ctx.fail(
+      'CONFIG_RANGE',
+      [...at, 'restart', 'max_delay_ms'],
+      `max_delay_ms ${maxDelayMs} is out of range: expected at least initial_delay_ms (${initialDelayMs})`,
+    );
   return Object.freeze({
     command: Object.freeze([...(raw.command ?? [])]),
     env: Object.freeze(vars),
@@ -74,16 +80,24 @@ function routeOf(ctx: ResolveContext, raw: RawRoute, i: number, credentials: Map
   // Keys are checked as the file wrote them: the schema's defaults fill in keys of both kinds.
   const written = (k: string) => ctx.source.has([...at, k]);
   if (raw.kind === 'http') {
-    for (const k of MCP_ONLY_KEYS) if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} is only for routes of kind mcp (add kind: mcp)`, { key: true });
+    for (const k of MCP_ONLY_KEYS)
+      if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} is only for routes of kind mcp (add kind: mcp)`, { key: true });
   } else if (raw.command === undefined) {
     for (const k of COMMAND_ONLY_KEYS) if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} only goes with command (a stdio server)`, { key: true });
   }
-  if (raw.command !== undefined && raw.upstream !== undefined) ctx.fail('CONFIG_CONFLICT', [...at, 'command'], 'set either upstream (a remote MCP server) or command (a stdio server), not both', { key: true });
+  if (raw.command !== undefined && raw.upstream !== undefined)
+    ctx.fail('CONFIG_CONFLICT', [...at, 'command'], 'set either upstream (a remote MCP server) or command (a stdio server), not both', { key: true });
   if (raw.command !== undefined && raw.credential !== undefined) {
-    ctx.fail('CONFIG_CONFLICT', [...at, 'credential'], 'a stdio server gets its secrets through env (e.g. env: {API_TOKEN: {env: MY_TOKEN}}), not credential', { key: true });
+    ctx.fail('CONFIG_CONFLICT', [...at, 'credential'], 'a stdio server gets its secrets through env (e.g. env: {API_TOKEN: {env: MY_TOKEN}}), not credential', {
+      key: true,
+    });
   }
   if (raw.upstream === undefined && raw.command === undefined) {
-    ctx.fail('CONFIG_MISSING_KEY', [...at, 'upstream'], raw.kind === 'mcp' ? 'needs upstream (a remote MCP server) or command (a stdio server)' : 'missing required key "upstream"');
+    ctx.fail(
+      'CONFIG_MISSING_KEY',
+      [...at, 'upstream'],
+      raw.kind === 'mcp' ? 'needs upstream (a remote MCP server) or command (a stdio server)' : 'missing required key "upstream"',
+    );
   }
   const url = raw.upstream !== undefined ? upstreamOf(ctx, raw.upstream, [...at, 'upstream']) : new URL('http://localhost/mcp');
   let credential: Credential | null = null;
@@ -91,11 +105,17 @@ function routeOf(ctx: ResolveContext, raw: RawRoute, i: number, credentials: Map
     credential = credentials.get(raw.credential) ?? null;
     if (!credential) {
       const known = [...credentials.keys()].join(', ') || 'none';
-      ctx.fail('CONFIG_UNKNOWN_CREDENTIAL', [...at, 'credential'], `unknown credential ${JSON.stringify(raw.credential)}: expected one of the names under credentials (${known})`);
+      ctx.fail(
+        'CONFIG_UNKNOWN_CREDENTIAL',
+        [...at, 'credential'],
+        `unknown credential ${JSON.stringify(raw.credential)}: expected one of the names under credentials (${known})`,
+      );
     }
   }
   const mcp: McpRouteConfig | null =
-    raw.kind === 'mcp' ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null }) : null;
+    raw.kind === 'mcp'
+      ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null })
+      : null;
   return Object.freeze({
     name: raw.name,
     prefix: raw.prefix,
@@ -116,8 +136,18 @@ export function resolveRoutes(ctx: ResolveContext, raw: RawConfig['routes'], cre
   const prefixes = new Map<string, number>();
   const routes = raw.map((r, i) => {
     const line = (n: number, k: string) => ctx.source.locate(['routes', n, k]).line;
-    if (names.has(r.name)) ctx.fail('CONFIG_DUPLICATE_NAME', ['routes', i, 'name'], `duplicate route name ${JSON.stringify(r.name)} (first at line ${line(names.get(r.name)!, 'name')})`);
-    if (prefixes.has(r.prefix)) ctx.fail('CONFIG_DUPLICATE_PREFIX', ['routes', i, 'prefix'], `duplicate route prefix ${JSON.stringify(r.prefix)} (first at line ${line(prefixes.get(r.prefix)!, 'prefix')}, route ${JSON.stringify(raw[prefixes.get(r.prefix)!].name)})`);
+    if (names.has(r.name))
+      ctx.fail(
+        'CONFIG_DUPLICATE_NAME',
+        ['routes', i, 'name'],
+        `duplicate route name ${JSON.stringify(r.name)} (first at line ${line(names.get(r.name)!, 'name')})`,
+      );
+    if (prefixes.has(r.prefix))
+      ctx.fail(
+        'CONFIG_DUPLICATE_PREFIX',
+        ['routes', i, 'prefix'],
+        `duplicate route prefix ${JSON.stringify(r.prefix)} (first at line ${line(prefixes.get(r.prefix)!, 'prefix')}, route ${JSON.stringify(raw[prefixes.get(r.prefix)!].name)})`,
+      );
     names.set(r.name, i);
     prefixes.set(r.prefix, i);
     return routeOf(ctx, r, i, credentials, timeouts);

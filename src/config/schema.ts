@@ -29,7 +29,8 @@ const timeoutKeys = {
   total_ms: {
     type: 'integer',
     minimum: 0,
-    description: 'Longest a whole call may take, body included, so an upstream that trickles bytes cannot hold it open; 0 disables (for long-lived event streams).',
+    description:
+      'Longest a whole call may take, body included, so an upstream that trickles bytes cannot hold it open; 0 disables (for long-lived event streams).',
   },
 } as const;
 
@@ -51,7 +52,7 @@ const timeouts = {
 const routeTimeouts = {
   type: 'object',
   additionalProperties: false,
-  description: 'This route\'s upstream timeouts in milliseconds; an absent key takes the value of the top-level timeouts.',
+  description: "This route's upstream timeouts in milliseconds; an absent key takes the value of the top-level timeouts.",
   properties: timeoutKeys,
 } as const;
 
@@ -72,7 +73,7 @@ const sinkTls = {
   properties: {
     ca: { type: 'string', minLength: 1, description: 'PEM file of the CA certificates to trust instead of the system roots (a private or self-signed CA).' },
     cert: { type: 'string', minLength: 1, description: 'PEM file of a client certificate, for receivers that authenticate senders (needs key).' },
-    key: { type: 'string', minLength: 1, description: 'PEM file of the client certificate\'s private key.' },
+    key: { type: 'string', minLength: 1, description: "PEM file of the client certificate's private key." },
     servername: { type: 'string', minLength: 1, description: 'Name the receiver certificate must carry (and SNI). Default: the host of the address or URL.' },
   },
 } as const;
@@ -103,9 +104,24 @@ const syslogSinkSchema = {
     address: { ...hostPort, description: 'host:port of the syslog receiver, e.g. logs.example.com:6514.' },
     tls: sinkTls,
     facility: { type: 'integer', minimum: 0, maximum: 23, default: 13, description: 'Syslog facility (13: log audit).' },
-    app_name: { type: 'string', pattern: '^[!-~]{1,48}$', [EXPECTED]: 'at most 48 printable ASCII characters, no spaces', default: 'portcullis', description: 'APP-NAME header field (printable ASCII, no spaces).' },
-    hostname: { type: 'string', pattern: '^[!-~]{1,255}$', [EXPECTED]: 'at most 255 printable ASCII characters, no spaces', description: 'HOSTNAME header field. Default: the machine\'s host name.' },
-    bom: { type: 'boolean', default: false, description: 'Start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8). Off (MSG-ANY) by default: most receivers keep the BOM in front of the JSON.' },
+    app_name: {
+      type: 'string',
+      pattern: '^[!-~]{1,48}$',
+      [EXPECTED]: 'at most 48 printable ASCII characters, no spaces',
+      default: 'portcullis',
+      description: 'APP-NAME header field (printable ASCII, no spaces).',
+    },
+    hostname: {
+      type: 'string',
+      pattern: '^[!-~]{1,255}$',
+      [EXPECTED]: 'at most 255 printable ASCII characters, no spaces',
+      description: "HOSTNAME header field. Default: the machine's host name.",
+    },
+    bom: {
+      type: 'boolean',
+      default: false,
+      description: 'Start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8). Off (MSG-ANY) by default: most receivers keep the BOM in front of the JSON.',
+    },
     confirm_ms: {
       type: 'integer',
       minimum: 0,
@@ -131,7 +147,11 @@ const webhookSinkSchema = {
       propertyNames: headerName,
       additionalProperties: { anyOf: [{ type: 'string' }, secretRef], [EXPECTED]: 'a string or a secret reference {env: NAME} / {file: PATH}' },
     },
-    format: { enum: ['json', 'ndjson'], default: 'json', description: 'json: {"records": [...]}; ndjson: one record line per line, byte for byte as in the trail.' },
+    format: {
+      enum: ['json', 'ndjson'],
+      default: 'json',
+      description: 'json: {"records": [...]}; ndjson: one record line per line, byte for byte as in the trail.',
+    },
   },
 } as const;
 
@@ -144,10 +164,10 @@ const splunkHecSinkSchema = {
     type: { const: 'splunk_hec', description: 'Splunk HTTP Event Collector; url is e.g. https://splunk:8088/services/collector/event.' },
     ...httpSinkCommon,
     token: { ...secretRef, description: 'The HEC token: {env: NAME} or {file: PATH}.' },
-    index: { type: 'string', minLength: 1, description: 'Splunk index. Default: the token\'s default index.' },
+    index: { type: 'string', minLength: 1, description: "Splunk index. Default: the token's default index." },
     source: { type: 'string', minLength: 1, default: 'portcullis', description: 'Event source.' },
     sourcetype: { type: 'string', minLength: 1, default: 'portcullis:audit', description: 'Event sourcetype.' },
-    host: { type: 'string', minLength: 1, description: 'Event host. Default: the machine\'s host name.' },
+    host: { type: 'string', minLength: 1, description: "Event host. Default: the machine's host name." },
   },
 } as const;
 
@@ -177,7 +197,12 @@ const credential = {
     },
     {
       if: { properties: { type: { const: 'header' } }, required: ['type'] },
-      then: { type: 'object', additionalProperties: false, required: ['type', 'header'], properties: { type: { const: 'header' }, header: headerName, env: envName, file: secretFile } },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'header'],
+        properties: { type: { const: 'header' }, header: headerName, env: envName, file: secretFile },
+      },
     },
     {
       if: { properties: { type: { const: 'basic' } }, required: ['type'] },
@@ -238,7 +263,11 @@ export const CONFIG_SCHEMA = {
           description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
         },
         opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
-        require_tests: { type: 'boolean', default: false, description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.' },
+        require_tests: {
+          type: 'boolean',
+          default: false,
+          description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.',
+        },
       },
     },
     audit: {
@@ -247,7 +276,11 @@ export const CONFIG_SCHEMA = {
       required: ['path'],
       properties: {
         path: { type: 'string', minLength: 1, description: 'Directory of JSON Lines audit segments.' },
-        durability: { enum: ['strict', 'relaxed'], default: 'strict', description: 'strict: fdatasync before forwarding; relaxed: written to the OS before forwarding, synced in the background.' },
+        durability: {
+          enum: ['strict', 'relaxed'],
+          default: 'strict',
+          description: 'strict: fdatasync before forwarding; relaxed: written to the OS before forwarding, synced in the background.',
+        },
         signing_key: {
           type: 'object',
           additionalProperties: false,
@@ -314,7 +347,12 @@ export const CONFIG_SCHEMA = {
         required: ['id', 'key_sha256'],
         properties: {
           id: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,128}$', [EXPECTED]: 'an id of letters, digits, _ . @ - (at most 128)' },
-          key_sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', [EXPECTED]: '64 lower-case hex digits (a SHA-256)', description: 'Lower-case hex SHA-256 of the agent key (`printf %s KEY | sha256sum`).' },
+          key_sha256: {
+            type: 'string',
+            pattern: '^[0-9a-f]{64}$',
+            [EXPECTED]: '64 lower-case hex digits (a SHA-256)',
+            description: 'Lower-case hex SHA-256 of the agent key (`printf %s KEY | sha256sum`).',
+          },
         },
       },
     },
@@ -327,39 +365,50 @@ export const CONFIG_SCHEMA = {
         required: ['name', 'prefix'],
         properties: {
           name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', [EXPECTED]: 'a name of letters, digits, _ . - (at most 64)' },
-          prefix: { type: 'string', pattern: '^/([A-Za-z0-9._~-]+/)*$', [EXPECTED]: 'a path that starts and ends with /, e.g. /github/', description: 'Path prefix, starting and ending with /.' },
+          prefix: {
+            type: 'string',
+            pattern: '^/([A-Za-z0-9._~-]+/)*$',
+            [EXPECTED]: 'a path that starts and ends with /, e.g. /github/',
+            description: 'Path prefix, starting and ending with /.',
+          },
           kind: {
             enum: ['http', 'mcp'],
             default: 'http',
-            description: 'http: a REST upstream, the path below the prefix is appended to upstream. mcp: an MCP server (docs/mcp.md); the prefix is its one endpoint.',
+            description:
+              'http: a REST upstream, the path below the prefix is appended to upstream. mcp: an MCP server (docs/mcp.md); the prefix is its one endpoint.',
           },
           upstream: {
             ...httpUrl,
-            description: 'Base URL the route forwards to; its path is prepended. For kind mcp: the server\'s Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp. Required unless command is set.',
+            description:
+              "Base URL the route forwards to; its path is prepended. For kind mcp: the server's Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp. Required unless command is set.",
           },
           credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
           timeouts: routeTimeouts,
           forward_range: {
             type: 'boolean',
-            description: 'Forward the agent\'s Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.',
+            description:
+              "Forward the agent's Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.",
           },
           deny_as: {
             enum: ['result', 'error'],
             default: 'result',
-            description: 'kind mcp: how a denied tools/call is answered. result: a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',
+            description:
+              'kind mcp: how a denied tools/call is answered. result: a tool result with isError true, which the model sees; error: a JSON-RPC error -31001 with data {decision_id, reasons}.',
           },
           command: {
             type: 'array',
             minItems: 1,
             items: { type: 'string', minLength: 1 },
-            description: 'kind mcp: run this local MCP server over stdio instead of calling upstream, e.g. [npx, -y, some-mcp-server]. It is started per session, restarted when it crashes, and its stderr is logged.',
+            description:
+              'kind mcp: run this local MCP server over stdio instead of calling upstream, e.g. [npx, -y, some-mcp-server]. It is started per session, restarted when it crashes, and its stderr is logged.',
           },
           env: {
             type: 'object',
             default: {},
             propertyNames: envName,
             additionalProperties: { anyOf: [{ type: 'string' }, secretRef], [EXPECTED]: 'a string or a secret reference {env: NAME} / {file: PATH}' },
-            description: 'With command: the only variables the server gets besides PATH, HOME, LANG and the like (never the gateway\'s own environment). A value is a string or a secret {env: NAME} / {file: PATH}; secrets are masked in answers.',
+            description:
+              "With command: the only variables the server gets besides PATH, HOME, LANG and the like (never the gateway's own environment). A value is a string or a secret {env: NAME} / {file: PATH}; secrets are masked in answers.",
           },
           cwd: { type: 'string', minLength: 1, default: '.', description: 'With command: working directory of the server, relative to this file.' },
           restart: {
@@ -392,7 +441,7 @@ export const RENAMED_KEYS: Readonly<Record<string, string>> = {
   'audit.dir': 'audit.path',
   'audit.directory': 'audit.path',
   'limits.max_body': 'limits.max_body_bytes',
-  'listen_address': 'listen',
+  listen_address: 'listen',
   'agents[].key': 'agents[].key_sha256 (store the SHA-256 of the key, never the key)',
   'routes[].target': 'routes[].upstream',
   'routes[].path': 'routes[].prefix',

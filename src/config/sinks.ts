@@ -29,7 +29,12 @@ function tlsOf(ctx: ResolveContext, raw: RawSink['tls'], at: KeyPath): SinkTlsCo
   return Object.freeze({
     ca: raw.ca === undefined ? null : readPem(ctx, raw.ca, [...at, 'ca']),
     cert: raw.cert === undefined ? null : readPem(ctx, raw.cert, [...at, 'cert']),
-    key: keyPath === null ? null : ctx.secretMode === 'skip' ? unresolvedSecret(`file ${keyPath}`) : new Secret(readPem(ctx, raw.key!, [...at, 'key']), `file ${keyPath}`),
+    key:
+      keyPath === null
+        ? null
+        : ctx.secretMode === 'skip'
+          ? unresolvedSecret(`file ${keyPath}`)
+          : new Secret(readPem(ctx, raw.key!, [...at, 'key']), `file ${keyPath}`),
     servername: raw.servername ?? null,
   });
 }
@@ -64,7 +69,8 @@ function sinkOf(ctx: ResolveContext, r: RawSink, at: KeyPath): SinkConfig {
   if (r.type === 'webhook') {
     const headers: Record<string, string | Secret> = {};
     for (const [h, v] of Object.entries(r.headers)) {
-      if (SINK_HEADERS.includes(h.toLowerCase())) ctx.fail('CONFIG_VALUE', [...at, 'headers', h], `header ${h} is set by the sink: expected another header`, { key: true });
+      if (SINK_HEADERS.includes(h.toLowerCase()))
+        ctx.fail('CONFIG_VALUE', [...at, 'headers', h], `header ${h} is set by the sink: expected another header`, { key: true });
       headers[h] = typeof v === 'string' ? v : ctx.secrets.read(v, [...at, 'headers', h]);
     }
     return Object.freeze({ ...http, type: 'webhook', headers: Object.freeze(headers), format: r.format });

@@ -32,7 +32,8 @@ export class ConfigSource {
     const e = this.doc.errors[0];
     if (e) {
       const keyPath = this.pathAt(e.pos[0]);
-      if (e.code === 'DUPLICATE_KEY') throw new ConfigError('CONFIG_DUPLICATE_KEY', this.at(e.pos[0], keyPath), `duplicate key "${keyPath[keyPath.length - 1]}"`);
+      if (e.code === 'DUPLICATE_KEY')
+        throw new ConfigError('CONFIG_DUPLICATE_KEY', this.at(e.pos[0], keyPath), `duplicate key "${keyPath[keyPath.length - 1]}"`);
       // The parser may notice a mistake far from it (an unclosed quote, at the end of the file):
       // point at the start of the value it is in, and say where the parser stopped.
       const where = this.locate(keyPath);

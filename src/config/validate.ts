@@ -9,7 +9,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { ConfigError, type ConfigCode } from '../errors';
 import type { RawConfig } from './raw-config';
 import { CONFIG_SCHEMA, EXPECTED, RENAMED_KEYS } from './schema';
-import { type ConfigSource, type KeyPath } from './source';
+import type { ConfigSource, KeyPath } from './source';
 
 const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true, verbose: true });
 ajv.addVocabulary([EXPECTED]);
@@ -89,10 +89,15 @@ function rangeOf(schema: { minimum?: number; maximum?: number }): string {
 function unknownKey(source: ConfigSource, path: (string | number)[], e: ErrorObject): ConfigError {
   const key = String((e.params as { additionalProperty: string }).additionalProperty);
   const full = [...path, key];
-  const generic = full.map((s) => (typeof s === 'number' ? '[]' : s)).join('.').replace(/\.\[\]/g, '[]');
+  const generic = full
+    .map((s) => (typeof s === 'number' ? '[]' : s))
+    .join('.')
+    .replace(/\.\[\]/g, '[]');
   const renamed = RENAMED_KEYS[generic];
   const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
-  const problem = renamed ? `unknown key "${key}"; use ${renamed} instead` : `unknown key "${key}"${known.length ? ` (expected one of: ${known.join(', ')})` : ''}`;
+  const problem = renamed
+    ? `unknown key "${key}"; use ${renamed} instead`
+    : `unknown key "${key}"${known.length ? ` (expected one of: ${known.join(', ')})` : ''}`;
   return new ConfigError('CONFIG_UNKNOWN_KEY', source.locate(full, { key: true }), problem);
 }
 
@@ -129,9 +134,16 @@ function translate(source: ConfigSource, errors: readonly ErrorObject[]): Config
     case 'maxProperties':
       return fail('CONFIG_CONFLICT', `${leaf} names more than one source: expected exactly one of ${Object.keys(schema.properties ?? {}).join(', ')}`);
     case 'pattern':
-      return fail('CONFIG_FORMAT', `${e.propertyName !== undefined ? 'name' : leaf} ${shown(value, secret)} is not ${expected ?? `of the form ${(e.params as { pattern: string }).pattern}`}`, e.propertyName !== undefined);
+      return fail(
+        'CONFIG_FORMAT',
+        `${e.propertyName !== undefined ? 'name' : leaf} ${shown(value, secret)} is not ${expected ?? `of the form ${(e.params as { pattern: string }).pattern}`}`,
+        e.propertyName !== undefined,
+      );
     case 'enum':
-      return fail('CONFIG_ENUM', `${leaf} ${shown(value, secret)} is not one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`);
+      return fail(
+        'CONFIG_ENUM',
+        `${leaf} ${shown(value, secret)} is not one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+      );
     case 'const':
       return fail('CONFIG_ENUM', `${leaf} ${shown(value, secret)}: expected ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`);
     default:

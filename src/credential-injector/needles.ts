@@ -41,7 +41,9 @@ function hex4(code: number, upper: boolean): string {
 /** Escapes each UTF-16 code unit `test` selects as `\uXXXX`; the rest as JSON.stringify writes it. */
 function jsonEscape(s: string, test: (code: number) => boolean, upper = false, slash = false): string {
   let out = '';
-  for (const ch of JSON.stringify(s).slice(1, -1).split(/(\\u[0-9a-fA-F]{4}|\\.)/)) {
+  for (const ch of JSON.stringify(s)
+    .slice(1, -1)
+    .split(/(\\u[0-9a-fA-F]{4}|\\.)/)) {
     if (ch.startsWith('\\')) {
       out += ch;
       continue;

@@ -201,7 +201,7 @@ export function parseMcpCall(httpMethod: string, headers: IncomingHttpHeaders, j
   // A response: the client answering a server's request (sampling, elicitation, roots).
   for (const k in json) if (!RESPONSE_KEYS.has(k)) invalid(`unexpected member "${k}" in a JSON-RPC response`);
   if (!isId(json.id)) invalid('a JSON-RPC response needs an id that is a string or an integer');
-  if (('result' in json) === ('error' in json)) invalid('a JSON-RPC response has exactly one of result and error');
+  if ('result' in json === 'error' in json) invalid('a JSON-RPC response has exactly one of result and error');
   if ('error' in json && !(isObject(json.error) && Number.isInteger(json.error.code) && typeof json.error.message === 'string')) {
     invalid('a JSON-RPC error needs an integer code and a string message');
   }

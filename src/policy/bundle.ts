@@ -52,7 +52,11 @@ export function untar(tar: Buffer): Map<string, Buffer> {
   while (off + 512 <= tar.length) {
     const header = tar.subarray(off, off + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) => header.subarray(start, start + len).toString('utf8').replace(/\0.*$/s, '');
+    const field = (start: number, len: number) =>
+      header
+        .subarray(start, start + len)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const size = parseInt(field(124, 12).trim() || '0', 8);
     const type = String.fromCharCode(header[156] || 0x30);
     const prefix = field(345, 155);
@@ -121,8 +125,10 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
     const bundle = await build(options, before.revision);
     // An edit that landed while OPA read the files: the bundle may mix them. Build again.
     const after = await readSources(options.path, { withTests });
-    if (after.revision === before.revision) return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
-    if (attempt === BUILD_ATTEMPTS) throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
+    if (after.revision === before.revision)
+      return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
+    if (attempt === BUILD_ATTEMPTS)
+      throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
     before = after;
   }
 }
@@ -146,7 +152,24 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
     // Tests stay out of the shipped module (they would add entrypoints and bytes); hidden
     // entries are skipped, which includes the ..data copies in a Kubernetes ConfigMap mount.
     // policy-sources.ts applies the same rules to what the revision covers.
-    const args = ['build', '-t', 'wasm', '-e', options.entrypoint, '--capabilities', caps, '--ignore', '*_test.rego', '--ignore', '.*', '-r', revision, '-o', out, '.'];
+    const args = [
+      'build',
+      '-t',
+      'wasm',
+      '-e',
+      options.entrypoint,
+      '--capabilities',
+      caps,
+      '--ignore',
+      '*_test.rego',
+      '--ignore',
+      '.*',
+      '-r',
+      revision,
+      '-o',
+      out,
+      '.',
+    ];
     try {
       await run(path.isAbsolute(opa) || !opa.includes('/') ? opa : path.resolve(opa), args, { cwd: options.path, maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {
@@ -170,7 +193,9 @@ function checkModules(policy: CompiledPolicy, sources: PolicySources, options: C
   const covered = [...sources.contents.keys()].filter((name) => name.endsWith('.rego') && !name.endsWith('_test.rego')).sort();
   const compiled = [...policy.modules].sort();
   if (covered.join('\n') !== compiled.join('\n')) {
-    throw new PolicyBuildError(`policy in ${options.path}: OPA compiled other Rego files (${compiled.join(', ')}) than the revision covers (${covered.join(', ')})`);
+    throw new PolicyBuildError(
+      `policy in ${options.path}: OPA compiled other Rego files (${compiled.join(', ')}) than the revision covers (${covered.join(', ')})`,
+    );
   }
   return policy;
 }

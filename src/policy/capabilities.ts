@@ -20,20 +20,102 @@ const execFileAsync = promisify(execFile);
  * longer declares makes {@link buildCapabilities} throw.
  */
 export const WASM_NATIVE_BUILTINS: readonly string[] = [
-  'abs', 'all', 'and', 'any', 'array.concat', 'array.flatten', 'array.reverse', 'array.slice',
-  'base64.decode', 'base64.encode', 'base64.is_valid', 'base64url.decode', 'base64url.encode',
-  'bits.and', 'bits.lsh', 'bits.negate', 'bits.or', 'bits.rsh', 'bits.xor', 'ceil', 'concat',
-  'contains', 'count', 'div', 'endswith', 'equal', 'floor', 'format_int', 'glob.match',
-  'graph.reachable', 'gt', 'gte', 'indexof', 'internal.member_2', 'internal.member_3',
-  'internal.template_string', 'intersection', 'is_array', 'is_boolean', 'is_null', 'is_number',
-  'is_object', 'is_set', 'is_string', 'json.filter', 'json.is_valid', 'json.marshal',
-  'json.remove', 'json.unmarshal', 'lower', 'lt', 'lte', 'max', 'min', 'minus', 'mul', 'neq',
-  'net.cidr_contains', 'net.cidr_intersects', 'net.cidr_overlap', 'numbers.range', 'object.filter',
-  'object.get', 'object.keys', 'object.remove', 'object.union', 'object.union_n', 'or', 'plus',
-  'product', 're_match', 'regex.find_all_string_submatch_n', 'regex.is_valid', 'regex.match',
-  'rem', 'replace', 'round', 'set_diff', 'sort', 'split', 'startswith', 'strings.replace_n',
-  'strings.reverse', 'substring', 'sum', 'to_number', 'trim', 'trim_left', 'trim_prefix',
-  'trim_right', 'trim_space', 'trim_suffix', 'type_name', 'union', 'upper', 'walk',
+  'abs',
+  'all',
+  'and',
+  'any',
+  'array.concat',
+  'array.flatten',
+  'array.reverse',
+  'array.slice',
+  'base64.decode',
+  'base64.encode',
+  'base64.is_valid',
+  'base64url.decode',
+  'base64url.encode',
+  'bits.and',
+  'bits.lsh',
+  'bits.negate',
+  'bits.or',
+  'bits.rsh',
+  'bits.xor',
+  'ceil',
+  'concat',
+  'contains',
+  'count',
+  'div',
+  'endswith',
+  'equal',
+  'floor',
+  'format_int',
+  'glob.match',
+  'graph.reachable',
+  'gt',
+  'gte',
+  'indexof',
+  'internal.member_2',
+  'internal.member_3',
+  'internal.template_string',
+  'intersection',
+  'is_array',
+  'is_boolean',
+  'is_null',
+  'is_number',
+  'is_object',
+  'is_set',
+  'is_string',
+  'json.filter',
+  'json.is_valid',
+  'json.marshal',
+  'json.remove',
+  'json.unmarshal',
+  'lower',
+  'lt',
+  'lte',
+  'max',
+  'min',
+  'minus',
+  'mul',
+  'neq',
+  'net.cidr_contains',
+  'net.cidr_intersects',
+  'net.cidr_overlap',
+  'numbers.range',
+  'object.filter',
+  'object.get',
+  'object.keys',
+  'object.remove',
+  'object.union',
+  'object.union_n',
+  'or',
+  'plus',
+  'product',
+  're_match',
+  'regex.find_all_string_submatch_n',
+  'regex.is_valid',
+  'regex.match',
+  'rem',
+  'replace',
+  'round',
+  'set_diff',
+  'sort',
+  'split',
+  'startswith',
+  'strings.replace_n',
+  'strings.reverse',
+  'substring',
+  'sum',
+  'to_number',
+  'trim',
+  'trim_left',
+  'trim_prefix',
+  'trim_right',
+  'trim_space',
+  'trim_suffix',
+  'type_name',
+  'union',
+  'upper',
+  'walk',
 ];
 
 /**
@@ -50,14 +132,10 @@ export const COMPILER_BUILTINS: readonly string[] = ['eq', 'assign', 'print'];
  * and a `sprintf` (sprintf-js), which builtins/ replaces with OPA's semantics. Its `regex.split`
  * uses JavaScript regular expressions, not RE2: close to OPA, not identical.
  */
-export const SDK_BUILTINS: readonly string[] = [
-  'regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal',
-];
+export const SDK_BUILTINS: readonly string[] = ['regex.split', 'yaml.is_valid', 'yaml.marshal', 'yaml.unmarshal'];
 
 /** Every builtin a policy may call: native, compiler-handled, SDK-supplied and ours. */
-export const ENGINE_BUILTINS: readonly string[] = [
-  ...WASM_NATIVE_BUILTINS, ...COMPILER_BUILTINS, ...SDK_BUILTINS, ...HOST_BUILTIN_NAMES,
-];
+export const ENGINE_BUILTINS: readonly string[] = [...WASM_NATIVE_BUILTINS, ...COMPILER_BUILTINS, ...SDK_BUILTINS, ...HOST_BUILTIN_NAMES];
 
 /** The shape of OPA's capabilities JSON, as far as we read it. */
 export interface OpaCapabilities {
@@ -80,8 +158,9 @@ export function buildCapabilities(opaCurrentCapabilities: object): OpaCapabiliti
   const declared = new Set(builtins.map((b) => b.name));
   const missing = [...wanted].filter((name) => !declared.has(name));
   if (missing.length > 0) {
-    throw new Error(`capabilities: this OPA does not declare ${missing.join(', ')}; ` +
-      'the builtin lists in src/policy/capabilities.ts were written for OPA v1.21.1');
+    throw new Error(
+      `capabilities: this OPA does not declare ${missing.join(', ')}; the builtin lists in src/policy/capabilities.ts were written for OPA v1.21.1`,
+    );
   }
   return { ...current, builtins };
 }

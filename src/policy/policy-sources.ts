@@ -63,10 +63,8 @@ export async function readSources(root: string, options: ReadSourcesOptions = {}
     const bytes = await readFile(info.isDirectory() ? path.join(root, rel) : root).catch(() => null);
     if (bytes) contents.set(rel, bytes); // gone since the listing: an edit in progress, not a source
   }
-  const files = [...contents.keys()]
-    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
-    .map((p) => ({ path: p, sha256: sha256(contents.get(p)!) }));
-  const revision = info.isDirectory() ? sha256(files.map((f) => `${f.sha256}  ${f.path}\n`).join('')) : files[0]?.sha256 ?? sha256('');
+  const files = [...contents.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).map((p) => ({ path: p, sha256: sha256(contents.get(p)!) }));
+  const revision = info.isDirectory() ? sha256(files.map((f) => `${f.sha256}  ${f.path}\n`).join('')) : (files[0]?.sha256 ?? sha256(''));
   return { revision: `sha256:${revision}`, files, contents, directories: info.isDirectory() ? directories : [path.dirname(root)] };
 }
 

@@ -32,7 +32,8 @@ export async function requirePassingTests(opa: string, dir: string, isDirectory:
     ({ stdout } = await run(opa, ['test', '--format', 'json', dir], { maxBuffer: 16 * 1024 * 1024 }));
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
-    if (e.code !== 2 || !e.stdout) { // 2: tests ran and some failed; anything else did not run
+    if (e.code !== 2 || !e.stdout) {
+      // 2: tests ran and some failed; anything else did not run
       throw new PolicyBuildError(`policy.require_tests: opa test did not run on ${dir}: ${(e.stderr || e.stdout || e.message).trim()}`);
     }
     stdout = e.stdout;

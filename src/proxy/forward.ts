@@ -182,7 +182,11 @@ export class HttpUpstream implements Upstream {
         throw classify(err);
       }
       res.destroy();
-      return { status, headersMs, code: stepCode(stepError) ?? stepCode(err) ?? (timedOut ? 'upstream_timeout' : abort.signal.aborted ? 'client_closed' : 'upstream_stream_error') };
+      return {
+        status,
+        headersMs,
+        code: stepCode(stepError) ?? stepCode(err) ?? (timedOut ? 'upstream_timeout' : abort.signal.aborted ? 'client_closed' : 'upstream_stream_error'),
+      };
     }
     res.off('close', onClose);
     if (deadline) clearTimeout(deadline);

@@ -25,7 +25,17 @@ const SINGLETON = [
 ];
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus legacy ones. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
 
 /** Headers from the agent that carry credentials. */
 const AGENT_CREDENTIAL = new Set(['authorization', 'proxy-authorization', 'cookie']);
@@ -87,7 +97,12 @@ export function assertSingletonHeaders(req: IncomingMessage): void {
 function connectionTokens(headers: IncomingHttpHeaders): Set<string> | null {
   const c = headers.connection;
   if (!c) return null;
-  return new Set(c.toLowerCase().split(',').map((t) => t.trim()));
+  return new Set(
+    c
+      .toLowerCase()
+      .split(',')
+      .map((t) => t.trim()),
+  );
 }
 
 /** Where the call came from, as the gateway itself saw it. */
@@ -132,7 +147,15 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: R
 /** Response headers passed to the agent: hop-by-hop removed. */
 export function forwardableResponseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const c = headers.connection;
-  const listed = typeof c === 'string' ? new Set(c.toLowerCase().split(',').map((t) => t.trim())) : null;
+  const listed =
+    typeof c === 'string'
+      ? new Set(
+          c
+            .toLowerCase()
+            .split(',')
+            .map((t) => t.trim()),
+        )
+      : null;
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;

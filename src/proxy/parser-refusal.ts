@@ -69,7 +69,15 @@ export function refuseConnect(req: IncomingMessage, socket: Duplex, deps: Parser
   void refuse(socket, deps, 'PC_BAD_HTTP', why, [why], 'CONNECT', (req.url ?? '').slice(0, TARGET_CAP));
 }
 
-async function refuse(socket: Duplex, deps: ParserRefusalDeps, code: ErrorCode, message: string, reasons: string[], method: string, path: string): Promise<void> {
+async function refuse(
+  socket: Duplex,
+  deps: ParserRefusalDeps,
+  code: ErrorCode,
+  message: string,
+  reasons: string[],
+  method: string,
+  path: string,
+): Promise<void> {
   const id = randomUUID();
   let answer: ErrorCode = code;
   deps.metrics.decisions.inc({ route: NO_ROUTE, decision: 'deny', code });

@@ -91,8 +91,11 @@ function decodeMcp(ctx: CallContext, deps: PipelineDeps): void {
   if (check !== 'ok') {
     // Another agent's session and an unknown one get the same answer: no oracle for live ids.
     // The operator's log tells them apart: a session used by another agent is a security event.
-    if (check === 'other-agent') deps.log.warn({ decision_id: ctx.id, route: route.name, agent: ctx.agent }, 'an agent presented an MCP session that belongs to another agent');
-    throw new GatewayError('PC_MCP_SESSION_NOT_FOUND', 'no such MCP session: start a new one with initialize', ['the session is unknown, has ended, or belongs to another agent']);
+    if (check === 'other-agent')
+      deps.log.warn({ decision_id: ctx.id, route: route.name, agent: ctx.agent }, 'an agent presented an MCP session that belongs to another agent');
+    throw new GatewayError('PC_MCP_SESSION_NOT_FOUND', 'no such MCP session: start a new one with initialize', [
+      'the session is unknown, has ended, or belongs to another agent',
+    ]);
   }
   ctx.mcpSession = sid;
 }
@@ -121,7 +124,9 @@ const auditDecision: Stage = {
   async run(ctx, deps) {
     const route = ctx.route!;
     try {
-      await deps.audit.append(decisionRecord(callFacts(ctx), { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }));
+      await deps.audit.append(
+        decisionRecord(callFacts(ctx), { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }),
+      );
     } catch (err) {
       deps.metrics.auditFailures.inc();
       deps.log.error({ decision_id: ctx.id, err: (err as Error).message }, 'audit write failed; refusing the call');
@@ -194,11 +199,13 @@ export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: Gat
       const t0 = stageChannel.hasSubscribers ? process.hrtime.bigint() : 0n;
       const pending = stage.run(ctx, deps);
       if (pending) await pending;
-      if (stageChannel.hasSubscribers) stageChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, durationMs: Number(process.hrtime.bigint() - t0) / 1e6 } satisfies StageMessage);
+      if (stageChannel.hasSubscribers)
+        stageChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, durationMs: Number(process.hrtime.bigint() - t0) / 1e6 } satisfies StageMessage);
     }
   } catch (err) {
     refusal = err instanceof GatewayError ? err : null;
-    if (stageRefusedChannel.hasSubscribers) stageRefusedChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, code: refusal?.code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
+    if (stageRefusedChannel.hasSubscribers)
+      stageRefusedChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, code: refusal?.code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
     await localReply(ctx, err, deps);
   }
   if (ctx.audited) writeOutcome(ctx, deps);
@@ -206,7 +213,13 @@ export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: Gat
     // The code the agent was answered with (the local reply may have turned a deny into an outage).
     const answered = ctx.res.getHeader('x-portcullis-error');
     const code = ctx.outcome?.code ?? (typeof answered === 'string' ? answered : (refusal?.code ?? null));
-    callEndChannel.publish({ decisionId: ctx.id, route: ctx.route?.name ?? null, agent: ctx.agent, status: ctx.outcome?.status ?? ctx.res.statusCode, code } satisfies CallEndMessage);
+    callEndChannel.publish({
+      decisionId: ctx.id,
+      route: ctx.route?.name ?? null,
+      agent: ctx.agent,
+      status: ctx.outcome?.status ?? ctx.res.statusCode,
+      code,
+    } satisfies CallEndMessage);
   }
 }
 

@@ -220,7 +220,10 @@ class Scanner {
       invalid('number out of range', this.i);
     } else if ((r[3] || lit.length - (lit.charCodeAt(0) === 0x2d ? 2 : 1) > 15) && !roundTrips(lit)) {
       // Without an exponent, 15 digits or fewer always round-trip (DBL_DIG); check the rest.
-      throw new GatewayError('PC_UNSAFE_JSON_NUMBER', `JSON body number ${lit.slice(0, 40)} is not exactly the double it parses to (${String(Number(lit))}); send at most 17 significant digits within the double range`);
+      throw new GatewayError(
+        'PC_UNSAFE_JSON_NUMBER',
+        `JSON body number ${lit.slice(0, 40)} is not exactly the double it parses to (${String(Number(lit))}); send at most 17 significant digits within the double range`,
+      );
     }
     this.i += lit.length;
   }

@@ -115,7 +115,13 @@ export function spawnGateway(configFile: string, o: SpawnOptions = {}): Promise<
     child.stdout!.on('data', onData);
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(Object.assign(new Error(`the gateway exited (code ${code}, signal ${signal}) before starting\nstdout: ${out}\nstderr: ${err}`), { code, stdout: out, stderr: err }));
+      reject(
+        Object.assign(new Error(`the gateway exited (code ${code}, signal ${signal}) before starting\nstdout: ${out}\nstderr: ${err}`), {
+          code,
+          stdout: out,
+          stderr: err,
+        }),
+      );
     });
   });
 }
@@ -137,14 +143,17 @@ export function callOnce(url: string, p: string, key: string, o: { agent?: http.
     let body = '';
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     if (o.body) headers['content-type'] = 'application/json';
-    const req = http.request({ host: u.hostname, port: u.port, method: o.body ? 'POST' : 'GET', path: p, headers, agent: o.agent ?? false, timeout: o.timeoutMs ?? 10_000 }, (res) => {
-      status = res.statusCode ?? null;
-      const id = res.headers['x-portcullis-decision-id'];
-      decisionId = typeof id === 'string' ? id : null;
-      res.on('data', (d: Buffer) => (body += d));
-      res.on('end', () => resolve({ status, decisionId, body }));
-      res.on('error', (e) => resolve({ status, decisionId, body, error: e.message }));
-    });
+    const req = http.request(
+      { host: u.hostname, port: u.port, method: o.body ? 'POST' : 'GET', path: p, headers, agent: o.agent ?? false, timeout: o.timeoutMs ?? 10_000 },
+      (res) => {
+        status = res.statusCode ?? null;
+        const id = res.headers['x-portcullis-decision-id'];
+        decisionId = typeof id === 'string' ? id : null;
+        res.on('data', (d: Buffer) => (body += d));
+        res.on('end', () => resolve({ status, decisionId, body }));
+        res.on('error', (e) => resolve({ status, decisionId, body, error: e.message }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('client timeout')));
     req.on('error', (e) => resolve({ status, decisionId, body, error: e.message }));
     req.end(o.body);
@@ -154,7 +163,9 @@ export function callOnce(url: string, p: string, key: string, o: { agent?: http.
 /** Runs `portcullis audit verify DIR --json`. */
 export function verifyCli(dir: string): Promise<{ code: number; report: { records: number; lastSeq: number; problems: unknown[]; verdict?: string } }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, 'audit', 'verify', dir, '--json'], (e, stdout) => resolve({ code: e ? (e as { code: number }).code : 0, report: JSON.parse(stdout) })),
+    execFile(process.execPath, [CLI, 'audit', 'verify', dir, '--json'], (e, stdout) =>
+      resolve({ code: e ? (e as { code: number }).code : 0, report: JSON.parse(stdout) }),
+    ),
   );
 }
 

@@ -36,7 +36,10 @@ export interface EverythingServer {
 /** Starts server-everything in streamableHttp mode; `env` is added to its environment. */
 export async function startEverything(env: NodeJS.ProcessEnv = {}): Promise<EverythingServer> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server-everything did not start:\n${out}`)), 15_000);

@@ -20,7 +20,12 @@ const records = (dir: string) =>
   readdirSync(dir)
     .filter((f) => f.endsWith('.jsonl'))
     .sort()
-    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+    .flatMap((f) =>
+      readFileSync(path.join(dir, f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('a checkpoint every N records, each over exactly the records before it, and one at close', async () => {
@@ -55,10 +60,15 @@ test('rotation by size ends each segment with a checkpoint and opens the next wi
   const w = await openAuditWriter(writerOptions(dir, { rotate: { maxBytes: 4096, maxAgeSeconds: 3600 } }));
   for (let i = 0; i < 60; i++) await w.append({ ...event(i), pad: 'x'.repeat(200) });
   await w.close();
-  const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort();
   expect(files.length).toBeGreaterThanOrEqual(3);
   files.forEach((f, i) => {
-    const lines = readFileSync(path.join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(path.join(dir, f), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.at(-1).type).toBe('checkpoint');
     if (i > 0) expect(lines[0]).toMatchObject({ type: 'segment_start', segment: f, previous: { file: files[i - 1] } });
   });
@@ -145,20 +155,44 @@ describe('resuming from the last checkpoint gives the same state as reading the 
   });
   const shapes: [string, (dir: string) => void][] = [
     ['records after a checkpoint in the newest segment', () => undefined],
-    ['a newest segment without a checkpoint (just after rotation)', (dir) => {
-      const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
-      const last = path.join(dir, files.at(-1)!);
-      const lines = readFileSync(last, 'utf8').split('\n').filter(Boolean);
-      writeFileSync(last, lines.filter((l) => !l.includes('"type":"checkpoint"')).map((l) => `${l}\n`).join(''));
-    }],
-    ['an empty newest segment', (dir) => {
-      const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
-      writeFileSync(path.join(dir, files.at(-1)!.replace(/\d{8}/, (n) => String(Number(n) + 1).padStart(8, '0'))), '');
-    }],
+    [
+      'a newest segment without a checkpoint (just after rotation)',
+      (dir) => {
+        const files = readdirSync(dir)
+          .filter((f) => f.endsWith('.jsonl'))
+          .sort();
+        const last = path.join(dir, files.at(-1)!);
+        const lines = readFileSync(last, 'utf8').split('\n').filter(Boolean);
+        writeFileSync(
+          last,
+          lines
+            .filter((l) => !l.includes('"type":"checkpoint"'))
+            .map((l) => `${l}\n`)
+            .join(''),
+        );
+      },
+    ],
+    [
+      'an empty newest segment',
+      (dir) => {
+        const files = readdirSync(dir)
+          .filter((f) => f.endsWith('.jsonl'))
+          .sort();
+        writeFileSync(
+          path.join(
+            dir,
+            files.at(-1)!.replace(/\d{8}/, (n) => String(Number(n) + 1).padStart(8, '0')),
+          ),
+          '',
+        );
+      },
+    ],
   ];
   test.each(shapes)('%s', async (_name, shape) => {
     const dir = fresh();
-    const w = await openAuditWriter(writerOptions(dir, { rotate: { maxBytes: 4096, maxAgeSeconds: 3600 }, checkpoint: { everyRecords: 5, everySeconds: 3600 } }));
+    const w = await openAuditWriter(
+      writerOptions(dir, { rotate: { maxBytes: 4096, maxAgeSeconds: 3600 }, checkpoint: { everyRecords: 5, everySeconds: 3600 } }),
+    );
     for (let i = 0; i < 37; i++) await w.append({ ...event(i), pad: 'y'.repeat(150) });
     await w.close();
     shape(dir);

@@ -62,7 +62,10 @@ interface GatewayProcess {
 }
 
 function startGatewayProcess(): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], { env: { ...process.env, PORTCULLIS_OPA: OPA }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], {
+    env: { ...process.env, PORTCULLIS_OPA: OPA },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
@@ -174,7 +177,16 @@ function tearTail(round: number): string | null {
   const last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
   const seq = (JSON.parse(last) as { seq: number }).seq + 1;
   const prev = createHash('sha256').update(last).digest('hex');
-  const whole = JSON.stringify({ seq, prev, type: 'decision', time: new Date().toISOString(), decision_id: `torn-${round}`, agent: 'bot', route: 'up', method: 'GET' });
+  const whole = JSON.stringify({
+    seq,
+    prev,
+    type: 'decision',
+    time: new Date().toISOString(),
+    decision_id: `torn-${round}`,
+    agent: 'bot',
+    route: 'up',
+    method: 'GET',
+  });
   // Cut inside the record, after its decision id, so the fragment is unlike any real line.
   const fragment = whole.slice(0, whole.indexOf('"agent"') + 3 + round);
   appendFileSync(file, fragment);
@@ -288,13 +300,17 @@ test('each torn final line was moved aside (never deleted), recorded, and the ch
   const tornText = torn.map((f) => readFileSync(path.join(auditDir, f), 'utf8'));
   for (const fragment of injected) expect(tornText.some((t) => t.endsWith(fragment))).toBe(true);
   // The torn bytes never made it back into a segment.
-  const trail = segments().map((f) => readFileSync(path.join(auditDir, f), 'utf8')).join('');
+  const trail = segments()
+    .map((f) => readFileSync(path.join(auditDir, f), 'utf8'))
+    .join('');
   for (const fragment of injected) expect(trail.includes(fragment)).toBe(false);
 });
 
 test('G3: `portcullis audit verify` passes on the trail after the clean stop (seq gap-free, chain intact)', async () => {
   const r = await new Promise<{ code: number; stdout: string }>((resolve) =>
-    execFile(process.execPath, [CLI, 'audit', 'verify', auditDir, '--json'], (err, stdout) => resolve({ code: err ? (err as { code: number }).code : 0, stdout })),
+    execFile(process.execPath, [CLI, 'audit', 'verify', auditDir, '--json'], (err, stdout) =>
+      resolve({ code: err ? (err as { code: number }).code : 0, stdout }),
+    ),
   );
   const report = JSON.parse(r.stdout) as { records: number; lastSeq: number; problems: unknown[] };
   expect(report.problems).toEqual([]);

@@ -83,47 +83,51 @@ afterAll(async () => {
 
 const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
 
-withGcc('G3: fdatasync returning EIO: calls get 503 and nothing is forwarded, /readyz turns unready, the failed segment is never written again, and the chain continues in a new one', async () => {
-  const gw = await spawnGateway(configFile, { env: { LD_PRELOAD: shim, EIO_TRIGGER: trigger, EIO_MATCH: `${auditDir}/audit-0` } });
-  for (let i = 0; i < 3; i++) expect((await callOnce(gw.url, `/up/before-${i}`, KEY)).status).toBe(200);
-  await new Promise((r) => setTimeout(r, 100)); // the lazy outcome records ride out
-  const segment1 = path.join(auditDir, 'audit-00000001.jsonl');
-  const durableBytes = statSync(segment1).size;
-  const lastDurable = trailRecords(auditDir).at(-1)!;
+withGcc(
+  'G3: fdatasync returning EIO: calls get 503 and nothing is forwarded, /readyz turns unready, the failed segment is never written again, and the chain continues in a new one',
+  async () => {
+    const gw = await spawnGateway(configFile, { env: { LD_PRELOAD: shim, EIO_TRIGGER: trigger, EIO_MATCH: `${auditDir}/audit-0` } });
+    for (let i = 0; i < 3; i++) expect((await callOnce(gw.url, `/up/before-${i}`, KEY)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 100)); // the lazy outcome records ride out
+    const segment1 = path.join(auditDir, 'audit-00000001.jsonl');
+    const durableBytes = statSync(segment1).size;
+    const lastDurable = trailRecords(auditDir).at(-1)!;
 
-  writeFileSync(trigger, '');
-  const during: { status: number | null; code: string }[] = [];
-  for (let i = 0; i < 8; i++) {
-    const r = await callOnce(gw.url, `/up/during-${i}`, KEY);
-    during.push({ status: r.status, code: errorCode(r.body) });
-  }
-  expect(during).toEqual(Array.from({ length: 8 }, () => ({ status: 503, code: 'PC_AUDIT_UNAVAILABLE' })));
-  expect(upstream.received.filter((x) => x.url.startsWith('/during'))).toEqual([]);
-  const ready = await rawRequest(gw.adminUrl!, { path: '/readyz' });
-  expect(ready.status).toBe(503);
-  expect(ready.body).toContain('audit log not writable');
-  expect(gw.stdout()).toContain('audit log write failed');
-  expect(gw.stdout()).toMatch(/EIO|input\/output error/i);
+    writeFileSync(trigger, '');
+    const during: { status: number | null; code: string }[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await callOnce(gw.url, `/up/during-${i}`, KEY);
+      during.push({ status: r.status, code: errorCode(r.body) });
+    }
+    expect(during).toEqual(Array.from({ length: 8 }, () => ({ status: 503, code: 'PC_AUDIT_UNAVAILABLE' })));
+    expect(upstream.received.filter((x) => x.url.startsWith('/during'))).toEqual([]);
+    const ready = await rawRequest(gw.adminUrl!, { path: '/readyz' });
+    expect(ready.status).toBe(503);
+    expect(ready.body).toContain('audit log not writable');
+    expect(gw.stdout()).toContain('audit log write failed');
+    expect(gw.stdout()).toMatch(/EIO|input\/output error/i);
 
-  rmSync(trigger);
-  const after = await callOnce(gw.url, '/up/after', KEY);
-  expect(after.status).toBe(200);
-  expect((await rawRequest(gw.adminUrl!, { path: '/readyz' })).status).toBe(200);
-  process.kill(gw.pid, 'SIGTERM');
-  expect((await gw.exited).code).toBe(0);
+    rmSync(trigger);
+    const after = await callOnce(gw.url, '/up/after', KEY);
+    expect(after.status).toBe(200);
+    expect((await rawRequest(gw.adminUrl!, { path: '/readyz' })).status).toBe(200);
+    process.kill(gw.pid, 'SIGTERM');
+    expect((await gw.exited).code).toBe(0);
 
-  // The failed segment holds exactly what was durable before the failure; the chain went on in
-  // segment 2, which names that last durable record.
-  expect(statSync(segment1).size).toBe(durableBytes);
-  expect(readFileSync(segment1, 'utf8').trimEnd().split('\n').at(-1)).toContain(`"seq":${lastDurable.seq},`);
-  const segment2 = path.join(auditDir, 'audit-00000002.jsonl');
-  expect(existsSync(segment2)).toBe(true);
-  const opened = JSON.parse(readFileSync(segment2, 'utf8').split('\n')[0]) as Record<string, any>;
-  expect(opened).toMatchObject({ type: 'segment_start', seq: lastDurable.seq + 1, previous: { file: 'audit-00000001.jsonl', last_seq: lastDurable.seq } });
-  const records = trailRecords(auditDir);
-  expect(records.find((r) => r.type === 'audit_recovered')).toMatchObject({ refused_records: expect.any(Number) });
-  expect(records.filter((r) => r.type === 'decision' && String(r.path).includes('during'))).toEqual([]);
-  const v = await verifyCli(auditDir);
-  expect(v.report.problems).toEqual([]);
-  expect(v.code).toBe(0);
-}, 60_000);
+    // The failed segment holds exactly what was durable before the failure; the chain went on in
+    // segment 2, which names that last durable record.
+    expect(statSync(segment1).size).toBe(durableBytes);
+    expect(readFileSync(segment1, 'utf8').trimEnd().split('\n').at(-1)).toContain(`"seq":${lastDurable.seq},`);
+    const segment2 = path.join(auditDir, 'audit-00000002.jsonl');
+    expect(existsSync(segment2)).toBe(true);
+    const opened = JSON.parse(readFileSync(segment2, 'utf8').split('\n')[0]) as Record<string, any>;
+    expect(opened).toMatchObject({ type: 'segment_start', seq: lastDurable.seq + 1, previous: { file: 'audit-00000001.jsonl', last_seq: lastDurable.seq } });
+    const records = trailRecords(auditDir);
+    expect(records.find((r) => r.type === 'audit_recovered')).toMatchObject({ refused_records: expect.any(Number) });
+    expect(records.filter((r) => r.type === 'decision' && String(r.path).includes('during'))).toEqual([]);
+    const v = await verifyCli(auditDir);
+    expect(v.report.problems).toEqual([]);
+    expect(v.code).toBe(0);
+  },
+  60_000,
+);

@@ -93,10 +93,20 @@ test('G3, G4: a full disk refuses every call with 503 (denies included: none wit
   const report = verifyTrail(gw.auditDir);
   expect(report.problems).toEqual([]);
   const lines = gw.auditText().split('\n').filter(Boolean);
-  const logged = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.path));
+  const logged = new Set(
+    lines
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'decision')
+      .map((r) => r.path),
+  );
   // The trail records what the agent asked for: the route prefix included.
   for (const r of results) expect(logged.has(`/up${r.path}`)).toBe(r.status === 200);
-  const recorded = new Set(lines.map((l) => JSON.parse(l)).filter((r) => r.type === 'decision').map((r) => r.decision_id));
+  const recorded = new Set(
+    lines
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'decision')
+      .map((r) => r.decision_id),
+  );
   for (const d of denies) {
     if (d.status === 503) expect(d.code).toBe('PC_AUDIT_UNAVAILABLE');
     else expect(recorded.has(d.id)).toBe(true);

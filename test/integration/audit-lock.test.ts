@@ -26,7 +26,8 @@ const UNSHARE: string[] | null = (() => {
   }
 })();
 const inNamespaces = UNSHARE ? test : test.skip;
-if (!UNSHARE) console.warn('audit-lock: unshare --pid --fork --mount-proc is not available here (needs root or user namespaces): the PID-namespace test is skipped');
+if (!UNSHARE)
+  console.warn('audit-lock: unshare --pid --fork --mount-proc is not available here (needs root or user namespaces): the PID-namespace test is skipped');
 
 beforeAll(async () => {
   upstream = await startUpstream();
@@ -48,48 +49,54 @@ async function acknowledged(url: string, n: number, tag: string): Promise<string
   return ids;
 }
 
-inNamespaces('G14: two gateways in different PID namespaces, both pid 1, on one directory: the second refuses naming the first; after kill -9 a third (pid 1 again) takes over and records it', async () => {
-  rmSync(auditDir, { recursive: true, force: true });
-  const a = await spawnGateway(configFile, { wrapper: UNSHARE! });
-  const aNs = readlinkSync(`/proc/${a.pid}/ns/pid`);
-  expect(readlinkSync('/proc/self/ns/pid')).not.toBe(aNs);
-  const seen = await acknowledged(a.url, 5, 'a');
-  expect(seen).toHaveLength(5);
-  expect(trailRecords(auditDir).find((r) => r.type === 'gateway_start')).toMatchObject({ pid: 1 });
+inNamespaces(
+  'G14: two gateways in different PID namespaces, both pid 1, on one directory: the second refuses naming the first; after kill -9 a third (pid 1 again) takes over and records it',
+  async () => {
+    rmSync(auditDir, { recursive: true, force: true });
+    const a = await spawnGateway(configFile, { wrapper: UNSHARE! });
+    const aNs = readlinkSync(`/proc/${a.pid}/ns/pid`);
+    expect(readlinkSync('/proc/self/ns/pid')).not.toBe(aNs);
+    const seen = await acknowledged(a.url, 5, 'a');
+    expect(seen).toHaveLength(5);
+    expect(trailRecords(auditDir).find((r) => r.type === 'gateway_start')).toMatchObject({ pid: 1 });
 
-  // The old pid check would call the lock stale here: it names pid 1, and this process is pid 1 too.
-  const b = spawnGateway(configFile, { wrapper: UNSHARE! });
-  const refused = (await b.then(
-    () => null,
-    (e: { code: number | null; stderr: string }) => e,
-  ))!;
-  expect(refused).not.toBeNull();
-  expect(refused.code).not.toBe(0);
-  expect(refused.stderr).toContain(`locked by another writer: Portcullis pid 1 in another PID namespace (${aNs}) on this machine, writer epoch 1`);
-  expect(refused.stderr).toContain('stop that gateway first, or give this one its own audit.path');
-  // A still serves; nothing of B is in the trail.
-  seen.push(...(await acknowledged(a.url, 5, 'a2')));
-  expect(trailRecords(auditDir).filter((r) => r.type === 'gateway_start')).toHaveLength(1);
+    // The old pid check would call the lock stale here: it names pid 1, and this process is pid 1 too.
+    const b = spawnGateway(configFile, { wrapper: UNSHARE! });
+    const refused = (await b.then(
+      () => null,
+      (e: { code: number | null; stderr: string }) => e,
+    ))!;
+    expect(refused).not.toBeNull();
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`locked by another writer: Portcullis pid 1 in another PID namespace (${aNs}) on this machine, writer epoch 1`);
+    expect(refused.stderr).toContain('stop that gateway first, or give this one its own audit.path');
+    // A still serves; nothing of B is in the trail.
+    seen.push(...(await acknowledged(a.url, 5, 'a2')));
+    expect(trailRecords(auditDir).filter((r) => r.type === 'gateway_start')).toHaveLength(1);
 
-  process.kill(a.pid, 'SIGKILL');
-  const c = await spawnGateway(configFile, { wrapper: UNSHARE! });
-  seen.push(...(await acknowledged(c.url, 5, 'c')));
-  process.kill(c.pid, 'SIGTERM');
-  expect((await c.exited).code).toBe(0);
+    process.kill(a.pid, 'SIGKILL');
+    const c = await spawnGateway(configFile, { wrapper: UNSHARE! });
+    seen.push(...(await acknowledged(c.url, 5, 'c')));
+    process.kill(c.pid, 'SIGTERM');
+    expect((await c.exited).code).toBe(0);
 
-  const records = trailRecords(auditDir);
-  const takeover = records.filter((r) => r.type === 'writer_takeover');
-  expect(takeover).toEqual([expect.objectContaining({ previous: expect.objectContaining({ pid: 1, pid_ns: aNs, epoch: 1, state: 'held' }), epoch: 2, pid: 1 })]);
-  // One writer at a time: A's records, then C's, each block opened by its own gateway_start.
-  const starts = records.map((r, i) => (r.type === 'gateway_start' ? i : -1)).filter((i) => i >= 0);
-  expect(starts).toHaveLength(2);
-  expect(records.indexOf(takeover[0])).toBeLessThan(starts[1]);
-  const ids = new Set(records.filter((r) => r.type === 'decision').map((r) => r.decision_id));
-  expect(seen.filter((id) => !ids.has(id))).toEqual([]);
-  const v = await verifyCli(auditDir);
-  expect(v.report.problems).toEqual([]);
-  expect(v.code).toBe(0);
-}, 60_000);
+    const records = trailRecords(auditDir);
+    const takeover = records.filter((r) => r.type === 'writer_takeover');
+    expect(takeover).toEqual([
+      expect.objectContaining({ previous: expect.objectContaining({ pid: 1, pid_ns: aNs, epoch: 1, state: 'held' }), epoch: 2, pid: 1 }),
+    ]);
+    // One writer at a time: A's records, then C's, each block opened by its own gateway_start.
+    const starts = records.map((r, i) => (r.type === 'gateway_start' ? i : -1)).filter((i) => i >= 0);
+    expect(starts).toHaveLength(2);
+    expect(records.indexOf(takeover[0])).toBeLessThan(starts[1]);
+    const ids = new Set(records.filter((r) => r.type === 'decision').map((r) => r.decision_id));
+    expect(seen.filter((id) => !ids.has(id))).toEqual([]);
+    const v = await verifyCli(auditDir);
+    expect(v.report.problems).toEqual([]);
+    expect(v.code).toBe(0);
+  },
+  60_000,
+);
 
 test('G14: a holder killed with -9 but left a zombie (its parent never reaps it, so kill(pid, 0) calls it alive) does not block the restart', async () => {
   rmSync(auditDir, { recursive: true, force: true });

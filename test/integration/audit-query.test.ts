@@ -77,7 +77,11 @@ beforeAll(async () => {
     env: { TEST_API_TOKEN: 'api-secret-value', TEST_BILLING_KEY: 'billing-secret-value' },
   });
   const call = async (agent: string | null, key: string, route: string | null, method: string, phase: 1 | 2, formula = false) => {
-    const r = await rawRequest(gw.gateway.url, { method, path: `/${route ?? 'nowhere'}/${formula ? 'formula' : `item-${calls.length}`}`, headers: { authorization: `Bearer ${key}` } });
+    const r = await rawRequest(gw.gateway.url, {
+      method,
+      path: `/${route ?? 'nowhere'}/${formula ? 'formula' : `item-${calls.length}`}`,
+      headers: { authorization: `Bearer ${key}` },
+    });
     const id = String(r.headers['x-portcullis-decision-id']);
     calls.push({ id, agent, route, method, decision: r.status === 200 ? 'allow' : 'deny', phase, formula });
   };
@@ -87,7 +91,8 @@ beforeAll(async () => {
       mark = new Date().toISOString();
       await new Promise((r) => setTimeout(r, 30));
     }
-    for (const [agent, key] of Object.entries(AGENTS)) for (const route of ROUTES) for (const method of ['GET', 'DELETE']) await call(agent, key, route, method, phase);
+    for (const [agent, key] of Object.entries(AGENTS))
+      for (const route of ROUTES) for (const method of ['GET', 'DELETE']) await call(agent, key, route, method, phase);
   }
   await call('@evil.bot', AGENTS['@evil.bot'], 'api', 'GET', 2, true);
   await call(null, 'no-such-key', 'api', 'GET', 2);
@@ -118,7 +123,7 @@ test('the calls produced what the test expects (sanity of the scenario)', () => 
 });
 
 describe('audit query', () => {
-  test('by default: every decision record, as the trail\'s own lines (JSON Lines when piped)', async () => {
+  test("by default: every decision record, as the trail's own lines (JSON Lines when piped)", async () => {
     const r = await cli(['audit', 'query', trail]);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n').filter(Boolean)).toEqual(lines.filter((l) => JSON.parse(l).type === 'decision'));
@@ -130,23 +135,34 @@ describe('audit query', () => {
     ['--route', ['--route', 'billing'], (c: Call) => c.route === 'billing'],
     ['--decision deny', ['--decision', 'deny'], (c: Call) => c.decision === 'deny'],
     ['--decision allow', ['--decision', 'allow'], (c: Call) => c.decision === 'allow'],
-    ['--reason (case-insensitive, in reasons)', ['--reason', 'APPROVAL'], (c: Call) => c.decision === 'deny' && c.agent !== null && c.route !== null && !c.formula],
+    [
+      '--reason (case-insensitive, in reasons)',
+      ['--reason', 'APPROVAL'],
+      (c: Call) => c.decision === 'deny' && c.agent !== null && c.route !== null && !c.formula,
+    ],
     ['--reason (in the code)', ['--reason', 'pc_unknown_agent'], (c: Call) => c.agent === null],
     ['--since (ISO time)', ['--since', '__MARK__'], (c: Call) => c.phase === 2],
     ['--until (ISO time)', ['--until', '__MARK__'], (c: Call) => c.phase === 1],
     ['--since 1h (relative)', ['--since', '1h'], () => true],
     ['--until 1h (relative)', ['--until', '1h'], () => false],
-    ['agent, route and decision together', ['--agent', 'bot-a', '--route', 'api', '--decision', 'allow'], (c: Call) => c.agent === 'bot-a' && c.route === 'api' && c.decision === 'allow'],
+    [
+      'agent, route and decision together',
+      ['--agent', 'bot-a', '--route', 'api', '--decision', 'allow'],
+      (c: Call) => c.agent === 'bot-a' && c.route === 'api' && c.decision === 'allow',
+    ],
   ])('%s selects exactly the matching decisions', async (_name, args, pick) => {
     const r = await cli(['audit', 'query', trail, ...args.map((a) => (a === '__MARK__' ? mark : a)), '--format', 'jsonl']);
     expect(r.code).toBe(0);
     expectIds(r.stdout, calls.filter(pick));
   });
 
-  test('--decision-id returns that call\'s decision and its outcome record', async () => {
+  test("--decision-id returns that call's decision and its outcome record", async () => {
     const allowed = calls.find((c) => c.decision === 'allow' && c.agent === 'bot-b')!;
     const r = await cli(['audit', 'query', trail, '--decision-id', allowed.id]);
-    const got = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const got = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(got.map((x) => [x.type, x.decision_id])).toEqual([
       ['decision', allowed.id],
       ['outcome', allowed.id],
@@ -161,7 +177,12 @@ describe('audit query', () => {
     const all = await cli(['audit', 'query', trail, '--type', 'all']);
     expect(all.stdout.split('\n').filter(Boolean)).toEqual(lines);
     const lifecycle = await cli(['audit', 'query', trail, '--type', 'gateway_start', '--type', 'gateway_stop']);
-    expect(lifecycle.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).type)).toEqual(['gateway_start', 'gateway_stop']);
+    expect(
+      lifecycle.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).type),
+    ).toEqual(['gateway_start', 'gateway_stop']);
   });
 
   test('--limit stops after N records', async () => {
@@ -169,9 +190,12 @@ describe('audit query', () => {
     expectIds(r.stdout, calls.filter((c) => c.decision === 'allow').slice(0, 2));
   });
 
-  test('--with-outcome adds each allowed decision\'s upstream status and latency', async () => {
+  test("--with-outcome adds each allowed decision's upstream status and latency", async () => {
     const r = await cli(['audit', 'query', trail, '--agent', 'bot-a', '--with-outcome']);
-    const got = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const got = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(got.map((x) => x.decision_id)).toEqual(calls.filter((c) => c.agent === 'bot-a').map((c) => c.id));
     for (const x of got) {
       const outcome = records.find((o) => o.type === 'outcome' && o.decision_id === x.decision_id)!;
@@ -257,7 +281,21 @@ describe('audit query', () => {
     const r = await cli(['audit', 'query', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: portcullis audit query PATH/);
-    for (const o of ['--since', '--until', '--agent', '--route', '--tool', '--decision', '--reason', '--decision-id', '--type', '--format', '--with-outcome', '--limit']) expect(r.stdout).toContain(o);
+    for (const o of [
+      '--since',
+      '--until',
+      '--agent',
+      '--route',
+      '--tool',
+      '--decision',
+      '--reason',
+      '--decision-id',
+      '--type',
+      '--format',
+      '--with-outcome',
+      '--limit',
+    ])
+      expect(r.stdout).toContain(o);
   });
 });
 
@@ -283,19 +321,33 @@ describe('audit export', () => {
 
   /** An independent RFC 8785 serialization for the test: sort members recursively, then stringify. */
   const jcs = (v: any): string => {
-    const sort = (x: any): any => (Array.isArray(x) ? x.map(sort) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort(x[k])])) : x);
+    const sort = (x: any): any =>
+      Array.isArray(x)
+        ? x.map(sort)
+        : x && typeof x === 'object'
+          ? Object.fromEntries(
+              Object.keys(x)
+                .sort()
+                .map((k) => [k, sort(x[k])]),
+            )
+          : x;
     return JSON.stringify(sort(v));
   };
 
   test('ocsf: every event is API Activity with every attribute the schema requires', async () => {
     const r = await cli(['audit', 'export', trail, '--format', 'ocsf']);
     expect(r.code).toBe(0);
-    const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const events = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(events.map((e) => e.metadata.uid)).toEqual(calls.map((c) => c.id));
     for (const e of events) {
       for (const p of OCSF_REQUIRED) expect({ p, present: get(e, p) !== undefined && get(e, p) !== null }).toEqual({ p, present: true });
-      for (const [obj, attrs] of Object.entries(OCSF_REQUIRED_IF_PRESENT)) for (const o of objectsAt(e, obj)) for (const a of attrs) expect({ obj, a, present: o[a] !== undefined }).toEqual({ obj, a, present: true });
-      for (const [obj, alternatives] of Object.entries(OCSF_AT_LEAST_ONE)) for (const o of objectsAt(e, obj)) expect({ obj, ok: alternatives.some((a) => o[a] !== undefined) }).toEqual({ obj, ok: true });
+      for (const [obj, attrs] of Object.entries(OCSF_REQUIRED_IF_PRESENT))
+        for (const o of objectsAt(e, obj)) for (const a of attrs) expect({ obj, a, present: o[a] !== undefined }).toEqual({ obj, a, present: true });
+      for (const [obj, alternatives] of Object.entries(OCSF_AT_LEAST_ONE))
+        for (const o of objectsAt(e, obj)) expect({ obj, ok: alternatives.some((a) => o[a] !== undefined) }).toEqual({ obj, ok: true });
       for (const [attr, allowed] of Object.entries(OCSF_ENUMS)) if (e[attr] !== undefined) expect(allowed).toContain(e[attr]);
       expect(e).toMatchObject(OCSF_API_ACTIVITY);
       expect(e.type_uid).toBe(OCSF_API_ACTIVITY.class_uid * 100 + e.activity_id);
@@ -304,8 +356,11 @@ describe('audit export', () => {
     }
   });
 
-  test('ocsf: allow and deny, the method\'s activity, the policy revision and the agent come from the record', async () => {
-    const events = (await cli(['audit', 'export', trail, '--format', 'ocsf'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  test("ocsf: allow and deny, the method's activity, the policy revision and the agent come from the record", async () => {
+    const events = (await cli(['audit', 'export', trail, '--format', 'ocsf'])).stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     events.forEach((e, i) => {
       const c = calls[i];
       const rec = decisionRecords()[i];
@@ -331,7 +386,10 @@ describe('audit export', () => {
   });
 
   test('ocsf: each event leads back to its exact trail line, and the events form a verifiable chain', async () => {
-    const events = (await cli(['audit', 'export', trail, '--format', 'ocsf', '--raw'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const events = (await cli(['audit', 'export', trail, '--format', 'ocsf', '--raw'])).stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     const segment = readdirSync(trail).find((f) => f.endsWith('.jsonl'))!;
     const segmentLines = readFileSync(path.join(trail, segment), 'utf8').split('\n');
     let prev: any = null;
@@ -350,7 +408,12 @@ describe('audit export', () => {
       const { fingerprint, ...rest } = att;
       expect(sha256(jcs({ ...e, attestation_list: [rest] }))).toBe(fingerprint.value);
       if (prev === null) expect(att.prev_event).toBeUndefined();
-      else expect(att.prev_event).toMatchObject({ uid: prev.metadata.uid, type_uid: prev.type_uid, fingerprint: { value: prev.attestation_list[0].fingerprint.value } });
+      else
+        expect(att.prev_event).toMatchObject({
+          uid: prev.metadata.uid,
+          type_uid: prev.type_uid,
+          fingerprint: { value: prev.attestation_list[0].fingerprint.value },
+        });
       expect(att.chain_uid).toBe(events[0].attestation_list[0].chain_uid);
       prev = e;
     }
@@ -359,14 +422,23 @@ describe('audit export', () => {
   test('ecs: each document has the ECS fields a SIEM needs, traced to the record', async () => {
     const r = await cli(['audit', 'export', trail, '--format', 'ecs']);
     expect(r.code).toBe(0);
-    const docs = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const docs = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(docs.map((d) => d.event.id)).toEqual(calls.map((c) => c.id));
     docs.forEach((d, i) => {
       const c = calls[i];
       const rec = decisionRecords()[i];
       expect(d['@timestamp']).toBe(rec.time);
       expect(d.ecs.version).toMatch(/^\d+\.\d+\.\d+$/);
-      expect(d.event).toMatchObject({ kind: 'event', category: ['api'], type: [c.decision === 'allow' ? 'allowed' : 'denied'], outcome: c.decision === 'allow' ? 'success' : 'failure', sequence: rec.seq });
+      expect(d.event).toMatchObject({
+        kind: 'event',
+        category: ['api'],
+        type: [c.decision === 'allow' ? 'allowed' : 'denied'],
+        outcome: c.decision === 'allow' ? 'success' : 'failure',
+        sequence: rec.seq,
+      });
       expect(d.rule.id).toBe(rec.code ?? 'allow');
       expect(d.rule.version).toBe(rec.policy_revision ?? undefined);
       if (c.agent) expect(d.user).toEqual({ id: c.agent, name: c.agent });
@@ -392,7 +464,12 @@ describe('audit export', () => {
 
   test('filters apply to exports too', async () => {
     const r = await cli(['audit', 'export', trail, '--format', 'ocsf', '--agent', 'bot-a', '--since', mark]);
-    expect(r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).metadata.uid)).toEqual(calls.filter((c) => c.agent === 'bot-a' && c.phase === 2).map((c) => c.id));
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).metadata.uid),
+    ).toEqual(calls.filter((c) => c.agent === 'bot-a' && c.phase === 2).map((c) => c.id));
   });
 
   test.each([

@@ -55,7 +55,12 @@ test('a multi-megabyte body is recorded as its size and SHA-256, never its conte
   const id = r.headers['x-portcullis-decision-id'];
   const rec = gw.audit().find((x) => x.type === 'decision' && x.decision_id === id)!;
   expect(rec.body).toEqual({ bytes: Buffer.byteLength(body), sha256: createHash('sha256').update(body).digest('hex') });
-  const longest = Math.max(...gw.auditText().split('\n').map((l) => l.length));
+  const longest = Math.max(
+    ...gw
+      .auditText()
+      .split('\n')
+      .map((l) => l.length),
+  );
   expect(longest).toBeLessThan(16 * 1024);
 });
 
@@ -71,7 +76,12 @@ test('a path beyond 4096 characters is cut, flagged, and its full digest kept', 
 });
 
 test('G2: the agent key, the route secret and secrets in arguments and headers never reach the trail', async () => {
-  await rawRequest(gw.gateway.url, { path: '/up/h', method: 'POST', headers: { ...auth, 'x-api-key': ARG_CANARY, cookie: `s=${ARG_CANARY}`, 'content-type': 'application/json' }, body: JSON.stringify({ password: ARG_CANARY }) });
+  await rawRequest(gw.gateway.url, {
+    path: '/up/h',
+    method: 'POST',
+    headers: { ...auth, 'x-api-key': ARG_CANARY, cookie: `s=${ARG_CANARY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ password: ARG_CANARY }),
+  });
   const text = gw.auditText();
   expect(text.length).toBeGreaterThan(0);
   for (const secret of [AGENT_KEY, ROUTE_SECRET, ARG_CANARY]) expect(text).not.toContain(secret);
@@ -81,7 +91,11 @@ test('G2: the agent key, the route secret and secrets in arguments and headers n
 
 test('the start record names the config digest and the checkpoint key; the trail verifies', async () => {
   const start = gw.audit().find((x) => x.type === 'gateway_start')!;
-  expect(start.config_sha256).toBe(createHash('sha256').update(readFileSync(`${gw.dir}/portcullis.yaml`)).digest('hex'));
+  expect(start.config_sha256).toBe(
+    createHash('sha256')
+      .update(readFileSync(`${gw.dir}/portcullis.yaml`))
+      .digest('hex'),
+  );
   const key = gw.audit().find((x) => x.type === 'signing_key')!;
   expect(start.checkpoint_key_id).toBe(key.key_id);
   expect(gw.logs()).toContain(key.public_key);

@@ -138,12 +138,15 @@ async function startReceiver(handler: (req: http.IncomingMessage, body: string, 
   return r;
 }
 
-const webhookReceiver = () => startReceiver((_req, _body, r) => (r.mode === 'ok' ? { status: 200, body: '{}' } : { status: 503, body: '{"error":"maintenance"}' }));
+const webhookReceiver = () =>
+  startReceiver((_req, _body, r) => (r.mode === 'ok' ? { status: 200, body: '{}' } : { status: 503, body: '{"error":"maintenance"}' }));
 const webhookSeqs = (r: Receiver) => r.accepted.flatMap((a) => (JSON.parse(a.body).records as { seq: number }[]).map((x) => x.seq));
 
 test('G9: webhook: every record once, in seq order; through a 503 phase and a refused-connection phase the gateway keeps serving and nothing is lost', async () => {
   const receiver = await webhookReceiver();
-  const gw = await startGw({ sinks: `    - { name: hook, type: webhook, url: "${receiver.url}/audit", max_backoff_ms: 400, headers: { X-Source: portcullis-test } }` });
+  const gw = await startGw({
+    sinks: `    - { name: hook, type: webhook, url: "${receiver.url}/audit", max_backoff_ms: 400, headers: { X-Source: portcullis-test } }`,
+  });
   await calls(gw, 9, 'up');
   await waitFor('the first records', () => webhookSeqs(receiver).length === trailSeqs(gw).length);
   expect(webhookSeqs(receiver)).toEqual(trailSeqs(gw));
@@ -246,7 +249,13 @@ test('G9: a receiver that hangs: each attempt times out, calls are unaffected, s
   expect(accepted).toEqual(trailSeqs(second));
 });
 
-const ndjsonSeqs = (r: Receiver) => r.accepted.flatMap((a) => a.body.trimEnd().split('\n').map((l) => JSON.parse(l).seq as number));
+const ndjsonSeqs = (r: Receiver) =>
+  r.accepted.flatMap((a) =>
+    a.body
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l).seq as number),
+  );
 
 test('Splunk HEC: Authorization: Splunk <token>, one event object per record, code 0 acknowledges; the token is never in the trail or the logs', async () => {
   const token = 'hec-token-5c1e6a0d-secret';
@@ -261,7 +270,13 @@ test('Splunk HEC: Authorization: Splunk <token>, one event object per record, co
     }
     for (const line of body.trimEnd().split('\n')) {
       const e = JSON.parse(line);
-      if (typeof e.time !== 'number' || e.source !== 'portcullis' || e.sourcetype !== 'portcullis:audit' || e.host !== 'gw-test' || typeof e.event?.seq !== 'number') {
+      if (
+        typeof e.time !== 'number' ||
+        e.source !== 'portcullis' ||
+        e.sourcetype !== 'portcullis:audit' ||
+        e.host !== 'gw-test' ||
+        typeof e.event?.seq !== 'number'
+      ) {
         return { status: 400, body: '{"text":"Invalid data format","code":6}' };
       }
     }
@@ -272,7 +287,13 @@ test('Splunk HEC: Authorization: Splunk <token>, one event object per record, co
     env: { HEC_TOKEN: token },
   });
   await calls(gw, 6, 'hec');
-  const events = () => receiver.accepted.flatMap((a) => a.body.trimEnd().split('\n').map((l) => JSON.parse(l)));
+  const events = () =>
+    receiver.accepted.flatMap((a) =>
+      a.body
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    );
   await waitFor('every event', () => events().length === trailSeqs(gw).length);
   expect(receiver.refused).toBe(1);
   expect(events().map((e) => e.event.seq)).toEqual(trailSeqs(gw));
@@ -324,7 +345,9 @@ class Rsyslog {
   ) {
     this.out = path.join(dir, 'received.log');
     this.conf = path.join(dir, `rsyslog-${port}.conf`);
-    const tlsGlobal = tls ? ` defaultNetstreamDriverCertFile="${tls.cert}" defaultNetstreamDriverKeyFile="${tls.key}" defaultNetstreamDriverCAFile="${tls.cert}"` : '';
+    const tlsGlobal = tls
+      ? ` defaultNetstreamDriverCertFile="${tls.cert}" defaultNetstreamDriverKeyFile="${tls.key}" defaultNetstreamDriverCAFile="${tls.cert}"`
+      : '';
     const tlsModule = tls ? ' streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"' : '';
     writeFileSync(
       this.conf,
@@ -385,7 +408,7 @@ test('G9: syslog over TCP to a real rsyslogd: every line arrives intact; rsyslog
   const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-rsyslog-'));
   const rsyslog = await startRsyslog(dir);
   const gw = await startGw({ sinks: `    - { name: siem, type: syslog, address: "127.0.0.1:${rsyslog.port}", max_backoff_ms: 400, confirm_ms: 100 }` });
-  await calls(gw, 9, "syslog");
+  await calls(gw, 9, 'syslog');
   await waitFor('rsyslog to write every record', () => rsyslog.lines().length === trailLines(gw).length);
   // %msg% is the record line, byte for byte (UTF-8 included).
   expect(rsyslog.lines()).toEqual(trailLines(gw));
@@ -409,7 +432,27 @@ test('syslog over TLS to a real rsyslogd (gtls): delivered with the right CA, re
   const key = path.join(dir, 'key.pem');
   const otherCa = path.join(dir, 'other-ca.pem');
   const req = (k: string, c: string, cn: string) =>
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', k, '-out', c, '-days', '1', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        k,
+        '-out',
+        c,
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${cn}`,
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
   req(key, cert, 'localhost');
   req(path.join(dir, 'other-key.pem'), otherCa, 'someone-else');
   const rsyslog = await startRsyslog(dir, { cert, key });

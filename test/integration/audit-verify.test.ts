@@ -32,7 +32,9 @@ beforeAll(async () => {
   await upstream.close();
   trail = gw.auditDir;
   publicKey = readFileSync(path.join(trail, 'audit.pub'), 'utf8').trim();
-  segments = readdirSync(trail).filter((f) => f.endsWith('.jsonl')).sort();
+  segments = readdirSync(trail)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort();
 }, 30_000);
 
 /** A copy of the trail (segments, audit.pub, checkpoint) to tamper with. */
@@ -48,7 +50,9 @@ const writeLines = (dir: string, seg: string, lines: string[]) => writeFileSync(
 const sha = (x: string | Buffer) => createHash('sha256').update(x).digest('hex');
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => execFile(process.execPath, [CLI, 'audit', 'verify', ...args], (err, stdout) => resolve({ code: err ? (err as { code: number }).code : 0, stdout })));
+  return new Promise((resolve) =>
+    execFile(process.execPath, [CLI, 'audit', 'verify', ...args], (err, stdout) => resolve({ code: err ? (err as { code: number }).code : 0, stdout })),
+  );
 }
 
 /**
@@ -59,7 +63,9 @@ function rechain(dir: string, onCheckpoint?: (rec: Record<string, unknown>, fron
   const frontier = new MerkleFrontier();
   let prev = '0'.repeat(64);
   let previous: Record<string, unknown> | null = null;
-  for (const seg of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {
+  for (const seg of readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()) {
     const out = linesOf(dir, seg).map((line, i) => {
       const rec = JSON.parse(line);
       rec.prev = prev;
@@ -106,33 +112,113 @@ const mid = (_dir: string) => segments[1];
 /** Index of the first decision record in the middle segment (not its first line). */
 const decisionAt = (dir: string) => linesOf(dir, mid(dir)).findIndex((l, i) => i > 0 && l.includes('"type":"decision"'));
 const cases: [string, Tamper, RegExp][] = [
-  ['a modified record', (d) => writeLines(d, mid(d), linesOf(d, mid(d)).map((x, i) => (i === decisionAt(d) ? x.replace(/"(allow|deny)"/, (m) => (m === '"allow"' ? '"deny"' : '"allow"')) : x))), /prev does not match/],
-  ['a deleted middle line', (d) => writeLines(d, mid(d), linesOf(d, mid(d)).filter((_x, i) => i !== 2)), /1 record\(s\) missing/],
-  ['two swapped lines', (d) => { const l = linesOf(d, mid(d)); writeLines(d, mid(d), l.map((x, i) => (i === 2 ? l[3] : i === 3 ? l[2] : x))); }, /where \d+ was expected/],
-  ['a duplicated line', (d) => { const l = linesOf(d, mid(d)); writeLines(d, mid(d), [...l.slice(0, 3), l[2], ...l.slice(3)]); }, /duplicated or reordered/],
-  ['one flipped byte in a record', (d) => { const f = path.join(d, mid(d)); const b = readFileSync(f); b[Math.floor(b.length / 2)] ^= 0x01; writeFileSync(f, b); }, /TAMPERED/],
-  ['one flipped byte in a checkpoint signature', (d) => {
-    const l = linesOf(d, segments[0]);
-    const i = l.findIndex((x) => x.includes('"type":"checkpoint"'));
-    const rec = JSON.parse(l[i]);
-    const [text, sig] = rec.note.split('\n\n');
-    const raw = Buffer.from(sig.split(' ')[2], 'base64');
-    raw[10] ^= 0x01;
-    rec.note = `${text}\n\n${sig.split(' ').slice(0, 2).join(' ')} ${raw.toString('base64')}\n`;
-    l[i] = JSON.stringify(rec);
-    writeLines(d, segments[0], l);
-    rechain(d);
-  }, /does not match the note \(forged or altered\)/],
+  [
+    'a modified record',
+    (d) =>
+      writeLines(
+        d,
+        mid(d),
+        linesOf(d, mid(d)).map((x, i) => (i === decisionAt(d) ? x.replace(/"(allow|deny)"/, (m) => (m === '"allow"' ? '"deny"' : '"allow"')) : x)),
+      ),
+    /prev does not match/,
+  ],
+  [
+    'a deleted middle line',
+    (d) =>
+      writeLines(
+        d,
+        mid(d),
+        linesOf(d, mid(d)).filter((_x, i) => i !== 2),
+      ),
+    /1 record\(s\) missing/,
+  ],
+  [
+    'two swapped lines',
+    (d) => {
+      const l = linesOf(d, mid(d));
+      writeLines(
+        d,
+        mid(d),
+        l.map((x, i) => (i === 2 ? l[3] : i === 3 ? l[2] : x)),
+      );
+    },
+    /where \d+ was expected/,
+  ],
+  [
+    'a duplicated line',
+    (d) => {
+      const l = linesOf(d, mid(d));
+      writeLines(d, mid(d), [...l.slice(0, 3), l[2], ...l.slice(3)]);
+    },
+    /duplicated or reordered/,
+  ],
+  [
+    'one flipped byte in a record',
+    (d) => {
+      const f = path.join(d, mid(d));
+      const b = readFileSync(f);
+      b[Math.floor(b.length / 2)] ^= 0x01;
+      writeFileSync(f, b);
+    },
+    /TAMPERED/,
+  ],
+  [
+    'one flipped byte in a checkpoint signature',
+    (d) => {
+      const l = linesOf(d, segments[0]);
+      const i = l.findIndex((x) => x.includes('"type":"checkpoint"'));
+      const rec = JSON.parse(l[i]);
+      const [text, sig] = rec.note.split('\n\n');
+      const raw = Buffer.from(sig.split(' ')[2], 'base64');
+      raw[10] ^= 0x01;
+      rec.note = `${text}\n\n${sig.split(' ').slice(0, 2).join(' ')} ${raw.toString('base64')}\n`;
+      l[i] = JSON.stringify(rec);
+      writeLines(d, segments[0], l);
+      rechain(d);
+    },
+    /does not match the note \(forged or altered\)/,
+  ],
   ['a middle segment deleted', (d) => rmSync(path.join(d, segments[1])), /audit-00000002\.jsonl: segment missing/],
-  ['two segments swapped', (d) => { renameSync(path.join(d, segments[1]), path.join(d, 'x')); renameSync(path.join(d, segments[2]), path.join(d, segments[1])); renameSync(path.join(d, 'x'), path.join(d, segments[2])); }, /segment_start follows .*a segment is missing or segments were swapped/],
-  ['the tail cut by half a line', (d) => { const last = segments.at(-1)!; const f = path.join(d, last); truncateSync(f, statSync(f).size - 20); }, /last line is incomplete/],
-  ['the tail cut by whole records (the checkpoint file beside it still there)', (d) => { const last = segments.at(-1)!; writeLines(d, last, linesOf(d, last).slice(0, -2)); }, /commits to \d+ records but the trail holds \d+/],
+  [
+    'two segments swapped',
+    (d) => {
+      renameSync(path.join(d, segments[1]), path.join(d, 'x'));
+      renameSync(path.join(d, segments[2]), path.join(d, segments[1]));
+      renameSync(path.join(d, 'x'), path.join(d, segments[2]));
+    },
+    /segment_start follows .*a segment is missing or segments were swapped/,
+  ],
+  [
+    'the tail cut by half a line',
+    (d) => {
+      const last = segments.at(-1)!;
+      const f = path.join(d, last);
+      truncateSync(f, statSync(f).size - 20);
+    },
+    /last line is incomplete/,
+  ],
+  [
+    'the tail cut by whole records (the checkpoint file beside it still there)',
+    (d) => {
+      const last = segments.at(-1)!;
+      writeLines(d, last, linesOf(d, last).slice(0, -2));
+    },
+    /commits to \d+ records but the trail holds \d+/,
+  ],
   ['the newest segment deleted (the checkpoint file beside it still there)', (d) => rmSync(path.join(d, segments.at(-1)!)), /truncated or rolled back/],
-  ['a record changed and the chain rebuilt without the key', (d) => {
-    const at = decisionAt(d);
-    writeLines(d, mid(d), linesOf(d, mid(d)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
-    rechain(d);
-  }, /Merkle root does not match the records before it/],
+  [
+    'a record changed and the chain rebuilt without the key',
+    (d) => {
+      const at = decisionAt(d);
+      writeLines(
+        d,
+        mid(d),
+        linesOf(d, mid(d)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)),
+      );
+      rechain(d);
+    },
+    /Merkle root does not match the records before it/,
+  ],
 ];
 
 test.each(cases)('G8: %s is reported (exit 1)', async (_name, tamper, message) => {
@@ -153,9 +239,20 @@ const seqAt = (dir: string, i: number): number => JSON.parse(linesOf(dir, mid(di
 test('one deleted record line is exactly one problem: the chain break at its seq', async () => {
   const dir = copy();
   const gone = seqAt(dir, 2);
-  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).filter((_x, i) => i !== 2));
+  writeLines(
+    dir,
+    mid(dir),
+    linesOf(dir, mid(dir)).filter((_x, i) => i !== 2),
+  );
   const report = verifyTrail(dir, { keys: [publicKey] });
-  expect(report.problems).toEqual([{ file: path.join(dir, mid(dir)), line: 3, seq: gone + 1, problem: expect.stringMatching(new RegExp(`^chain break at seq ${gone}: .*1 record\\(s\\) missing before it`)) }]);
+  expect(report.problems).toEqual([
+    {
+      file: path.join(dir, mid(dir)),
+      line: 3,
+      seq: gone + 1,
+      problem: expect.stringMatching(new RegExp(`^chain break at seq ${gone}: .*1 record\\(s\\) missing before it`)),
+    },
+  ]);
   const r = await cli(dir, '--key', publicKey);
   expect(r.stdout).toMatch(/^FAILED \(1 problem\(s\)\):/m);
   expect(r.code).toBe(1);
@@ -165,21 +262,42 @@ test('one edited record line is exactly one problem, at the record after it', ()
   const dir = copy();
   const at = decisionAt(dir);
   const edited = seqAt(dir, at);
-  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
+  writeLines(
+    dir,
+    mid(dir),
+    linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)),
+  );
   const report = verifyTrail(dir, { keys: [publicKey] });
-  expect(report.problems).toEqual([{ file: path.join(dir, mid(dir)), line: at + 2, seq: edited + 1, problem: expect.stringMatching(new RegExp(`^chain break at seq ${edited + 1}: prev does not match the hash of the previous record \\(seq ${edited}\\)`)) }]);
+  expect(report.problems).toEqual([
+    {
+      file: path.join(dir, mid(dir)),
+      line: at + 2,
+      seq: edited + 1,
+      problem: expect.stringMatching(new RegExp(`^chain break at seq ${edited + 1}: prev does not match the hash of the previous record \\(seq ${edited}\\)`)),
+    },
+  ]);
 });
 
 test('one line made unreadable is exactly one problem, not also a broken link after it', () => {
   const dir = copy();
-  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === 2 ? x.slice(0, 20) : x)));
-  expect(verifyTrail(dir, { keys: [publicKey] }).problems).toEqual([expect.objectContaining({ line: 3, problem: expect.stringMatching(/^chain break at seq \d+: not valid JSON/) })]);
+  writeLines(
+    dir,
+    mid(dir),
+    linesOf(dir, mid(dir)).map((x, i) => (i === 2 ? x.slice(0, 20) : x)),
+  );
+  expect(verifyTrail(dir, { keys: [publicKey] }).problems).toEqual([
+    expect.objectContaining({ line: 3, problem: expect.stringMatching(/^chain break at seq \d+: not valid JSON/) }),
+  ]);
 });
 
 test('G8: a rebuilt trail re-signed with another key fails against the real key, not against the planted one', async () => {
   const dir = copy();
   const at = decisionAt(dir);
-  writeLines(dir, mid(dir), linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)));
+  writeLines(
+    dir,
+    mid(dir),
+    linesOf(dir, mid(dir)).map((x, i) => (i === at ? x.replace(/"path":"[^"]*"/, '"path":"/up/innocent"') : x)),
+  );
   // The attacker's own key: re-sign every checkpoint over the rebuilt records, plant the key.
   const forger = parseSignerKey(generateSignerKey(parseSignerKey(generateSignerKey('x')).name));
   rechain(dir, (rec, frontier) => {

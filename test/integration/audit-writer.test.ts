@@ -25,7 +25,11 @@ test('G14: a second writer on the same directory is refused while the first hold
   const dir = fresh();
   const first = await openAuditWriter(writerOptions(dir));
   const refused = openAuditWriter(writerOptions(dir, { lockWaitMs: 100 }));
-  await expect(refused).rejects.toThrow(new RegExp(`locked by another writer: Portcullis pid ${process.pid} on this machine, writer epoch 1.*waited \\d+ ms.*stop that gateway first, or give this one its own audit.path.*deleting .*${LOCK_FILE} does not release it`));
+  await expect(refused).rejects.toThrow(
+    new RegExp(
+      `locked by another writer: Portcullis pid ${process.pid} on this machine, writer epoch 1.*waited \\d+ ms.*stop that gateway first, or give this one its own audit.path.*deleting .*${LOCK_FILE} does not release it`,
+    ),
+  );
   await first.close();
   const again = await openAuditWriter(writerOptions(dir));
   await again.close();
@@ -51,7 +55,9 @@ test('G14: a kernel lock held by another process is refused; the moment that pro
     const deadline = Date.now() + 5000;
     while (!existsSync(path.join(dir, LOCK_FILE)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 100));
-    await expect(openAuditWriter(writerOptions(dir, { lockWaitMs: 200 }))).rejects.toThrow(/locked by another writer: a process that has not yet written its name/);
+    await expect(openAuditWriter(writerOptions(dir, { lockWaitMs: 200 }))).rejects.toThrow(
+      /locked by another writer: a process that has not yet written its name/,
+    );
     // Waiting: the start that comes while the holder exits gets the lock once the kernel drops it.
     const waiting = openAuditWriter(writerOptions(dir, { lockWaitMs: 5000 }));
     setTimeout(() => holder.kill('SIGKILL'), 300);
@@ -65,7 +71,15 @@ test('G14: a kernel lock held by another process is refused; the moment that pro
 test('G14: a lock file left by a writer that died is taken over and recorded: its own pid from an earlier life, a dead pid, a pid now reused by an unrelated live process', async () => {
   const sleeper = spawn('sleep', ['30']);
   try {
-    const earlier = { pid: process.pid, host: os.hostname(), pid_ns: 'pid:[1]', boot_id: null, started_at: '2026-01-01T00:00:00.000Z', epoch: 41, state: 'held' };
+    const earlier = {
+      pid: process.pid,
+      host: os.hostname(),
+      pid_ns: 'pid:[1]',
+      boot_id: null,
+      started_at: '2026-01-01T00:00:00.000Z',
+      epoch: 41,
+      state: 'held',
+    };
     const cases: { content: string; previous: Record<string, unknown>; epoch: number }[] = [
       { content: `${JSON.stringify(earlier)}\n`, previous: earlier, epoch: 42 },
       { content: `${JSON.stringify({ ...earlier, pid: sleeper.pid })}\n`, previous: { ...earlier, pid: sleeper.pid }, epoch: 42 },
@@ -131,7 +145,10 @@ test('a torn last line is moved aside, recorded, and the chain continues', async
   expect(readFileSync(path.join(dir, aside[0]), 'utf8')).toBe(torn);
   const report = verifyTrail(dir);
   expect(report.problems).toEqual([]);
-  const lines = readFileSync(segment, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(segment, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   // signing_key, 3 events, checkpoint (at close), then the recovery record and the new event
   expect(lines[5]).toMatchObject({ seq: 6, type: 'recovered_torn_tail', bytes: torn.length, moved_to: aside[0] });
   expect(lines[6]).toMatchObject({ seq: 7, n: 99 });

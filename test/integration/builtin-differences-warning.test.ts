@@ -30,13 +30,16 @@ describe('warnings about builtins that differ from OPA', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-differences-'));
-    await writeFile(path.join(dir, 'policy.rego'), [
-      'package portcullis',
-      '',
-      '# json.marshal(x) here is only a comment',
-      'decision := {"allow": false, "reasons": [sprintf("denied: %v", [input.request.body])]}',
-      '',
-    ].join('\n'));
+    await writeFile(
+      path.join(dir, 'policy.rego'),
+      [
+        'package portcullis',
+        '',
+        '# json.marshal(x) here is only a comment',
+        'decision := {"allow": false, "reasons": [sprintf("denied: %v", [input.request.body])]}',
+        '',
+      ].join('\n'),
+    );
   });
 
   afterAll(async () => {

@@ -45,8 +45,7 @@ const GENERAL_DIFFERENCES = ['set iteration order', 'nanoseconds beyond 2^53'];
  * reason), where OPA makes that one expression undefined.
  */
 const FAIL_CLOSED = new Map([
-  ['portcullis/lib/hours_test/test_bad_configuration_fails_closed',
-    /^evaluation failed: time\.weekday: unknown time zone Mars\/Olympus_Mons$/],
+  ['portcullis/lib/hours_test/test_bad_configuration_fails_closed', /^evaluation failed: time\.weekday: unknown time zone Mars\/Olympus_Mons$/],
 ]);
 
 /** One corpus case: rule `rule` of package `pkg` (e.g. corpus.sprintf). */
@@ -62,7 +61,9 @@ interface Case {
 /** The cases, read from the corpus files: every top-level `name := …` rule. */
 function corpusCases(): Case[] {
   const cases: Case[] = [];
-  for (const file of readdirSync(CORPUS).filter((f) => f.endsWith('.rego')).sort()) {
+  for (const file of readdirSync(CORPUS)
+    .filter((f) => f.endsWith('.rego'))
+    .sort()) {
     const text = readFileSync(path.join(CORPUS, file), 'utf8');
     const pkg = /^package (\S+)$/m.exec(text)![1];
     for (const [, known, rule] of text.matchAll(/^(?:# known difference: (.+)\n)?([a-z_0-9]+) :=/gm)) {
@@ -80,8 +81,7 @@ async function buildWasm(dir: string, entrypoints: readonly string[], tmp: strin
   const caps = path.join(tmp, 'capabilities.json');
   await writeCapabilitiesFile(OPA, caps);
   const out = path.join(tmp, `${path.basename(dir)}.tar.gz`);
-  await run(OPA, ['build', '-t', 'wasm', '--capabilities', caps, '-o', out,
-    ...entrypoints.flatMap((e) => ['-e', e]), dir], { maxBuffer: 64 * 1024 * 1024 });
+  await run(OPA, ['build', '-t', 'wasm', '--capabilities', caps, '-o', out, ...entrypoints.flatMap((e) => ['-e', e]), dir], { maxBuffer: 64 * 1024 * 1024 });
   await run('tar', ['-xzf', out, '-C', tmp, '/policy.wasm', '/data.json']);
   const data = JSON.parse(await readFile(path.join(tmp, 'data.json'), 'utf8')) as unknown;
   return { wasm: await readFile(path.join(tmp, 'policy.wasm')), data, revision: 'differential', entrypoints } as CompiledPolicy;
@@ -107,8 +107,7 @@ describe('G18: the gateway evaluates builtins as `opa eval` does (test/fixtures/
     tmp = await mkdtemp(path.join(os.tmpdir(), 'portcullis-differential-'));
     const src = path.join(tmp, 'corpus');
     await cp(CORPUS, src, { recursive: true });
-    const { stdout } = await run(OPA, ['eval', '--format', 'json', '--data', CORPUS, 'data.corpus'],
-      { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(OPA, ['eval', '--format', 'json', '--data', CORPUS, 'data.corpus'], { maxBuffer: 64 * 1024 * 1024 });
     const corpus = JSON.parse(stdout).result[0].expressions[0].value as Record<string, Record<string, unknown>>;
     opaValues = Object.fromEntries(Object.entries(corpus).map(([name, rules]) => [`corpus.${name}`, rules]));
     const wrappers = CASES.map((c) => `${c.wrapper} := {"allow": true, "value": data.${c.pkg}.${c.rule}}`);
@@ -142,20 +141,20 @@ describe('G18: the gateway evaluates builtins as `opa eval` does (test/fixtures/
   });
 });
 
-describe('G18: the starter library\'s tests pass in the gateway exactly as `opa test` passes them', () => {
+describe("G18: the starter library's tests pass in the gateway exactly as `opa test` passes them", () => {
   let tmp: string;
   let results: Array<{ entrypoint: string; opaPassed: boolean }>;
   let decisions: Map<string, Decision>;
 
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'portcullis-differential-'));
-    const { stdout } = await run(OPA, ['test', '--format', 'json', POLICIES], { maxBuffer: 64 * 1024 * 1024 })
-      .catch((err: { stdout: string }) => ({ stdout: err.stdout })); // a failing test exits 2
-    results = (JSON.parse(stdout) as Array<{ package: string; name: string; fail?: boolean; error?: unknown }>)
-      .map((t) => ({
-        entrypoint: `${t.package.replace(/^data\./, '').replace(/\./g, '/')}/${t.name}`,
-        opaPassed: !t.fail && !t.error,
-      }));
+    const { stdout } = await run(OPA, ['test', '--format', 'json', POLICIES], { maxBuffer: 64 * 1024 * 1024 }).catch((err: { stdout: string }) => ({
+      stdout: err.stdout,
+    })); // a failing test exits 2
+    results = (JSON.parse(stdout) as Array<{ package: string; name: string; fail?: boolean; error?: unknown }>).map((t) => ({
+      entrypoint: `${t.package.replace(/^data\./, '').replace(/\./g, '/')}/${t.name}`,
+      opaPassed: !t.fail && !t.error,
+    }));
     const entrypoints = results.map((r) => r.entrypoint);
     decisions = await decideEach(await buildWasm(POLICIES, entrypoints, tmp), entrypoints);
   });
@@ -169,7 +168,10 @@ describe('G18: the starter library\'s tests pass in the gateway exactly as `opa 
     const disagreements = results
       .filter((r) => (decisions.get(r.entrypoint)!.allow === true) !== r.opaPassed)
       .filter((r) => !FAIL_CLOSED.get(r.entrypoint)?.test(decisions.get(r.entrypoint)!.error ?? ''))
-      .map((r) => `${r.entrypoint}: opa test ${r.opaPassed ? 'passes' : 'fails'}, the gateway ${r.opaPassed ? 'fails' : 'passes'} (${decisions.get(r.entrypoint)!.error ?? ''})`);
+      .map(
+        (r) =>
+          `${r.entrypoint}: opa test ${r.opaPassed ? 'passes' : 'fails'}, the gateway ${r.opaPassed ? 'fails' : 'passes'} (${decisions.get(r.entrypoint)!.error ?? ''})`,
+      );
     expect(disagreements).toEqual([]);
     for (const entrypoint of FAIL_CLOSED.keys()) expect(decisions.get(entrypoint)?.allow).toBe(false);
   });

@@ -13,7 +13,10 @@ import '../helpers/harness'; // sets PORTCULLIS_OPA
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-cli-policy-config-'));
 mkdirSync(path.join(dir, 'policies'));
 writeFileSync(path.join(dir, 'policies', 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.request.method == "GET", "reasons": ["only reads"]}\n');
-writeFileSync(path.join(dir, 'policies', 'p_test.rego'), 'package portcullis_test\n\nimport data.portcullis\n\ntest_get if portcullis.decision.allow with input as {"request": {"method": "GET"}}\n');
+writeFileSync(
+  path.join(dir, 'policies', 'p_test.rego'),
+  'package portcullis_test\n\nimport data.portcullis\n\ntest_get if portcullis.decision.allow with input as {"request": {"method": "GET"}}\n',
+);
 const config = path.join(dir, 'portcullis.yaml');
 writeFileSync(
   config,

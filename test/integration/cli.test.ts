@@ -15,8 +15,11 @@ const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
 function run(args: string[], input?: string, where: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_OPA: OPA, ...where.env }, cwd: where.cwd ?? ROOT }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, PORTCULLIS_OPA: OPA, ...where.env }, cwd: where.cwd ?? ROOT },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     if (input !== undefined) child.stdin?.end(input);
   });
@@ -25,11 +28,11 @@ function run(args: string[], input?: string, where: { cwd?: string; env?: NodeJS
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-cli-'));
 const policies = path.join(dir, 'policies');
 mkdirSync(policies);
+writeFileSync(path.join(policies, 'p.rego'), 'package portcullis\n\ndecision := {"allow": input.request.method == "GET", "reasons": ["only reads"]}\n');
 writeFileSync(
-  path.join(policies, 'p.rego'),
-  'package portcullis\n\ndecision := {"allow": input.request.method == "GET", "reasons": ["only reads"]}\n',
+  path.join(policies, 'p_test.rego'),
+  'package portcullis_test\n\nimport data.portcullis\n\ntest_get if portcullis.decision.allow with input as {"request": {"method": "GET"}}\n',
 );
-writeFileSync(path.join(policies, 'p_test.rego'), 'package portcullis_test\n\nimport data.portcullis\n\ntest_get if portcullis.decision.allow with input as {"request": {"method": "GET"}}\n');
 
 beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run the suite with 'npm test', which builds first`);
@@ -39,7 +42,12 @@ test('--help lists the commands; each command has its own help', async () => {
   const r = await run(['--help']);
   expect(r.code).toBe(0);
   for (const c of ['start', 'policy build', 'policy test', 'policy eval']) expect(r.stdout).toContain(c);
-  for (const c of [['start', '--help'], ['policy', 'build', '--help'], ['policy', 'test', '--help'], ['policy', 'eval', '--help']]) {
+  for (const c of [
+    ['start', '--help'],
+    ['policy', 'build', '--help'],
+    ['policy', 'test', '--help'],
+    ['policy', 'eval', '--help'],
+  ]) {
     const h = await run(c);
     expect(h.code).toBe(0);
     expect(h.stdout).toMatch(/^Usage: portcullis /);
@@ -70,7 +78,11 @@ test('policy test and policy eval take the policy directory the same ways: -p DI
   const get = JSON.stringify({ request: { method: 'GET' } });
   expect((await run(['policy', 'eval', '-p', policies, '--input', '-'], get)).code).toBe(0);
   expect((await run(['policy', 'eval', policies, '--input', '-'], get)).code).toBe(0);
-  for (const cmd of [['policy', 'test'], ['policy', 'eval', '--input', '-'], ['policy', 'build']]) {
+  for (const cmd of [
+    ['policy', 'test'],
+    ['policy', 'eval', '--input', '-'],
+    ['policy', 'build'],
+  ]) {
     const both = await run([...cmd, '-c', path.join(dir, 'none.yaml'), '-p', policies], get);
     expect({ cmd, code: both.code, stderr: both.stderr }).toMatchObject({ cmd, code: 2, stderr: expect.stringContaining('--config names the policy') });
   }
@@ -107,7 +119,7 @@ test('policy build writes a bundle and prints its revision', async () => {
   expect(gunzipSync(bytes).toString('latin1')).toContain(`"revision":"${info.revision}"`);
 });
 
-test('policy build fails with exit 4 and OPA\'s message', async () => {
+test("policy build fails with exit 4 and OPA's message", async () => {
   const bad = path.join(dir, 'bad');
   mkdirSync(bad);
   writeFileSync(path.join(bad, 'p.rego'), 'package portcullis\n\ndecision := crypto.sha256("x")\n');
@@ -118,7 +130,10 @@ test('policy build fails with exit 4 and OPA\'s message', async () => {
 
 test('policy eval: exit 0 on allow, 1 on deny, reasons printed', async () => {
   const input = path.join(dir, 'post.json');
-  writeFileSync(input, JSON.stringify({ route: 'x', agent: null, request: { method: 'POST', path: '/', query: {}, headers: {} }, time: new Date().toISOString() }));
+  writeFileSync(
+    input,
+    JSON.stringify({ route: 'x', agent: null, request: { method: 'POST', path: '/', query: {}, headers: {} }, time: new Date().toISOString() }),
+  );
   const deny = await run(['policy', 'eval', '--policy', policies, '--input', input]);
   expect(deny.code).toBe(1);
   expect(JSON.parse(deny.stdout)).toMatchObject({ allow: false, reasons: ['only reads'] });

@@ -12,7 +12,9 @@ const KEY = 'agent-key-channels-01';
 const TOKEN = 'channel-canary-token-3f9a1c';
 const auth = { authorization: `Bearer ${KEY}` };
 const seen: { channel: string; message: Record<string, unknown> }[] = [];
-const listeners = ['portcullis:stage', 'portcullis:stage:refused', 'portcullis:call:end'].map((name) => [name, (message: unknown) => seen.push({ channel: name, message: message as Record<string, unknown> })] as const);
+const listeners = ['portcullis:stage', 'portcullis:stage:refused', 'portcullis:call:end'].map(
+  (name) => [name, (message: unknown) => seen.push({ channel: name, message: message as Record<string, unknown> })] as const,
+);
 
 let upstream: Upstream;
 let gw: TestGateway;

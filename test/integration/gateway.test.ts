@@ -80,7 +80,12 @@ beforeAll(async () => {
     res.writeHead(200, headers);
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') }));
   });
-  gw = await startTestGateway({ yaml: yaml(upstream.url), policies: { 'policy.rego': POLICY }, env: { TEST_CANARY: CANARY }, files: { 'secret.txt': `${HEADER_CANARY}\n` } });
+  gw = await startTestGateway({
+    yaml: yaml(upstream.url),
+    policies: { 'policy.rego': POLICY },
+    env: { TEST_CANARY: CANARY },
+    files: { 'secret.txt': `${HEADER_CANARY}\n` },
+  });
 });
 
 afterAll(async () => {
@@ -174,7 +179,15 @@ describe('allowed calls', () => {
     const outcome = await gw.waitForAudit((x) => x.decision_id === id && x.type === 'outcome');
     const records = gw.audit();
     const decision = records.find((x) => x.decision_id === id && x.type === 'decision')!;
-    expect(decision).toMatchObject({ decision: 'allow', agent: 'bot', route: 'api', method: 'GET', path: '/api/audited', credential: 'api', reasons: ['read allowed'] });
+    expect(decision).toMatchObject({
+      decision: 'allow',
+      agent: 'bot',
+      route: 'api',
+      method: 'GET',
+      path: '/api/audited',
+      credential: 'api',
+      reasons: ['read allowed'],
+    });
     expect(decision.policy_revision).toBe(gw.gateway.policy.current.revision);
     expect(decision.seq).toBeLessThan(outcome.seq);
     expect(outcome).toMatchObject({ status: 200 });
@@ -232,11 +245,15 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
   });
 
   test('a fragment in the request target is refused', async () => {
-    await expectRefused(async () => {
-      const r = await rawHttp(gw.gateway.url, `GET /api/items#frag HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\nconnection: close\r\n\r\n`);
-      const body = r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4);
-      return { status: r.status, body };
-    }, 400, 'PC_BAD_PATH');
+    await expectRefused(
+      async () => {
+        const r = await rawHttp(gw.gateway.url, `GET /api/items#frag HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\nconnection: close\r\n\r\n`);
+        const body = r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4);
+        return { status: r.status, body };
+      },
+      400,
+      'PC_BAD_PATH',
+    );
   });
 
   test.each([
@@ -244,10 +261,14 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
     ['host', 'host: b.example'],
     ['content-type', 'content-type: application/json\r\ncontent-type: text/plain'],
   ])('a duplicate %s header is refused', async (_name, extra) => {
-    await expectRefused(async () => {
-      const r = await rawHttp(gw.gateway.url, `GET /api/items HTTP/1.1\r\nhost: a.example\r\n${extra}\r\nconnection: close\r\n\r\n`);
-      return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
-    }, 400, 'PC_DUPLICATE_HEADER');
+    await expectRefused(
+      async () => {
+        const r = await rawHttp(gw.gateway.url, `GET /api/items HTTP/1.1\r\nhost: a.example\r\n${extra}\r\nconnection: close\r\n\r\n`);
+        return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
+      },
+      400,
+      'PC_DUPLICATE_HEADER',
+    );
   });
 
   test.each([
@@ -262,7 +283,13 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
 
   test('invalid UTF-8 under a JSON content type is refused', async () => {
     await expectRefused(
-      () => call({ method: 'POST', path: '/api/charges', headers: { ...auth, 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) }),
+      () =>
+        call({
+          method: 'POST',
+          path: '/api/charges',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+        }),
       400,
       'PC_INVALID_JSON',
     );
@@ -270,14 +297,22 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
 
   test('an oversized body is 413, declared or streamed', async () => {
     const big = JSON.stringify({ amount: 1, pad: 'x'.repeat(5000) });
-    await expectRefused(() => call({ method: 'POST', path: '/api/charges', headers: { ...auth, 'content-type': 'application/json' }, body: big }), 413, 'PC_BODY_TOO_LARGE');
-    await expectRefused(async () => {
-      const r = await rawHttp(
-        gw.gateway.url,
-        `POST /api/charges HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${(5000).toString(16)}\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`,
-      );
-      return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
-    }, 413, 'PC_BODY_TOO_LARGE');
+    await expectRefused(
+      () => call({ method: 'POST', path: '/api/charges', headers: { ...auth, 'content-type': 'application/json' }, body: big }),
+      413,
+      'PC_BODY_TOO_LARGE',
+    );
+    await expectRefused(
+      async () => {
+        const r = await rawHttp(
+          gw.gateway.url,
+          `POST /api/charges HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${(5000).toString(16)}\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`,
+        );
+        return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
+      },
+      413,
+      'PC_BODY_TOO_LARGE',
+    );
   });
 
   test('a compressed request body is refused', async () => {
@@ -337,7 +372,6 @@ describe('G3: the audit trail', () => {
     expect(decisions.length).toBeGreaterThan(20);
     expect(new Set(decisions.map((d) => d.decision_id)).size).toBe(decisions.length);
   });
-
 });
 
 describe('admin listener', () => {
@@ -349,7 +383,11 @@ describe('admin listener', () => {
     expect(health.headers['x-content-type-options']).toBe('nosniff');
     expect(health.headers['content-security-policy']).toBeDefined();
     const revision = gw.gateway.policy.current.revision;
-    expect(JSON.parse((await rawRequest(admin, { path: '/readyz' })).body)).toEqual({ status: 'ready', problems: [], policy: { in_force: revision, on_disk: revision, drift: false, last_rejection: null } });
+    expect(JSON.parse((await rawRequest(admin, { path: '/readyz' })).body)).toEqual({
+      status: 'ready',
+      problems: [],
+      policy: { in_force: revision, on_disk: revision, drift: false, last_rejection: null },
+    });
     const metrics = (await rawRequest(admin, { path: '/metrics' })).body;
     expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="allow",code=""\} [1-9]/);
     expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="deny",code="PC_POLICY_DENIED"\} [1-9]/);

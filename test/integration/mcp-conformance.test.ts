@@ -113,7 +113,10 @@ async function runSuite(url: string, select = ['--suite', 'all']): Promise<{ res
     if (!m || !existsSync(file)) continue;
     const checks = JSON.parse(readFileSync(file, 'utf8')) as Check[];
     // The URL under test is the one thing the two runs may legitimately word differently.
-    results.set(m[1], checks.map((c) => ({ id: c.id, status: c.status, errorMessage: c.errorMessage?.split(url).join('<url>') })));
+    results.set(
+      m[1],
+      checks.map((c) => ({ id: c.id, status: c.status, errorMessage: c.errorMessage?.split(url).join('<url>') })),
+    );
   }
   rmSync(dir, { recursive: true, force: true });
   return { results, out };
@@ -140,32 +143,28 @@ function expectedThrough(direct: Results): string[] {
   return lines;
 }
 
-test(
-  'the conformance suite gives the same result, check by check, directly and through Portcullis',
-  async () => {
-    const scenarios = await listedScenarios();
-    expect(scenarios.length).toBeGreaterThan(20);
+test('the conformance suite gives the same result, check by check, directly and through Portcullis', async () => {
+  const scenarios = await listedScenarios();
+  expect(scenarios.length).toBeGreaterThan(20);
 
-    const direct = await runSuite(everything.url);
-    const through = await runSuite(`${gw.gateway.url}/mcp/everything/`);
+  const direct = await runSuite(everything.url);
+  const through = await runSuite(`${gw.gateway.url}/mcp/everything/`);
 
-    // Both runs covered every scenario the suite lists (a crashed run would leave some out).
-    expect({ scenarios: [...direct.results.keys()].sort(), out: direct.out }).toEqual({ scenarios, out: direct.out });
-    expect({ scenarios: [...through.results.keys()].sort(), out: through.out }).toEqual({ scenarios, out: through.out });
+  // Both runs covered every scenario the suite lists (a crashed run would leave some out).
+  expect({ scenarios: [...direct.results.keys()].sort(), out: direct.out }).toEqual({ scenarios, out: direct.out });
+  expect({ scenarios: [...through.results.keys()].sort(), out: through.out }).toEqual({ scenarios, out: through.out });
 
-    // The direct run is real: some checks pass against server-everything.
-    const directLines = outcomeLines(direct.results);
-    expect(directLines.filter((l) => l.endsWith(': SUCCESS')).length).toBeGreaterThan(10);
+  // The direct run is real: some checks pass against server-everything.
+  const directLines = outcomeLines(direct.results);
+  expect(directLines.filter((l) => l.endsWith(': SUCCESS')).length).toBeGreaterThan(10);
 
-    expect(outcomeLines(through.results)).toEqual(expectedThrough(direct.results));
+  expect(outcomeLines(through.results)).toEqual(expectedThrough(direct.results));
 
-    // The gateway judged and audited the calls: one allowed decision per forwarded message.
-    const decisions = gw.audit().filter((r) => r.type === 'decision' && r.route === 'everything');
-    expect(decisions.length).toBeGreaterThan(scenarios.length);
-    expect(decisions.every((r) => r.decision === 'allow')).toBe(true);
-  },
-  120_000,
-);
+  // The gateway judged and audited the calls: one allowed decision per forwarded message.
+  const decisions = gw.audit().filter((r) => r.type === 'decision' && r.route === 'everything');
+  expect(decisions.length).toBeGreaterThan(scenarios.length);
+  expect(decisions.every((r) => r.decision === 'allow')).toBe(true);
+}, 120_000);
 
 /**
  * A known gap, kept as a failing test until the gateway closes it. The SDK's own Express app on

@@ -46,7 +46,11 @@ beforeAll(async () => {
     }
     if (msg.method === 'tools/list') {
       // A careless server that echoes the request's credential into a visible tool's description.
-      const tools = ['echo', 'get-env', 'bad name', 'get-sum'].map((name) => ({ name, description: `seen: ${req.headers.authorization}`, inputSchema: { type: 'object' } }));
+      const tools = ['echo', 'get-env', 'bad name', 'get-sum'].map((name) => ({
+        name,
+        description: `seen: ${req.headers.authorization}`,
+        inputSchema: { type: 'object' },
+      }));
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { tools, nextCursor: 'page-2' } }));
       return;
@@ -99,7 +103,13 @@ describe('SDK client through Portcullis to server-everything', () => {
       expect(text).not.toContain(CANARY);
       const id = /Decision ([0-9a-f-]{36})/.exec(text)![1];
       const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.decision_id === id);
-      expect(rec).toMatchObject({ decision: 'deny', code: 'PC_POLICY_DENIED', route: 'everything', agent: 'alice', mcp: { kind: 'request', method: 'tools/call', tool: 'get-env' } });
+      expect(rec).toMatchObject({
+        decision: 'deny',
+        code: 'PC_POLICY_DENIED',
+        route: 'everything',
+        agent: 'alice',
+        mcp: { kind: 'request', method: 'tools/call', tool: 'get-env' },
+      });
       // An outcome record exists only for forwarded calls.
       expect(gw.audit().some((x) => x.type === 'outcome' && x.decision_id === id)).toBe(false);
     } finally {
@@ -148,7 +158,13 @@ describe('sessions are bound to the agent that created them', () => {
       const r = await rawRequest(gw.gateway.url, {
         method: 'POST',
         path: '/mcp/everything/',
-        headers: { authorization: `Bearer ${BOB}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+        headers: {
+          authorization: `Bearer ${BOB}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+        },
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
       });
       expect(r.status).toBe(404);
@@ -187,24 +203,106 @@ describe('sessions are bound to the agent that created them', () => {
 describe('refusals: a JSON-RPC error, an audit record, nothing forwarded', () => {
   const cases: { name: string; body: string; headers?: Record<string, string>; status: number; rpc: number; code: string }[] = [
     { name: 'a batch', body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }]), status: 400, rpc: -32600, code: 'PC_MCP_BATCH' },
-    { name: 'a one-element batch of an allowed call', body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'tools/list' }]), status: 400, rpc: -32600, code: 'PC_MCP_BATCH' },
-    { name: 'a duplicate key', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"get-env"}}', status: 400, rpc: -32600, code: 'PC_DUPLICATE_JSON_KEY' },
-    { name: 'a duplicate key deep in the arguments', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}', status: 400, rpc: -32600, code: 'PC_DUPLICATE_JSON_KEY' },
-    { name: 'a tool name with a space', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo now', arguments: {} } }), status: 400, rpc: -32602, code: 'PC_MCP_BAD_NAME' },
-    { name: 'a tool name of 129 characters', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'e'.repeat(129) } }), status: 400, rpc: -32602, code: 'PC_MCP_BAD_NAME' },
-    { name: 'a tool name with a non-ASCII letter', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'еcho' } }), status: 400, rpc: -32602, code: 'PC_MCP_BAD_NAME' },
-    { name: 'Mcp-Method disagreeing with the body', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } }), headers: { 'mcp-method': 'tools/list' }, status: 400, rpc: -32020, code: 'PC_MCP_HEADER_MISMATCH' },
-    { name: 'Mcp-Name disagreeing with the body', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'get-env' } }), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, status: 400, rpc: -32020, code: 'PC_MCP_HEADER_MISMATCH' },
-    { name: 'a 2026-07-28 POST without Mcp-Method', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), headers: { 'mcp-protocol-version': '2026-07-28' }, status: 400, rpc: -32020, code: 'PC_MCP_HEADER_MISMATCH' },
-    { name: 'a 2026-07-28 tools/call without Mcp-Name', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } }), headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' }, status: 400, rpc: -32020, code: 'PC_MCP_HEADER_MISMATCH' },
+    {
+      name: 'a one-element batch of an allowed call',
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'tools/list' }]),
+      status: 400,
+      rpc: -32600,
+      code: 'PC_MCP_BATCH',
+    },
+    {
+      name: 'a duplicate key',
+      body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"get-env"}}',
+      status: 400,
+      rpc: -32600,
+      code: 'PC_DUPLICATE_JSON_KEY',
+    },
+    {
+      name: 'a duplicate key deep in the arguments',
+      body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}',
+      status: 400,
+      rpc: -32600,
+      code: 'PC_DUPLICATE_JSON_KEY',
+    },
+    {
+      name: 'a tool name with a space',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo now', arguments: {} } }),
+      status: 400,
+      rpc: -32602,
+      code: 'PC_MCP_BAD_NAME',
+    },
+    {
+      name: 'a tool name of 129 characters',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'e'.repeat(129) } }),
+      status: 400,
+      rpc: -32602,
+      code: 'PC_MCP_BAD_NAME',
+    },
+    {
+      name: 'a tool name with a non-ASCII letter',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'еcho' } }),
+      status: 400,
+      rpc: -32602,
+      code: 'PC_MCP_BAD_NAME',
+    },
+    {
+      name: 'Mcp-Method disagreeing with the body',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } }),
+      headers: { 'mcp-method': 'tools/list' },
+      status: 400,
+      rpc: -32020,
+      code: 'PC_MCP_HEADER_MISMATCH',
+    },
+    {
+      name: 'Mcp-Name disagreeing with the body',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'get-env' } }),
+      headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      status: 400,
+      rpc: -32020,
+      code: 'PC_MCP_HEADER_MISMATCH',
+    },
+    {
+      name: 'a 2026-07-28 POST without Mcp-Method',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      headers: { 'mcp-protocol-version': '2026-07-28' },
+      status: 400,
+      rpc: -32020,
+      code: 'PC_MCP_HEADER_MISMATCH',
+    },
+    {
+      name: 'a 2026-07-28 tools/call without Mcp-Name',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } }),
+      headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' },
+      status: 400,
+      rpc: -32020,
+      code: 'PC_MCP_HEADER_MISMATCH',
+    },
     { name: 'jsonrpc "1.0"', body: JSON.stringify({ jsonrpc: '1.0', id: 1, method: 'ping' }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
     { name: 'no jsonrpc member', body: JSON.stringify({ id: 1, method: 'ping' }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
-    { name: 'an unexpected member', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', extra: true }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
+    {
+      name: 'an unexpected member',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', extra: true }),
+      status: 400,
+      rpc: -32600,
+      code: 'PC_MCP_INVALID_MESSAGE',
+    },
     { name: 'a null id', body: JSON.stringify({ jsonrpc: '2.0', id: null, method: 'ping' }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
-    { name: 'params as an array', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: [] }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
+    {
+      name: 'params as an array',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: [] }),
+      status: 400,
+      rpc: -32600,
+      code: 'PC_MCP_INVALID_MESSAGE',
+    },
     { name: 'a JSON string', body: '"ping"', status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
     { name: 'invalid JSON', body: '{"jsonrpc":"2.0",', status: 400, rpc: -32700, code: 'PC_INVALID_JSON' },
-    { name: 'a response with both result and error', body: JSON.stringify({ jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'x' } }), status: 400, rpc: -32600, code: 'PC_MCP_INVALID_MESSAGE' },
+    {
+      name: 'a response with both result and error',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'x' } }),
+      status: 400,
+      rpc: -32600,
+      code: 'PC_MCP_INVALID_MESSAGE',
+    },
   ];
 
   test.each(cases)('G10: $name → $status $rpc $code', async ({ body, headers, status, rpc, code }) => {
@@ -236,7 +334,12 @@ describe('refusals: a JSON-RPC error, an audit record, nothing forwarded', () =>
   });
 
   test('an unknown agent on an MCP route gets a JSON-RPC error, not a bare 401', async () => {
-    const r = await rawRequest(gw.gateway.url, { method: 'POST', path: '/mcp/counting/', headers: { authorization: 'Bearer nobody', 'content-type': 'application/json' }, body: '{}' });
+    const r = await rawRequest(gw.gateway.url, {
+      method: 'POST',
+      path: '/mcp/counting/',
+      headers: { authorization: 'Bearer nobody', 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(r.status).toBe(401);
     expect(JSON.parse(r.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600, data: { code: 'PC_UNKNOWN_AGENT' } } });
   });
@@ -287,7 +390,10 @@ describe('audit records of MCP calls', () => {
   });
 
   test('G12: a denied call masks its arguments too', async () => {
-    const r = await post('counting', JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'get-env', arguments: { secret: 'denied-secret-value' } } }));
+    const r = await post(
+      'counting',
+      JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'get-env', arguments: { secret: 'denied-secret-value' } } }),
+    );
     const id = JSON.parse(r.body).result._meta['portcullis/decision_id'];
     const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.decision_id === id);
     expect(rec.mcp.arguments).toEqual({ secret: '[masked]' });
@@ -340,7 +446,14 @@ describe('streaming through the gateway (SSE)', () => {
           const u = new URL(endpoint('everything'));
           // eslint-disable-next-line @typescript-eslint/no-require-imports
           const req = (require('node:http') as typeof import('node:http')).request(
-            { host: u.hostname, port: u.port, path: u.pathname, method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...extra }, agent: false },
+            {
+              host: u.hostname,
+              port: u.port,
+              path: u.pathname,
+              method: 'GET',
+              headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', ...extra },
+              agent: false,
+            },
             (res) => {
               let body = '';
               res.on('data', (d: Buffer) => (body += d.toString()));
@@ -374,37 +487,62 @@ describe('streaming through the gateway (SSE)', () => {
       const sid = c.transport.sessionId!;
       const http = await import('node:http');
       const u = new URL(endpoint('everything'));
-      const headers = { authorization: `Bearer ${ALICE}`, accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      const headers = {
+        authorization: `Bearer ${ALICE}`,
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sid,
+        'mcp-protocol-version': '2025-11-25',
+      };
       // POST a slow tool call and hang up after the first event that has an id.
       const firstId = await new Promise<string>((resolve, reject) => {
-        const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, agent: false }, (res) => {
-          let buf = '';
-          res.on('data', (d: Buffer) => {
-            buf += d.toString();
-            const m = /^id: ?(.+)$/m.exec(buf);
-            if (m && buf.includes('\n\n')) {
-              req.destroy();
-              resolve(m[1].trim());
-            }
-          });
-        });
+        const req = http.request(
+          { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, agent: false },
+          (res) => {
+            let buf = '';
+            res.on('data', (d: Buffer) => {
+              buf += d.toString();
+              const m = /^id: ?(.+)$/m.exec(buf);
+              if (m && buf.includes('\n\n')) {
+                req.destroy();
+                resolve(m[1].trim());
+              }
+            });
+          },
+        );
         req.on('error', () => undefined);
-        req.end(JSON.stringify({ jsonrpc: '2.0', id: 'slow-1', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'tok' } } }));
+        req.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 'slow-1',
+            method: 'tools/call',
+            params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'tok' } },
+          }),
+        );
         setTimeout(() => reject(new Error('no event with an id')), 5000);
       });
       await new Promise((r) => setTimeout(r, 1300));
       // Resume on GET with Last-Event-ID: the server replays what came after, including the result.
       const replay = await new Promise<string>((resolve, reject) => {
-        const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'GET', headers: { ...headers, accept: 'text/event-stream', 'last-event-id': firstId }, agent: false }, (res) => {
-          let buf = '';
-          res.on('data', (d: Buffer) => {
-            buf += d.toString();
-            if (buf.includes('"id":"slow-1"')) {
-              req.destroy();
-              resolve(buf);
-            }
-          });
-        });
+        const req = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname,
+            method: 'GET',
+            headers: { ...headers, accept: 'text/event-stream', 'last-event-id': firstId },
+            agent: false,
+          },
+          (res) => {
+            let buf = '';
+            res.on('data', (d: Buffer) => {
+              buf += d.toString();
+              if (buf.includes('"id":"slow-1"')) {
+                req.destroy();
+                resolve(buf);
+              }
+            });
+          },
+        );
         req.on('error', () => undefined);
         req.end();
         setTimeout(() => reject(new Error('no replay')), 5000);

@@ -62,7 +62,12 @@ function messages(contentType: string, body: string): unknown[] {
   if (contentType.startsWith('application/json')) return [JSON.parse(body)];
   return body
     .split('\n\n')
-    .map((event) => event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.replace(/^data: ?/, '')))
+    .map((event) =>
+      event
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.replace(/^data: ?/, '')),
+    )
     .filter((data) => data.length > 0)
     .map((data) => JSON.parse(data.join('\n')));
 }

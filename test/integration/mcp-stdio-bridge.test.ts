@@ -171,7 +171,8 @@ test('kill -9: the call in flight fails with -32603, the session carries on with
   expect(logs.records.filter((r) => r.msg === 'restarting stdio server').map((r) => r.delayMs)).toEqual([100, 200]);
   expect(logs.records.filter((r) => r.msg === 'stdio server restarted; session resumed')).toHaveLength(2);
   const stderr = logs.records.filter((r) => r.msg === 'stdio server stderr');
-  for (const pid of [first, second]) expect(stderr).toContainEqual(expect.objectContaining({ route: 'everything', pid, line: 'Starting default (STDIO) server...' }));
+  for (const pid of [first, second])
+    expect(stderr).toContainEqual(expect.objectContaining({ route: 'everything', pid, line: 'Starting default (STDIO) server...' }));
 });
 
 /** PIDs of a process's children (Linux /proc). */
@@ -206,7 +207,10 @@ test('a child that will not come back: waiting requests fail after restartWaitMs
     process.kill(b.pids()[0], 'SIGKILL');
     await until('the exit', () => logs.records.some((r) => r.msg === 'stdio server exited'));
     const started = Date.now();
-    await expect(client.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({ code: -32603, message: expect.stringContaining('the stdio server did not restart in time') });
+    await expect(client.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({
+      code: -32603,
+      message: expect.stringContaining('the stdio server did not restart in time'),
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(750);
     const delays = logs.records.filter((r) => r.msg === 'restarting stdio server').map((r) => r.delayMs);
     expect(delays.slice(0, 4)).toEqual([50, 100, 200, 400]);
@@ -271,7 +275,9 @@ test('a command that does not resolve is rejected at start, naming it', async ()
   await expect(startStdioBridge(spec({ command: ['portcullis-no-such-mcp-server', '--stdio'] }), log)).rejects.toThrow(
     new StdioBridgeError('everything', 'command "portcullis-no-such-mcp-server" was not found on PATH'),
   );
-  await expect(startStdioBridge(spec({ command: ['./no/such/server.js'] }), log)).rejects.toThrow(/command "\.\/no\/such\/server\.js" is not an executable file/);
+  await expect(startStdioBridge(spec({ command: ['./no/such/server.js'] }), log)).rejects.toThrow(
+    /command "\.\/no\/such\/server\.js" is not an executable file/,
+  );
   await expect(startStdioBridge(spec({ command: [path.join(root, 'package.json')] }), log)).rejects.toThrow(/package\.json" is not an executable file/);
   await expect(startStdioBridge(spec({ cwd: '/no/such/dir' }), log)).rejects.toThrow(/cwd "\/no\/such\/dir" is not a directory/);
 });
@@ -282,8 +288,7 @@ async function* sseMessages(body: AsyncIterable<Buffer> & { destroy(): void }): 
   try {
     for await (const chunk of body) {
       buffer += String(chunk);
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) !== -1) {
+      for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
         const data = buffer
           .slice(0, end)
           .split('\n')
@@ -324,7 +329,12 @@ describe('the endpoint', () => {
     await initialized.body.text();
     return headers;
   }
-  const sample = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'trigger-sampling-request', arguments: { prompt: `call ${id}`, maxTokens: 5 } } });
+  const sample = (id: number) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'trigger-sampling-request', arguments: { prompt: `call ${id}`, maxTokens: 5 } },
+  });
   const samplingAnswer = (id: unknown, text: string) => ({ jsonrpc: '2.0', id, result: { model: 'm', role: 'assistant', content: { type: 'text', text } } });
 
   test("a server-to-client request goes on the GET stream when one is open, else on the stream of the request in flight; the client's answer reaches the child", async () => {
@@ -362,7 +372,12 @@ describe('the endpoint', () => {
     }
     const onSecond: any[] = [];
     for await (const message of sseMessages(second.body)) onSecond.push(message);
-    expect(onSecond).toEqual([expect.objectContaining({ id: 3, result: expect.objectContaining({ content: [expect.objectContaining({ text: expect.stringContaining('answer two') })] }) })]);
+    expect(onSecond).toEqual([
+      expect.objectContaining({
+        id: 3,
+        result: expect.objectContaining({ content: [expect.objectContaining({ text: expect.stringContaining('answer two') })] }),
+      }),
+    ]);
   });
 
   test('socket 0600 in a 0700 directory; unknown session 404, sessionless GET 400, other paths 404, beyond the session cap 503', async () => {
@@ -372,7 +387,10 @@ describe('the endpoint', () => {
     expect(statSync(path.dirname(b.socketPath)).mode & 0o777).toBe(0o700);
 
     const unknown = await post(b, { jsonrpc: '2.0', id: 1, method: 'ping' }, { 'mcp-session-id': 'no-such-session' });
-    expect([unknown.statusCode, (await unknown.body.json()) as any]).toEqual([404, expect.objectContaining({ error: expect.objectContaining({ code: -32001 }) })]);
+    expect([unknown.statusCode, (await unknown.body.json()) as any]).toEqual([
+      404,
+      expect.objectContaining({ error: expect.objectContaining({ code: -32001 }) }),
+    ]);
     const get = await request(`http://localhost${b.path}`, { dispatcher, method: 'GET', headers: { accept: 'text/event-stream' } });
     expect(get.statusCode).toBe(400);
     await get.body.text();
@@ -389,7 +407,11 @@ describe('the endpoint', () => {
     await first.body.text();
     const second = await post(b, initialize(2));
     expect(second.statusCode).toBe(503);
-    expect(await second.body.json()).toEqual({ jsonrpc: '2.0', id: 2, error: { code: -32603, message: 'the stdio server has reached its limit of 1 sessions' } });
+    expect(await second.body.json()).toEqual({
+      jsonrpc: '2.0',
+      id: 2,
+      error: { code: -32603, message: 'the stdio server has reached its limit of 1 sessions' },
+    });
     expect(b.pids()).toHaveLength(1);
   });
 
@@ -400,7 +422,12 @@ describe('the endpoint', () => {
 
     const call = await post(
       b,
-      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 }, _meta: { progressToken: 'p-1' } } },
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 }, _meta: { progressToken: 'p-1' } },
+      },
       headers,
     );
     expect(call.headers['content-type']).toContain('text/event-stream');
@@ -414,7 +441,11 @@ describe('the endpoint', () => {
     call.body.destroy();
     await new Promise((r) => setTimeout(r, 700));
 
-    const resumed = await request(`http://localhost${b.path}`, { dispatcher, method: 'GET', headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId } });
+    const resumed = await request(`http://localhost${b.path}`, {
+      dispatcher,
+      method: 'GET',
+      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
+    });
     expect(resumed.statusCode).toBe(200);
     const messages: any[] = [];
     for await (const message of sseMessages(resumed.body)) {

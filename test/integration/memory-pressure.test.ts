@@ -61,7 +61,15 @@ test('G16 G4: under memory pressure new calls are refused with 503 PC_OVERLOADED
     const first = await Promise.race([call, new Promise<null>((r) => setTimeout(() => r(null), 400))]);
     if (first && first.status === 503) refused = first;
   }
-  if (died) throw new Error(`the gateway died after ${inFlight.length} calls: ${gw.stdout().split('\n').filter((l) => /memory|error/i.test(l)).slice(-5).join('\n')} ${gw.stderr().slice(0, 1500)}`);
+  if (died)
+    throw new Error(
+      `the gateway died after ${inFlight.length} calls: ${gw
+        .stdout()
+        .split('\n')
+        .filter((l) => /memory|error/i.test(l))
+        .slice(-5)
+        .join('\n')} ${gw.stderr().slice(0, 1500)}`,
+    );
   expect(refused).not.toBeNull();
   expect(JSON.parse(refused!.body).error).toMatchObject({ code: 'PC_OVERLOADED' });
   await new Promise((res) => setTimeout(res, 500));

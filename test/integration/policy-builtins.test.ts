@@ -46,11 +46,14 @@ result := {
 /** The files of a (ustar) tar archive, by name: enough for the bundle `opa build` writes. */
 function untar(archive: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
-  for (let offset = 0; offset + 512 <= archive.length;) {
+  for (let offset = 0; offset + 512 <= archive.length; ) {
     const header = archive.subarray(offset, offset + 512);
     if (header.every((byte) => byte === 0)) break;
     const text = (start: number, length: number) =>
-      header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
+      header
+        .subarray(start, start + length)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const size = parseInt(text(124, 12).trim() || '0', 8);
     const prefix = text(345, 155);
     const name = prefix ? `${prefix}/${text(0, 100)}` : text(0, 100);
@@ -75,8 +78,7 @@ describe('host builtins in a real Wasm policy', () => {
     await mkdir(path.join(dir, 'policy'));
     await writeFile(path.join(dir, 'policy', 'test.rego'), POLICY);
     const bundle = path.join(dir, 'bundle.tar.gz');
-    await run(OPA, ['build', '-t', 'wasm', '-e', 'test/result', '--capabilities', caps, '-o', bundle,
-      path.join(dir, 'policy')]);
+    await run(OPA, ['build', '-t', 'wasm', '-e', 'test/result', '--capabilities', caps, '-o', bundle, path.join(dir, 'policy')]);
     const wasm = untar(gunzipSync(await readFile(bundle))).get('/policy.wasm');
     if (!wasm) throw new Error('bundle has no /policy.wasm');
     policy = await loadPolicy(wasm, undefined, builtinsForLoadPolicy());
@@ -88,12 +90,15 @@ describe('host builtins in a real Wasm policy', () => {
 
   const token = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'agent-7', exp: 1710513045 })}.3q2-7w`;
   const input = {
-    ns: 1710513045000000000, zone: 'Pacific/Kiritimati', token, ttl: '1d12h', issued: '2024-03-15T10:30:45.123456-04:00',
+    ns: 1710513045000000000,
+    zone: 'Pacific/Kiritimati',
+    token,
+    ttl: '1d12h',
+    issued: '2024-03-15T10:30:45.123456-04:00',
   };
 
   it('writes a capabilities file with our builtins and without the ones nobody runs', async () => {
-    const names = (JSON.parse(await readFile(caps, 'utf8')) as { builtins: Array<{ name: string }> })
-      .builtins.map((b) => b.name);
+    const names = (JSON.parse(await readFile(caps, 'utf8')) as { builtins: Array<{ name: string }> }).builtins.map((b) => b.name);
     expect(names).toEqual(expect.arrayContaining(['time.clock', 'io.jwt.decode', 'sprintf', 'glob.match', 'eq']));
     for (const absent of ['http.send', 'crypto.sha256', 'time.parse_ns', 'internal.print', 'opa.runtime']) {
       expect(names).not.toContain(absent);
@@ -101,31 +106,33 @@ describe('host builtins in a real Wasm policy', () => {
   });
 
   it('evaluates time.* and io.jwt.decode through the SDK', () => {
-    expect(policy.evaluate(input, 'test/result')).toEqual([{
-      result: {
-        clock_utc: [14, 30, 45],
-        clock_ny: [10, 30, 45],
-        date_in_zone: [2024, 3, 16], // UTC+14
-        weekday: 'Friday',
-        weekday_tokyo: 'Saturday',
-        after_input: true,
-        expired: true,
-        valid_for: 129_600_000_000_000,
-        issued: 1710513045123456000,
-        subject: 'agent-7',
-        alg: 'HS256',
-        signature: 'deadbeef',
-        greeting: 'hello agent-7, {"exp": 1710513045}',
+    expect(policy.evaluate(input, 'test/result')).toEqual([
+      {
+        result: {
+          clock_utc: [14, 30, 45],
+          clock_ny: [10, 30, 45],
+          date_in_zone: [2024, 3, 16], // UTC+14
+          weekday: 'Friday',
+          weekday_tokyo: 'Saturday',
+          after_input: true,
+          expired: true,
+          valid_for: 129_600_000_000_000,
+          issued: 1710513045123456000,
+          subject: 'agent-7',
+          alg: 'HS256',
+          signature: 'deadbeef',
+          greeting: 'hello agent-7, {"exp": 1710513045}',
+        },
       },
-    }]);
+    ]);
   });
 
   it('fails the whole evaluation with an Error when a builtin throws, and recovers after', () => {
     expect(() => policy.evaluate({ ...input, token: 'not.a.jwt.at-all' }, 'test/result')).toThrow(HostBuiltinError);
-    expect(() => policy.evaluate({ ...input, token: 'not.a.jwt.at-all' }, 'test/result'))
-      .toThrow(/^io\.jwt\.decode: encoded JWT must have 3 sections, found 4$/);
-    expect(() => policy.evaluate({ ...input, zone: 'Nowhere/Atlantis' }, 'test/result'))
-      .toThrow(/unknown time zone Nowhere\/Atlantis/);
+    expect(() => policy.evaluate({ ...input, token: 'not.a.jwt.at-all' }, 'test/result')).toThrow(
+      /^io\.jwt\.decode: encoded JWT must have 3 sections, found 4$/,
+    );
+    expect(() => policy.evaluate({ ...input, zone: 'Nowhere/Atlantis' }, 'test/result')).toThrow(/unknown time zone Nowhere\/Atlantis/);
     expect(policy.evaluate(input, 'test/result')[0].result.subject).toBe('agent-7');
   });
 
@@ -137,8 +144,7 @@ describe('host builtins in a real Wasm policy', () => {
     const bad = path.join(dir, `bad-${builtin}`);
     await mkdir(bad);
     await writeFile(path.join(bad, 'bad.rego'), `package bad\n\n${rule}\n`);
-    const output = await run(OPA, ['build', '-t', 'wasm', '-e', 'bad/allow', '--capabilities', caps,
-      '-o', path.join(bad, 'bundle.tar.gz'), bad]).then(
+    const output = await run(OPA, ['build', '-t', 'wasm', '-e', 'bad/allow', '--capabilities', caps, '-o', path.join(bad, 'bundle.tar.gz'), bad]).then(
       () => 'built',
       (err: { stdout: string; stderr: string }) => err.stdout + err.stderr, // OPA reports on stdout
     );

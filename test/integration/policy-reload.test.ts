@@ -21,7 +21,10 @@ afterAll(() => upstream.close());
 
 /** A gateway watching its policy, polling every `pollMs`, with the admin listener. */
 async function start(policies: Record<string, string>, pollMs: number, dir?: string): Promise<TestGateway> {
-  const yaml = oneRouteYaml({ upstream: upstream.url, agentKey: KEY, durability: 'relaxed', watch: true, admin: true }).replace('watch: true }', `watch: true, poll_ms: ${pollMs} }`);
+  const yaml = oneRouteYaml({ upstream: upstream.url, agentKey: KEY, durability: 'relaxed', watch: true, admin: true }).replace(
+    'watch: true }',
+    `watch: true, poll_ms: ${pollMs} }`,
+  );
   const gw = await startTestGateway({ yaml, policies, dir });
   await gw.gateway.policy.settled(); // its first look at the files, which arms the watches
   return gw;
@@ -56,7 +59,13 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 500
 
 const readyz = async (gw: TestGateway) => {
   const r = await rawRequest(gw.gateway.adminUrl!, { path: '/readyz' });
-  return { status: r.status, body: JSON.parse(r.body) as { status: string; policy: { in_force: string; on_disk: string | null; drift: boolean; last_rejection: { revision: string | null; error: string } | null } } };
+  return {
+    status: r.status,
+    body: JSON.parse(r.body) as {
+      status: string;
+      policy: { in_force: string; on_disk: string | null; drift: boolean; last_rejection: { revision: string | null; error: string } | null };
+    },
+  };
 };
 const metrics = async (gw: TestGateway) => (await rawRequest(gw.gateway.adminUrl!, { path: '/metrics' })).body;
 const metric = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"=]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -185,7 +194,10 @@ describe('G17: an edit saved by any editor is enforced within one poll interval 
       const fixed = await gw.waitForAudit((x) => x.type === 'policy_loaded' && x.recovers?.revision === again.revision, 5000);
       expect(fixed.previous).toBe(good);
       expect(fixed.revision).toBe(gw.gateway.policy.current.revision);
-      await until(() => readyz(gw), (x) => x.body.policy.drift === false && x.body.policy.on_disk === fixed.revision);
+      await until(
+        () => readyz(gw),
+        (x) => x.body.policy.drift === false && x.body.policy.on_disk === fixed.revision,
+      );
     } finally {
       await gw.close();
     }

@@ -15,8 +15,10 @@ const TEST = 'package portcullis_test\n\nimport data.portcullis\n\ntest_allows i
 const FAILING_TEST = 'package portcullis_test\n\nimport data.portcullis\n\ntest_denies if not portcullis.decision.allow\n';
 
 const yaml = (upstream: string, watch: boolean) =>
-  oneRouteYaml({ upstream, agentKey: KEY, durability: 'relaxed', watch })
-    .replace(/policy: \{ path: \.\/policies, watch: (true|false) \}/, 'policy: { path: ./policies, watch: $1, require_tests: true }');
+  oneRouteYaml({ upstream, agentKey: KEY, durability: 'relaxed', watch }).replace(
+    /policy: \{ path: \.\/policies, watch: (true|false) \}/,
+    'policy: { path: ./policies, watch: $1, require_tests: true }',
+  );
 
 let upstream: Upstream;
 beforeAll(async () => {
@@ -30,15 +32,18 @@ describe('policy.require_tests', () => {
   });
 
   it('refuses to start with a policy whose own test fails, naming the test', async () => {
-    await expect(startTestGateway({
-      yaml: yaml(upstream.url, false),
-      policies: { 'p.rego': POLICY('v1'), 'p_test.rego': FAILING_TEST },
-    })).rejects.toThrow(/policy\.require_tests: 1 of 1 tests of .* fail: portcullis_test\.test_denies/);
+    await expect(
+      startTestGateway({
+        yaml: yaml(upstream.url, false),
+        policies: { 'p.rego': POLICY('v1'), 'p_test.rego': FAILING_TEST },
+      }),
+    ).rejects.toThrow(/policy\.require_tests: 1 of 1 tests of .* fail: portcullis_test\.test_denies/);
   });
 
   it('refuses to start with a policy that has no tests', async () => {
-    await expect(startTestGateway({ yaml: yaml(upstream.url, false), policies: { 'p.rego': POLICY('v1') } }))
-      .rejects.toThrow(/policy\.require_tests: .* has no tests/);
+    await expect(startTestGateway({ yaml: yaml(upstream.url, false), policies: { 'p.rego': POLICY('v1') } })).rejects.toThrow(
+      /policy\.require_tests: .* has no tests/,
+    );
   });
 
   it('on hot reload rejects a change whose tests fail and keeps the old policy in force', async () => {

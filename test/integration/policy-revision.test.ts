@@ -27,7 +27,10 @@ function writeTree(parent: string, shared: string): string {
   const dir = path.join(parent, 'policies');
   mkdirSync(path.join(dir, 'sub'), { recursive: true });
   mkdirSync(path.join(dir, '.git'));
-  writeFileSync(path.join(dir, 'p.rego'), 'package portcullis\n\ndecision := {"allow": data.sub.allow, "reasons": [data.portcullis.sub.why, sprintf("%v", [data.limit])]}\n');
+  writeFileSync(
+    path.join(dir, 'p.rego'),
+    'package portcullis\n\ndecision := {"allow": data.sub.allow, "reasons": [data.portcullis.sub.why, sprintf("%v", [data.limit])]}\n',
+  );
   writeFileSync(path.join(dir, 'sub', 'q.rego'), 'package portcullis.sub\n\nwhy := "q"\n');
   writeFileSync(path.join(dir, 'sub', 'data.json'), '{"allow": false}\n');
   writeFileSync(path.join(dir, 'limits.yaml'), 'limit: 100\n');
@@ -52,7 +55,7 @@ describe('G17: the revision is a content address', () => {
     b = writeTree(deep, shared);
   });
 
-  test('the same sources in two directories have one revision, which the docs\' one-liner recomputes', async () => {
+  test("the same sources in two directories have one revision, which the docs' one-liner recomputes", async () => {
     const [ra, rb] = [await compile(a), await compile(b)];
     expect(ra.revision).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(rb.revision).toBe(ra.revision);
@@ -97,7 +100,7 @@ describe('the policy_loaded record lists what the revision covers', () => {
   });
   afterAll(() => upstream.close());
 
-  test('two gateways on the same files in different directories record one revision, with each file\'s sha256', async () => {
+  test("two gateways on the same files in different directories record one revision, with each file's sha256", async () => {
     const files = { 'policies/p.rego': 'package portcullis\n\ndecision := data.ok\n', 'policies/d/data.json': '{"ok": true}\n' };
     const yaml = oneRouteYaml({ upstream: upstream.url, durability: 'relaxed' });
     const gws = [await startTestGateway({ yaml, policies: {}, files }), await startTestGateway({ yaml, policies: {}, files })];
@@ -106,7 +109,12 @@ describe('the policy_loaded record lists what the revision covers', () => {
       expect(la.revision).toBe(lb.revision);
       expect(gws[0].audit().find((x) => x.type === 'gateway_start')!.policy_revision).toBe(la.revision);
       const listing = sh(ONE_LINER.replace(/\s*\|\s*sha256sum$/, ''), gws[0].dir);
-      expect(la.files).toEqual(listing.trim().split('\n').map((l) => ({ sha256: l.split('  ')[0], path: l.split('  ')[1] })));
+      expect(la.files).toEqual(
+        listing
+          .trim()
+          .split('\n')
+          .map((l) => ({ sha256: l.split('  ')[0], path: l.split('  ')[1] })),
+      );
       expect(la.files.map((f: { path: string }) => f.path)).toEqual(['d/data.json', 'p.rego']);
     } finally {
       for (const g of gws) await g.close();

@@ -32,7 +32,10 @@ async function until(pred: () => boolean | Promise<boolean>, ms = 8000): Promise
 describe('hot reload', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({ yaml: yaml(upstream.url, true), policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": true, "reasons": ["v1"]}\n' } });
+    gw = await startTestGateway({
+      yaml: yaml(upstream.url, true),
+      policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": true, "reasons": ["v1"]}\n' },
+    });
   });
   afterAll(() => gw.close());
 
@@ -63,7 +66,11 @@ describe('G6: a policy that cannot decide denies, and says why', () => {
     ['undefined result', 'package portcullis\n\ndecision := true if input.never_set\n', /undefined/],
     ['a string instead of a decision', 'package portcullis\n\ndecision := "yes"\n', /string/],
     ['a non-boolean allow', 'package portcullis\n\ndecision := {"allow": "true"}\n', /no boolean "allow"/],
-    ['a runtime error (conflicting values)', 'package portcullis\n\ndecision := true\ndecision := false if input.route == "up"\n', /evaluation failed|conflict/],
+    [
+      'a runtime error (conflicting values)',
+      'package portcullis\n\ndecision := true\ndecision := false if input.route == "up"\n',
+      /evaluation failed|conflict/,
+    ],
     ['a builtin error at run time', 'package portcullis\n\ndecision := {"allow": time.parse_rfc3339_ns("not a time") > 0}\n', /evaluation failed/],
   ])('%s', async (_name, rego, cause) => {
     const gw = await startTestGateway({ yaml: yaml(upstream.url), policies: { 'p.rego': rego } });
@@ -103,7 +110,7 @@ describe('policies that must not start', () => {
     throw new Error('the gateway started');
   }
 
-  test('a syntax error stops start-up with OPA\'s message', async () => {
+  test("a syntax error stops start-up with OPA's message", async () => {
     const err = await startError('package portcullis\n\ndecision := {\n');
     expect(err).toBeInstanceOf(PolicyBuildError);
     expect(err.message).toMatch(/does not compile/);

@@ -100,8 +100,18 @@ test('G15: SIGTERM under load: in-flight calls finish, a new connection is refus
   expect(term.filter((x) => !answered.has(x.url)).map((x) => x.url)).toEqual([]);
   expect(wrongAnswers(running.sent)).toEqual([]);
   for (const s of running.sent) {
-    if (s.status === 200) expect({ id: s.decisionId, decision: byId.get(s.decisionId!)?.decision, outcome: outcomes.has(s.decisionId!) }).toEqual({ id: s.decisionId, decision: 'allow', outcome: true });
-    else if (s.status !== null) expect({ status: s.status, code: JSON.parse(s.body).error.code, recorded: byId.has(s.decisionId!) }).toEqual({ status: 503, code: 'PC_SHUTTING_DOWN', recorded: true });
+    if (s.status === 200)
+      expect({ id: s.decisionId, decision: byId.get(s.decisionId!)?.decision, outcome: outcomes.has(s.decisionId!) }).toEqual({
+        id: s.decisionId,
+        decision: 'allow',
+        outcome: true,
+      });
+    else if (s.status !== null)
+      expect({ status: s.status, code: JSON.parse(s.body).error.code, recorded: byId.has(s.decisionId!) }).toEqual({
+        status: 503,
+        code: 'PC_SHUTTING_DOWN',
+        recorded: true,
+      });
   }
   // The trail ends with gateway_stop and the checkpoint that signs it.
   expect(records.slice(-2).map((r) => r.type)).toEqual(['gateway_stop', 'checkpoint']);

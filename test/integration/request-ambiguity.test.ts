@@ -87,7 +87,10 @@ async function policySaw(options: Parameters<typeof rawRequest>[1]): Promise<Rec
 
 describe('header lookalikes', () => {
   test('G1: X_Api_Key from the agent is not forwarded next to the route credential, nor shown to the policy', async () => {
-    const got = await forwarded({ path: '/hdr/x', headers: { ...auth, X_Api_Key: 'agent-value', x_API_key: 'agent-value-2', 'Proxy_Authorization': 'Basic eA==' } });
+    const got = await forwarded({
+      path: '/hdr/x',
+      headers: { ...auth, X_Api_Key: 'agent-value', x_API_key: 'agent-value-2', Proxy_Authorization: 'Basic eA==' },
+    });
     expect(got.headers['x-api-key']).toBe(SECRET);
     expect(JSON.stringify(got.headers)).not.toContain('agent-value');
     expect(Object.keys(got.headers).filter((h) => h.replace(/_/g, '-') === 'proxy-authorization')).toEqual([]);
@@ -96,7 +99,10 @@ describe('header lookalikes', () => {
   });
 
   test('G1: lookalikes of Authorization-type headers are dropped on every route', async () => {
-    const got = await forwarded({ path: '/open/x', headers: { ...auth, proxy_authorization: 'Basic eA==', Transfer_Encoding: 'chunked', content_length: '5', X_Portcullis_Decision_Id: 'forged' } });
+    const got = await forwarded({
+      path: '/open/x',
+      headers: { ...auth, proxy_authorization: 'Basic eA==', Transfer_Encoding: 'chunked', content_length: '5', X_Portcullis_Decision_Id: 'forged' },
+    });
     expect(Object.keys(got.headers).filter((h) => h.includes('_'))).toEqual([]);
     expect(got.headers['x-portcullis-decision-id']).not.toBe('forged');
   });
@@ -115,11 +121,20 @@ describe('method overrides', () => {
   });
 
   test('G5: a _method field in a form body is refused', async () => {
-    await expectRefused({ method: 'POST', path: '/open/items/1', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=x&_method=DELETE' }, 400, 'PC_METHOD_OVERRIDE');
+    await expectRefused(
+      { method: 'POST', path: '/open/items/1', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=x&_method=DELETE' },
+      400,
+      'PC_METHOD_OVERRIDE',
+    );
   });
 
   test('an ordinary form body and a query parameter that merely contains "method" pass', async () => {
-    await forwarded({ method: 'POST', path: '/open/items/1?method=x', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=x&method=y' });
+    await forwarded({
+      method: 'POST',
+      path: '/open/items/1?method=x',
+      headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'name=x&method=y',
+    });
   });
 });
 
@@ -146,7 +161,19 @@ describe('proxy headers', () => {
     expect(got.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(got.headers['x-forwarded-proto']).toBe('http');
     expect(got.headers['x-forwarded-host']).toBe(new URL(gw.gateway.url).host);
-    for (const h of ['forwarded', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'x-client-ip', 'true-client-ip', 'x-original-host', 'x-forwarded-prefix', 'x-forwarded-port', 'x_forwarded_for']) expect(got.headers[h]).toBeUndefined();
+    for (const h of [
+      'forwarded',
+      'x-real-ip',
+      'x-original-url',
+      'x-rewrite-url',
+      'x-client-ip',
+      'true-client-ip',
+      'x-original-host',
+      'x-forwarded-prefix',
+      'x-forwarded-port',
+      'x_forwarded_for',
+    ])
+      expect(got.headers[h]).toBeUndefined();
   });
 
   test('G7: the policy sees the same proxy headers that are forwarded', async () => {
@@ -216,7 +243,11 @@ describe('query "+"', () => {
     expect(got.url).toBe('/x?q=a%20b&r=a%20b&s=a%2Bb');
     // What the upstream reads, under either convention, is what the policy saw.
     const query = got.url.slice(got.url.indexOf('?') + 1);
-    expect([...new URLSearchParams(query)]).toEqual([['q', 'a b'], ['r', 'a b'], ['s', 'a+b']]);
+    expect([...new URLSearchParams(query)]).toEqual([
+      ['q', 'a b'],
+      ['r', 'a b'],
+      ['s', 'a+b'],
+    ]);
     expect(query.split('&').map((p) => decodeURIComponent(p.split('=')[1]))).toEqual(['a b', 'a b', 'a+b']);
   });
 });
@@ -238,7 +269,11 @@ describe('JSON bodies', () => {
   });
 
   test('G5: a body that starts with a UTF-8 BOM is refused, not judged without it', async () => {
-    await expectRefused({ method: 'POST', path: '/open/x', headers: json, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}')]) }, 400, 'PC_INVALID_JSON');
+    await expectRefused(
+      { method: 'POST', path: '/open/x', headers: json, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}')]) },
+      400,
+      'PC_INVALID_JSON',
+    );
   });
 
   test.each(['{"a": "\\ud800"}', '{"\\udc00": 1}', '["x\\ud800\\u0041"]'])('G5: a lone surrogate escape %s is PC_INVALID_JSON', async (body) => {

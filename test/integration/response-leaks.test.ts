@@ -58,7 +58,10 @@ const ENCODE: Record<string, (s: string) => string> = {
   uriLower: (s) => encodeURIComponent(s).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
   form: (s) => new URLSearchParams({ k: s }).toString().slice(2),
   json: (s) => JSON.stringify(s).slice(1, -1),
-  jsonGo: (s) => JSON.stringify(s).slice(1, -1).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
+  jsonGo: (s) =>
+    JSON.stringify(s)
+      .slice(1, -1)
+      .replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
   jsonSlash: (s) => JSON.stringify(s).slice(1, -1).replace(/\//g, '\\/'),
   unicode: (s) => [...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(''),
   UNICODE: (s) => [...s].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`).join(''),
@@ -121,7 +124,16 @@ function careless(req: http.IncomingMessage, res: http.ServerResponse): void {
   const [, what, arg] = url.pathname.split('/');
   switch (what) {
     case 'compressed': {
-      const body = arg === 'gzip' ? zlib.gzipSync(echo) : arg === 'deflate' ? zlib.deflateSync(echo) : arg === 'deflate-raw' ? zlib.deflateRawSync(echo) : arg === 'br' ? zlib.brotliCompressSync(echo) : zlib.zstdCompressSync(echo);
+      const body =
+        arg === 'gzip'
+          ? zlib.gzipSync(echo)
+          : arg === 'deflate'
+            ? zlib.deflateSync(echo)
+            : arg === 'deflate-raw'
+              ? zlib.deflateRawSync(echo)
+              : arg === 'br'
+                ? zlib.brotliCompressSync(echo)
+                : zlib.zstdCompressSync(echo);
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': arg === 'deflate-raw' ? 'deflate' : arg, 'content-length': body.length });
       return void res.end(body);
     }
@@ -190,7 +202,13 @@ function startRawUpstream(): Promise<void> {
       const token = /authorization: Bearer (.*)\r\n/i.exec(head)?.[1] ?? '';
       const gz = zlib.gzipSync(`token=${token}`);
       // Transfer-Encoding gzip, chunked: undici undoes only the chunking.
-      sock.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: gzip, chunked\r\n\r\n${gz.length.toString(16)}\r\n`), gz, Buffer.from('\r\n0\r\n\r\n')]));
+      sock.end(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: gzip, chunked\r\n\r\n${gz.length.toString(16)}\r\n`),
+          gz,
+          Buffer.from('\r\n0\r\n\r\n'),
+        ]),
+      );
     });
   });
   return new Promise((r) =>
@@ -207,7 +225,11 @@ function startMcpUpstream(): Promise<void> {
     const mcp = new McpServer({ name: 'careless', version: '1.0.0' });
     mcp.registerTool('whoami', { inputSchema: {} }, async (_args, extra) => {
       const token = String(extra.requestInfo?.headers.authorization ?? '').slice('Bearer '.length);
-      return { content: Object.keys(ENCODE).map((form) => ({ type: 'text' as const, text: `${form}:${ENCODE[form](token)}` })).concat([{ type: 'text', text: `raw:${token}` }]) };
+      return {
+        content: Object.keys(ENCODE)
+          .map((form) => ({ type: 'text' as const, text: `${form}:${ENCODE[form](token)}` }))
+          .concat([{ type: 'text', text: `raw:${token}` }]),
+      };
     });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: req.headers['x-json'] === '1' });
     res.on('close', () => void transport.close());
@@ -225,7 +247,11 @@ beforeAll(async () => {
   upstream = await startUpstream((req, res) => careless(req, res));
   await startRawUpstream();
   await startMcpUpstream();
-  gw = await startTestGateway({ yaml: yaml(), policies: { 'policy.rego': POLICY }, env: { LEAK_TOKEN: TOKEN, LEAK_HDR: HDR_TOKEN, LEAK_BASIC: BASIC_PASSWORD } });
+  gw = await startTestGateway({
+    yaml: yaml(),
+    policies: { 'policy.rego': POLICY },
+    env: { LEAK_TOKEN: TOKEN, LEAK_HDR: HDR_TOKEN, LEAK_BASIC: BASIC_PASSWORD },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -364,7 +390,9 @@ describe('G2: split echoes cannot be reassembled', () => {
 
 describe('G2: MCP tool results', () => {
   test.each([false, true])('a tool that echoes the credential in every encoding (JSON answer: %s)', async (json) => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${gw.gateway.url}/mcp/`), { requestInit: { headers: { ...auth, ...(json ? { 'x-json': '1' } : {}) } } });
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.gateway.url}/mcp/`), {
+      requestInit: { headers: { ...auth, ...(json ? { 'x-json': '1' } : {}) } },
+    });
     const client = new Client({ name: 'leak-test', version: '1.0.0' });
     await client.connect(transport);
     const result = await client.callTool({ name: 'whoami', arguments: {} });

@@ -64,7 +64,11 @@ beforeAll(async () => {
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`;
   gw = await startTestGateway({
-    yaml: oneRouteYaml({ upstream: upstreamUrl, agentKey: KEY, routeExtra: `timeouts: { headers_ms: ${HEADERS_MS}, idle_ms: ${IDLE_MS}, total_ms: ${TOTAL_MS} }` }),
+    yaml: oneRouteYaml({
+      upstream: upstreamUrl,
+      agentKey: KEY,
+      routeExtra: `timeouts: { headers_ms: ${HEADERS_MS}, idle_ms: ${IDLE_MS}, total_ms: ${TOTAL_MS} }`,
+    }),
     policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot"}\n' },
   });
 });
@@ -76,7 +80,9 @@ afterAll(async () => {
 });
 
 /** One call: what the agent saw, how long it took, and the outcome record. */
-async function fault(path: string): Promise<{ status: number; code: string; ms: number; outcome: Record<string, any>; decision: Record<string, any> | undefined }> {
+async function fault(
+  path: string,
+): Promise<{ status: number; code: string; ms: number; outcome: Record<string, any>; decision: Record<string, any> | undefined }> {
   const t0 = performance.now();
   const r = await rawRequest(gw.gateway.url, { path: `/up${path}`, headers: auth });
   const ms = performance.now() - t0;
@@ -100,7 +106,8 @@ test.each([
 });
 
 test('G16: repeated resets and hangs leave no upstream socket and no gateway connection behind', async () => {
-  for (let round = 0; round < 3; round++) await Promise.all(['/reset', '/hang', '/trickle-headers', '/oversized-header'].map((p) => rawRequest(gw.gateway.url, { path: `/up${p}`, headers: auth })));
+  for (let round = 0; round < 3; round++)
+    await Promise.all(['/reset', '/hang', '/trickle-headers', '/oversized-header'].map((p) => rawRequest(gw.gateway.url, { path: `/up${p}`, headers: auth })));
   await new Promise((r) => setTimeout(r, 200));
   expect(sockets.size).toBe(0);
   expect(gw.gateway.upstreams.connectionCount()).toBe(0);

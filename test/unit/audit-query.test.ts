@@ -109,7 +109,16 @@ describe('runQuery', () => {
   });
 
   test('the outcome join keeps trail order, even when outcomes arrive out of order or never', () => {
-    const dir = writeTrail([decision(1), decision(2), decision(3, { decision: 'deny', code: 'PC_POLICY_DENIED' }), outcome(2), decision(4), outcome(1), outcome(4), decision(5)]);
+    const dir = writeTrail([
+      decision(1),
+      decision(2),
+      decision(3, { decision: 'deny', code: 'PC_POLICY_DENIED' }),
+      outcome(2),
+      decision(4),
+      outcome(1),
+      outcome(4),
+      decision(5),
+    ]);
     const hits = query(dir, {}, { withOutcome: true });
     expect(hits.map((h) => [h.record.decision_id, h.outcome?.status ?? null])).toEqual([
       ['d1', 200],
@@ -167,7 +176,10 @@ describe('CSV and table', () => {
   ])('neutraliseFormula(%j)', (value, want) => expect(neutraliseFormula(value)).toBe(want));
 
   test('quoting per RFC 4180: commas, quotes and line breaks; numbers stay numbers', () => {
-    const hit = { record: { seq: 7, type: 'decision', decision_id: 'a,b', agent: 'say "hi"', path: '/x\r\ny', reasons: ['=cmd', 'two'], status: 403 }, source: { file: 'f', line: 1, text: '' } };
+    const hit = {
+      record: { seq: 7, type: 'decision', decision_id: 'a,b', agent: 'say "hi"', path: '/x\r\ny', reasons: ['=cmd', 'two'], status: 403 },
+      source: { file: 'f', line: 1, text: '' },
+    };
     const line = csvLine(toRow(hit as unknown as QueryHit));
     expect(line).toBe('7,,decision,"a,b","say ""hi""",,,"/x\r\ny",,,,"\'=cmd; two",403,,,\r\n');
   });
@@ -183,7 +195,9 @@ describe('CSV and table', () => {
 
 describe('canonicalJson (RFC 8785)', () => {
   test('members sorted by UTF-16 code units at every depth; no whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null }, '\u20ac': 1, '\r': 2, 'A': 3 })).toBe('{"\\r":2,"A":3,"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1,"€":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null }, '\u20ac': 1, '\r': 2, A: 3 })).toBe(
+      '{"\\r":2,"A":3,"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1,"€":1}',
+    );
   });
 
   test('integer-like member names are ordered as strings, not as JavaScript orders them', () => {
@@ -191,7 +205,9 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   test('numbers and strings as ECMAScript writes them; undefined members dropped', () => {
-    expect(canonicalJson({ n: [1e21, 0.1, -0, 333333333.3333333], s: 'é\u2028"\\', u: undefined })).toBe('{"n":[1e+21,0.1,0,333333333.3333333],"s":"é\u2028\\"\\\\"}');
+    expect(canonicalJson({ n: [1e21, 0.1, -0, 333333333.3333333], s: 'é\u2028"\\', u: undefined })).toBe(
+      '{"n":[1e+21,0.1,0,333333333.3333333],"s":"é\u2028\\"\\\\"}',
+    );
   });
 
   test('objects already in order are serialised as they are', () => {

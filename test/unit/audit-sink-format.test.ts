@@ -52,7 +52,14 @@ test('HEC body: one event object per record, epoch-seconds time, the record verb
   const lines = body.trimEnd().split('\n');
   expect(lines).toHaveLength(2);
   expect(lines[0]).toBe(`{"time":1767323045.678,"host":"gw-1","source":"portcullis","sourcetype":"portcullis:audit","index":"sec","event":${deny}}`);
-  expect(JSON.parse(lines[1])).toEqual({ time: 1767323046, host: 'gw-1', source: 'portcullis', sourcetype: 'portcullis:audit', index: 'sec', event: JSON.parse(allow) });
+  expect(JSON.parse(lines[1])).toEqual({
+    time: 1767323046,
+    host: 'gw-1',
+    source: 'portcullis',
+    sourcetype: 'portcullis:audit',
+    index: 'sec',
+    event: JSON.parse(allow),
+  });
   expect(hecBody([allow], { host: 'h', source: 's', sourcetype: 't', index: null })).not.toContain('"index"');
 });
 

@@ -31,6 +31,7 @@ describe('findKnownDifferenceCalls', () => {
 
   it('words the warning with the file, the line, the builtin and what differs', () => {
     expect(knownDifferenceWarning({ builtin: 'format_int', file: 'lib/a.rego', line: 7 })).toBe(
-      `lib/a.rego:7: format_int behaves differently in the gateway than in opa test: ${KNOWN_DIFFERENCES.format_int} (docs/policy.md, Builtins)`);
+      `lib/a.rego:7: format_int behaves differently in the gateway than in opa test: ${KNOWN_DIFFERENCES.format_int} (docs/policy.md, Builtins)`,
+    );
   });
 });

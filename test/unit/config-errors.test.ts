@@ -38,8 +38,13 @@ function config(edit: (lines: string[]) => void): string {
   edit(lines);
   return `${lines.join('\n')}\n`;
 }
-const set = (n: number, text: string) => (l: string[]) => void (l[n - 1] = text);
-const add = (after: number, ...text: string[]) => (l: string[]) => void l.splice(after, 0, ...text);
+const set = (n: number, text: string) => (l: string[]) => {
+  l[n - 1] = text;
+};
+const add =
+  (after: number, ...text: string[]) =>
+  (l: string[]) =>
+    void l.splice(after, 0, ...text);
 
 interface Case {
   readonly name: string;
@@ -53,8 +58,23 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'YAML syntax', yaml: config(set(11, '    prefix: "/github/')), code: 'CONFIG_YAML_SYNTAX', keyPath: 'routes[0].prefix', line: 11, problem: /^invalid YAML: Missing closing "quote \(the parser noticed at line 14, column 1\)$/ },
-  { name: 'duplicate key', yaml: config(add(2, '  path: ./other')), code: 'CONFIG_DUPLICATE_KEY', keyPath: 'policy.path', line: 3, column: 3, problem: /^duplicate key "path"$/ },
+  {
+    name: 'YAML syntax',
+    yaml: config(set(11, '    prefix: "/github/')),
+    code: 'CONFIG_YAML_SYNTAX',
+    keyPath: 'routes[0].prefix',
+    line: 11,
+    problem: /^invalid YAML: Missing closing "quote \(the parser noticed at line 14, column 1\)$/,
+  },
+  {
+    name: 'duplicate key',
+    yaml: config(add(2, '  path: ./other')),
+    code: 'CONFIG_DUPLICATE_KEY',
+    keyPath: 'policy.path',
+    line: 3,
+    column: 3,
+    problem: /^duplicate key "path"$/,
+  },
   {
     name: 'YAML alias',
     yaml: config((l) => {
@@ -67,26 +87,177 @@ const CASES: Case[] = [
     column: 39,
     problem: /aliases \(\*name\) are not allowed/,
   },
-  { name: 'unknown key', yaml: config(add(2, '  colour: blue')), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'policy.colour', line: 3, column: 3, problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa, require_tests\)$/ },
-  { name: 'renamed key', yaml: config(set(12, '    target: https://api.github.com/')), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'routes[0].target', line: 12, column: 5, problem: /use routes\[\]\.upstream instead/ },
-  { name: 'missing key', yaml: config(set(11, '    kind: http')), code: 'CONFIG_MISSING_KEY', keyPath: 'routes[0].prefix', line: 10, problem: /^missing required key "prefix"$/ },
-  { name: 'wrong type', yaml: config(add(13, '    forward_range: "yes"')), code: 'CONFIG_TYPE', keyPath: 'routes[0].forward_range', line: 14, column: 20, problem: /^forward_range is the string "yes": expected true or false$/ },
-  { name: 'number out of range', yaml: config(add(4, '  rotate: { max_bytes: 100 }')), code: 'CONFIG_RANGE', keyPath: 'audit.rotate.max_bytes', line: 5, problem: /^max_bytes 100 is out of range: expected at least 4096$/ },
-  { name: 'port out of range', yaml: config(add(0, 'listen: 127.0.0.1:70000')), code: 'CONFIG_RANGE', keyPath: 'listen', line: 1, column: 9, problem: /^port 70000 is out of range: expected 0–65535$/ },
-  { name: 'format', yaml: config(set(11, '    prefix: github')), code: 'CONFIG_FORMAT', keyPath: 'routes[0].prefix', line: 11, column: 13, problem: /^prefix "github" is not a path that starts and ends with \/, e\.g\. \/github\/$/ },
-  { name: 'not an http(s) URL', yaml: config(set(12, '    upstream: ftp://x')), code: 'CONFIG_FORMAT', keyPath: 'routes[0].upstream', line: 12, problem: /^upstream "ftp:\/\/x" is not an http\(s\) URL$/ },
-  { name: 'enum', yaml: config(add(4, '  durability: sometimes')), code: 'CONFIG_ENUM', keyPath: 'audit.durability', line: 5, problem: /^durability "sometimes" is not one of "strict", "relaxed"$/ },
-  { name: 'a header a credential may not use', yaml: config((l) => void l.splice(6, 1, '    type: header', '    header: Host')), code: 'CONFIG_VALUE', keyPath: 'credentials.github.header', line: 8, problem: /^header "Host" cannot carry a credential/ },
-  { name: 'URL with credentials', yaml: config(set(12, '    upstream: https://u:p@api.github.com/')), code: 'CONFIG_URL', keyPath: 'routes[0].upstream', line: 12, problem: /must not embed credentials/ },
-  { name: 'conflicting keys', yaml: config(add(13, '    deny_as: error')), code: 'CONFIG_CONFLICT', keyPath: 'routes[0].deny_as', line: 14, column: 5, problem: /only for routes of kind mcp/ },
-  { name: 'duplicate route name', yaml: config(add(13, '  - name: github', '    prefix: /gh2/', '    upstream: https://x.example/')), code: 'CONFIG_DUPLICATE_NAME', keyPath: 'routes[1].name', line: 14, problem: /duplicate route name "github" \(first at line 10\)/ },
-  { name: 'duplicate route prefix', yaml: config(add(13, '  - name: mirror', '    prefix: /github/', '    upstream: https://x.example/')), code: 'CONFIG_DUPLICATE_PREFIX', keyPath: 'routes[1].prefix', line: 15, column: 13, problem: /^duplicate route prefix "\/github\/" \(first at line 11, route "github"\)$/ },
-  { name: 'unknown credential', yaml: config(set(13, '    credential: gitlab')), code: 'CONFIG_UNKNOWN_CREDENTIAL', keyPath: 'routes[0].credential', line: 13, problem: /unknown credential "gitlab": expected one of the names under credentials \(github\)/ },
-  { name: 'missing env var', yaml: config(() => undefined), env: {}, code: 'CONFIG_MISSING_ENV', keyPath: 'credentials.github.env', line: 8, column: 5, problem: /^environment variable GITHUB_TOKEN is not set or empty$/ },
-  { name: 'empty secret file', yaml: config(set(8, '    file: ./empty-token')), code: 'CONFIG_SECRET_FILE', keyPath: 'credentials.github.file', line: 8, column: 5, problem: /empty-token is empty$/ },
-  { name: 'secret file of two lines', yaml: config(set(8, '    file: ./two-lines')), code: 'CONFIG_SECRET_FILE', keyPath: 'credentials.github.file', line: 8, problem: /holds more than one line$/ },
-  { name: 'two secret sources', yaml: config(add(8, '    file: ./two-lines')), code: 'CONFIG_CONFLICT', keyPath: 'credentials.github.file', line: 9, problem: /exactly one source/ },
-  { name: 'missing policy directory', yaml: config(set(2, '  path: ./missing')), code: 'CONFIG_PATH', keyPath: 'policy.path', line: 2, column: 9, problem: /missing does not exist/ },
+  {
+    name: 'unknown key',
+    yaml: config(add(2, '  colour: blue')),
+    code: 'CONFIG_UNKNOWN_KEY',
+    keyPath: 'policy.colour',
+    line: 3,
+    column: 3,
+    problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa, require_tests\)$/,
+  },
+  {
+    name: 'renamed key',
+    yaml: config(set(12, '    target: https://api.github.com/')),
+    code: 'CONFIG_UNKNOWN_KEY',
+    keyPath: 'routes[0].target',
+    line: 12,
+    column: 5,
+    problem: /use routes\[\]\.upstream instead/,
+  },
+  {
+    name: 'missing key',
+    yaml: config(set(11, '    kind: http')),
+    code: 'CONFIG_MISSING_KEY',
+    keyPath: 'routes[0].prefix',
+    line: 10,
+    problem: /^missing required key "prefix"$/,
+  },
+  {
+    name: 'wrong type',
+    yaml: config(add(13, '    forward_range: "yes"')),
+    code: 'CONFIG_TYPE',
+    keyPath: 'routes[0].forward_range',
+    line: 14,
+    column: 20,
+    problem: /^forward_range is the string "yes": expected true or false$/,
+  },
+  {
+    name: 'number out of range',
+    yaml: config(add(4, '  rotate: { max_bytes: 100 }')),
+    code: 'CONFIG_RANGE',
+    keyPath: 'audit.rotate.max_bytes',
+    line: 5,
+    problem: /^max_bytes 100 is out of range: expected at least 4096$/,
+  },
+  {
+    name: 'port out of range',
+    yaml: config(add(0, 'listen: 127.0.0.1:70000')),
+    code: 'CONFIG_RANGE',
+    keyPath: 'listen',
+    line: 1,
+    column: 9,
+    problem: /^port 70000 is out of range: expected 0–65535$/,
+  },
+  {
+    name: 'format',
+    yaml: config(set(11, '    prefix: github')),
+    code: 'CONFIG_FORMAT',
+    keyPath: 'routes[0].prefix',
+    line: 11,
+    column: 13,
+    problem: /^prefix "github" is not a path that starts and ends with \/, e\.g\. \/github\/$/,
+  },
+  {
+    name: 'not an http(s) URL',
+    yaml: config(set(12, '    upstream: ftp://x')),
+    code: 'CONFIG_FORMAT',
+    keyPath: 'routes[0].upstream',
+    line: 12,
+    problem: /^upstream "ftp:\/\/x" is not an http\(s\) URL$/,
+  },
+  {
+    name: 'enum',
+    yaml: config(add(4, '  durability: sometimes')),
+    code: 'CONFIG_ENUM',
+    keyPath: 'audit.durability',
+    line: 5,
+    problem: /^durability "sometimes" is not one of "strict", "relaxed"$/,
+  },
+  {
+    name: 'a header a credential may not use',
+    yaml: config((l) => void l.splice(6, 1, '    type: header', '    header: Host')),
+    code: 'CONFIG_VALUE',
+    keyPath: 'credentials.github.header',
+    line: 8,
+    problem: /^header "Host" cannot carry a credential/,
+  },
+  {
+    name: 'URL with credentials',
+    yaml: config(set(12, '    upstream: https://u:p@api.github.com/')),
+    code: 'CONFIG_URL',
+    keyPath: 'routes[0].upstream',
+    line: 12,
+    problem: /must not embed credentials/,
+  },
+  {
+    name: 'conflicting keys',
+    yaml: config(add(13, '    deny_as: error')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].deny_as',
+    line: 14,
+    column: 5,
+    problem: /only for routes of kind mcp/,
+  },
+  {
+    name: 'duplicate route name',
+    yaml: config(add(13, '  - name: github', '    prefix: /gh2/', '    upstream: https://x.example/')),
+    code: 'CONFIG_DUPLICATE_NAME',
+    keyPath: 'routes[1].name',
+    line: 14,
+    problem: /duplicate route name "github" \(first at line 10\)/,
+  },
+  {
+    name: 'duplicate route prefix',
+    yaml: config(add(13, '  - name: mirror', '    prefix: /github/', '    upstream: https://x.example/')),
+    code: 'CONFIG_DUPLICATE_PREFIX',
+    keyPath: 'routes[1].prefix',
+    line: 15,
+    column: 13,
+    problem: /^duplicate route prefix "\/github\/" \(first at line 11, route "github"\)$/,
+  },
+  {
+    name: 'unknown credential',
+    yaml: config(set(13, '    credential: gitlab')),
+    code: 'CONFIG_UNKNOWN_CREDENTIAL',
+    keyPath: 'routes[0].credential',
+    line: 13,
+    problem: /unknown credential "gitlab": expected one of the names under credentials \(github\)/,
+  },
+  {
+    name: 'missing env var',
+    yaml: config(() => undefined),
+    env: {},
+    code: 'CONFIG_MISSING_ENV',
+    keyPath: 'credentials.github.env',
+    line: 8,
+    column: 5,
+    problem: /^environment variable GITHUB_TOKEN is not set or empty$/,
+  },
+  {
+    name: 'empty secret file',
+    yaml: config(set(8, '    file: ./empty-token')),
+    code: 'CONFIG_SECRET_FILE',
+    keyPath: 'credentials.github.file',
+    line: 8,
+    column: 5,
+    problem: /empty-token is empty$/,
+  },
+  {
+    name: 'secret file of two lines',
+    yaml: config(set(8, '    file: ./two-lines')),
+    code: 'CONFIG_SECRET_FILE',
+    keyPath: 'credentials.github.file',
+    line: 8,
+    problem: /holds more than one line$/,
+  },
+  {
+    name: 'two secret sources',
+    yaml: config(add(8, '    file: ./two-lines')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'credentials.github.file',
+    line: 9,
+    problem: /exactly one source/,
+  },
+  {
+    name: 'missing policy directory',
+    yaml: config(set(2, '  path: ./missing')),
+    code: 'CONFIG_PATH',
+    keyPath: 'policy.path',
+    line: 2,
+    column: 9,
+    problem: /missing does not exist/,
+  },
   {
     name: 'a token pasted where a variable name belongs is not shown',
     yaml: config(set(8, `    env: ${SECRET}-x`)),
@@ -95,7 +266,14 @@ const CASES: Case[] = [
     line: 8,
     problem: /^env \(value hidden\) is not an environment variable name/,
   },
-  { name: 'a pasted token under an unknown key is not shown', yaml: config(add(8, `    token: ${SECRET}`)), code: 'CONFIG_UNKNOWN_KEY', keyPath: 'credentials.github.token', line: 9, problem: /^unknown key "token" \(expected one of: type, env, file\)$/ },
+  {
+    name: 'a pasted token under an unknown key is not shown',
+    yaml: config(add(8, `    token: ${SECRET}`)),
+    code: 'CONFIG_UNKNOWN_KEY',
+    keyPath: 'credentials.github.token',
+    line: 9,
+    problem: /^unknown key "token" \(expected one of: type, env, file\)$/,
+  },
 ];
 
 function errorOf(c: Case): ConfigError {

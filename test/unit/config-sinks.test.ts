@@ -53,7 +53,18 @@ function errorOf(text: string): ConfigError {
 test('three sinks resolve with their defaults; secrets and keys stay Secrets', () => {
   const c = parseConfig(yaml(ALL), file, { env });
   const [siem, hook, splunk] = c.audit.sinks;
-  expect(siem).toMatchObject({ name: 'siem', type: 'syslog', host: 'logs.example.com', port: 6514, facility: 13, appName: 'portcullis', hostname: null, bom: false, confirmMs: 200, maxBackoffMs: 30000 });
+  expect(siem).toMatchObject({
+    name: 'siem',
+    type: 'syslog',
+    host: 'logs.example.com',
+    port: 6514,
+    facility: 13,
+    appName: 'portcullis',
+    hostname: null,
+    bom: false,
+    confirmMs: 200,
+    maxBackoffMs: 30000,
+  });
   expect(siem.type === 'syslog' && siem.tls?.ca).toContain('BEGIN CERTIFICATE');
   expect(hook).toMatchObject({ name: 'hook', type: 'webhook', url: 'https://hooks.example.com/audit', format: 'json', timeoutMs: 10000 });
   expect(hook.type === 'webhook' && revealSecret(hook.headers['X-Api-Key'] as never)).toBe('hook-secret');
@@ -66,7 +77,9 @@ test('three sinks resolve with their defaults; secrets and keys stay Secrets', (
 });
 
 test('no sinks: an empty list', () => {
-  expect(parseConfig('policy: { path: ./policies }\naudit: { path: ./a }\nroutes: [{ name: up, prefix: /up/, upstream: "http://h/" }]\n', file).audit.sinks).toEqual([]);
+  expect(
+    parseConfig('policy: { path: ./policies }\naudit: { path: ./a }\nroutes: [{ name: up, prefix: /up/, upstream: "http://h/" }]\n', file).audit.sinks,
+  ).toEqual([]);
 });
 
 test('duplicate sink names are an error naming the second', () => {
@@ -91,7 +104,9 @@ test('missing and invalid values name the key', () => {
   expect(errorOf(yaml('    - { name: a, type: syslog, address: "h:0" }')).keyPath).toBe('audit.sinks[0].address');
   expect(errorOf(yaml('    - { name: ../x, type: webhook, url: "http://h/" }')).keyPath).toBe('audit.sinks[0].name');
   expect(errorOf(yaml('    - { name: a, type: webhook, url: "http://u:p@h/" }')).keyPath).toBe('audit.sinks[0].url');
-  expect(errorOf(yaml('    - { name: a, type: webhook, url: "http://h/", headers: { Content-Type: text/plain } }')).keyPath).toBe('audit.sinks[0].headers.Content-Type');
+  expect(errorOf(yaml('    - { name: a, type: webhook, url: "http://h/", headers: { Content-Type: text/plain } }')).keyPath).toBe(
+    'audit.sinks[0].headers.Content-Type',
+  );
   expect(errorOf(yaml('    - { name: a, type: webhook, url: "http://h/", headers: { X-K: { env: ABSENT } } }')).problem).toMatch(/ABSENT is not set/);
   expect(errorOf(yaml('    - { name: a, type: syslog, address: "h:6514", tls: { ca: ./nope.pem } }')).keyPath).toBe('audit.sinks[0].tls.ca');
   expect(errorOf(yaml('    - { name: a, type: syslog, address: "h:6514", tls: { cert: ./ca.pem } }')).keyPath).toBe('audit.sinks[0].tls');

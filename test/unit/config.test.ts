@@ -73,7 +73,9 @@ test('malformed YAML names the file and line', () => {
 test('an unknown key is an error with its path and line', () => {
   const e = errorOf(VALID.replace('  entrypoint: portcullis/decision', '  entrypoint: portcullis/decision\n  colour: blue'));
   expect(e.keyPath).toBe('policy.colour');
-  expect(e.message).toBe(`${file}:6:3: policy.colour: unknown key "colour" (expected one of: path, entrypoint, watch, poll_ms, opa, require_tests) [CONFIG_UNKNOWN_KEY]`);
+  expect(e.message).toBe(
+    `${file}:6:3: policy.colour: unknown key "colour" (expected one of: path, entrypoint, watch, poll_ms, opa, require_tests) [CONFIG_UNKNOWN_KEY]`,
+  );
 });
 
 test('a renamed key names its replacement', () => {
@@ -128,7 +130,7 @@ test('wrong types and formats', () => {
 
 test('required sections and duplicates', () => {
   expect(errorOf('policy: { path: ./policies }\naudit: { path: ./a }\n').problem).toBe('missing required key "routes"');
-  const dup = VALID + '  - name: github\n    prefix: /gh2/\n    upstream: https://x.example/\n';
+  const dup = `${VALID}  - name: github\n    prefix: /gh2/\n    upstream: https://x.example/\n`;
   expect(errorOf(dup).keyPath).toBe('routes[1].name');
   expect(errorOf(VALID.replace('policy:\n', 'policy:\n  path: ./p2\npolicy2:\n')).message).toContain(file);
 });
@@ -173,7 +175,13 @@ describe('MCP routes', () => {
   });
 
   test('a stdio MCP route resolves its env secrets and restart policy', () => {
-    const c = parseConfig(mcpRoute('    command: [npx, -y, server]\n    env: { TOKEN: { env: GITHUB_TOKEN }, MODE: ro }\n    restart: { initial_delay_ms: 10, max_delay_ms: 20 }\n'), file, { env });
+    const c = parseConfig(
+      mcpRoute(
+        '    command: [npx, -y, server]\n    env: { TOKEN: { env: GITHUB_TOKEN }, MODE: ro }\n    restart: { initial_delay_ms: 10, max_delay_ms: 20 }\n',
+      ),
+      file,
+      { env },
+    );
     const stdio = c.routes[1].mcp!.stdio!;
     expect(stdio.command).toEqual(['npx', '-y', 'server']);
     expect(stdio.env.MODE).toBe('ro');

@@ -11,7 +11,12 @@ function tableRows(text: string): string[][] {
   return text
     .split('\n')
     .filter((l) => /^\| `?[A-Z0-9_]/.test(l) || /^\| \d+ \|/.test(l) || /^\| G\d+ \|/.test(l))
-    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim().replace(/`/g, '')));
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim().replace(/`/g, '')),
+    );
 }
 
 test('docs/errors.md lists exactly the codes in src/errors.ts, with their statuses', () => {
@@ -31,7 +36,12 @@ test('docs/errors.md lists exactly the outcome codes in src/errors.ts', () => {
   const documented = doc('errors.md')
     .split('\n')
     .filter((l) => /^\| `[a-z]/.test(l))
-    .flatMap((l) => l.split('|')[1].split(',').map((c) => c.trim().replace(/`/g, '')));
+    .flatMap((l) =>
+      l
+        .split('|')[1]
+        .split(',')
+        .map((c) => c.trim().replace(/`/g, '')),
+    );
   expect(documented.sort()).toEqual([...OUTCOME_CODES].sort());
 });
 

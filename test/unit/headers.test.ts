@@ -5,7 +5,18 @@ import { forwardableRequestHeaders, normalisedHeaderName } from '../../src/proxy
 import { assertNoMethodOverride } from '../../src/proxy/method-override';
 
 const route = (over: Partial<RouteConfig>): RouteConfig =>
-  ({ name: 'r', prefix: '/r/', kind: 'http', mcp: null, origin: 'http://u', basePath: '/', credential: null, timeouts: { connectMs: 1, headersMs: 1, idleMs: 1 }, forwardRange: true, ...over }) as RouteConfig;
+  ({
+    name: 'r',
+    prefix: '/r/',
+    kind: 'http',
+    mcp: null,
+    origin: 'http://u',
+    basePath: '/',
+    credential: null,
+    timeouts: { connectMs: 1, headersMs: 1, idleMs: 1 },
+    forwardRange: true,
+    ...over,
+  }) as RouteConfig;
 const withHeader = route({ credential: { name: 'c', type: 'header', header: 'x-api-key', value: null as never }, forwardRange: false });
 const client = { address: '10.0.0.7', host: 'gw.local:8080' };
 
@@ -15,13 +26,28 @@ test('names are read as stacks that fold "_" into "-" read them', () => {
 });
 
 test('G1: the credential header, agent credentials and their lookalikes are dropped', () => {
-  const out = forwardableRequestHeaders({ 'x-api-key': 'a', x_api_key: 'b', 'x_api-key': 'c', proxy_authorization: 'd', cookie: 'e', authorization: 'f', 'x-trace': 't' }, withHeader, client);
+  const out = forwardableRequestHeaders(
+    { 'x-api-key': 'a', x_api_key: 'b', 'x_api-key': 'c', proxy_authorization: 'd', cookie: 'e', authorization: 'f', 'x-trace': 't' },
+    withHeader,
+    client,
+  );
   expect(Object.keys(out).sort()).toEqual(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-trace']);
 });
 
 test("G7: the agent's proxy headers give way to the gateway's own", () => {
   const out = forwardableRequestHeaders(
-    { 'x-forwarded-for': '1.1.1.1', 'x-forwarded-prefix': '/p', x_forwarded_host: 'e', forwarded: 'for=1', 'x-real-ip': '1', 'x-original-url': '/x', 'x-rewrite-url': '/x', 'true-client-ip': '1', 'x-client-ip': '1', 'x-original-host': 'e' },
+    {
+      'x-forwarded-for': '1.1.1.1',
+      'x-forwarded-prefix': '/p',
+      x_forwarded_host: 'e',
+      forwarded: 'for=1',
+      'x-real-ip': '1',
+      'x-original-url': '/x',
+      'x-rewrite-url': '/x',
+      'true-client-ip': '1',
+      'x-client-ip': '1',
+      'x-original-host': 'e',
+    },
     route({}),
     client,
   );

@@ -32,7 +32,9 @@ function layerTable(): Row[] {
 }
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
 }
 
 const table = layerTable();
@@ -45,7 +47,11 @@ const layerOf = (file: string) => rowOf(file)?.layer;
 
 test('the table names a layer for every module in src/', () => {
   expect(table.length).toBeGreaterThan(5);
-  expect(sources(src).filter((f) => layerOf(f) === undefined).map((f) => path.relative(root, f))).toEqual([]);
+  expect(
+    sources(src)
+      .filter((f) => layerOf(f) === undefined)
+      .map((f) => path.relative(root, f)),
+  ).toEqual([]);
 });
 
 test('no module imports from a layer above its own', () => {

@@ -28,12 +28,15 @@ async function serve(identify: () => string | null) {
     maxBodyBytes: 1024,
     audit: { append: async (r: Record<string, any>) => void records.push(r), healthy: true, close: async () => undefined },
     metrics,
-    log: createLogger('info', new Writable({
-      write: (c, _e, d) => {
-        logs += c;
-        d();
-      },
-    })),
+    log: createLogger(
+      'info',
+      new Writable({
+        write: (c, _e, d) => {
+          logs += c;
+          d();
+        },
+      }),
+    ),
     memory: { pressed: false },
   } as unknown as PipelineDeps;
   const server = http.createServer((req, res) => void runCall(newContext(req, res, 'id-1'), deps));

@@ -106,7 +106,8 @@ test('G2: a random secret in a random encoding, randomly chunked, never reaches 
     const out = outBytes.toString();
     for (const marker of leakMarkers(secret, encoding)) expect(out).not.toContain(marker);
     const v = (JSON.parse(out) as { v: string }).v;
-    if (encoding.startsWith('base64')) expect(Buffer.from(v, encoding === 'base64' ? 'base64' : 'base64url').toString('latin1')).not.toContain(Buffer.from(secret).toString('latin1'));
+    if (encoding.startsWith('base64'))
+      expect(Buffer.from(v, encoding === 'base64' ? 'base64' : 'base64url').toString('latin1')).not.toContain(Buffer.from(secret).toString('latin1'));
     expect(v).not.toContain(secret);
   }
 });

@@ -45,7 +45,14 @@ describe('the mcp member of a decision record', () => {
   test('G12: keeps masked arguments, the pointers and the digest of the unmasked arguments', () => {
     const args = { amount: 5, card: '4111111111111111' };
     const v = mcpAuditView(call(args), 'sess', ['/arguments/card']);
-    expect(v).toMatchObject({ method: 'tools/call', tool: 'pay', session: 'sess', arguments: { amount: 5, card: '[masked]' }, masked: ['/arguments/card'], arguments_sha256: sha(args) });
+    expect(v).toMatchObject({
+      method: 'tools/call',
+      tool: 'pay',
+      session: 'sess',
+      arguments: { amount: 5, card: '[masked]' },
+      masked: ['/arguments/card'],
+      arguments_sha256: sha(args),
+    });
   });
 
   test('G12: a malformed mask keeps none of the arguments, only their digest', () => {

@@ -3,13 +3,7 @@
  * what is hidden, what goes through byte-for-byte, and when the stream fails closed.
  */
 import type { Transform } from 'node:stream';
-import {
-  LIST_FILTER_MAX_BYTES,
-  ListFilterError,
-  createListFilter,
-  type ListFilterSpec,
-  type ListMethod,
-} from '../../src/mcp/list-filter';
+import { LIST_FILTER_MAX_BYTES, ListFilterError, createListFilter, type ListFilterSpec, type ListMethod } from '../../src/mcp/list-filter';
 
 const HIDDEN = new Set(['get-env', 'delete-everything']);
 const byName = (item: Readonly<Record<string, unknown>>) => !HIDDEN.has(item.name as string);
@@ -88,7 +82,10 @@ describe('JSON bodies', () => {
     ['prompts/list', 'prompts'],
     ['resources/list', 'resources'],
   ])('%s filters result.%s and leaves other lists alone', async (method, key) => {
-    const items = [{ name: 'ok', uri: 'file:///ok' }, { name: 'secret', uri: 'file:///secret' }];
+    const items = [
+      { name: 'ok', uri: 'file:///ok' },
+      { name: 'secret', uri: 'file:///secret' },
+    ];
     const body = JSON.stringify({ jsonrpc: '2.0', id: 'r1', result: { [key]: items, tools: [tool('secret')] } });
     const s = spec({ method, requestId: 'r1', visible: (i) => i.name !== 'secret' });
     const h = await runChunks(filter('application/json', s), [body]);
@@ -110,12 +107,18 @@ describe('JSON bodies', () => {
   test('items that are not objects are dropped without asking the policy', async () => {
     const seen: unknown[] = [];
     const body = JSON.stringify({ jsonrpc: '2.0', id: 7, result: { tools: [null, 1, 'echo', ['echo'], tool('echo'), true] } });
-    const h = await runChunks(filter('application/json', spec({
+    const h = await runChunks(
+      filter(
+        'application/json',
+        spec({
           visible: (i) => {
             seen.push(i);
             return true;
           },
-        })), [body]);
+        }),
+      ),
+      [body],
+    );
     expect(JSON.parse(h.text()).result.tools).toEqual([tool('echo')]);
     expect(seen).toEqual([tool('echo')]);
   });
@@ -200,7 +203,9 @@ describe('JSON bodies', () => {
 
   test('hiding every tool leaves an empty list, and onFiltered hears of it', async () => {
     const seen: Array<[number, number]> = [];
-    const h = await runChunks(filter('application/json', spec({ visible: () => false, onFiltered: (r, k) => seen.push([r, k]) })), [toolsResult(7, ['a', 'b', 'c'])]);
+    const h = await runChunks(filter('application/json', spec({ visible: () => false, onFiltered: (r, k) => seen.push([r, k]) })), [
+      toolsResult(7, ['a', 'b', 'c']),
+    ]);
     expect(JSON.parse(h.text())).toEqual({ jsonrpc: '2.0', id: 7, result: { tools: [] } });
     expect(seen).toEqual([[3, 0]]);
   });
@@ -282,7 +287,10 @@ describe('SSE streams', () => {
 
   test('a data field split over lines is joined, parsed, and replaced by one data line; other lines stay in order', async () => {
     const lines = response.replace('"result":', '"result":\n');
-    const multi = lines.split('\n').map((l) => `data:${l}`).join('\n');
+    const multi = lines
+      .split('\n')
+      .map((l) => `data:${l}`)
+      .join('\n');
     const event = `id: 9\n${multi.split('\n')[0]}\n: between\n${multi.split('\n')[1]}\nevent: message\n\n`;
     const h = await runChunks(filter('text/event-stream'), [event]);
     expect(h.text()).toBe(`id: 9\ndata: ${filtered}\n: between\nevent: message\n\n`);

@@ -19,8 +19,22 @@ const refused = (f: () => unknown): string => {
 
 describe('what a message becomes', () => {
   test('a tools/call request: method, id, tool and arguments', () => {
-    const m = call({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get-sum', arguments: { a: 1 } } }, { 'mcp-session-id': 's-1', 'mcp-protocol-version': '2025-11-25' });
-    expect(m).toMatchObject({ kind: 'request', method: 'tools/call', id: 7, tool: 'get-sum', arguments: { a: 1 }, uri: null, name: null, protocolVersion: '2025-11-25', stateless: false, sessionId: 's-1' });
+    const m = call(
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'get-sum', arguments: { a: 1 } } },
+      { 'mcp-session-id': 's-1', 'mcp-protocol-version': '2025-11-25' },
+    );
+    expect(m).toMatchObject({
+      kind: 'request',
+      method: 'tools/call',
+      id: 7,
+      tool: 'get-sum',
+      arguments: { a: 1 },
+      uri: null,
+      name: null,
+      protocolVersion: '2025-11-25',
+      stateless: false,
+      sessionId: 's-1',
+    });
   });
 
   test('a tools/call without arguments has arguments null; string ids are kept', () => {
@@ -39,12 +53,19 @@ describe('what a message becomes', () => {
 
   test('initialize names its protocol version in params; GET is a stream (with Last-Event-ID), DELETE a termination', () => {
     expect(call({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18' } }).protocolVersion).toBe('2025-06-18');
-    expect(parseMcpCall('GET', { 'last-event-id': 'e-9', 'mcp-session-id': 's' }, undefined, false)).toMatchObject({ kind: 'stream', lastEventId: 'e-9', sessionId: 's' });
+    expect(parseMcpCall('GET', { 'last-event-id': 'e-9', 'mcp-session-id': 's' }, undefined, false)).toMatchObject({
+      kind: 'stream',
+      lastEventId: 'e-9',
+      sessionId: 's',
+    });
     expect(parseMcpCall('DELETE', { 'mcp-session-id': 's' }, undefined, false)).toMatchObject({ kind: 'terminate', lastEventId: null });
   });
 
   test('the stateless era is recognised by its protocol version', () => {
-    const m = call({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } }, { 'mcp-protocol-version': STATELESS_ERA, 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
+    const m = call(
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } },
+      { 'mcp-protocol-version': STATELESS_ERA, 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+    );
     expect(m.stateless).toBe(true);
   });
 });

@@ -10,10 +10,18 @@ import { checkpointBody, generateSignerKey, parseCheckpointBody, parseNote, pars
 /** RFC 6962 §2.1 MTH, written straight from the definition. */
 function mth(leaves: Buffer[]): Buffer {
   if (leaves.length === 0) return createHash('sha256').digest();
-  if (leaves.length === 1) return createHash('sha256').update(Buffer.from([0])).update(leaves[0]).digest();
+  if (leaves.length === 1)
+    return createHash('sha256')
+      .update(Buffer.from([0]))
+      .update(leaves[0])
+      .digest();
   let k = 1;
   while (k * 2 < leaves.length) k *= 2;
-  return createHash('sha256').update(Buffer.from([1])).update(mth(leaves.slice(0, k))).update(mth(leaves.slice(k))).digest();
+  return createHash('sha256')
+    .update(Buffer.from([1]))
+    .update(mth(leaves.slice(0, k)))
+    .update(mth(leaves.slice(k)))
+    .digest();
 }
 
 test('known hashes: the empty tree and the empty leaf', () => {

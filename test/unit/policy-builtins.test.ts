@@ -6,8 +6,7 @@ import { HOST_BUILTIN_NAMES, HostBuiltinError, hostBuiltins } from '../../src/po
 
 const call = (name: string, ...args: unknown[]) => hostBuiltins[name](...args);
 const rfc = (text: string) => call('time.parse_rfc3339_ns', text) as number;
-const b64 = (value: unknown) =>
-  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 /** 2024-03-15T14:30:45Z, a Friday; whole seconds are exact as JS numbers. */
 const NS = 1710513045000000000;
@@ -29,8 +28,17 @@ function expectBuiltinError(fn: () => unknown, builtin: string, message: RegExp)
 describe('the builtin table', () => {
   it('names every builtin it implements, and nothing else', () => {
     expect([...HOST_BUILTIN_NAMES].sort()).toEqual([
-      'io.jwt.decode', 'sprintf', 'time.add_date', 'time.clock', 'time.date', 'time.diff', 'time.format',
-      'time.now_ns', 'time.parse_duration_ns', 'time.parse_rfc3339_ns', 'time.weekday',
+      'io.jwt.decode',
+      'sprintf',
+      'time.add_date',
+      'time.clock',
+      'time.date',
+      'time.diff',
+      'time.format',
+      'time.now_ns',
+      'time.parse_duration_ns',
+      'time.parse_rfc3339_ns',
+      'time.weekday',
     ]);
     expect(HOST_BUILTIN_NAMES).not.toContain('time.parse_ns');
   });
@@ -111,9 +119,17 @@ describe('time.parse_rfc3339_ns', () => {
   });
 
   it('rejects what is not RFC 3339 or not a real date', () => {
-    for (const bad of ['2024-03-15 14:30:45Z', '2024-03-15T14:30:45', '2024-02-30T00:00:00Z',
-      '2023-02-29T00:00:00Z', '2024-03-15T24:00:00Z', '2024-03-15T14:30:45+24:00', '2024-3-15T14:30:45Z',
-      '2024-03-15t14:30:45z', '0000-01-01T00:00:00Z']) {
+    for (const bad of [
+      '2024-03-15 14:30:45Z',
+      '2024-03-15T14:30:45',
+      '2024-02-30T00:00:00Z',
+      '2023-02-29T00:00:00Z',
+      '2024-03-15T24:00:00Z',
+      '2024-03-15T14:30:45+24:00',
+      '2024-3-15T14:30:45Z',
+      '2024-03-15t14:30:45z',
+      '0000-01-01T00:00:00Z',
+    ]) {
       expect(() => rfc(bad)).toThrow(HostBuiltinError);
     }
     expectBuiltinError(() => rfc('yesterday'), 'time.parse_rfc3339_ns', /cannot parse "yesterday" as RFC 3339/);
@@ -196,10 +212,10 @@ describe('time.format', () => {
     expect(fmt([NS, 'Asia/Kolkata', 'RFC3339'])).toBe('2024-03-15T20:00:45+05:30');
     expect(fmt([NS, 'UTC', 'RFC1123'])).toBe('Fri, 15 Mar 2024 14:30:45 UTC');
     expect(fmt([NS, 'Asia/Kolkata', 'Mon, 02 Jan 2006 15:04:05 -0700'])).toBe('Fri, 15 Mar 2024 20:00:45 +0530');
-    expect(fmt([1710513045120000000, NY, 'Monday January _2 3:04:05.000 PM Z07:00 __2 002 06 1/2']))
-      .toBe('Friday March 15 10:30:45.120 AM -04:00  75 075 24 3/15');
-    expect(fmt([1704067200000000000, '', 'Jan _2 ,999 .000000 Z0700 -07 Janet Month']))
-      .toBe('Jan  1  .000000 Z +00 Janet Month');
+    expect(fmt([1710513045120000000, NY, 'Monday January _2 3:04:05.000 PM Z07:00 __2 002 06 1/2'])).toBe(
+      'Friday March 15 10:30:45.120 AM -04:00  75 075 24 3/15',
+    );
+    expect(fmt([1704067200000000000, '', 'Jan _2 ,999 .000000 Z0700 -07 Janet Month'])).toBe('Jan  1  .000000 Z +00 Janet Month');
     expect(fmt([NS, 'Asia/Kolkata', '15:04 pm 03 _2006'])).toBe('20:00 pm 08 _2024');
   });
 
@@ -256,8 +272,9 @@ describe('sprintf', () => {
   });
 
   it('formats numbers with Go verbs and flags, rounding half to even', () => {
-    expect(call('sprintf', '%d %x %05d %.2f %.2f %e %v', [42, 255, -3, 3.14158, 0.125, 123456.789, 1234567.5]))
-      .toBe('42 ff -0003 3.14 0.12 1.234568e+05 1.2345675e+06');
+    expect(call('sprintf', '%d %x %05d %.2f %.2f %e %v', [42, 255, -3, 3.14158, 0.125, 123456.789, 1234567.5])).toBe(
+      '42 ff -0003 3.14 0.12 1.234568e+05 1.2345675e+06',
+    );
   });
 
   it('reports a verb of the wrong type, a missing and an extra operand the Go way', () => {

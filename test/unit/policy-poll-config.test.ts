@@ -8,7 +8,8 @@ import { ConfigError } from '../../src/errors';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-poll-'));
 mkdirSync(path.join(dir, 'policies'));
 const file = path.join(dir, 'portcullis.yaml');
-const yaml = (policy: string) => `policy: { path: ./policies${policy} }\naudit: { path: ./audit }\nroutes:\n  - { name: up, prefix: /up/, upstream: "http://127.0.0.1:1/" }\n`;
+const yaml = (policy: string) =>
+  `policy: { path: ./policies${policy} }\naudit: { path: ./audit }\nroutes:\n  - { name: up, prefix: /up/, upstream: "http://127.0.0.1:1/" }\n`;
 
 test('poll_ms defaults to 2000 and can be set', () => {
   expect(parseConfig(yaml(''), file).policy.pollMs).toBe(2000);

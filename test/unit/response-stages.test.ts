@@ -22,7 +22,8 @@ import type { UpstreamResponse } from '../../src/proxy/response/upstream-respons
 
 const SECRET = 'resp-stage-secret-9c2d71';
 const secrets = { name: 'api', masker: new ResponseMasker([SECRET]) };
-const ctx = (withSecrets = true) => ({ id: 'd-1', route: { name: 'api', kind: 'http' }, secrets: withSecrets ? secrets : null, mcp: null }) as unknown as CallContext;
+const ctx = (withSecrets = true) =>
+  ({ id: 'd-1', route: { name: 'api', kind: 'http' }, secrets: withSecrets ? secrets : null, mcp: null }) as unknown as CallContext;
 const deps = { metrics: createMetrics(), log: createLogger('silent') } as unknown as PipelineDeps;
 
 function response(upstream: Record<string, string | string[]>, extra: Partial<UpstreamResponse> = {}): UpstreamResponse {

@@ -124,7 +124,11 @@ export function toOcsf(hit: QueryHit, ctx: OcsfContext): Record<string, unknown>
       version: OCSF_VERSION,
     },
     // Only a call that reached the policy had one applied (its record names the revision).
-    policy: { is_applied: typeof r.policy_revision === 'string' && r.policy_revision !== 'none', name: 'portcullis', ...(typeof r.policy_revision === 'string' ? { uid: r.policy_revision } : {}) },
+    policy: {
+      is_applied: typeof r.policy_revision === 'string' && r.policy_revision !== 'none',
+      name: 'portcullis',
+      ...(typeof r.policy_revision === 'string' ? { uid: r.policy_revision } : {}),
+    },
     ...(ctx.rawData ? { raw_data: hit.source.text } : {}),
     raw_data_hash: sha256Fingerprint(lineHash(hit.source.text), FLAT),
     // A deny is the control working as intended: noteworthy (Low), not an incident.

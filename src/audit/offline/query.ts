@@ -144,7 +144,9 @@ export function compileFilter(filter: AuditFilter): CompiledFilter {
       }
       if (reason !== undefined) {
         const reasons = Array.isArray(r.reasons) ? r.reasons : [];
-        const hit = reasons.some((x) => typeof x === 'string' && x.toLowerCase().includes(reason)) || (typeof r.code === 'string' && r.code.toLowerCase().includes(reason));
+        const hit =
+          reasons.some((x) => typeof x === 'string' && x.toLowerCase().includes(reason)) ||
+          (typeof r.code === 'string' && r.code.toLowerCase().includes(reason));
         if (!hit) return false;
       }
       return true;
@@ -198,7 +200,12 @@ export function runQuery(target: string, filter: AuditFilter, options: QueryOpti
       if (slot) {
         record = parse(text, stats);
         if (record && record.type === 'outcome' && record.decision_id === id) {
-          slot.hit.outcome = { ...(typeof record.code === 'string' ? { code: record.code } : {}), latency_ms: record.latency_ms as number, seq: record.seq as number, status: record.status as number };
+          slot.hit.outcome = {
+            ...(typeof record.code === 'string' ? { code: record.code } : {}),
+            latency_ms: record.latency_ms as number,
+            seq: record.seq as number,
+            status: record.status as number,
+          };
           slot.waiting = false;
           waiting.delete(id);
           flush(false);

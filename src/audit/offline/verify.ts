@@ -97,7 +97,9 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
   // Trusted keys: the auditor's, else the ones published beside the trail (weaker, and said so).
   let keyTexts = options.keys ?? [];
   if (keyTexts.length === 0 && dir && existsSync(path.join(dir, 'audit.pub'))) {
-    keyTexts = readFileSync(path.join(dir, 'audit.pub'), 'utf8').split('\n').filter((l) => l.trim());
+    keyTexts = readFileSync(path.join(dir, 'audit.pub'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     warn(`trusting the key(s) in ${path.join(dir, 'audit.pub')}; pass --key with a copy kept elsewhere, or a rebuilt and re-signed trail would verify`);
   }
   const keys: NoteVerifier[] = keyTexts.map((k) => parseVerifierKey(k));
@@ -128,7 +130,10 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
     let expected = 1;
     files.forEach((file, index) => {
       const n = Number(SEGMENT.exec(path.basename(file))?.[1]);
-      if (index === 0 && n > 1) unverifiable.push(`segments audit-00000001.jsonl..${path.basename(file).replace(/\d{8}/, String(n - 1).padStart(8, '0'))} are not here (pruned or deleted): the records in them cannot be checked`);
+      if (index === 0 && n > 1)
+        unverifiable.push(
+          `segments audit-00000001.jsonl..${path.basename(file).replace(/\d{8}/, String(n - 1).padStart(8, '0'))} are not here (pruned or deleted): the records in them cannot be checked`,
+        );
       else {
         for (; expected < n; expected++) {
           const name = `audit-${String(expected).padStart(8, '0')}.jsonl`;
@@ -195,9 +200,13 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       }
       const issues: string[] = [];
       if (seq === null) issues.push('no seq');
-      else if (seq > expectedSeq) issues.push(`chain break at seq ${expectedSeq}: seq ${seq} where ${expectedSeq} was expected: ${seq - expectedSeq} record(s) missing before it (deleted)`);
+      else if (seq > expectedSeq)
+        issues.push(
+          `chain break at seq ${expectedSeq}: seq ${seq} where ${expectedSeq} was expected: ${seq - expectedSeq} record(s) missing before it (deleted)`,
+        );
       else if (seq < expectedSeq) issues.push(`chain break at seq ${seq}: seq ${seq} where ${expectedSeq} was expected: duplicated or reordered record`);
-      else if (rec.prev !== prevHash && !afterGarbled) issues.push(`chain break at seq ${seq}: prev does not match the hash of the previous record (seq ${seq - 1}): that record was modified or replaced`);
+      else if (rec.prev !== prevHash && !afterGarbled)
+        issues.push(`chain break at seq ${seq}: prev does not match the hash of the previous record (seq ${seq - 1}): that record was modified or replaced`);
       const segmentIssue = (problem: string) => issues.push(problem);
       if (i === 0 && previousSegment) checkSegmentStart(rec, previousSegment, segmentIssue);
       else if (rec.type === 'segment_start' && !(i === 0 && records === 0)) issues.push('a segment_start record that does not open its segment');
@@ -206,19 +215,29 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       if (rec.type === 'checkpoint') {
         checkpoints++;
         if (!frontier) frontier = resumeFrontier(rec);
-        const problem = frontier ? checkCheckpoint(rec, frontier, keys) : firstBreakSeq === null ? 'a checkpoint without a usable frontier, after missing records: it cannot be checked' : null;
+        const problem = frontier
+          ? checkCheckpoint(rec, frontier, keys)
+          : firstBreakSeq === null
+            ? 'a checkpoint without a usable frontier, after missing records: it cannot be checked'
+            : null;
         if (problem) {
           problems.push({ ...where, seq, problem });
           firstBreakSeq ??= seq;
           frontier = resumeFrontier(rec);
         } else if (seq !== null && frontier) coveredSeq = seq;
         if (uncheckedFrom && seq !== null && !problem) {
-          if (seq > uncheckedFrom) unverifiable.push(`records ${uncheckedFrom}..${seq - 1} precede the first checkpoint here and the records before them are missing: they cannot be checked against a signature`);
+          if (seq > uncheckedFrom)
+            unverifiable.push(
+              `records ${uncheckedFrom}..${seq - 1} precede the first checkpoint here and the records before them are missing: they cannot be checked against a signature`,
+            );
           uncheckedFrom = 0;
         }
       }
       if (typeof rec.time === 'string') {
-        if (lastTime && rec.time < lastTime) warn(`${file}:${i + 1} (seq ${seq}): time ${rec.time} is earlier than the record before (${lastTime}); the clock stepped back (order is given by seq)`);
+        if (lastTime && rec.time < lastTime)
+          warn(
+            `${file}:${i + 1} (seq ${seq}): time ${rec.time} is earlier than the record before (${lastTime}); the clock stepped back (order is given by seq)`,
+          );
         lastTime = rec.time;
       }
       prevHash = sha256(line);
@@ -236,17 +255,29 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
   for (const c of external) {
     const root = wantedRoots.get(c.size);
     if (c.size > lastSeq) {
-      problems.push({ file: c.label, line: 0, seq: null, problem: `the checkpoint commits to ${c.size} records but the trail holds ${lastSeq}: records were removed from the end (truncated or rolled back)` });
+      problems.push({
+        file: c.label,
+        line: 0,
+        seq: null,
+        problem: `the checkpoint commits to ${c.size} records but the trail holds ${lastSeq}: records were removed from the end (truncated or rolled back)`,
+      });
     } else if (firstBreakSeq !== null && firstBreakSeq <= c.size && !root?.equals(c.root)) {
       // The chain break before c.size is reported already; this mismatch is its consequence.
     } else if (firstSeq > 1 && !root) {
       unverifiable.push(`${c.label}: covers records that are not here; it cannot be checked`);
-    } else if (c.size > 0 && (!root?.equals(c.root))) {
-      problems.push({ file: c.label, line: 0, seq: null, problem: `the trail's first ${c.size} records are not the ones the checkpoint signed: the trail was rolled back and rewritten` });
+    } else if (c.size > 0 && !root?.equals(c.root)) {
+      problems.push({
+        file: c.label,
+        line: 0,
+        seq: null,
+        problem: `the trail's first ${c.size} records are not the ones the checkpoint signed: the trail was rolled back and rewritten`,
+      });
     } else coveredSeq = Math.max(coveredSeq, c.size);
   }
   if (keys.length > 0 && lastSeq > coveredSeq && !(uncheckedFrom && coveredSeq === 0)) {
-    unverifiable.push(`records ${coveredSeq + 1}..${lastSeq} come after the last signed checkpoint: a cut or rewritten tail there could not be detected (a running gateway signs them within every_seconds)`);
+    unverifiable.push(
+      `records ${coveredSeq + 1}..${lastSeq} come after the last signed checkpoint: a cut or rewritten tail there could not be detected (a running gateway signs them within every_seconds)`,
+    );
   }
   const verdict = problems.length ? 'tampered' : unverifiable.length ? 'unverifiable' : 'verified';
   return { verdict, files, records, lastSeq, checkpoints, coveredSeq, keys: keys.map((k) => `${k.name}+${k.keyId}`), problems, unverifiable, warnings };
@@ -268,7 +299,10 @@ function resumeFrontier(rec: Record<string, unknown>): MerkleFrontier | null {
   try {
     const body = parseCheckpointBody(parseNote(String(rec.note)).text);
     if (!Array.isArray(rec.frontier)) return null;
-    const f = MerkleFrontier.resume(rec.frontier.map((h) => Buffer.from(String(h), 'base64')), body.size);
+    const f = MerkleFrontier.resume(
+      rec.frontier.map((h) => Buffer.from(String(h), 'base64')),
+      body.size,
+    );
     return f.root().equals(body.root) ? f : null;
   } catch {
     return null;
@@ -276,11 +310,17 @@ function resumeFrontier(rec: Record<string, unknown>): MerkleFrontier | null {
 }
 
 /** Checks a segment's first record against the segment before it (its digest unless that is ''). */
-function checkSegmentStart(rec: Record<string, unknown>, previous: { file: string; last_seq: number; last_hash: string; sha256: string }, report: (problem: string) => void): void {
+function checkSegmentStart(
+  rec: Record<string, unknown>,
+  previous: { file: string; last_seq: number; last_hash: string; sha256: string },
+  report: (problem: string) => void,
+): void {
   if (rec.type !== 'segment_start') return report(`the segment does not open with segment_start: it does not follow ${previous.file}`);
   const claimed = (rec.previous ?? {}) as Record<string, unknown>;
-  if (claimed.file !== previous.file) return report(`segment_start follows ${String(claimed.file)}, not ${previous.file}: a segment is missing or segments were swapped`);
-  if (claimed.last_seq !== previous.last_seq || claimed.last_hash !== previous.last_hash) return report(`segment_start does not match the end of ${previous.file}: records were removed from or added to its end`);
+  if (claimed.file !== previous.file)
+    return report(`segment_start follows ${String(claimed.file)}, not ${previous.file}: a segment is missing or segments were swapped`);
+  if (claimed.last_seq !== previous.last_seq || claimed.last_hash !== previous.last_hash)
+    return report(`segment_start does not match the end of ${previous.file}: records were removed from or added to its end`);
   if (previous.sha256 && claimed.sha256 !== previous.sha256) report(`segment_start's digest of ${previous.file} does not match the file: it was modified`);
 }
 
@@ -290,15 +330,18 @@ function checkCheckpoint(rec: Record<string, unknown>, frontier: MerkleFrontier,
     const note = parseNote(String(rec.note));
     const body = parseCheckpointBody(note.text);
     if (body.size !== frontier.size || rec.size !== body.size) return `the checkpoint covers ${body.size} records but ${frontier.size} precede it`;
-    if (!body.root.equals(frontier.root())) return "the checkpoint's Merkle root does not match the records before it: records were changed and the chain rebuilt";
+    if (!body.root.equals(frontier.root()))
+      return "the checkpoint's Merkle root does not match the records before it: records were changed and the chain rebuilt";
     if (rec.root !== body.root.toString('base64')) return "the checkpoint record's root field differs from its signed note";
     const own = frontier.hashes().map((h) => h.toString('base64'));
-    if (rec.frontier !== undefined && JSON.stringify(rec.frontier) !== JSON.stringify(own)) return "the checkpoint record's frontier differs from the records before it";
+    if (rec.frontier !== undefined && JSON.stringify(rec.frontier) !== JSON.stringify(own))
+      return "the checkpoint record's frontier differs from the records before it";
     const extra = Object.keys(rec).filter((k) => !CHECKPOINT_FIELDS.has(k));
     if (extra.length) return `the checkpoint record holds fields no signature covers: ${extra.join(', ')}`;
     if (keys.length === 0) return null;
     const key = verifyNote(note, keys);
-    if (!key) return `the checkpoint is signed by an unknown key (${note.signatures.map((s) => `${s.name}+${s.keyId}`).join(', ')}): wrong key, or a forged trail`;
+    if (!key)
+      return `the checkpoint is signed by an unknown key (${note.signatures.map((s) => `${s.name}+${s.keyId}`).join(', ')}): wrong key, or a forged trail`;
     if (rec.key_id !== key.keyId) return "the checkpoint record's key_id is not the key that signed it";
     if (body.origin !== key.name) return `the checkpoint's origin "${body.origin}" is not its key's name "${key.name}"`;
     return null;

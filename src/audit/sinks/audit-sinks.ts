@@ -60,7 +60,14 @@ export function createSink(config: SinkConfig): RecordSink {
         connectTimeoutMs: config.connectTimeoutMs,
       });
     case 'webhook':
-      return webhookSink({ name: config.name, url: config.url, headers: config.headers, format: config.format, timeoutMs: config.timeoutMs, tls: tlsOptions(config.tls) });
+      return webhookSink({
+        name: config.name,
+        url: config.url,
+        headers: config.headers,
+        format: config.format,
+        timeoutMs: config.timeoutMs,
+        tls: tlsOptions(config.tls),
+      });
     case 'splunk_hec':
       return splunkHecSink({
         name: config.name,
@@ -100,7 +107,9 @@ export function startAuditSinks(configs: readonly SinkConfig[], options: AuditSi
   );
   for (const r of runners) r.start();
   return {
-    nudge: () => runners.forEach((r) => r.nudge()),
+    nudge: () => {
+      for (const r of runners) r.nudge();
+    },
     status: () => runners.map((r) => r.status()),
     close: async (graceMs) => {
       await Promise.all(runners.map((r) => r.close(graceMs)));

@@ -61,7 +61,15 @@ export function httpPoster(options: HttpPosterOptions): HttpPoster {
       if (closing.signal.aborted) throw new SinkError('the sink is closed');
       const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(options.timeoutMs)]);
       try {
-        const res = await request(url, { method: 'POST', headers, body, dispatcher: agent, signal, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
+        const res = await request(url, {
+          method: 'POST',
+          headers,
+          body,
+          dispatcher: agent,
+          signal,
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+        });
         let text = '';
         for await (const chunk of res.body) {
           if (text.length < MAX_ANSWER) text += (chunk as Buffer).toString('utf8');

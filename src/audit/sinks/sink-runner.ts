@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
 import type { RecordSink } from './record-sink';
 import { readPosition, writePosition, offsetDir, type TrailPosition } from './sink-offset';
-import { TrailFollower, type BatchLimits } from './trail-follower';
+import { TrailFollower, type BatchLimits, type TrailBatch } from './trail-follower';
 
 /** What the runner reports for metrics and health. */
 export interface SinkStatus {
@@ -186,7 +186,7 @@ export class SinkRunner {
     }
     while (!this.stopping && this.position) {
       this.updateGauges();
-      let batch;
+      let batch: TrailBatch | null;
       try {
         batch = await this.follower.read(this.position);
       } catch (err) {

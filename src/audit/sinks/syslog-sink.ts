@@ -94,7 +94,14 @@ export function syslogSink(options: SyslogSinkOptions): RecordSink {
     return new Promise((resolve, reject) => {
       const t = options.tls;
       const socket = t
-        ? tls.connect({ host: options.host, port: options.port, ca: t.ca, cert: t.cert, key: t.key, servername: t.servername ?? (net.isIP(options.host) ? undefined : options.host) })
+        ? tls.connect({
+            host: options.host,
+            port: options.port,
+            ca: t.ca,
+            cert: t.cert,
+            key: t.key,
+            servername: t.servername ?? (net.isIP(options.host) ? undefined : options.host),
+          })
         : net.connect({ host: options.host, port: options.port });
       const conn: Connection = { socket, failure: null, waiters: new Set() };
       const fail = (err: Error) => {
@@ -136,7 +143,9 @@ export function syslogSink(options: SyslogSinkOptions): RecordSink {
       const failure = onFailure(conn);
       try {
         await new Promise<void>((resolve, reject) => {
-          conn.socket.write(Buffer.concat(frames), (err) => (err ? reject(conn.failure ?? new SinkError(`syslog write to ${where} failed: ${err.message}`)) : resolve()));
+          conn.socket.write(Buffer.concat(frames), (err) =>
+            err ? reject(conn.failure ?? new SinkError(`syslog write to ${where} failed: ${err.message}`)) : resolve(),
+          );
           void failure.promise.then(reject);
         });
         if (confirmMs > 0) {

@@ -140,10 +140,14 @@ export class TrailFollower {
       // The trail ends before the record this sink already delivered: it was cut back (e.g. a
       // power loss in relaxed mode) or replaced. Re-sending everything would duplicate, and
       // new records would reuse delivered seqs: stop and say so.
-      throw new TrailReadError(`the trail ends before seq ${seq}, which this sink already delivered; check the trail with 'portcullis audit verify', then delete the position file to deliver from the start`);
+      throw new TrailReadError(
+        `the trail ends before seq ${seq}, which this sink already delivered; check the trail with 'portcullis audit verify', then delete the position file to deliver from the start`,
+      );
     }
     if (firstSeq !== null && firstSeq > seq + 1) {
-      throw new TrailReadError(`records ${seq + 1}..${firstSeq - 1} are no longer in the trail; restore their segments, or delete the position file to start at seq ${firstSeq}`);
+      throw new TrailReadError(
+        `records ${seq + 1}..${firstSeq - 1} are no longer in the trail; restore their segments, or delete the position file to start at seq ${firstSeq}`,
+      );
     }
     return start;
   }

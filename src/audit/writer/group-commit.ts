@@ -90,12 +90,15 @@ export class JsonlAuditWriter implements AuditLog {
     }
     // The heartbeat: a checkpoint whenever none was written for a whole interval, idle or not.
     const periodMs = this.checkpointEvery.everySeconds * 1000;
-    const heartbeat = setInterval(() => {
-      if (this.closed || !this._healthy) return;
-      if (performance.now() - this.lastCheckpointAt >= periodMs - 5) this.appendCheckpoint();
-      this.maintain(); // rotation by age happens on an idle trail too
-      this.schedule();
-    }, Math.max(10, Math.min(periodMs, 1000)));
+    const heartbeat = setInterval(
+      () => {
+        if (this.closed || !this._healthy) return;
+        if (performance.now() - this.lastCheckpointAt >= periodMs - 5) this.appendCheckpoint();
+        this.maintain(); // rotation by age happens on an idle trail too
+        this.schedule();
+      },
+      Math.max(10, Math.min(periodMs, 1000)),
+    );
     this.timers.push(heartbeat);
     for (const t of this.timers) t.unref();
   }
@@ -191,7 +194,9 @@ export class JsonlAuditWriter implements AuditLog {
   /** Appends the record that opens a new segment: at rotation, and before the first record of an empty one. */
   private startSegmentRecord(): void {
     const previous = this.state.previous;
-    void this.enqueue({ type: 'segment_start', time: this.clock().toISOString(), segment: segmentName(this.state.segment), previous }, null).catch(() => undefined);
+    void this.enqueue({ type: 'segment_start', time: this.clock().toISOString(), segment: segmentName(this.state.segment), previous }, null).catch(
+      () => undefined,
+    );
   }
 
   /** Checkpoints and rotates when a threshold has been reached. */

@@ -45,7 +45,8 @@ export async function openAuditWriter(options: AuditWriterOptions): Promise<Json
     const time = writer.clock().toISOString();
     const record = (event: Parameters<JsonlAuditWriter['append']>[0]) => void writer.append(event).catch(() => undefined);
     // The previous writer died holding the lock: the kernel released it; the trail says so.
-    if (lock.stale) record({ type: 'writer_takeover', time, previous: { ...lock.stale }, epoch: lock.holder.epoch, pid: process.pid, waited_ms: lock.waitedMs });
+    if (lock.stale)
+      record({ type: 'writer_takeover', time, previous: { ...lock.stale }, epoch: lock.holder.epoch, pid: process.pid, waited_ms: lock.waitedMs });
     if (scan.tornBytes) record({ type: 'recovered_torn_tail', time, moved_to: path.basename(aside), bytes: scan.tornBytes.length });
     if (scan.lastKeyId !== options.signer.keyId) {
       record({ type: 'signing_key', time, key_id: options.signer.keyId, public_key: options.signer.verifierKey, previous_key_id: scan.lastKeyId });

@@ -33,7 +33,11 @@ export function secretReader(source: ConfigSource, context: SecretContext, mode:
       const keys = sources.map((s) => `${prefix}${s.kind}`).join(' or ');
       if (named.length === 0) throw new ConfigError('CONFIG_MISSING_KEY', source.locate(path), `set the secret's source: ${keys}`);
       if (named.length > 1) {
-        throw new ConfigError('CONFIG_CONFLICT', source.locate([...path, `${prefix}${named[1].kind}`], { key: true }), `set exactly one source for the secret: ${keys}`);
+        throw new ConfigError(
+          'CONFIG_CONFLICT',
+          source.locate([...path, `${prefix}${named[1].kind}`], { key: true }),
+          `set exactly one source for the secret: ${keys}`,
+        );
       }
       const [chosen] = named;
       const key = `${prefix}${chosen.kind}`;

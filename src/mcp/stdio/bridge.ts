@@ -73,7 +73,14 @@ const MCP_PATH = '/mcp';
 const MAX_SOCKET_PATH_BYTES = 103;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-function sendJsonRpcError(res: http.ServerResponse, status: number, code: number, message: string, id: unknown = null, headers: http.OutgoingHttpHeaders = {}): void {
+function sendJsonRpcError(
+  res: http.ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  id: unknown = null,
+  headers: http.OutgoingHttpHeaders = {},
+): void {
   const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
@@ -115,14 +122,21 @@ async function validate(spec: StdioServerSpec, limits: StdioBridgeLimits): Promi
   if (!Number.isInteger(maxDelayMs) || maxDelayMs < initialDelayMs) fail('restart.maxDelayMs must be an integer ≥ restart.initialDelayMs');
   for (const [name, value] of Object.entries(limits)) if (!Number.isInteger(value) || value < 1) fail(`limit ${name} must be an integer ≥ 1`);
   if (spec.cwd !== null) {
-    const isDir = await stat(spec.cwd).then((s) => s.isDirectory(), () => false);
+    const isDir = await stat(spec.cwd).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     if (!isDir) fail(`cwd ${JSON.stringify(spec.cwd)} is not a directory`);
   }
   const env = childEnvironment(spec.env);
   const cwd = spec.cwd ?? process.cwd();
   const file = await resolveExecutable(spec.command[0], cwd, env.PATH);
   if (file === null) {
-    fail(spec.command[0].includes('/') ? `command ${JSON.stringify(spec.command[0])} is not an executable file` : `command ${JSON.stringify(spec.command[0])} was not found on PATH`);
+    fail(
+      spec.command[0].includes('/')
+        ? `command ${JSON.stringify(spec.command[0])} is not an executable file`
+        : `command ${JSON.stringify(spec.command[0])} was not found on PATH`,
+    );
   }
   return { file: file!, argv: [...spec.command], env, cwd: spec.cwd };
 }

@@ -57,8 +57,12 @@ function formatInteger(n: bigint, spec: Spec): string {
   const { verb } = spec;
   if (verb === 'c') return pad(spec, goRune(Number(n)), false);
   if (verb === 'q') return pad(spec, goQuoteRune(Number(n), spec.plus), false);
-  if (verb === 'U') { // Go formats the value as a uint64
-    const code = `U+${BigInt.asUintN(64, n).toString(16).toUpperCase().padStart(spec.prec ?? 4, '0')}`;
+  if (verb === 'U') {
+    // Go formats the value as a uint64
+    const code = `U+${BigInt.asUintN(64, n)
+      .toString(16)
+      .toUpperCase()
+      .padStart(spec.prec ?? 4, '0')}`;
     return pad(spec, spec.sharp && n >= 0n && n <= 0x10ffffn ? `${code} '${goRune(Number(n))}'` : code, false);
   }
   const negative = n < 0n;
@@ -97,21 +101,23 @@ function formatString(text: string, spec: Spec): string {
       const t = spec.prec === null ? text : [...text].slice(0, spec.prec).join('');
       return pad(spec, spec.sharp && canBackquote(t) ? `\`${t}\`` : goQuote(t, spec.plus), false);
     }
-    default: { // x or X: the UTF-8 bytes in hex
+    default: {
+      // x or X: the UTF-8 bytes in hex
       let bytes = [...Buffer.from(text, 'utf8')];
       if (spec.prec !== null) bytes = bytes.slice(0, spec.prec);
       const hex = bytes.map((b) => b.toString(16).padStart(2, '0'));
       const prefix = spec.verb === 'X' ? '0X' : '0x';
-      const body = spec.space
-        ? hex.map((h) => (spec.sharp ? prefix : '') + h).join(' ')
-        : (spec.sharp && hex.length > 0 ? prefix : '') + hex.join('');
+      const body = spec.space ? hex.map((h) => (spec.sharp ? prefix : '') + h).join(' ') : (spec.sharp && hex.length > 0 ? prefix : '') + hex.join('');
       return pad(spec, spec.verb === 'X' ? body.toUpperCase() : body, false);
     }
   }
 }
 
 const VERBS: Record<GoArg['type'], string> = {
-  'int64': 'vdboOxXcqU', '*big.Int': 'vdboOxX', 'float64': 'veEfFgG', 'string': 'vsqxX',
+  int64: 'vdboOxXcqU',
+  '*big.Int': 'vdboOxX',
+  float64: 'veEfFgG',
+  string: 'vsqxX',
 };
 
 function unsupported(spec: Spec): HostBuiltinError {
@@ -142,7 +148,7 @@ const tooLarge = (digits: string | undefined) => digits !== undefined && Number(
 export function goSprintf(format: string, args: readonly GoArg[]): string {
   let out = '';
   let next = 0;
-  for (let i = 0; i < format.length;) {
+  for (let i = 0; i < format.length; ) {
     const percent = format.indexOf('%', i);
     if (percent < 0) {
       out += format.slice(i);
@@ -166,7 +172,10 @@ export function goSprintf(format: string, args: readonly GoArg[]): string {
     const minus = flags.includes('-');
     const spec: Spec = {
       text: `%${m[0]}${verb}`,
-      plus: flags.includes('+'), minus, sharp: flags.includes('#'), space: flags.includes(' '),
+      plus: flags.includes('+'),
+      minus,
+      sharp: flags.includes('#'),
+      space: flags.includes(' '),
       zero: flags.includes('0') && !minus,
       width: m[2] === '' ? null : Number(m[2]),
       prec: m[3] === undefined ? null : Number(m[3] || '0'),

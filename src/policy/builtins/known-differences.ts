@@ -14,17 +14,18 @@ import path from 'node:path';
 
 /** Builtin name → what differs, in a sentence. */
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = Object.freeze({
-  'sprintf': 'a set operand prints as an array in the Wasm module\'s order (["b", "a"]; OPA: {"a", "b"}), ' +
+  sprintf:
+    'a set operand prints as an array in the Wasm module\'s order (["b", "a"]; OPA: {"a", "b"}), ' +
     'and numbers arrive as doubles: integers beyond 2^53 lose their low digits and an integral number ' +
     'below 1e21 written as a float (1234567.0, 1e6) prints as an integer (OPA: 1.234567e+06, 1e+06); ' +
     '`*` widths, `%[n]` argument indexes, `%#` on floats and %x/%b of floats are refused (the call is denied)',
-  'json.marshal': 'object keys and set members come out in the Wasm module\'s hash order, not sorted, ' +
-    'and <, > and & are not escaped as \\u003c, \\u003e, \\u0026',
-  'format_int': 'a number outside the 32-bit range fails the evaluation (the call is denied)',
-  'regex.split': 'JavaScript regular expressions (the opa-wasm default), not Go\'s RE2',
-  'yaml.marshal': 'the yaml npm package (the opa-wasm default), not Go\'s YAML library',
-  'yaml.unmarshal': 'the yaml npm package (the opa-wasm default), not Go\'s YAML library',
-  'yaml.is_valid': 'the yaml npm package (the opa-wasm default), not Go\'s YAML library',
+  'json.marshal':
+    "object keys and set members come out in the Wasm module's hash order, not sorted, " + 'and <, > and & are not escaped as \\u003c, \\u003e, \\u0026',
+  format_int: 'a number outside the 32-bit range fails the evaluation (the call is denied)',
+  'regex.split': "JavaScript regular expressions (the opa-wasm default), not Go's RE2",
+  'yaml.marshal': "the yaml npm package (the opa-wasm default), not Go's YAML library",
+  'yaml.unmarshal': "the yaml npm package (the opa-wasm default), not Go's YAML library",
+  'yaml.is_valid': "the yaml npm package (the opa-wasm default), not Go's YAML library",
   'time.now_ns': 'read on every call, to the millisecond; OPA reads the clock once per evaluation',
 });
 
@@ -42,7 +43,11 @@ function codeOnly(rego: string): string {
 }
 
 const CALL = new RegExp(
-  `(?<![\\w.])(${Object.keys(KNOWN_DIFFERENCES).map((n) => n.replace(/\./g, '\\.')).join('|')})\\s*\\(`, 'g');
+  `(?<![\\w.])(${Object.keys(KNOWN_DIFFERENCES)
+    .map((n) => n.replace(/\./g, '\\.'))
+    .join('|')})\\s*\\(`,
+  'g',
+);
 
 /** Every call to a builtin of {@link KNOWN_DIFFERENCES} in one Rego module. */
 export function findKnownDifferenceCalls(file: string, rego: string): KnownDifferenceCall[] {
@@ -57,8 +62,10 @@ export function findKnownDifferenceCalls(file: string, rego: string): KnownDiffe
 
 /** The warning for one call: names the builtin, where it is called, and what differs. */
 export function knownDifferenceWarning(call: KnownDifferenceCall): string {
-  return `${call.file}:${call.line}: ${call.builtin} behaves differently in the gateway than in ` +
-    `opa test: ${KNOWN_DIFFERENCES[call.builtin]} (docs/policy.md, Builtins)`;
+  return (
+    `${call.file}:${call.line}: ${call.builtin} behaves differently in the gateway than in ` +
+    `opa test: ${KNOWN_DIFFERENCES[call.builtin]} (docs/policy.md, Builtins)`
+  );
 }
 
 /** The .rego files `opa build` compiles from `dir`: tests and hidden entries are left out. */

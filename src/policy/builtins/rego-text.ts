@@ -18,9 +18,12 @@ export function compareUtf8(a: string, b: string): number {
 export function regoText(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
-    case 'boolean': return String(value);
-    case 'number': return String(value);
-    case 'string': return goQuote(value);
+    case 'boolean':
+      return String(value);
+    case 'number':
+      return String(value);
+    case 'string':
+      return goQuote(value);
   }
   if (Array.isArray(value)) return `[${value.map(regoText).join(', ')}]`;
   const object = value as Record<string, unknown>;

@@ -27,8 +27,10 @@ export function withdrawSdkDefaults(names: readonly string[]): void {
   const table = sdkTable();
   const absent = names.filter((name) => typeof table[name] !== 'function');
   if (absent.length > 0) {
-    throw new Error(`@open-policy-agent/opa-wasm no longer ships ${absent.join(', ')} where ` +
-      'src/policy/builtins/sdk-defaults.ts expects it; review how host builtins override the SDK');
+    throw new Error(
+      `@open-policy-agent/opa-wasm no longer ships ${absent.join(', ')} where ` +
+        'src/policy/builtins/sdk-defaults.ts expects it; review how host builtins override the SDK',
+    );
   }
   for (const name of names) delete table[name];
   withdrawn = true;

@@ -13,8 +13,7 @@ export const INT64_MAX = 2n ** 63n - 1n;
 const MAX_ABS_SECONDS = 9_223_372_036 + 86_400;
 
 /** Go's month and weekday names (`time.Month.String`, `time.Weekday.String`). */
-export const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
-  'September', 'October', 'November', 'December'];
+export const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 export const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 /** A time zone: `fmt` reads wall clocks through Intl; `null` means UTC (no lookup needed). */
@@ -62,8 +61,12 @@ function loadZone(name: string, builtin: string): Zone {
       fmt = new Intl.DateTimeFormat('en-US', {
         timeZone: name === 'Local' ? undefined : name,
         hourCycle: 'h23',
-        year: 'numeric', month: 'numeric', day: 'numeric',
-        hour: 'numeric', minute: 'numeric', second: 'numeric',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric',
       });
     } catch {
       // RangeError for an unknown zone: reported below.
@@ -117,8 +120,12 @@ export function wallClock(t: ZonedTime): Wall {
   const s = local - days * 86_400;
   const { year, month, day } = civilFromDays(days);
   return {
-    year, month, day,
-    hour: Math.floor(s / 3600), minute: Math.floor(s / 60) % 60, second: s % 60,
+    year,
+    month,
+    day,
+    hour: Math.floor(s / 3600),
+    minute: Math.floor(s / 60) % 60,
+    second: s % 60,
     weekday: (((days + 4) % 7) + 7) % 7, // 1970-01-01 was a Thursday
     yday: days - daysFromCivil(year, 1, 1) + 1,
     offset,
@@ -174,8 +181,7 @@ export function timeArg(value: unknown, position: number, builtin: string): Zone
     if (value.length > 2) layout = stringArg(value[2], position, builtin);
   }
   if (typeof ns !== 'number') {
-    throw new HostBuiltinError(builtin,
-      `operand ${position} must be either number (ns) or [number (ns), string (tz)] but got ${typeName(value)}`);
+    throw new HostBuiltinError(builtin, `operand ${position} must be either number (ns) or [number (ns), string (tz)] but got ${typeName(value)}`);
   }
   return { ...instantFromNs(ns, builtin), zone: loadZone(tz, builtin), layout };
 }

@@ -7,8 +7,17 @@
  */
 import { HostBuiltinError, intArg, stringArg, type HostBuiltin } from './args';
 import {
-  INT64_MAX, INT64_MIN, NS_PER_SEC, WEEKDAYS, daysFromCivil, daysInMonth, fromWallClock, nsFromInstant,
-  timeArg, wallClock, type ZonedTime,
+  INT64_MAX,
+  INT64_MIN,
+  NS_PER_SEC,
+  WEEKDAYS,
+  daysFromCivil,
+  daysInMonth,
+  fromWallClock,
+  nsFromInstant,
+  timeArg,
+  wallClock,
+  type ZonedTime,
 } from './time-calendar';
 import { format } from './time-format';
 
@@ -21,14 +30,11 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:
  */
 function parseRfc3339(text: string): number {
   const builtin = 'time.parse_rfc3339_ns';
-  const invalid = () =>
-    new HostBuiltinError(builtin, `cannot parse ${JSON.stringify(text)} as RFC 3339 (2006-01-02T15:04:05Z07:00)`);
+  const invalid = () => new HostBuiltinError(builtin, `cannot parse ${JSON.stringify(text)} as RFC 3339 (2006-01-02T15:04:05Z07:00)`);
   const m = RFC3339.exec(text);
   if (!m) throw invalid();
-  const [year, month, day, hour, minute, second, offHour, offMinute] =
-    [m[1], m[2], m[3], m[4], m[5], m[6], m[9] ?? '0', m[10] ?? '0'].map(Number);
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 ||
-      minute > 59 || second > 59 || offHour > 23 || offMinute > 59) {
+  const [year, month, day, hour, minute, second, offHour, offMinute] = [m[1], m[2], m[3], m[4], m[5], m[6], m[9] ?? '0', m[10] ?? '0'].map(Number);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59 || offHour > 23 || offMinute > 59) {
     throw invalid();
   }
   const offset = (m[8] === '-' ? -1 : 1) * (offHour * 3600 + offMinute * 60);
@@ -38,10 +44,18 @@ function parseRfc3339(text: string): number {
 }
 
 const DURATION_UNITS = new Map<string, bigint>([
-  ['ns', 1n], ['us', 1_000n], ['µs', 1_000n], ['μs', 1_000n], ['ms', 1_000_000n],
-  ['s', NS_PER_SEC], ['m', 60n * NS_PER_SEC], ['h', 3_600n * NS_PER_SEC],
+  ['ns', 1n],
+  ['us', 1_000n],
+  ['µs', 1_000n],
+  ['μs', 1_000n],
+  ['ms', 1_000_000n],
+  ['s', NS_PER_SEC],
+  ['m', 60n * NS_PER_SEC],
+  ['h', 3_600n * NS_PER_SEC],
   // OPA's extensions to Go's units (v1/topdown/time.go): a day is 24h, a year 365 days.
-  ['d', 86_400n * NS_PER_SEC], ['w', 604_800n * NS_PER_SEC], ['y', 31_536_000n * NS_PER_SEC],
+  ['d', 86_400n * NS_PER_SEC],
+  ['w', 604_800n * NS_PER_SEC],
+  ['y', 31_536_000n * NS_PER_SEC],
 ]);
 
 /** Go's time.ParseDuration plus OPA's d/w/y units, computed exactly. */
@@ -91,8 +105,14 @@ function diff(a: ZonedTime, b: ZonedTime): number[] {
   const [early, late] = a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec) ? [b, a] : [a, b];
   const w1 = wallClock({ ...early, zone: a.zone });
   const w2 = wallClock({ ...late, zone: a.zone });
-  let [year, month, day, hour, minute, second] = [w2.year - w1.year, w2.month - w1.month,
-    w2.day - w1.day, w2.hour - w1.hour, w2.minute - w1.minute, w2.second - w1.second];
+  let [year, month, day, hour, minute, second] = [
+    w2.year - w1.year,
+    w2.month - w1.month,
+    w2.day - w1.day,
+    w2.hour - w1.hour,
+    w2.minute - w1.minute,
+    w2.second - w1.second,
+  ];
   if (second < 0) [second, minute] = [second + 60, minute - 1];
   if (minute < 0) [minute, hour] = [minute + 60, hour - 1];
   if (hour < 0) [hour, day] = [hour + 24, day - 1];
@@ -117,8 +137,7 @@ export const timeBuiltins: Readonly<Record<string, HostBuiltin>> = {
   },
   'time.weekday': (x: unknown) => WEEKDAYS[wallClock(timeArg(x, 1, 'time.weekday')).weekday],
   'time.add_date': (x: unknown, years: unknown, months: unknown, days: unknown) =>
-    addDate(timeArg(x, 1, 'time.add_date'), intArg(years, 2, 'time.add_date'),
-      intArg(months, 3, 'time.add_date'), intArg(days, 4, 'time.add_date')),
+    addDate(timeArg(x, 1, 'time.add_date'), intArg(years, 2, 'time.add_date'), intArg(months, 3, 'time.add_date'), intArg(days, 4, 'time.add_date')),
   'time.diff': (a: unknown, b: unknown) => diff(timeArg(a, 1, 'time.diff'), timeArg(b, 2, 'time.diff')),
   'time.format': (x: unknown) => format(timeArg(x, 1, 'time.format')),
 };

@@ -57,7 +57,7 @@ export class BoundedDecoder extends Transform {
     inner.on('data', (chunk: Buffer) => {
       this.#out += chunk.length;
       if (this.#out > MAX_DECODED_BYTES || (this.#out > RATIO_FROM && this.#out > this.#in * MAX_RATIO)) {
-        this.destroy(new DecodeError('upstream_decode_limit', 'the upstream answer decompresses beyond the gateway\'s limits'));
+        this.destroy(new DecodeError('upstream_decode_limit', "the upstream answer decompresses beyond the gateway's limits"));
         return;
       }
       if (!this.push(chunk)) inner.pause();

@@ -31,7 +31,18 @@ function isVisible(input: PolicyInput, deps: PipelineDeps, list: ListMethod, ite
   if (!deps.policy.ready) return false;
   const decision = deps.policy.current.decide({
     ...input,
-    mcp: { ...(input.mcp as Record<string, unknown>), kind: 'request', method: probe.method, id: null, tool: null, name: null, uri: null, arguments: null, [probe.key]: target, visibility: true },
+    mcp: {
+      ...(input.mcp as Record<string, unknown>),
+      kind: 'request',
+      method: probe.method,
+      id: null,
+      tool: null,
+      name: null,
+      uri: null,
+      arguments: null,
+      [probe.key]: target,
+      visibility: true,
+    },
   });
   if (decision.error !== undefined) return false;
   const visible = decision.extra?.visible;

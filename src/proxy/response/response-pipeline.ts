@@ -22,7 +22,15 @@ import { stageChannel, stageRefusedChannel, type StageMessage, type StageRefused
 import type { ResponseStage, UpstreamResponse } from './upstream-response';
 
 /** The response stages, in order. Reordering them is a one-line change here. */
-export const RESPONSE_PIPELINE: readonly ResponseStage[] = Object.freeze([responseHeaders, checkEncoding, decodeBody, maskHeaders, mcpSessions, filterList, maskBody]);
+export const RESPONSE_PIPELINE: readonly ResponseStage[] = Object.freeze([
+  responseHeaders,
+  checkEncoding,
+  decodeBody,
+  maskHeaders,
+  mcpSessions,
+  filterList,
+  maskBody,
+]);
 
 /** Runs the response stages on an upstream answer's head; the forwarder sends what they made. */
 export function planResponse(ctx: CallContext, deps: PipelineDeps, status: number, upstream: IncomingHttpHeaders): ResponsePlan {
@@ -46,10 +54,20 @@ export function planResponse(ctx: CallContext, deps: PipelineDeps, status: numbe
     try {
       stage.run(r, ctx, deps);
     } catch (err) {
-      stageRefusedChannel.publish({ decisionId: ctx.id, half: 'response', stage: stage.name, code: (err as { code?: string }).code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
+      stageRefusedChannel.publish({
+        decisionId: ctx.id,
+        half: 'response',
+        stage: stage.name,
+        code: (err as { code?: string }).code ?? 'PC_INTERNAL_ERROR',
+      } satisfies StageRefusedMessage);
       throw err;
     }
-    stageChannel.publish({ decisionId: ctx.id, half: 'response', stage: stage.name, durationMs: Number(process.hrtime.bigint() - t0) / 1e6 } satisfies StageMessage);
+    stageChannel.publish({
+      decisionId: ctx.id,
+      half: 'response',
+      stage: stage.name,
+      durationMs: Number(process.hrtime.bigint() - t0) / 1e6,
+    } satisfies StageMessage);
   }
   return r;
 }
