@@ -158,10 +158,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   try {
     const configured = configuredSigner(config);
     const policy = new PolicyStore(config.policy, {
-      onLoaded({ revision, previous, files, recovers }) {
+      onLoaded({ revision, previous, files, warnings, recovers }) {
         metrics.policyReloads.inc({ result: 'loaded' });
         log.info({ revision, previous, ...(recovers ? { recovers } : {}) }, recovers ? 'policy loaded; the rejected change is gone' : 'policy loaded');
-        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...(recovers ? { recovers } : {}) });
+        for (const warning of warnings) log.warn({ code: 'PC_BUILTIN_DIFFERS', revision }, warning);
+        const noted = warnings.length > 0 ? { warnings } : {};
+        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...noted, ...(recovers ? { recovers } : {}) });
       },
       onRejected(error, { revision }) {
         metrics.policyReloads.inc({ result: 'rejected' });

@@ -145,7 +145,8 @@ async function cmdPolicyBuild(args: string[]): Promise<number> {
   // Without --output, compilePolicy builds in a temporary directory and removes it.
   const output = values.output === undefined ? undefined : path.resolve(values.output);
   const compiled = await compilePolicy({ ...src, output });
-  out(JSON.stringify({ ...(output ? { bundle: output } : {}), revision: compiled.revision, entrypoints: compiled.entrypoints }));
+  for (const warning of compiled.warnings) process.stderr.write(`warning: ${warning} [PC_BUILTIN_DIFFERS]\n`);
+  out(JSON.stringify({ ...(output ? { bundle: output } : {}), revision: compiled.revision, entrypoints: compiled.entrypoints, warnings: compiled.warnings }));
   return EXIT.OK;
 }
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../errors';
-import { warnOfKnownDifferences } from './builtins/known-differences';
+import { knownDifferenceWarnings } from './builtins/known-differences';
 import { requirePassingTests } from './policy-tests';
 import { writeCapabilitiesFile } from './capabilities';
 import { readSources, type PolicySources, type SourceFile } from './policy-sources';
@@ -34,6 +34,8 @@ export interface CompiledPolicy extends BundleContents {
   readonly revision: string;
   /** The files the revision covers, with their digests. */
   readonly files: readonly SourceFile[];
+  /** Calls to builtins that behave differently from OPA (PC_BUILTIN_DIFFERS), as `file:line: …`. */
+  readonly warnings: readonly string[];
 }
 
 /** Builds attempted while the directory keeps changing under OPA, before giving up. */
@@ -118,15 +120,17 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
     const bytes = sources.contents.get(path.basename(options.path));
     if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
     const bundle = readBundle(bytes, options.path);
-    return checkEntrypoint({ ...bundle, revision: sources.revision, files: sources.files }, options);
+    return checkEntrypoint({ ...bundle, revision: sources.revision, files: sources.files, warnings: [] }, options);
   }
   let before = sources;
   for (let attempt = 1; ; attempt++) {
     const bundle = await build(options, before.revision);
     // An edit that landed while OPA read the files: the bundle may mix them. Build again.
     const after = await readSources(options.path, { withTests });
-    if (after.revision === before.revision)
-      return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files }, before, options), options);
+    if (after.revision === before.revision) {
+      const warnings = await knownDifferenceWarnings(options.path);
+      return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files, warnings }, before, options), options);
+    }
     if (attempt === BUILD_ATTEMPTS)
       throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
     before = after;
@@ -177,7 +181,6 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
       const detail = (e.stderr || e.stdout || e.message).trim();
       throw new PolicyBuildError(`policy in ${options.path} does not compile:\n${detail}`);
     }
-    await warnOfKnownDifferences(options.path);
     return readBundle(await readFile(out), out);
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -35,6 +35,8 @@ export interface LoadedPolicy {
   readonly revision: string;
   readonly files: readonly SourceFile[];
   readonly previous: string | null;
+  /** Calls to builtins that behave differently from OPA (docs/policy.md, Builtins). */
+  readonly warnings: readonly string[];
   /** The rejection this load ends (a broken change fixed or reverted), if any. */
   readonly recovers: PolicyRejection | null;
 }
@@ -67,6 +69,7 @@ export interface PolicyStoreOptions {
 export class PolicyStore {
   private engine: PolicyEngine | null = null;
   private files: readonly SourceFile[] = [];
+  private warnings: readonly string[] = [];
   private watcher: PolicyWatcher | null = null;
   private building: Promise<void> | null = null;
   private again: 'watch' | 'poll' | null = null;
@@ -104,9 +107,11 @@ export class PolicyStore {
     const recovers = this.rejection;
     this.engine = next;
     this.files = compiled.files;
+    this.warnings = compiled.warnings;
     this.onDisk = next.revision;
     this.rejection = null;
-    if (previous !== next.revision || recovers) this.events.onLoaded?.({ revision: next.revision, files: compiled.files, previous, recovers });
+    if (previous !== next.revision || recovers)
+      this.events.onLoaded?.({ revision: next.revision, files: compiled.files, warnings: compiled.warnings, previous, recovers });
     this.report();
     return next.revision;
   }
@@ -171,7 +176,7 @@ export class PolicyStore {
       if (this.rejection) {
         const recovers = this.rejection;
         this.rejection = null;
-        this.events.onLoaded?.({ revision, files: this.files, previous: inForce, recovers });
+        this.events.onLoaded?.({ revision, files: this.files, warnings: this.warnings, previous: inForce, recovers });
       }
       return this.report();
     }

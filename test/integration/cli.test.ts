@@ -94,7 +94,7 @@ test('policy build without -o leaves nothing behind: not in the working director
   const r = await run(['policy', 'build', '-p', policies], undefined, { cwd, env: { TMPDIR: tmp } });
   expect(r.code).toBe(0);
   const info = JSON.parse(r.stdout);
-  expect(info).toEqual({ revision: expect.stringMatching(/^sha256:/), entrypoints: ['portcullis/decision'] });
+  expect(info).toEqual({ revision: expect.stringMatching(/^sha256:/), entrypoints: ['portcullis/decision'], warnings: [] });
   expect(readdirSync(cwd)).toEqual([]);
   expect(readdirSync(tmp)).toEqual([]);
   // OPA runs in the policy directory: it leaves nothing there either.

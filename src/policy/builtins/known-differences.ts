@@ -78,15 +78,16 @@ async function policyModules(dir: string): Promise<string[]> {
 }
 
 /**
- * Emits a process warning (`PortcullisBuiltinWarning`, code `PC_BUILTIN_DIFFERS`; Node prints it
- * on stderr) for each known-difference call in the policy directory `dir`. A prebuilt bundle
- * cannot be scanned: `opa build -t wasm` keeps only stubs of the modules it compiled.
+ * The warnings (code `PC_BUILTIN_DIFFERS`) for each known-difference call in the policy
+ * directory `dir`: the gateway logs them and records them in `policy_loaded`, `policy build`
+ * prints them. A prebuilt bundle cannot be scanned: `opa build -t wasm` keeps only stubs of the
+ * modules it compiled.
  */
-export async function warnOfKnownDifferences(dir: string): Promise<void> {
+export async function knownDifferenceWarnings(dir: string): Promise<string[]> {
+  const warnings: string[] = [];
   for (const file of await policyModules(dir)) {
     const rego = await readFile(path.join(dir, file), 'utf8');
-    for (const call of findKnownDifferenceCalls(file, rego)) {
-      process.emitWarning(knownDifferenceWarning(call), { type: 'PortcullisBuiltinWarning', code: 'PC_BUILTIN_DIFFERS' });
-    }
+    for (const call of findKnownDifferenceCalls(file, rego)) warnings.push(knownDifferenceWarning(call));
   }
+  return warnings;
 }
