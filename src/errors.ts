@@ -32,7 +32,20 @@ export const ERROR_CODES = {
       'A header that must appear once (Authorization, Host, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.',
   },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
-  PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent.' },
+  PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent (and is not a token a configured identity method accepts).' },
+  PC_TOKEN_INVALID: {
+    status: 401,
+    meaning:
+      'The bearer token is a JWT but is not accepted: bad signature, an algorithm outside identity.jwt.algorithms (none, HS*), a key the issuer does not publish, another issuer, not valid yet, a missing required or agent claim, larger than 8 KiB, sent in the query string, or the issuer\'s keys could not be fetched. Answered with WWW-Authenticate: Bearer error="invalid_token".',
+  },
+  PC_TOKEN_EXPIRED: {
+    status: 401,
+    meaning: 'The bearer token has expired (exp, allowing identity.jwt.clock_skew_s). Answered with WWW-Authenticate: Bearer error="invalid_token".',
+  },
+  PC_TOKEN_AUDIENCE: {
+    status: 401,
+    meaning: 'The bearer token was issued for another audience than identity.jwt.audience. Answered with WWW-Authenticate: Bearer error="invalid_token".',
+  },
   PC_POLICY_DENIED: { status: 403, meaning: 'The policy denied the call; the reasons are in the body and the audit record.' },
   PC_POLICY_ERROR: { status: 403, meaning: 'The policy could not decide (undefined result, wrong type, runtime error, no policy loaded); the call is denied.' },
   PC_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route prefix matches the path.' },

@@ -25,12 +25,14 @@ import { revealSecret, Secret } from './secret';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
+import { apiKeyMethod } from './identity/api-key';
+import { createAgentIdentifier } from './identity/identifier';
+import { jwtMethod } from './identity/jwt';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore, type PolicyState } from './policy/policy-store';
 import { newContext } from './proxy/context';
 import { HttpUpstream } from './proxy/forward';
-import { createAgentIdentifier } from './proxy/identify';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
 import { createAgentListener } from './proxy/listener';
@@ -333,7 +335,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     policy.startWatching();
 
     deps = {
-      identifier: createAgentIdentifier(config.agents),
+      // Agent keys first, then tokens: the order the identify stage asks them in.
+      identifier: createAgentIdentifier([apiKeyMethod(config.agents), ...(config.identity.jwt ? [jwtMethod(config.identity.jwt, log)] : [])]),
       routes: createRouteTable(routes),
       maxBodyBytes: config.limits.maxBodyBytes,
       policy,

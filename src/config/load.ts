@@ -13,7 +13,7 @@ import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
 import { ConfigSource } from './source';
-import type { GatewayConfig } from './types';
+import type { GatewayConfig, JwtIdentityConfig } from './types';
 import { validateConfig } from './validate';
 
 /** Options for loadConfig and parseConfig. */
@@ -84,6 +84,21 @@ function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig[
   });
 }
 
+function jwtOf(raw: RawConfig['identity']['jwt']): JwtIdentityConfig | null {
+  if (raw === undefined) return null;
+  return Object.freeze({
+    issuer: raw.issuer,
+    audience: raw.audience,
+    jwksUri: raw.jwks_uri ?? null,
+    algorithms: Object.freeze([...raw.algorithms]),
+    clockSkewS: raw.clock_skew_s,
+    requiredClaims: Object.freeze([...raw.required_claims]),
+    agentClaim: raw.agent_claim,
+    onBehalfOfClaim: raw.on_behalf_of_claim,
+    claimsToPolicy: Object.freeze([...raw.claims_to_policy]),
+  });
+}
+
 function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConfig {
   const credentials = resolveCredentials(ctx, raw.credentials);
   const t = raw.timeouts;
@@ -98,6 +113,7 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),
     logLevel: raw.log.level,
     agents: resolveAgents(ctx, raw.agents),
+    identity: Object.freeze({ jwt: jwtOf(raw.identity.jwt) }),
     routes: resolveRoutes(ctx, raw.routes, credentials, timeouts),
   });
 }

@@ -221,6 +221,60 @@ const credential = {
   ],
 } as const;
 
+/** The signature algorithms a JWT may use: asymmetric only (`none` and HS* are refused at load). */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+const claimName = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9_:/-]{1,128}(\\.[A-Za-z0-9_:/-]{1,128}){0,3}$',
+  [EXPECTED]: 'a claim name, or a dotted path such as act.sub',
+} as const;
+
+/** identity.jwt: agents presenting a signed JWT access token (docs/identity.md). */
+const jwtIdentity = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['issuer', 'audience'],
+  description: 'Accept signed JWTs (OAuth access tokens) from one issuer as agent identities, verified with its published keys.',
+  properties: {
+    issuer: {
+      ...httpUrl,
+      description: "The issuer the token's iss must equal exactly; its /.well-known/openid-configuration names the keys unless jwks_uri is set.",
+    },
+    audience: {
+      type: 'string',
+      minLength: 1,
+      description: "What the token's aud must contain: this gateway's resource identifier. Required: a token for another service must not work here.",
+    },
+    jwks_uri: { ...httpUrl, description: "URL of the issuer's JSON Web Key Set. Default: the jwks_uri of the issuer's discovery document." },
+    algorithms: {
+      type: 'array',
+      minItems: 1,
+      items: { enum: JWT_ALGORITHMS, [EXPECTED]: 'an asymmetric JWS algorithm (none and HS256/384/512 are refused)' },
+      default: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      description: 'The signature algorithms accepted. Asymmetric only: none and the HMAC algorithms (which a public key could be used to forge) are refused.',
+    },
+    clock_skew_s: { type: 'integer', minimum: 0, maximum: 300, default: 30, description: 'Leeway for exp and nbf, in seconds (at most 300).' },
+    required_claims: { type: 'array', default: [], items: claimName, description: 'Claims the token must carry besides exp, iss and aud.' },
+    agent_claim: {
+      ...claimName,
+      default: 'sub',
+      description: 'The claim whose value is the agent id (input.agent.id): sub, azp, client_id, or another claim.',
+    },
+    on_behalf_of_claim: {
+      ...claimName,
+      default: 'act.sub',
+      description: 'The claim naming whom the agent acts for (input.agent.on_behalf_of): act.sub as RFC 8693 token exchange writes it, or another claim.',
+    },
+    claims_to_policy: {
+      type: 'array',
+      default: [],
+      items: claimName,
+      description: 'Claims passed to the policy in input.agent.claims (an allow-list; others are not shown).',
+    },
+  },
+} as const;
+
 /** JSON Schema (draft-07) of portcullis.yaml; `default:` keywords are the defaults the gateway applies. */
 export const CONFIG_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -355,6 +409,13 @@ export const CONFIG_SCHEMA = {
           },
         },
       },
+    },
+    identity: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'How agents identify themselves besides agents[] keys. Methods are tried in order: agent keys, then jwt.',
+      properties: { jwt: jwtIdentity },
     },
     routes: {
       type: 'array',

@@ -26,6 +26,23 @@ export interface AgentConfig {
   readonly keySha256: Buffer;
 }
 
+/** identity.jwt: tokens from one issuer (docs/identity.md). */
+export interface JwtIdentityConfig {
+  readonly issuer: string;
+  readonly audience: string;
+  /** null: the jwks_uri of the issuer's discovery document. */
+  readonly jwksUri: string | null;
+  /** Asymmetric JWS algorithms only. */
+  readonly algorithms: readonly string[];
+  readonly clockSkewS: number;
+  readonly requiredClaims: readonly string[];
+  /** Claim (or dotted path) holding the agent id. */
+  readonly agentClaim: string;
+  /** Claim (or dotted path) naming whom the agent acts for. */
+  readonly onBehalfOfClaim: string;
+  readonly claimsToPolicy: readonly string[];
+}
+
 /** A local MCP server the gateway runs over stdio (docs/mcp-stdio.md). */
 export interface StdioServerConfig {
   readonly command: readonly string[];
@@ -160,5 +177,7 @@ export interface GatewayConfig {
   readonly limits: { readonly maxBodyBytes: number };
   readonly logLevel: string;
   readonly agents: readonly AgentConfig[];
+  /** Identity methods besides agent keys; null when not configured. */
+  readonly identity: { readonly jwt: JwtIdentityConfig | null };
   readonly routes: readonly RouteConfig[];
 }

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallFacts } from '../audit/call-records';
 import type { ResponseSecrets } from '../credential-injector/injector';
+import type { AgentIdentity } from '../identity/identity-method';
 import { mcpAuditView } from '../mcp/audit-view';
 import type { McpCall } from '../mcp/message';
 import type { Decision } from '../policy/engine';
@@ -17,8 +18,9 @@ export interface CallContext {
   readonly startNs: bigint;
   /** RFC 3339 time the call arrived; the policy's `input.time`. */
   readonly time: string;
-  /** identify */
+  /** identify: the agent's id (null: none presented), and all the identify stage learnt of it. */
   agent: string | null;
+  identity: AgentIdentity | null;
   /** route */
   target: CanonicalTarget | null;
   route: RouteRuntime | null;
@@ -52,6 +54,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     startNs: process.hrtime.bigint(),
     time: new Date().toISOString(),
     agent: null,
+    identity: null,
     target: null,
     route: null,
     relativePath: null,

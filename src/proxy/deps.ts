@@ -1,10 +1,10 @@
 /** What the stages of both pipeline halves use, built once per configuration (src/gateway.ts). */
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/writer';
+import type { AgentIdentifier } from '../identity/identifier';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicySource } from '../policy/engine';
-import type { AgentIdentifier } from './identify';
 import type { MemoryGuard } from './memory-guard';
 import type { RouteRuntime } from './route-runtime';
 import type { RouteTable } from './route-table';

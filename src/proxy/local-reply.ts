@@ -28,6 +28,15 @@ function completeRouting(ctx: CallContext, deps: PipelineDeps): void {
   }
 }
 
+/** Refusals of a bearer token: RFC 6750 §3 asks for a challenge naming the error. */
+const TOKEN_CODES: ReadonlySet<string> = new Set(['PC_TOKEN_INVALID', 'PC_TOKEN_EXPIRED', 'PC_TOKEN_AUDIENCE']);
+
+/** `Bearer error="invalid_token", error_description="…"`; the description is the gateway's own message, quoted safely. */
+function bearerChallenge(err: GatewayError): string {
+  const description = err.message.replace(/[^\x20-\x7e]|["\\]/g, '');
+  return `Bearer realm="portcullis", error="invalid_token", error_description="${description}"`;
+}
+
 function send(ctx: CallContext, err: GatewayError): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
@@ -47,6 +56,7 @@ function send(ctx: CallContext, err: GatewayError): void {
     'x-portcullis-error': err.code,
     'cache-control': 'no-store',
     ...(err.status === 503 ? { 'retry-after': '1' } : {}),
+    ...(TOKEN_CODES.has(err.code) ? { 'www-authenticate': bearerChallenge(err) } : {}),
     ...(ctx.req.complete ? {} : { connection: 'close' }),
   });
   res.end(body);

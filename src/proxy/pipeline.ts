@@ -6,6 +6,7 @@
  */
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
 import { GatewayError } from '../errors';
+import type { AgentIdentity } from '../identity/identity-method';
 import { parseMcpCall } from '../mcp/message';
 import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext, elapsedMs } from './context';
@@ -41,9 +42,17 @@ const identify: Stage = {
   name: 'identify',
   run(ctx, deps) {
     assertSingletonHeaders(ctx.req);
-    ctx.agent = deps.identifier.identify(ctx.req.headers.authorization);
+    const found = deps.identifier.identify(ctx.req.headers.authorization, ctx.req.url ?? '');
+    // Agent keys are checked synchronously; only a token method costs a promise.
+    if (found instanceof Promise) return found.then((identity) => setIdentity(ctx, identity));
+    setIdentity(ctx, found);
   },
 };
+
+function setIdentity(ctx: CallContext, identity: AgentIdentity | null): void {
+  ctx.identity = identity;
+  ctx.agent = identity?.id ?? null;
+}
 
 const route: Stage = {
   name: 'route',

@@ -23,7 +23,7 @@ function mcpInput(ctx: CallContext): Record<string, unknown> {
 export function policyInput(ctx: CallContext): PolicyInput {
   return {
     route: ctx.route!.name,
-    agent: ctx.agent === null ? null : { id: ctx.agent },
+    agent: ctx.identity,
     request: {
       method: ctx.req.method ?? 'GET',
       path: ctx.relativePath!,

@@ -12,13 +12,14 @@ import { GatewayError } from '../../src/errors';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
 import { newContext } from '../../src/proxy/context';
+import type { AgentIdentity } from '../../src/identity/identity-method';
 import type { PipelineDeps } from '../../src/proxy/deps';
 import { runCall } from '../../src/proxy/pipeline';
 import { createRouteTable } from '../../src/proxy/route-table';
 
 const routes = [{ name: 'api', kind: 'http', prefix: '/api/', mcp: null, credential: null }] as unknown as RouteConfig[];
 
-async function serve(identify: () => string | null) {
+async function serve(identify: () => AgentIdentity | null) {
   const records: Record<string, any>[] = [];
   let logs = '';
   const metrics = createMetrics();

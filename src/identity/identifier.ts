@@ -1,0 +1,63 @@
+/**
+ * The identify stage's logic: reads what the request presents (`Authorization: Bearer <token>`)
+ * and asks each configured method in order. The agent-key method comes first, then the JWT
+ * method; the first that recognises the credential decides, and one that recognises it but finds
+ * it invalid refuses the call. A credential no method recognises is an unknown agent.
+ */
+import { GatewayError } from '../errors';
+import type { AgentIdentity, IdentityMethod } from './identity-method';
+
+/** Resolves what a request presents to the calling agent. */
+export interface AgentIdentifier {
+  /**
+   * The agent, or null when no Authorization header was sent. Throws PC_BAD_AUTHORIZATION for a
+   * malformed header, PC_UNKNOWN_AGENT for a credential no method recognises, and the method's
+   * own refusal (PC_TOKEN_*) for a token it recognises but rejects.
+   */
+  identify(authorization: string | undefined, url: string): Promise<AgentIdentity | null> | AgentIdentity | null;
+}
+
+/** Agent keys were never longer than this; kept when no token method is configured. */
+const MAX_KEY_CHARS = 4096;
+/** A token longer than this is refused before any method parses it. */
+export const MAX_TOKEN_BYTES = 8192;
+
+/** Builds the identifier over the configured methods, in order. */
+export function createAgentIdentifier(methods: readonly IdentityMethod[]): AgentIdentifier {
+  const tokens = methods.some((m) => m.name === 'jwt');
+  return {
+    identify(authorization, url) {
+      // RFC 6750 §2.3: a token in a URL lands in logs and histories; refused, not looked at.
+      if (tokens && hasQueryToken(url))
+        throw new GatewayError('PC_TOKEN_INVALID', 'a token in the query string is refused: send it in the Authorization header', ['token in query string']);
+      if (authorization === undefined) return null;
+      const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
+      if (!m) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key or token>"');
+      const bearer = m[1];
+      if (!tokens && bearer.length > MAX_KEY_CHARS) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key>"');
+      if (bearer.length > MAX_TOKEN_BYTES) throw new GatewayError('PC_TOKEN_INVALID', 'the token is larger than 8 KiB', ['token too large']);
+      return firstMatch(methods, bearer, 0);
+    },
+  };
+}
+
+/** The first method's answer that is not null; synchronous while the methods are. */
+function firstMatch(methods: readonly IdentityMethod[], bearer: string, from: number): Promise<AgentIdentity | null> | AgentIdentity {
+  for (let i = from; i < methods.length; i++) {
+    const r = methods[i].identify({ bearer });
+    if (r instanceof Promise) return r.then((found) => found ?? firstMatch(methods, bearer, i + 1));
+    if (r !== null) return r;
+  }
+  throw new GatewayError('PC_UNKNOWN_AGENT', 'the agent key is not recognised');
+}
+
+/** `access_token` among the query parameters (RFC 6750 §2.3), however it is escaped. */
+function hasQueryToken(url: string): boolean {
+  const q = url.indexOf('?');
+  if (q < 0) return false;
+  try {
+    return new URLSearchParams(url.slice(q + 1)).has('access_token');
+  } catch {
+    return false;
+  }
+}
