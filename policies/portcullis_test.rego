@@ -200,3 +200,33 @@ test_triage_bot_echoes_but_gets_no_other_tool if {
 	e.allow == false
 	e.reasons == ["agent not granted tool: get-sum"]
 }
+
+# --- tickets: support-bot acting for alice may read tickets ---
+
+# What the gateway passes for a token (identity.jwt) that says support-bot acts for alice.
+on_behalf(user, method, path) := object.union(call("support-bot", "tickets", method, path), {"agent": {
+	"id": "support-bot",
+	"method": "jwt",
+	"issuer": "https://idp.example",
+	"subject": "support-bot",
+	"client_id": "support-bot",
+	"scopes": ["tickets:read"],
+	"claims": {},
+	"on_behalf_of": user,
+}})
+
+test_support_bot_acting_for_alice_may_read_tickets if {
+	portcullis.decision == {"allow": true, "reasons": ["tickets: read"]} with input as on_behalf("alice", "GET", "/tickets/42")
+}
+
+test_support_bot_acting_for_bob_may_not if {
+	portcullis.decision == deny(["agent not acting for a user allowed on this route"]) with input as on_behalf("bob", "GET", "/tickets/42")
+}
+
+test_support_bot_acting_for_nobody_may_not_read_tickets if {
+	portcullis.decision == deny(["agent not acting for a user allowed on this route"]) with input as call("support-bot", "tickets", "GET", "/tickets/42")
+}
+
+test_support_bot_acting_for_alice_may_not_write_tickets if {
+	portcullis.decision == deny(["no rule allows this call"]) with input as on_behalf("alice", "POST", "/tickets/42")
+}

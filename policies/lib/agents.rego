@@ -5,7 +5,8 @@
 #   "triage-bot": {
 #     "routes": ["billing", "everything"],      # the routes it may use at all
 #     "grants": ["billing: read charges"],      # optional: only these route grants
-#     "tools": {"everything": ["echo"]}         # optional: only these tools, per MCP route
+#     "tools": {"everything": ["echo"]},        # optional: only these tools, per MCP route
+#     "acts_for": {"tickets": ["alice"]}        # optional: on these routes, only on behalf of these users
 #   }
 #
 # Without "grants", every route grant on its routes applies to the agent; with
@@ -91,3 +92,18 @@ deny contains concat("", ["agent not granted tool: ", input.mcp.tool]) if {
 	input.mcp.method == "tools/call"
 	not may_use_tool(input.mcp.tool)
 }
+
+# acts_for narrows a route to calls the agent makes on behalf of the users it
+# lists: input.agent.on_behalf_of, which the gateway reads from a token's
+# act.sub (RFC 8693 token exchange) or the claim identity.jwt names. An agent
+# acting for nobody (an agent key, a token without the claim) has no
+# on_behalf_of, so it is denied on such a route too. "support-bot acting for
+# alice may read tickets" is one line of data:
+#
+#   "support-bot": {"routes": ["tickets"], "acts_for": {"tickets": ["alice"]}}
+deny contains "agent not acting for a user allowed on this route" if {
+	profile.acts_for[input.route]
+	not acting_for_listed_user
+}
+
+acting_for_listed_user if input.agent.on_behalf_of in profile.acts_for[input.route]

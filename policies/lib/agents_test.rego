@@ -116,3 +116,31 @@ test_tools_narrowed_per_route if {
 test_tools_unlimited_without_a_list if {
 	agents.may_use_tool("anything") with input as tool_call("ops-bot", "anything") with data.portcullis.config.agents as limited_profiles
 }
+
+# --- Acting on behalf of a user (input.agent.on_behalf_of) ---
+
+delegating_profiles := {"support-bot": {"routes": ["tickets", "github"], "acts_for": {"tickets": ["alice"]}}}
+
+for_user(user) := {"id": "support-bot", "method": "jwt", "on_behalf_of": user}
+
+test_acting_for_a_listed_user if {
+	count(agents.deny) == 0 with input as call(for_user("alice"), "tickets")
+		with data.portcullis.config.agents as delegating_profiles
+}
+
+test_acting_for_another_user if {
+	agents.deny == {"agent not acting for a user allowed on this route"} with input as call(for_user("bob"), "tickets")
+		with data.portcullis.config.agents as delegating_profiles
+}
+
+test_acting_for_nobody if {
+	agents.deny == {"agent not acting for a user allowed on this route"} with input as call(for_user(null), "tickets")
+		with data.portcullis.config.agents as delegating_profiles
+	agents.deny == {"agent not acting for a user allowed on this route"} with input as call({"id": "support-bot"}, "tickets")
+		with data.portcullis.config.agents as delegating_profiles
+}
+
+test_acts_for_only_narrows_its_routes if {
+	count(agents.deny) == 0 with input as call({"id": "support-bot"}, "github")
+		with data.portcullis.config.agents as delegating_profiles
+}
