@@ -9,7 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT, UnsecuredJWT } from 'jose';
 import { parseConfig } from '../../src/config/load';
-import { ConfigError } from '../../src/errors';
+import { ConfigError, GatewayError } from '../../src/errors';
+import { jwtMethod } from '../../src/identity/jwt';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 
 const AUDIENCE = 'https://gateway.test/';
@@ -366,6 +367,49 @@ test('G19: with the issuer down, keys already fetched keep verifying and an unkn
   const before = upstream.received.length;
   await expectRefused(await call('/api/tickets/9', await forged({}, { kid: 'rotated-key-2' })), 'PC_TOKEN_INVALID');
   expect(upstream.received.length).toBe(before);
+});
+
+test('G19: once the cached key set is stale and the issuer is down, the keys last fetched still verify; an unknown kid is refused', async () => {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const jwks = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  const method = jwtMethod({
+    issuer: 'https://issuer.test',
+    audience: AUDIENCE,
+    jwksUri: `${jwks.url}/jwks`,
+    algorithms: ['ES256'],
+    clockSkewS: 0,
+    requiredClaims: [],
+    agentClaim: 'sub',
+    onBehalfOfClaim: 'act.sub',
+    claimsToPolicy: [],
+  });
+  const sign = (kid: string, key: CryptoKey) =>
+    new SignJWT({ sub: 'cached-bot' })
+      .setProtectedHeader({ alg: 'ES256', kid })
+      .setIssuer('https://issuer.test')
+      .setAudience(AUDIENCE)
+      .setExpirationTime('1h')
+      .sign(key);
+  const token = await sign('k1', privateKey);
+  expect(await method.identify({ bearer: token })).toMatchObject({ id: 'cached-bot', method: 'jwt' });
+  expect(jwks.received.length).toBe(1);
+  await jwks.close();
+  // Eleven minutes on: past jose's cache age (10 min) and cooldown (30 s), so every lookup refetches, and fails.
+  const now = Date.now();
+  const clock = jest.spyOn(Date, 'now').mockReturnValue(now + 11 * 60_000);
+  try {
+    expect(await method.identify({ bearer: token })).toMatchObject({ id: 'cached-bot' });
+    const foreign = await sign('k2', (await generateKeyPair('ES256')).privateKey);
+    const refused = await Promise.resolve(method.identify({ bearer: foreign })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ code: 'PC_TOKEN_INVALID', reasons: ['token signing key unknown'] });
+  } finally {
+    clock.mockRestore();
+  }
 });
 
 describe('G19: an identity configuration that would accept forged tokens does not start', () => {
