@@ -334,7 +334,8 @@ describe('policy input', () => {
     expect(r.status).toBe(403);
     const input = JSON.parse(JSON.parse(r.body).error.reasons[0]);
     expect(input.route).toBe('api');
-    expect(input.agent).toEqual({ id: 'bot' });
+    // An agent key's identity: the id, and every token-only member empty (docs/policy.md).
+    expect(input.agent).toEqual({ id: 'bot', method: 'api_key', issuer: null, subject: null, client_id: null, scopes: [], claims: {}, on_behalf_of: null });
     expect(input.request.method).toBe('GET');
     expect(input.request.path).toBe('/inspect');
     expect(input.request.query).toEqual({ tag: ['a', 'b'], q: ['x y'] });
