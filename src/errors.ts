@@ -46,6 +46,11 @@ export const ERROR_CODES = {
     status: 401,
     meaning: 'The bearer token was issued for another audience than identity.jwt.audience. Answered with WWW-Authenticate: Bearer error="invalid_token".',
   },
+  PC_INSUFFICIENT_SCOPE: {
+    status: 403,
+    meaning:
+      'The bearer token is valid but lacks a scope identity.jwt.required_scopes names. Answered with WWW-Authenticate: Bearer error="insufficient_scope" and the scopes needed.',
+  },
   PC_POLICY_DENIED: { status: 403, meaning: 'The policy denied the call; the reasons are in the body and the audit record.' },
   PC_POLICY_ERROR: { status: 403, meaning: 'The policy could not decide (undefined result, wrong type, runtime error, no policy loaded); the call is denied.' },
   PC_ROUTE_NOT_FOUND: { status: 404, meaning: 'No route prefix matches the path.' },

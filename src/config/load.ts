@@ -96,6 +96,7 @@ function jwtOf(raw: RawConfig['identity']['jwt']): JwtIdentityConfig | null {
     agentClaim: raw.agent_claim,
     onBehalfOfClaim: raw.on_behalf_of_claim,
     claimsToPolicy: Object.freeze([...raw.claims_to_policy]),
+    requiredScopes: Object.freeze([...raw.required_scopes]),
   });
 }
 

@@ -266,6 +266,12 @@ const jwtIdentity = {
       default: 'act.sub',
       description: 'The claim naming whom the agent acts for (input.agent.on_behalf_of): act.sub as RFC 8693 token exchange writes it, or another claim.',
     },
+    required_scopes: {
+      type: 'array',
+      default: [],
+      items: { type: 'string', pattern: '^[!#-\\[\\]-~]{1,128}$', [EXPECTED]: 'an OAuth scope (printable ASCII, no spaces, quotes or backslashes)' },
+      description: 'Scopes every token must carry (in scope or scp); a token lacking one is refused 403 insufficient_scope.',
+    },
     claims_to_policy: {
       type: 'array',
       default: [],

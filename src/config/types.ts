@@ -41,6 +41,8 @@ export interface JwtIdentityConfig {
   /** Claim (or dotted path) naming whom the agent acts for. */
   readonly onBehalfOfClaim: string;
   readonly claimsToPolicy: readonly string[];
+  /** Scopes every token must carry. */
+  readonly requiredScopes: readonly string[];
 }
 
 /** A local MCP server the gateway runs over stdio (docs/mcp-stdio.md). */

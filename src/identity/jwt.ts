@@ -9,6 +9,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { JwtIdentityConfig } from '../config/types';
 import { GatewayError } from '../errors';
+import { InsufficientScope } from './challenge';
 import type { AgentIdentity, IdentityMethod } from './identity-method';
 
 /** Three base64url segments (the last may be empty, as in `alg: none`): a JWS in compact form. */
@@ -133,6 +134,9 @@ function scopesOf(payload: JWTPayload): readonly string[] {
 function identityOf(payload: JWTPayload, cfg: JwtIdentityConfig): AgentIdentity {
   const id = optionalString(payload, cfg.agentClaim);
   if (id === null) throw new GatewayError('PC_TOKEN_INVALID', 'the token does not name the agent', [`token lacks the agent claim: ${cfg.agentClaim}`]);
+  const scopes = scopesOf(payload);
+  const missing = cfg.requiredScopes.filter((s) => !scopes.includes(s));
+  if (missing.length > 0) throw new InsufficientScope(cfg.requiredScopes);
   const claims: Record<string, unknown> = {};
   for (const name of cfg.claimsToPolicy) {
     const v = claimAt(payload, name);
@@ -144,7 +148,7 @@ function identityOf(payload: JWTPayload, cfg: JwtIdentityConfig): AgentIdentity 
     issuer: payload.iss ?? null,
     subject: payload.sub ?? null,
     client_id: optionalString(payload, 'client_id') ?? optionalString(payload, 'azp'),
-    scopes: scopesOf(payload),
+    scopes,
     claims: Object.freeze(claims),
     on_behalf_of: optionalString(payload, cfg.onBehalfOfClaim),
   });

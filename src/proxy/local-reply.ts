@@ -5,6 +5,7 @@
  */
 import { decisionRecord } from '../audit/call-records';
 import { GatewayError, toError } from '../errors';
+import { bearerChallenge } from '../identity/challenge';
 import { NO_ROUTE } from '../observability/metrics';
 import { mcpReply } from '../mcp/reply';
 import { canonicalizeTarget } from './canonical-path';
@@ -28,15 +29,6 @@ function completeRouting(ctx: CallContext, deps: PipelineDeps): void {
   }
 }
 
-/** Refusals of a bearer token: RFC 6750 §3 asks for a challenge naming the error. */
-const TOKEN_CODES: ReadonlySet<string> = new Set(['PC_TOKEN_INVALID', 'PC_TOKEN_EXPIRED', 'PC_TOKEN_AUDIENCE']);
-
-/** `Bearer error="invalid_token", error_description="…"`; the description is the gateway's own message, quoted safely. */
-function bearerChallenge(err: GatewayError): string {
-  const description = err.message.replace(/[^\x20-\x7e]|["\\]/g, '');
-  return `Bearer realm="portcullis", error="invalid_token", error_description="${description}"`;
-}
-
 function send(ctx: CallContext, err: GatewayError): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
@@ -46,6 +38,7 @@ function send(ctx: CallContext, err: GatewayError): void {
   const route = ctx.route;
   // MCP clients are answered in JSON-RPC, never with a bare HTTP error.
   const reply = route?.mcp ? mcpReply(err, ctx.mcp, ctx.id, route.mcp.denyAs) : null;
+  const challenge = bearerChallenge(err);
   const body = JSON.stringify(reply ? reply.body : { error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
   res.writeHead(reply ? reply.status : err.status, {
     'content-type': 'application/json',
@@ -56,7 +49,7 @@ function send(ctx: CallContext, err: GatewayError): void {
     'x-portcullis-error': err.code,
     'cache-control': 'no-store',
     ...(err.status === 503 ? { 'retry-after': '1' } : {}),
-    ...(TOKEN_CODES.has(err.code) ? { 'www-authenticate': bearerChallenge(err) } : {}),
+    ...(challenge !== null ? { 'www-authenticate': challenge } : {}),
     ...(ctx.req.complete ? {} : { connection: 'close' }),
   });
   res.end(body);

@@ -68,11 +68,11 @@ async function startIssuer(): Promise<Issuer> {
 }
 
 /** A real access token from the authorization server, by client credentials. */
-async function clientCredentials(issuer: string, client: string, secret: string, resource = AUDIENCE): Promise<string> {
+async function clientCredentials(issuer: string, client: string, secret: string, resource = AUDIENCE, scope = 'tickets:read'): Promise<string> {
   const res = await fetch(`${issuer}/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: 'tickets:read' }),
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
   });
   const body = (await res.json()) as { access_token?: string };
   if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
@@ -86,6 +86,7 @@ let goodToken: string;
 let reportToken: string;
 let otherAudienceToken: string;
 let issuerPublicJwk: JWK;
+let writeOnlyToken: string;
 
 function yaml(up: string, iss: string): string {
   return `
@@ -102,6 +103,7 @@ identity:
     audience: ${AUDIENCE}
     clock_skew_s: 5
     claims_to_policy: [tenant]
+    required_scopes: [tickets:read]
 routes:
   - name: api
     prefix: /api/
@@ -120,6 +122,7 @@ beforeAll(async () => {
   goodToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret');
   reportToken = await clientCredentials(issuer.issuer, 'report-bot', 'report-secret');
   otherAudienceToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret', OTHER_AUDIENCE);
+  writeOnlyToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret', AUDIENCE, 'tickets:write');
   const jwks = (await (await fetch(`${issuer.issuer}/jwks`)).json()) as { keys: JWK[] };
   issuerPublicJwk = jwks.keys[0];
 });
@@ -183,6 +186,18 @@ test('G19: a real access token from the issuer is accepted; the policy sees who 
     claims: { tenant: 'acme' },
     on_behalf_of: 'alice',
   });
+});
+
+test('G19: a valid token without a required scope is refused 403 insufficient_scope, audited, not forwarded', async () => {
+  const before = upstream.received.length;
+  const res = await call('/api/tickets/7', writeOnlyToken);
+  expect(res.status).toBe(403);
+  expect(res.headers.get('x-portcullis-error')).toBe('PC_INSUFFICIENT_SCOPE');
+  expect(res.headers.get('www-authenticate')).toBe(
+    'Bearer realm="portcullis", error="insufficient_scope", scope="tickets:read", error_description="the token lacks a scope this gateway requires"',
+  );
+  await gw.waitForAudit((r) => r.decision_id === res.headers.get('x-portcullis-decision-id') && r.code === 'PC_INSUFFICIENT_SCOPE');
+  expect(upstream.received.length).toBe(before);
 });
 
 test('G19: a valid token the policy does not allow is denied by the policy, not by identity', async () => {
@@ -315,6 +330,7 @@ describe('G19: tokens signed with a trusted key but outside their validity or fr
     return new SignJWT({
       client_id: 'support-bot',
       act: { sub: 'alice' },
+      scope: 'tickets:read',
       sub: 'support-bot',
       iss: own.iss,
       aud: AUDIENCE,
@@ -386,6 +402,7 @@ test('G19: once the cached key set is stale and the issuer is down, the keys las
     agentClaim: 'sub',
     onBehalfOfClaim: 'act.sub',
     claimsToPolicy: [],
+    requiredScopes: [],
   });
   const sign = (kid: string, key: CryptoKey) =>
     new SignJWT({ sub: 'cached-bot' })
