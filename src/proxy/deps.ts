@@ -1,6 +1,7 @@
 /** What the stages of both pipeline halves use, built once per configuration (src/gateway.ts). */
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/writer';
+import type { EdgeAllowList } from '../edge/allow-list';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicySource } from '../policy/engine';
@@ -11,6 +12,8 @@ import type { RouteTable } from './route-table';
 
 /** Everything the stages use, built once per configuration; each part is an interface, so a second implementation is a new file. */
 export interface PipelineDeps {
+  /** The agent listener's Host and Origin allow-list (G19). */
+  readonly edge: EdgeAllowList;
   readonly identifier: AgentIdentifier;
   readonly routes: RouteTable<RouteRuntime>;
   readonly maxBodyBytes: number;
