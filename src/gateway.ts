@@ -249,7 +249,6 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     );
     const edge = edgeAllowList(bound.place, config.listen.allowedHosts, config.listen.allowedOrigins);
 
-    let admin: http.Server | null = null;
     let adminUrl: string | null = null;
     if (config.admin.enabled) {
       let adminEdge: EdgeAllowList | null = null;
@@ -270,10 +269,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         () => adminEdge,
       );
       const started = await startAdminServer(app, config.admin.address, config.admin.where);
-      admin = started.server;
       adminUrl = started.bound.url;
       adminEdge = edgeAllowList(started.bound.place, config.admin.allowedHosts, config.admin.allowedOrigins);
-      const a = admin;
+      const a = started.server;
       closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())).then(() => started.bound.cleanup()));
     }
 
