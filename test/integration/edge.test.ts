@@ -91,10 +91,23 @@ test('G19 G10: on an MCP route the refusal is a JSON-RPC error, not forwarded', 
 
 test('G19: X-Forwarded-Host, Forwarded and X-Real-IP never stand in for Host', async () => {
   const good = `127.0.0.1:${port}`;
-  const accepted = await get({ host: good, 'x-forwarded-host': 'evil.example.com', forwarded: 'host=evil.example.com', 'x-real-ip': '6.6.6.6' });
+  const accepted = await get({
+    host: good,
+    'x-forwarded-host': 'evil.example.com',
+    forwarded: 'host=evil.example.com;for=6.6.6.6',
+    'x-real-ip': '6.6.6.6',
+    'x-forwarded-user': 'bot',
+    'x-forwarded-for': '10.9.9.9',
+  });
   expect(accepted.status).toBe(200);
   // The upstream sees the gateway's own X-Forwarded-Host: the Host the edge judged.
-  expect(JSON.parse(accepted.body).headers['x-forwarded-host']).toBe(good);
+  const seen = JSON.parse(accepted.body).headers;
+  expect({ host: seen['x-forwarded-host'], for: seen['x-forwarded-for'], realIp: seen['x-real-ip'], forwarded: seen.forwarded }).toEqual({
+    host: good,
+    for: '127.0.0.1',
+    realIp: undefined,
+    forwarded: undefined,
+  });
   const refused = await get({
     host: 'evil.example.com',
     'x-forwarded-host': `localhost:${port}`,
