@@ -117,6 +117,13 @@ test('G19: X-Forwarded-Host, Forwarded and X-Real-IP never stand in for Host', a
   expect({ status: refused.status, code: refused.headers['x-portcullis-error'] }).toEqual({ status: 403, code: 'PC_BAD_HOST' });
 });
 
+test('G19: an absolute-form target cannot name another authority than the Host judged', async () => {
+  const before = upstream.received.length;
+  const r = await get({ host: `127.0.0.1:${port}` }, 'http://evil.example.com/up/x');
+  expect({ status: r.status, code: r.headers['x-portcullis-error'] }).toEqual({ status: 400, code: 'PC_BAD_PATH' });
+  expect(upstream.received.length).toBe(before);
+});
+
 test('G19: the admin listener checks Host and Origin too (plain 403 JSON)', async () => {
   const admin = gw.gateway.adminUrl!;
   const adminPort = new URL(admin).port;
