@@ -26,6 +26,7 @@ export interface ReadinessProbe {
 export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe, edge: () => EdgeAllowList | null): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(helmet());
   app.use((req, res, next) => {
     const list = edge();
     const refused = list ? judgeEdge(list, req.headersDistinct.host, req.headersDistinct.origin) : 'host';
@@ -36,7 +37,6 @@ export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe, edge
       .set('cache-control', 'no-store')
       .json({ error: { code, message: `this listener does not answer to that ${refused === 'host' ? 'Host' : 'Origin'}` } });
   });
-  app.use(helmet());
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
