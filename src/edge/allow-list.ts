@@ -19,7 +19,16 @@ export interface HostEntry {
 }
 
 /** Where a listener listens, as far as its names are concerned. */
-export type ListenPlace = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix' };
+export type ListenPlace =
+  | {
+      readonly kind: 'tcp';
+      /** The host as configured (a name or an address). */
+      readonly host: string;
+      /** The address actually bound, when it differs (a name resolved). */
+      readonly bound?: string;
+      readonly port: number;
+    }
+  | { readonly kind: 'unix' };
 
 /** A listener's allow-list, built once per listener. */
 export interface EdgeAllowList {
@@ -37,7 +46,8 @@ function bracketed(host: string): string {
 }
 
 /**
- * The default Host allow-list of a listener bound at `place`: its own address and the loopback
+ * The default Host allow-list of a listener bound at `place`: its own address (as configured
+ * and as bound) and the loopback
  * names (`localhost`, `127.0.0.1`, `[::1]`), each with the bound port; on a wildcard address
  * (0.0.0.0, ::) also every address of this machine's interfaces with that port (a rebinding
  * page always says a name, never an address, and probes such as the kubelet's say the pod's
@@ -45,9 +55,9 @@ function bracketed(host: string): string {
  */
 export function defaultHosts(place: ListenPlace): HostEntry[] {
   if (place.kind === 'unix') return [{ host: 'localhost', port: null }];
-  const names = new Set([bracketed(place.host), 'localhost', '127.0.0.1', '[::1]']);
+  const names = new Set([bracketed(place.host), ...(place.bound ? [bracketed(place.bound)] : []), 'localhost', '127.0.0.1', '[::1]']);
   if (WILDCARDS.has(place.host)) {
-    names.delete(bracketed(place.host));
+    for (const w of WILDCARDS) names.delete(bracketed(w));
     for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) if (!i.address.includes('%')) names.add(bracketed(i.address));
   }
   return [...names].map((host) => ({ host, port: place.port }));

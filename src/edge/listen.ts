@@ -83,7 +83,7 @@ export async function bindListener(server: net.Server, address: ListenAddress, w
     await listenOn(server, address);
     const a = server.address() as net.AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return { place: { kind: 'tcp', host: a.address, port: a.port }, url: `http://${host}:${a.port}`, cleanup: () => undefined };
+    return { place: { kind: 'tcp', host: address.host, bound: a.address, port: a.port }, url: `http://${host}:${a.port}`, cleanup: () => undefined };
   }
   await clearStale(address.path, where);
   await listenOn(server, address);

@@ -37,6 +37,22 @@ test('G19: Origin, when present, must be http:// and an allowed Host (default po
   expect(judgeEdge(own, ['gw.internal'], ['http://gw.internal'])).toBe('origin');
 });
 
+test('G19: a listen address given as a name is allowed by that name and by the address it resolved to', () => {
+  const hosts = defaultHosts({ kind: 'tcp', host: 'gw.internal', bound: '10.1.2.3', port: 8080 });
+  expect(hosts).toEqual(
+    expect.arrayContaining([
+      { host: 'gw.internal', port: 8080 },
+      { host: '10.1.2.3', port: 8080 },
+      { host: 'localhost', port: 8080 },
+    ]),
+  );
+  expect(defaultHosts({ kind: 'tcp', host: '::1', bound: '::1', port: 1 })).toEqual([
+    { host: '[::1]', port: 1 },
+    { host: 'localhost', port: 1 },
+    { host: '127.0.0.1', port: 1 },
+  ]);
+});
+
 test('G19: a wildcard listen address allows the interface addresses; a Unix socket allows localhost', () => {
   const hosts = defaultHosts({ kind: 'tcp', host: '0.0.0.0', port: 9090 }).map((h) => h.host);
   expect(hosts).not.toContain('0.0.0.0');
