@@ -29,7 +29,7 @@ export const ERROR_CODES = {
   PC_DUPLICATE_HEADER: {
     status: 400,
     meaning:
-      'A header that must appear once (Authorization, Host, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.',
+      'A header that must appear once (Authorization, Host, Origin, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.',
   },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
   PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent (and is not a token a configured identity method accepts).' },
@@ -50,6 +50,16 @@ export const ERROR_CODES = {
     status: 403,
     meaning:
       'The bearer token is valid but lacks a scope identity.jwt.required_scopes names. Answered with WWW-Authenticate: Bearer error="insufficient_scope" and the scopes needed.',
+  },
+  PC_BAD_HOST: {
+    status: 403,
+    meaning:
+      'The Host header is missing, repeated, malformed, or not one this listener answers to (allowed_hosts; by default its own address and the loopback names with its port): a DNS-rebinding request. Proxy headers never stand in for Host.',
+  },
+  PC_BAD_ORIGIN: {
+    status: 403,
+    meaning:
+      'The request carries an Origin header that is not allowed on this listener (allowed_origins; by default http:// and an allowed Host): a web page of another site.',
   },
   PC_POLICY_DENIED: { status: 403, meaning: 'The policy denied the call; the reasons are in the body and the audit record.' },
   PC_POLICY_ERROR: { status: 403, meaning: 'The policy could not decide (undefined result, wrong type, runtime error, no policy loaded); the call is denied.' },

@@ -9,8 +9,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
@@ -22,6 +20,8 @@ import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { GatewayConfig } from './config/types';
 import { bindCredential, envSecrets } from './credential-injector/injector';
 import { revealSecret, Secret } from './secret';
+import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
+import { bindListener } from './edge/listen';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
@@ -75,22 +75,6 @@ export interface Gateway {
   readonly sinks: AuditSinks;
   /** Drains and stops. */
   close(): Promise<void>;
-}
-
-function urlOf(server: net.Server): string {
-  const a = server.address() as AddressInfo;
-  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  return `http://${host}:${a.port}`;
-}
-
-function listen(server: net.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** SHA-256 of the configuration file as read at start, so the trail shows which config ran. */
@@ -257,33 +241,40 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     server.on('connect', (req, socket) => withPipeline(socket, (d) => refuseConnect(req, socket, d)));
     // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
     const listener = createAgentListener(server, (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)));
-    await listen(listener, config.listen.host, config.listen.port);
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          listener.close(() => resolve());
-          server.close();
-          server.closeAllConnections();
-        }),
+    const bound = await bindListener(listener, config.listen.address, config.listen.where);
+    closers.push(() =>
+      new Promise<void>((resolve) => {
+        listener.close(() => resolve());
+        server.close();
+        server.closeAllConnections();
+      }).then(() => bound.cleanup()),
     );
+    const edge = edgeAllowList(bound.place, config.listen.allowedHosts, config.listen.allowedOrigins);
 
-    let admin: http.Server | null = null;
+    let adminUrl: string | null = null;
     if (config.admin.enabled) {
-      const app = createAdminApp(metrics, {
-        details: () => ({ policy: policyDetail(policy.state) }),
-        problems() {
-          const p: string[] = [];
-          if (!policy.ready) p.push('no policy loaded');
-          if (!audit) p.push('audit log not open yet');
-          else if (!audit.healthy) p.push('audit log not writable');
-          if (memory.pressed) p.push('memory pressure');
-          if (draining) p.push('shutting down');
-          return p;
+      let adminEdge: EdgeAllowList | null = null;
+      const app = createAdminApp(
+        metrics,
+        {
+          details: () => ({ policy: policyDetail(policy.state) }),
+          problems() {
+            const p: string[] = [];
+            if (!policy.ready) p.push('no policy loaded');
+            if (!audit) p.push('audit log not open yet');
+            else if (!audit.healthy) p.push('audit log not writable');
+            if (memory.pressed) p.push('memory pressure');
+            if (draining) p.push('shutting down');
+            return p;
+          },
         },
-      });
-      admin = await startAdminServer(app, config.admin.host, config.admin.port);
-      const a = admin;
-      closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())));
+        () => adminEdge,
+      );
+      const started = await startAdminServer(app, config.admin.address, config.admin.where);
+      adminUrl = started.bound.url;
+      adminEdge = edgeAllowList(started.bound.place, config.admin.allowedHosts, config.admin.allowedOrigins);
+      const a = started.server;
+      closers.push(() => new Promise<void>((resolve) => a.close(() => resolve())).then(() => started.bound.cleanup()));
     }
 
     // Only now the trail: the signing key (generated on first start), then the writer.
@@ -335,6 +326,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     policy.startWatching();
 
     deps = {
+      edge,
       // Agent keys first, then tokens: the order the identify stage asks them in.
       identifier: createAgentIdentifier([apiKeyMethod(config.agents), ...(config.identity.jwt ? [jwtMethod(config.identity.jwt, log)] : [])]),
       routes: createRouteTable(routes),
@@ -348,7 +340,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     };
     openPipeline(deps);
 
-    const url = urlOf(listener);
+    const url = bound.url;
     await writer.append({
       type: 'gateway_start',
       time: new Date().toISOString(),
@@ -360,12 +352,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       checkpoint_key_id: key.signer.keyId,
       listen: url,
     });
-    log.info({ url, admin: admin ? urlOf(admin) : null, policy_revision: policy.current.revision, audit: config.audit.path }, 'portcullis started');
+    log.info({ url, admin: adminUrl, policy_revision: policy.current.revision, audit: config.audit.path }, 'portcullis started');
 
     let closing: Promise<void> | null = null;
     return {
       url,
-      adminUrl: admin ? urlOf(admin) : null,
+      adminUrl,
       metrics,
       policy,
       audit: writer,

@@ -16,9 +16,11 @@ async function main(): Promise<void> {
   const token = readFileSync(path.join(dir, 'secrets/tools-api-token'), 'utf8').trim();
   const upstream = await startDemoUpstream(token, 8091);
   process.stdout.write(`demo tool API on ${upstream.url} (it needs a token the agent never sees)\n`);
+  const a = config.admin.address;
+  const admin = a.kind === 'tcp' ? `http://${a.host}:${a.port}/metrics` : `${a.path}, /metrics`;
   await runUntilSignal(config, (url) => {
     process.stdout.write(`
-Portcullis is running on ${url}  (admin: http://${config.admin.host}:${config.admin.port}/metrics)
+Portcullis is running on ${url}  (admin: ${admin})
 Try, in another terminal:
   curl -s ${url}/tools/tickets -H 'Authorization: Bearer demo-support-key'            # allowed
   curl -s ${url}/tools/refunds -H 'Authorization: Bearer demo-support-key' \\

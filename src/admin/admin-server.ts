@@ -5,6 +5,10 @@
 import http from 'node:http';
 import express from 'express';
 import helmet from 'helmet';
+import type { ListenAddress } from '../config/types';
+import { type EdgeAllowList, judgeEdge } from '../edge/allow-list';
+import { type Bound, bindListener } from '../edge/listen';
+import type { ConfigLocation } from '../errors';
 import type { Metrics } from '../observability/metrics';
 
 /** What readiness depends on. */
@@ -15,11 +19,24 @@ export interface ReadinessProbe {
   details?(): Record<string, unknown>;
 }
 
-/** Builds the admin app. */
-export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe): express.Express {
+/**
+ * Builds the admin app. `edge` gives the listener's Host and Origin allow-list (known once it is
+ * bound): a request outside it gets a plain 403 JSON before any route runs (G20).
+ */
+export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe, edge: () => EdgeAllowList | null): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(helmet());
+  app.use((req, res, next) => {
+    const list = edge();
+    const refused = list ? judgeEdge(list, req.headersDistinct.host, req.headersDistinct.origin) : 'host';
+    if (refused === null) return next();
+    const code = refused === 'host' ? 'PC_BAD_HOST' : 'PC_BAD_ORIGIN';
+    res
+      .status(403)
+      .set('cache-control', 'no-store')
+      .json({ error: { code, message: `this listener does not answer to that ${refused === 'host' ? 'Host' : 'Origin'}` } });
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -37,14 +54,8 @@ export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe): exp
   return app;
 }
 
-/** Starts the admin listener. */
-export function startAdminServer(app: express.Express, host: string, port: number): Promise<http.Server> {
+/** Starts the admin listener at `address` (host:port or a Unix socket). */
+export async function startAdminServer(app: express.Express, address: ListenAddress, where: ConfigLocation): Promise<{ server: http.Server; bound: Bound }> {
   const server = http.createServer(app);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
+  return { server, bound: await bindListener(server, address, where) };
 }

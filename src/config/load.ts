@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
+import { resolveListener } from './listeners';
 import type { RawConfig } from './raw-config';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
@@ -107,8 +108,8 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',
-    listen: Object.freeze(ctx.hostPort(raw.listen, ['listen'])),
-    admin: Object.freeze({ enabled: raw.admin.enabled, ...ctx.hostPort(raw.admin.listen, ['admin', 'listen']) }),
+    listen: resolveListener(ctx, raw, []),
+    admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']) }),
     policy: policyOf(ctx, raw.policy),
     audit: auditOf(ctx, raw.audit),
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),

@@ -18,6 +18,44 @@ const hostPort = {
   description: 'host:port to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).',
 } as const;
 
+/** A listener's address: host:port, or a Unix socket. */
+const listenAddress = {
+  type: 'string',
+  pattern: '^((\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}|unix:[^\\x00]+)$',
+  [EXPECTED]: 'host:port (e.g. 127.0.0.1:8080) or unix:PATH (e.g. unix:/run/portcullis/portcullis.sock)',
+} as const;
+
+/** Who a listener answers to (docs/guarantees.md G20); no default keyword, since the default depends on the address bound. */
+const edgeKeys = {
+  allowed_hosts: {
+    type: 'array',
+    items: {
+      type: 'string',
+      pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$',
+      [EXPECTED]: 'a host name or address, with an optional :port (e.g. gw.internal or gw.internal:8080)',
+    },
+    description:
+      'Host header values this listener answers to; any other Host gets 403 PC_BAD_HOST. An entry without a port allows any port. Replaces the default: the listen address and localhost, 127.0.0.1, [::1], each with the listening port (on a wildcard address also every interface address; on a Unix socket: localhost).',
+  },
+  allowed_origins: {
+    type: 'array',
+    items: {
+      type: 'string',
+      pattern: '^https?://(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$',
+      [EXPECTED]: 'an origin: http(s)://host[:port], no path',
+    },
+    description:
+      'Origin header values this listener accepts; a request with another Origin gets 403 PC_BAD_ORIGIN (a request without one is judged on Host alone). Default: http:// and an allowed Host.',
+  },
+  socket_mode: {
+    type: 'string',
+    pattern: '^0?[0-7]{3}$',
+    [EXPECTED]: 'an octal file mode in quotes, e.g. "0660"',
+    default: '0660',
+    description: 'With a unix: listen address: the permissions of the socket file (who may connect).',
+  },
+} as const;
+
 const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', [EXPECTED]: 'an environment variable name (letters, digits, _)' } as const;
 const headerName = { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", [EXPECTED]: 'an HTTP header name' } as const;
 const httpUrl = { type: 'string', pattern: '^https?://', [EXPECTED]: 'an http(s) URL' } as const;
@@ -290,14 +328,16 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['policy', 'audit', 'routes'],
   properties: {
-    listen: { ...hostPort, default: '127.0.0.1:8080', description: 'Agent-facing listener.' },
+    listen: { ...listenAddress, default: '127.0.0.1:8080', description: 'Agent-facing listener: host:port, or unix:PATH for a Unix socket.' },
+    ...edgeKeys,
     admin: {
       type: 'object',
       additionalProperties: false,
       default: {},
       description: 'Health, readiness and Prometheus metrics.',
       properties: {
-        listen: { ...hostPort, default: '127.0.0.1:9090', description: 'Admin listener (loopback by default).' },
+        listen: { ...listenAddress, default: '127.0.0.1:9090', description: 'Admin listener (loopback by default): host:port, or unix:PATH.' },
+        ...edgeKeys,
         enabled: { type: 'boolean', default: true, description: 'Whether the admin listener runs.' },
       },
     },

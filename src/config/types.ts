@@ -145,14 +145,30 @@ export interface SplunkHecSinkConfig extends SinkCommonConfig {
 /** An audit sink (docs/audit-sinks.md). */
 export type SinkConfig = SyslogSinkConfig | WebhookSinkConfig | SplunkHecSinkConfig;
 
+/** Where a listener listens: a TCP address, or a Unix socket file with its permissions. */
+export type ListenAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string; readonly mode: number };
+
+/** A listener: its address and who it answers to (G20). */
+export interface ListenerConfig {
+  readonly address: ListenAddress;
+  /** allowed_hosts as written (lower case), or null for the default of the address bound. */
+  readonly allowedHosts: readonly { readonly host: string; readonly port: number | null }[] | null;
+  /** allowed_origins, normalised (`scheme://host[:port]`), or null for the default. */
+  readonly allowedOrigins: readonly string[] | null;
+  /** Where its `listen` key is, for errors found when it is bound (a socket path in use). */
+  readonly where: ConfigLocation;
+}
+
 /** The whole gateway configuration. */
 export interface GatewayConfig {
   /** The file it was loaded from (absolute), or '<embedded>'. */
   readonly file: string;
   /** False when loaded with `secrets: 'skip'`: every Secret is a placeholder, and the gateway refuses to start on it. */
   readonly secretsLoaded: boolean;
-  readonly listen: { readonly host: string; readonly port: number };
-  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly listen: ListenerConfig;
+  readonly admin: ListenerConfig & { readonly enabled: boolean };
   readonly policy: {
     readonly path: string;
     readonly entrypoint: string;

@@ -109,7 +109,9 @@ function translate(source: ConfigSource, errors: readonly ErrorObject[]): Config
   // A key name is shown (secrets are values); a value under a credential or secret is not.
   const secret = e.propertyName === undefined && isSecretPath(path);
   const value = e.propertyName !== undefined ? e.propertyName : (e.data as unknown);
-  const leaf = path.length ? String(path[path.length - 1]) : 'the file';
+  // A list entry is named with its list: `allowed_hosts[1]`, not `1`.
+  const last = path[path.length - 1];
+  const leaf = path.length ? (typeof last === 'number' && path.length > 1 ? `${String(path[path.length - 2])}[${last}]` : String(last)) : 'the file';
   const schema = (e.parentSchema ?? {}) as Record<string, unknown> & { minimum?: number; maximum?: number; minItems?: number; properties?: object };
   const expected = schema[EXPECTED] as string | undefined;
   const fail = (code: ConfigCode, problem: string, key = false) => new ConfigError(code, source.locate(path, { key }), problem);

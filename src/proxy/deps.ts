@@ -1,6 +1,7 @@
 /** What the stages of both pipeline halves use, built once per configuration (src/gateway.ts). */
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/writer';
+import type { EdgeAllowList } from '../edge/allow-list';
 import type { AgentIdentifier } from '../identity/identifier';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
@@ -11,6 +12,8 @@ import type { RouteTable } from './route-table';
 
 /** Everything the stages use, built once per configuration; each part is an interface, so a second implementation is a new file. */
 export interface PipelineDeps {
+  /** The agent listener's Host and Origin allow-list (G20). */
+  readonly edge: EdgeAllowList;
   readonly identifier: AgentIdentifier;
   readonly routes: RouteTable<RouteRuntime>;
   readonly maxBodyBytes: number;

@@ -5,6 +5,7 @@
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
+import { judgeEdge } from '../edge/allow-list';
 import { GatewayError } from '../errors';
 import type { AgentIdentity } from '../identity/identity-method';
 import { parseMcpCall } from '../mcp/message';
@@ -35,6 +36,31 @@ const admit: Stage = {
   run(_ctx, deps) {
     // Before anything else costs memory: refuse rather than let the process die mid-call.
     if (deps.memory.pressed) throw new GatewayError('PC_OVERLOADED', 'the gateway is short of memory and takes no new calls for now');
+  },
+};
+
+/** A header value as a refusal quotes it: JSON, at most 200 characters. */
+function quoted(value: string | undefined): string {
+  if (value === undefined) return '(none)';
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+}
+
+const checkEdge: Stage = {
+  name: 'check-edge',
+  run(ctx, deps) {
+    // Before the key or the body is looked at: a DNS-rebinding page is refused on Host or Origin
+    // alone (src/edge/allow-list.ts). Host only: proxy headers are the agent's words, not facts.
+    const { host, origin } = ctx.req.headersDistinct;
+    for (const [name, values] of [
+      ['host', host],
+      ['origin', origin],
+    ] as const)
+      if (values && values.length > 1) throw new GatewayError('PC_DUPLICATE_HEADER', `the ${name} header appears more than once`);
+    const refused = judgeEdge(deps.edge, host, origin);
+    if (refused === 'host')
+      throw new GatewayError('PC_BAD_HOST', 'this listener does not answer to that Host', [`Host ${quoted(ctx.req.headers.host)} is not allowed`]);
+    if (refused === 'origin')
+      throw new GatewayError('PC_BAD_ORIGIN', 'requests from that Origin are not accepted', [`Origin ${quoted(ctx.req.headers.origin)} is not allowed`]);
   },
 };
 
@@ -191,7 +217,18 @@ const forward: Stage = {
 };
 
 /** The request pipeline, in order. Reordering stages is a one-line change here. */
-export const PIPELINE: readonly Stage[] = Object.freeze([admit, identify, route, readBodyStage, decode, decide, auditDecision, injectCredential, forward]);
+export const PIPELINE: readonly Stage[] = Object.freeze([
+  admit,
+  checkEdge,
+  identify,
+  route,
+  readBodyStage,
+  decode,
+  decide,
+  auditDecision,
+  injectCredential,
+  forward,
+]);
 
 /**
  * Runs one call: the stages in order, a refusal answered by `localReply`, and, for a call that

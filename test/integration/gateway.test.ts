@@ -247,7 +247,10 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
   test('a fragment in the request target is refused', async () => {
     await expectRefused(
       async () => {
-        const r = await rawHttp(gw.gateway.url, `GET /api/items#frag HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\nconnection: close\r\n\r\n`);
+        const r = await rawHttp(
+          gw.gateway.url,
+          `GET /api/items#frag HTTP/1.1\r\nhost: ${new URL(gw.gateway.url).host}\r\nauthorization: Bearer ${AGENT_KEY}\r\nconnection: close\r\n\r\n`,
+        );
         const body = r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4);
         return { status: r.status, body };
       },
@@ -263,7 +266,7 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
   ])('a duplicate %s header is refused', async (_name, extra) => {
     await expectRefused(
       async () => {
-        const r = await rawHttp(gw.gateway.url, `GET /api/items HTTP/1.1\r\nhost: a.example\r\n${extra}\r\nconnection: close\r\n\r\n`);
+        const r = await rawHttp(gw.gateway.url, `GET /api/items HTTP/1.1\r\nhost: ${new URL(gw.gateway.url).host}\r\n${extra}\r\nconnection: close\r\n\r\n`);
         return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
       },
       400,
@@ -306,7 +309,7 @@ describe('G4 G5: denied calls are audited and never forwarded', () => {
       async () => {
         const r = await rawHttp(
           gw.gateway.url,
-          `POST /api/charges HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${AGENT_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${(5000).toString(16)}\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`,
+          `POST /api/charges HTTP/1.1\r\nhost: ${new URL(gw.gateway.url).host}\r\nauthorization: Bearer ${AGENT_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${(5000).toString(16)}\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`,
         );
         return { status: r.status, body: r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4) };
       },

@@ -51,7 +51,15 @@ interface ExpectedDifference {
 }
 
 /** Checks whose outcome Portcullis changes deliberately, with why. Empty means: none. */
-const EXPECTED_DIFFERENCES: readonly ExpectedDifference[] = [];
+const EXPECTED_DIFFERENCES: readonly ExpectedDifference[] = [
+  {
+    scenario: 'dns-rebinding-protection',
+    check: 'localhost-host-rebinding-rejected',
+    direct: 'FAILURE (Expected HTTP 4xx for invalid Host/Origin headers, got 200)',
+    through: 'SUCCESS',
+    reason: 'server-everything accepts any Host; the gateway refuses a Host or Origin that is not its own (G20, PC_BAD_HOST)',
+  },
+];
 
 /**
  * A gateway with one `kind: mcp` route `name` at /mcp/<name>/ to `upstream`, the allow-all
@@ -160,23 +168,21 @@ test('the conformance suite gives the same result, check by check, directly and 
 
   expect(outcomeLines(through.results)).toEqual(expectedThrough(direct.results));
 
-  // The gateway judged and audited the calls: one allowed decision per forwarded message.
+  // The gateway judged and audited the calls: one allowed decision per forwarded message, and
+  // the one refusal is the rebinding probe's (G20).
   const decisions = gw.audit().filter((r) => r.type === 'decision' && r.route === 'everything');
   expect(decisions.length).toBeGreaterThan(scenarios.length);
-  expect(decisions.every((r) => r.decision === 'allow')).toBe(true);
+  expect(decisions.filter((r) => r.decision !== 'allow').map((r) => [r.code, r.reasons])).toEqual([
+    ['PC_BAD_HOST', ['Host "evil.example.com" is not allowed']],
+  ]);
 }, 120_000);
 
 /**
- * A known gap, kept as a failing test until the gateway closes it. The SDK's own Express app on
- * 127.0.0.1 refuses a request whose Host is not a loopback name (DNS-rebinding protection; the
- * suite sends `Host: evil.example.com` and `Origin: http://evil.example.com`). Through
- * Portcullis the same server accepts it: the gateway's loopback listener accepts any Host and
- * Origin, and forwards with the upstream's own Host, so the upstream's check never sees the
- * hostile name. With no `agents:` configured, a web page that rebinds a name to 127.0.0.1 could
- * then call tools through the gateway. When the gateway validates Host/Origin on its listener,
- * the failing test below starts to pass (and jest reports it): make it a plain test, and add
- * the check to EXPECTED_DIFFERENCES above (server-everything does not protect itself, so the
- * gateway will then be the stricter one).
+ * The SDK's own Express app on 127.0.0.1 refuses a request whose Host is not a loopback name
+ * (DNS-rebinding protection; the suite sends `Host: evil.example.com` and `Origin:
+ * http://evil.example.com`). Portcullis forwards with the upstream's own Host, so the upstream's
+ * check never sees the hostile name: the gateway's listener must refuse it itself (G20,
+ * src/edge/allow-list.ts), and it does, with the same result as the server directly.
  */
 describe('dns-rebinding-protection against a server that protects itself', () => {
   const select = ['--scenario', 'dns-rebinding-protection'];
@@ -213,7 +219,7 @@ describe('dns-rebinding-protection against a server that protects itself', () =>
     ]);
   });
 
-  test.failing('through Portcullis it is refused too (known gap: the gateway accepts any Host/Origin)', async () => {
+  test('G20: through Portcullis it is refused too: the gateway checks Host and Origin on its own listener', async () => {
     const through = outcomeLines((await runSuite(`${protectedGw.gateway.url}/mcp/protected/`, select)).results);
     expect(through).toEqual(direct);
   }, 60_000);

@@ -290,7 +290,11 @@ describe('requests the HTTP parser refuses', () => {
   async function expectParserRefusal(text: string, status: number, code: string) {
     const before = upstream.received.length;
     const started = Date.now();
-    const r = await rawHttp(gw.gateway.url, text);
+    // The gateway's own Host, so a request that parses gets as far as the body (G20 checks Host first).
+    const r = await rawHttp(
+      gw.gateway.url,
+      text.replace(/\r?\nHost: a\r?\n/, (m) => m.replace('a', new URL(gw.gateway.url).host)),
+    );
     expect(Date.now() - started).toBeLessThan(2000);
     expect(r.status).toBe(status);
     const [head, body] = [r.raw.slice(0, r.raw.indexOf('\r\n\r\n')), r.raw.slice(r.raw.indexOf('\r\n\r\n') + 4)];

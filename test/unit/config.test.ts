@@ -46,7 +46,7 @@ function errorOf(text: string, e: NodeJS.ProcessEnv = env): ConfigError {
 
 test('the issue example config is valid, resolved and frozen', () => {
   const c = parseConfig(VALID, file, { env });
-  expect(c.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+  expect(c.listen).toMatchObject({ address: { kind: 'tcp', host: '127.0.0.1', port: 8080 }, allowedHosts: null, allowedOrigins: null });
   expect(c.policy.path).toBe(path.join(dir, 'policies'));
   expect(c.audit).toEqual({
     path: path.join(dir, 'audit'),

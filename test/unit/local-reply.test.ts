@@ -24,6 +24,7 @@ async function serve(identify: () => AgentIdentity | null) {
   let logs = '';
   const metrics = createMetrics();
   const deps = {
+    edge: { hosts: [{ host: '127.0.0.1', port: null }], origins: null },
     identifier: { identify },
     routes: createRouteTable(routes),
     maxBodyBytes: 1024,

@@ -6,11 +6,17 @@ const names = PIPELINE.map((s) => s.name);
 const responseNames = RESPONSE_PIPELINE.map((s) => s.name);
 
 test('G1 G3: decide, then audit the decision, then attach the credential, then forward', () => {
-  expect(names).toEqual(['admit', 'identify', 'route', 'read-body', 'decode', 'decide', 'audit-decision', 'inject-credential', 'forward']);
+  expect(names).toEqual(['admit', 'check-edge', 'identify', 'route', 'read-body', 'decode', 'decide', 'audit-decision', 'inject-credential', 'forward']);
   expect(names.indexOf('decide')).toBeLessThan(names.indexOf('audit-decision'));
   expect(names.indexOf('audit-decision')).toBeLessThan(names.indexOf('inject-credential'));
   expect(names.indexOf('inject-credential')).toBeLessThan(names.indexOf('forward'));
   expect(Object.isFrozen(PIPELINE)).toBe(true);
+});
+
+test('G20: Host and Origin are checked before the key, the route or the body is looked at', () => {
+  expect(names.indexOf('check-edge')).toBe(1);
+  expect(names.indexOf('check-edge')).toBeLessThan(names.indexOf('identify'));
+  expect(names.indexOf('check-edge')).toBeLessThan(names.indexOf('read-body'));
 });
 
 test('G2 G13: the answer is checked and decoded before it is read, filtered before it is masked, and masked last', () => {
