@@ -33,6 +33,11 @@ export const ERROR_CODES = {
   },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
   PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent (and is not a token a configured identity method accepts).' },
+  PC_CLIENT_CERT_REQUIRED: {
+    status: 401,
+    meaning:
+      'identity.mtls with tls.client_auth optional: the connection presented a client certificate that does not verify against tls.client_ca, or whose SPIFFE ID is not acceptable (not exactly one spiffe:// URI SAN, another trust domain).',
+  },
   PC_TOKEN_INVALID: {
     status: 401,
     meaning:

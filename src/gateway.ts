@@ -10,6 +10,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
 import type { AuditEvent } from './audit/record';
@@ -22,12 +23,14 @@ import { bindCredential, envSecrets } from './credential-injector/injector';
 import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
+import { agentTlsOptions, watchAgentTls } from './edge/tls';
 import { ConfigError, GatewayError } from './errors';
 import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { apiKeyMethod } from './identity/api-key';
 import { createAgentIdentifier } from './identity/identifier';
 import { jwtMethod } from './identity/jwt';
+import { mtlsMethod } from './identity/mtls';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore, type PolicyState } from './policy/policy-store';
@@ -240,7 +243,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     server.on('clientError', (err, socket) => withPipeline(socket, (d) => refuseUnparsed(err, socket, d)));
     server.on('connect', (req, socket) => withPipeline(socket, (d) => refuseConnect(req, socket, d)));
     // The TCP listener screens each connection's first line (HTTP/0.9), then hands it to `server`.
-    const listener = createAgentListener(server, (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)));
+    // With tls:, the listener is a TLS server whose files are watched and reloaded (src/edge/tls.ts).
+    const agentTls = config.tls;
+    const listener = createAgentListener(
+      server,
+      (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)),
+      agentTls ? agentTlsOptions(agentTls) : undefined,
+    );
+    if (agentTls) {
+      const stopWatch = watchAgentTls(agentTls, listener as tls.Server, log);
+      closers.push(() => stopWatch());
+    }
     const bound = await bindListener(listener, config.listen.address, config.listen.where);
     closers.push(() =>
       new Promise<void>((resolve) => {
@@ -327,8 +340,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     deps = {
       edge,
-      // Agent keys first, then tokens: the order the identify stage asks them in.
-      identifier: createAgentIdentifier([apiKeyMethod(config.agents), ...(config.identity.jwt ? [jwtMethod(config.identity.jwt, log)] : [])]),
+      // A verified client certificate first, then agent keys, then tokens: the order the identify stage asks them in.
+      identifier: createAgentIdentifier([
+        ...(config.identity.mtls ? [mtlsMethod(config.identity.mtls)] : []),
+        apiKeyMethod(config.agents),
+        ...(config.identity.jwt ? [jwtMethod(config.identity.jwt, log)] : []),
+      ]),
       routes: createRouteTable(routes),
       maxBodyBytes: config.limits.maxBodyBytes,
       policy,
@@ -340,7 +357,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     };
     openPipeline(deps);
 
-    const url = bound.url;
+    const url = agentTls ? bound.url.replace(/^http:/, 'https:') : bound.url;
     await writer.append({
       type: 'gateway_start',
       time: new Date().toISOString(),

@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
 import { resolveListener } from './listeners';
@@ -13,8 +14,8 @@ import type { RawConfig } from './raw-config';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
-import { ConfigSource } from './source';
-import type { GatewayConfig, JwtIdentityConfig } from './types';
+import { ConfigSource, type KeyPath } from './source';
+import type { AgentTlsConfig, GatewayConfig, JwtIdentityConfig, MtlsIdentityConfig } from './types';
 import { validateConfig } from './validate';
 
 /** Options for loadConfig and parseConfig. */
@@ -101,21 +102,75 @@ function jwtOf(raw: RawConfig['identity']['jwt']): JwtIdentityConfig | null {
   });
 }
 
+/** Reads one PEM file of tls, refusing a missing or non-PEM file at its key. */
+function tlsPem(ctx: ResolveContext, file: string, at: KeyPath): { path: string; text: string } {
+  const full = path.resolve(ctx.baseDir, file);
+  let text: string;
+  try {
+    text = readFileSync(full, 'utf8');
+  } catch (err) {
+    return ctx.fail('CONFIG_PATH', at, `cannot read ${full} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!text.includes('-----BEGIN ')) ctx.fail('CONFIG_PATH', at, `${full} is not a PEM file`);
+  return { path: full, text };
+}
+
+/** tls: the files exist, are PEM, and the key is the certificate's (docs/identity.md). */
+function tlsOf(ctx: ResolveContext, raw: RawConfig['tls']): AgentTlsConfig | null {
+  if (raw === undefined) return null;
+  const cert = tlsPem(ctx, raw.cert.file, ['tls', 'cert', 'file']);
+  const ca = raw.client_ca === undefined ? null : tlsPem(ctx, raw.client_ca.file, ['tls', 'client_ca', 'file']);
+  if (ctx.secretMode === 'load') {
+    const key = tlsPem(ctx, raw.key.file, ['tls', 'key', 'file']);
+    try {
+      createSecureContext({ cert: cert.text, key: key.text });
+    } catch (err) {
+      ctx.fail('CONFIG_PATH', ['tls', 'key', 'file'], `${key.path} is not the private key of ${cert.path} (${(err as Error).message})`);
+    }
+    if (ca !== null) {
+      try {
+        createSecureContext({ ca: ca.text });
+      } catch (err) {
+        ctx.fail('CONFIG_PATH', ['tls', 'client_ca', 'file'], `${ca.path} holds no usable CA certificate (${(err as Error).message})`);
+      }
+    }
+  }
+  if (raw.client_ca === undefined && ctx.source.has(['tls', 'client_auth']))
+    ctx.fail('CONFIG_CONFLICT', ['tls', 'client_auth'], 'client_auth only goes with client_ca', { key: true });
+  return Object.freeze({
+    certFile: cert.path,
+    keyFile: path.resolve(ctx.baseDir, raw.key.file),
+    clientCaFile: ca?.path ?? null,
+    clientAuth: raw.client_auth,
+    reloadPollMs: raw.reload_poll_ms,
+  });
+}
+
+/** identity.mtls: needs client certificates to be asked for (tls.client_ca). */
+function mtlsOf(ctx: ResolveContext, raw: RawConfig['identity']['mtls'], tls: AgentTlsConfig | null): MtlsIdentityConfig | null {
+  if (raw === undefined) return null;
+  if (tls?.clientCaFile == null)
+    ctx.fail('CONFIG_MISSING_KEY', ['identity', 'mtls'], 'identity.mtls needs tls.client_ca: without it no client certificate is asked for', { key: true });
+  return Object.freeze({ idFrom: raw.id_from, trustDomain: raw.trust_domain ?? null });
+}
+
 function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConfig {
   const credentials = resolveCredentials(ctx, raw.credentials);
   const t = raw.timeouts;
   const timeouts = Object.freeze({ connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
+  const tls = tlsOf(ctx, raw.tls);
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',
     listen: resolveListener(ctx, raw, []),
+    tls,
     admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']) }),
     policy: policyOf(ctx, raw.policy),
     audit: auditOf(ctx, raw.audit),
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),
     logLevel: raw.log.level,
     agents: resolveAgents(ctx, raw.agents),
-    identity: Object.freeze({ jwt: jwtOf(raw.identity.jwt) }),
+    identity: Object.freeze({ jwt: jwtOf(raw.identity.jwt), mtls: mtlsOf(ctx, raw.identity.mtls, tls) }),
     routes: resolveRoutes(ctx, raw.routes, credentials, timeouts),
   });
 }

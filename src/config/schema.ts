@@ -319,6 +319,57 @@ const jwtIdentity = {
   },
 } as const;
 
+const pemFile = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['file'],
+  [EXPECTED]: 'a file reference {file: PATH}',
+  properties: { file: { type: 'string', minLength: 1, description: 'PEM file, relative to this file.' } },
+} as const;
+
+/** tls: the agent listener serves HTTPS, optionally asking for client certificates (docs/identity.md). */
+const listenerTls = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['cert', 'key'],
+  description: 'Serve the agent listener over TLS. The files are watched and reloaded on change; a bad new file keeps the old ones (logged).',
+  properties: {
+    cert: { ...pemFile, description: 'PEM file of the server certificate (and its chain): {file: PATH}.' },
+    key: { ...pemFile, description: "PEM file of the server certificate's private key: {file: PATH}." },
+    client_ca: {
+      ...pemFile,
+      description: 'PEM file of the CA certificates client certificates must chain to: {file: PATH}. Turns on client certificate requests.',
+    },
+    client_auth: {
+      enum: ['required', 'optional'],
+      default: 'required',
+      description:
+        'With client_ca. required: a connection without a client certificate that verifies is refused in the handshake. optional: one without a certificate is let in (other identity methods apply); one with a certificate that does not verify is refused 401 PC_CLIENT_CERT_REQUIRED.',
+    },
+    reload_poll_ms: { type: 'integer', minimum: 100, default: 2000, description: 'Interval of the content check behind the file watches (ms).' },
+  },
+} as const;
+
+/** identity.mtls: agents identified by their verified client certificate. */
+const mtlsIdentity = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Identify agents by the client certificate of their TLS connection (needs tls.client_ca).',
+  properties: {
+    id_from: {
+      enum: ['spiffe', 'subject_cn'],
+      default: 'spiffe',
+      description: 'spiffe: the agent id is the SPIFFE ID (the one spiffe:// URI SAN). subject_cn: the subject common name.',
+    },
+    trust_domain: {
+      type: 'string',
+      pattern: '^[a-z0-9._-]{1,255}$',
+      [EXPECTED]: 'a SPIFFE trust domain (lower-case letters, digits, . _ -), e.g. example.org',
+      description: 'Only SPIFFE IDs spiffe://<trust_domain>/… are accepted.',
+    },
+  },
+} as const;
+
 /** JSON Schema (draft-07) of portcullis.yaml; `default:` keywords are the defaults the gateway applies. */
 export const CONFIG_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -330,6 +381,7 @@ export const CONFIG_SCHEMA = {
   properties: {
     listen: { ...listenAddress, default: '127.0.0.1:8080', description: 'Agent-facing listener: host:port, or unix:PATH for a Unix socket.' },
     ...edgeKeys,
+    tls: listenerTls,
     admin: {
       type: 'object',
       additionalProperties: false,
@@ -460,8 +512,9 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      description: 'How agents identify themselves besides agents[] keys. Methods are tried in order: agent keys, then jwt.',
-      properties: { jwt: jwtIdentity },
+      description:
+        'How agents identify themselves besides agents[] keys. Methods are tried in order: mtls (a verified client certificate), agent keys, then jwt.',
+      properties: { jwt: jwtIdentity, mtls: mtlsIdentity },
     },
     routes: {
       type: 'array',

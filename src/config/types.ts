@@ -161,6 +161,22 @@ export interface ListenerConfig {
   readonly where: ConfigLocation;
 }
 
+/** tls: the agent listener's certificate files (docs/identity.md); read and watched by src/edge/tls.ts. */
+export interface AgentTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA bundle client certificates must chain to, or null when none are asked for. */
+  readonly clientCaFile: string | null;
+  readonly clientAuth: 'required' | 'optional';
+  readonly reloadPollMs: number;
+}
+
+/** identity.mtls: agents identified by their verified client certificate. */
+export interface MtlsIdentityConfig {
+  readonly idFrom: 'spiffe' | 'subject_cn';
+  readonly trustDomain: string | null;
+}
+
 /** The whole gateway configuration. */
 export interface GatewayConfig {
   /** The file it was loaded from (absolute), or '<embedded>'. */
@@ -168,6 +184,8 @@ export interface GatewayConfig {
   /** False when loaded with `secrets: 'skip'`: every Secret is a placeholder, and the gateway refuses to start on it. */
   readonly secretsLoaded: boolean;
   readonly listen: ListenerConfig;
+  /** TLS of the agent listener, or null for plain HTTP. */
+  readonly tls: AgentTlsConfig | null;
   readonly admin: ListenerConfig & { readonly enabled: boolean };
   readonly policy: {
     readonly path: string;
@@ -196,6 +214,6 @@ export interface GatewayConfig {
   readonly logLevel: string;
   readonly agents: readonly AgentConfig[];
   /** Identity methods besides agent keys; null when not configured. */
-  readonly identity: { readonly jwt: JwtIdentityConfig | null };
+  readonly identity: { readonly jwt: JwtIdentityConfig | null; readonly mtls: MtlsIdentityConfig | null };
   readonly routes: readonly RouteConfig[];
 }

@@ -1,6 +1,7 @@
 /**
  * The identify stage's logic: reads what the request presents (`Authorization: Bearer <token>`)
- * and asks each configured method in order. The agent-key method comes first, then the JWT
+ * and asks each configured method in order. A verified client certificate (mtls.ts) decides
+ * before any header is read. Then the agent-key method comes first, then the JWT
  * method; the first that recognises the credential decides, and one that recognises it but finds
  * it invalid refuses the call. A credential no method recognises is an unknown agent.
  */
@@ -14,7 +15,7 @@ export interface AgentIdentifier {
    * malformed header, PC_UNKNOWN_AGENT for a credential no method recognises, and the method's
    * own refusal (PC_TOKEN_*) for a token it recognises but rejects.
    */
-  identify(authorization: string | undefined, url: string): Promise<AgentIdentity | null> | AgentIdentity | null;
+  identify(authorization: string | undefined, url: string, socket?: object): Promise<AgentIdentity | null> | AgentIdentity | null;
 }
 
 /** Agent keys were never longer than this; kept when no token method is configured. */
@@ -26,7 +27,13 @@ export const MAX_TOKEN_BYTES = 8192;
 export function createAgentIdentifier(methods: readonly IdentityMethod[]): AgentIdentifier {
   const tokens = methods.some((m) => m.name === 'jwt');
   return {
-    identify(authorization, url) {
+    identify(authorization, url, socket) {
+      // A verified client certificate (mtls) decides before any header: headers are the agent's words.
+      if (socket !== undefined)
+        for (const m of methods) {
+          const found = m.identifyConnection?.(socket);
+          if (found) return found;
+        }
       // RFC 6750 §2.3: a token in a URL lands in logs and histories; refused, not looked at.
       if (tokens && hasQueryToken(url))
         throw new GatewayError('PC_TOKEN_INVALID', 'a token in the query string is refused: send it in the Authorization header', ['token in query string']);

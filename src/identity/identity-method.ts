@@ -8,8 +8,8 @@
 export interface AgentIdentity {
   /** The agent's id: what the audit trail, metrics, MCP sessions and `input.agent.id` name. */
   readonly id: string;
-  /** The method that identified it: `api_key` or `jwt`. */
-  readonly method: 'api_key' | 'jwt';
+  /** The method that identified it: `api_key`, `jwt` or `mtls`. */
+  readonly method: 'api_key' | 'jwt' | 'mtls';
   /** jwt: the token's `iss`; null for an agent key. */
   readonly issuer: string | null;
   /** jwt: the token's `sub`; null for an agent key. */
@@ -22,6 +22,10 @@ export interface AgentIdentity {
   readonly claims: Readonly<Record<string, unknown>>;
   /** jwt: whom the agent acts for (RFC 8693 `act.sub`, or the configured claim); null when it acts for itself. */
   readonly on_behalf_of: string | null;
+  /** mtls: the client certificate's SPIFFE ID (its one spiffe:// URI SAN); null (or absent) otherwise. */
+  readonly spiffe_id?: string | null;
+  /** mtls: the SHA-256 fingerprint of the client certificate (hex, colon-separated); null (or absent) otherwise. */
+  readonly cert_sha256?: string | null;
 }
 
 /** What a request presents for a method to look at. */
@@ -39,9 +43,25 @@ export interface IdentityMethod {
    * credential). Throws a GatewayError when the credential is its kind but invalid.
    */
   identify(presented: PresentedCredentials): Promise<AgentIdentity | null> | AgentIdentity | null;
+  /**
+   * For a method judging the connection rather than a header (mtls): the agent its TLS socket
+   * proves, or null when it presents nothing this method judges. Asked before any header.
+   */
+  identifyConnection?(socket: object): AgentIdentity | null;
 }
 
 /** An identity with every method-specific field empty, for methods that know only an id. */
 export function plainIdentity(id: string, method: AgentIdentity['method']): AgentIdentity {
-  return Object.freeze({ id, method, issuer: null, subject: null, client_id: null, scopes: Object.freeze([]), claims: Object.freeze({}), on_behalf_of: null });
+  return Object.freeze({
+    id,
+    method,
+    issuer: null,
+    subject: null,
+    client_id: null,
+    scopes: Object.freeze([]),
+    claims: Object.freeze({}),
+    on_behalf_of: null,
+    spiffe_id: null,
+    cert_sha256: null,
+  });
 }

@@ -10,6 +10,7 @@
  */
 import type http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** Longest wait for a connection's first bytes before handing it to the HTTP server anyway. */
 const HANDOVER_MS = 1000;
@@ -23,12 +24,12 @@ export function isHttp09RequestLine(first: Buffer): boolean {
 }
 
 /**
- * A TCP server feeding `server` (which must not listen itself). `refuse` answers a connection
+ * A TCP (or, given `tlsOptions`, TLS) server feeding `server` (which must not listen itself). `refuse` answers a connection
  * whose first line is HTTP/0.9. The HTTP server is told it is listening, so its request and
  * header timeouts run.
  */
-export function createAgentListener(server: http.Server, refuse: (socket: net.Socket) => void): net.Server {
-  const tcp = net.createServer({ pauseOnConnect: true }, (socket) => {
+export function createAgentListener(server: http.Server, refuse: (socket: net.Socket) => void, tlsOptions?: tls.TlsOptions): net.Server {
+  const screen = (socket: net.Socket) => {
     let handed = false;
     const onError = () => socket.destroy();
     socket.on('error', onError);
@@ -45,7 +46,11 @@ export function createAgentListener(server: http.Server, refuse: (socket: net.So
     const onReadable = () => handOver(socket.read() as Buffer | null);
     const timer = setTimeout(() => handOver(null), HANDOVER_MS);
     socket.on('readable', onReadable);
-  });
-  tcp.once('listening', () => server.emit('listening'));
-  return tcp;
+  };
+  // With TLS, the screening starts after the handshake: a client certificate that does not
+  // verify (client_auth required) ends the connection before any byte reaches the HTTP server.
+  const listener = tlsOptions ? tls.createServer(tlsOptions, screen) : net.createServer({ pauseOnConnect: true }, screen);
+  if (tlsOptions) listener.on('tlsClientError', (_err, socket) => socket.destroy());
+  listener.once('listening', () => server.emit('listening'));
+  return listener;
 }

@@ -68,7 +68,7 @@ const identify: Stage = {
   name: 'identify',
   run(ctx, deps) {
     assertSingletonHeaders(ctx.req);
-    const found = deps.identifier.identify(ctx.req.headers.authorization, ctx.req.url ?? '');
+    const found = deps.identifier.identify(ctx.req.headers.authorization, ctx.req.url ?? '', ctx.req.socket);
     // Agent keys are checked synchronously; only a token method costs a promise.
     if (found instanceof Promise) return found.then((identity) => setIdentity(ctx, identity));
     setIdentity(ctx, found);

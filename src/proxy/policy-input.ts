@@ -21,9 +21,12 @@ function mcpInput(ctx: CallContext): Record<string, unknown> {
 
 /** The policy input of a routed, decoded call. */
 export function policyInput(ctx: CallContext): PolicyInput {
+  // spiffe_id and cert_sha256 are members for every method (null unless mtls).
+  const id = ctx.identity;
+  const agent = id && { ...id, spiffe_id: id.spiffe_id ?? null, cert_sha256: id.cert_sha256 ?? null };
   return {
     route: ctx.route!.name,
-    agent: ctx.identity,
+    agent,
     request: {
       method: ctx.req.method ?? 'GET',
       path: ctx.relativePath!,
