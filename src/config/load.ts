@@ -10,6 +10,7 @@ import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
 import { resolveListener } from './listeners';
+import { caCertificates } from './pem';
 import type { RawConfig } from './raw-config';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
@@ -129,7 +130,7 @@ function tlsOf(ctx: ResolveContext, raw: RawConfig['tls']): AgentTlsConfig | nul
     }
     if (ca !== null) {
       try {
-        createSecureContext({ ca: ca.text });
+        caCertificates(ca.text);
       } catch (err) {
         ctx.fail('CONFIG_PATH', ['tls', 'client_ca', 'file'], `${ca.path} holds no usable CA certificate (${(err as Error).message})`);
       }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
+import { caCertificates } from '../config/pem';
 import type { AgentTlsConfig } from '../config/types';
 
 /** Where the watch reports. */
@@ -69,6 +70,7 @@ export function watchAgentTls(cfg: AgentTlsConfig, server: tls.Server, log: TlsL
     try {
       const options = contextOptions(f);
       tls.createSecureContext(options); // throws for a key that is not the certificate's, a broken PEM
+      if (f.ca !== null) caCertificates(f.ca); // Node would skip a CA it cannot parse
       server.setSecureContext(options);
       current = d;
       refused = null;
