@@ -14,13 +14,24 @@ function refused(reason: string): GatewayError {
   return new GatewayError('PC_CLIENT_CERT_REQUIRED', 'a client certificate that verifies against the configured CA is required', [reason]);
 }
 
-/** The URI SANs of a certificate, from Node's `subjectaltname` text (`URI:a, DNS:b`). */
+/**
+ * The URI SANs of a certificate, from Node's `subjectaltname` text (`DNS:a, URI:b`). Node writes
+ * a value holding a comma or quote as a JSON string (`DNS:"x, URI:spiffe://…"`), so the text is
+ * read entry by entry, never searched: a quoted value of another type cannot pass for a URI SAN.
+ */
 export function uriSans(cert: PeerCertificate): string[] {
   const text = cert.subjectaltname ?? '';
-  // Node quotes a value holding a comma or quote as a JSON string: URI:"spiffe://a/b,c".
   const out: string[] = [];
-  const re = /(?:^|, )URI:("(?:[^"\\]|\\.)*"|[^,]*)/g;
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) out.push(m[1].startsWith('"') ? (JSON.parse(m[1]) as string) : m[1]);
+  const entry = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)/y;
+  let i = 0;
+  while (i < text.length) {
+    entry.lastIndex = i;
+    const m = entry.exec(text);
+    if (!m) throw refused('client certificate subject alternative names cannot be read');
+    const value = m[2].startsWith('"') ? (JSON.parse(m[2]) as string) : m[2];
+    if (m[1] === 'URI') out.push(value);
+    i = entry.lastIndex;
+  }
   return out;
 }
 

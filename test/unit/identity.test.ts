@@ -9,6 +9,7 @@ import { GatewayError } from '../../src/errors';
 import { apiKeyMethod } from '../../src/identity/api-key';
 import { createAgentIdentifier } from '../../src/identity/identifier';
 import { type IdentityMethod, plainIdentity } from '../../src/identity/identity-method';
+import { spiffeIdOf, uriSans } from '../../src/identity/mtls';
 
 const agents = [
   { id: 'a', keySha256: createHash('sha256').update('key-a').digest() },
@@ -47,6 +48,8 @@ describe('agent keys alone: the behaviour before identity methods, unchanged', (
       scopes: [],
       claims: {},
       on_behalf_of: null,
+      spiffe_id: null,
+      cert_sha256: null,
     });
     expect(id.identify('bearer   key-a ', '/x')).toMatchObject({ id: 'a' });
   });
@@ -82,5 +85,29 @@ describe('agent keys, then a token method', () => {
     expect(codeOf(() => id.identify(`Bearer tok.${'x'.repeat(8192)}`, '/x'))).toBe('PC_TOKEN_INVALID');
     expect(codeOf(() => id.identify(undefined, '/x?a=1&access_token=tok.support-bot'))).toBe('PC_TOKEN_INVALID');
     expect(codeOf(() => id.identify('Bearer key-a', '/x?access%5Ftoken=1'))).toBe('PC_TOKEN_INVALID');
+  });
+});
+
+describe('mtls: the SPIFFE ID of a certificate (G21)', () => {
+  const cert = (subjectaltname: string) => ({ subjectaltname }) as unknown as import('node:tls').PeerCertificate;
+  test("the URI SANs are read from Node's text, quoted values included", () => {
+    expect(uriSans(cert('DNS:a.example, URI:spiffe://example.org/x, IP Address:127.0.0.1'))).toEqual(['spiffe://example.org/x']);
+    expect(uriSans(cert('URI:"spiffe://example.org/a,URI:spiffe://evil/b"'))).toEqual(['spiffe://example.org/a,URI:spiffe://evil/b']);
+    // A quoted value of another type is not a URI SAN, whatever it holds.
+    expect(uriSans(cert('DNS:"x.example, URI:spiffe://example.org/admin"'))).toEqual([]);
+  });
+  test('exactly one URI SAN, a spiffe:// ID with a path, in the trust domain', () => {
+    expect(spiffeIdOf(cert('URI:spiffe://example.org/ns/prod/sa/bot'), 'example.org')).toBe('spiffe://example.org/ns/prod/sa/bot');
+    for (const san of [
+      '',
+      'URI:spiffe://example.org/a, URI:spiffe://example.org/b',
+      'URI:https://example.org/a',
+      'URI:spiffe://example.org',
+      'URI:spiffe://example.org/',
+      'URI:spiffe://example.org/a/',
+      'URI:spiffe://other.org/a',
+      'URI:"spiffe://example.org/a,URI:spiffe://evil/b"',
+    ])
+      expect(() => spiffeIdOf(cert(san), 'example.org')).toThrow(expect.objectContaining({ code: 'PC_CLIENT_CERT_REQUIRED' }));
   });
 });
