@@ -262,7 +262,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         server.closeAllConnections();
       }).then(() => bound.cleanup()),
     );
-    const edge = edgeAllowList(bound.place, config.listen.allowedHosts, config.listen.allowedOrigins);
+    const edge = edgeAllowList(bound.place, config.listen.allowedHosts, config.listen.allowedOrigins, agentTls !== null);
 
     let adminUrl: string | null = null;
     if (config.admin.enabled) {

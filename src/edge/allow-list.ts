@@ -33,8 +33,10 @@ export type ListenPlace =
 /** A listener's allow-list, built once per listener. */
 export interface EdgeAllowList {
   readonly hosts: readonly HostEntry[];
-  /** Allowed origins (`scheme://host[:port]`, normalised), or null: `http://` and an allowed Host. */
+  /** Allowed origins (`scheme://host[:port]`, normalised), or null: the listener's scheme and an allowed Host. */
   readonly origins: readonly string[] | null;
+  /** The listener serves TLS (tls:): its scheme is https, its default port 443. */
+  readonly https?: boolean;
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
@@ -87,22 +89,23 @@ function hostAllowed(list: readonly HostEntry[], host: string, port: number): bo
 }
 
 /** The allow-list of a listener bound at `place`, with the configured lists where given. */
-export function edgeAllowList(place: ListenPlace, hosts: readonly HostEntry[] | null, origins: readonly string[] | null): EdgeAllowList {
-  return Object.freeze({ hosts: Object.freeze(hosts ?? defaultHosts(place)), origins });
+export function edgeAllowList(place: ListenPlace, hosts: readonly HostEntry[] | null, origins: readonly string[] | null, https = false): EdgeAllowList {
+  return Object.freeze({ hosts: Object.freeze(hosts ?? defaultHosts(place)), origins, https });
 }
 
 /** Why a request is refused at the edge, or null when its Host and Origin are allowed. */
 export function judgeEdge(list: EdgeAllowList, host: readonly string[] | undefined, origin: readonly string[] | undefined): 'host' | 'origin' | null {
   if (host?.length !== 1) return 'host';
   const h = parseHost(host[0]);
-  // No port in Host means the scheme's default: the listener is plain HTTP.
-  if (!h || !hostAllowed(list.hosts, h.host, h.port ?? 80)) return 'host';
+  // No port in Host means the scheme's default: 80, or 443 on a TLS listener.
+  const defaultPort = list.https === true ? 443 : 80;
+  if (!h || !hostAllowed(list.hosts, h.host, h.port ?? defaultPort)) return 'host';
   if (origin === undefined || origin.length === 0) return null;
   if (origin.length !== 1) return 'origin';
   const o = normaliseOrigin(origin[0]);
   if (o === null) return 'origin';
   if (list.origins !== null) return list.origins.includes(o) ? null : 'origin';
   const u = new URL(o);
-  if (u.protocol !== 'http:') return 'origin';
-  return hostAllowed(list.hosts, u.hostname, u.port === '' ? 80 : Number(u.port)) ? null : 'origin';
+  if (u.protocol !== (list.https === true ? 'https:' : 'http:')) return 'origin';
+  return hostAllowed(list.hosts, u.hostname, u.port === '' ? defaultPort : Number(u.port)) ? null : 'origin';
 }

@@ -111,11 +111,13 @@ export interface ClientView {
   readonly address: string | undefined;
   /** The Host header the agent sent. */
   readonly host: string | undefined;
+  /** The agent's connection is TLS (the agent listener's tls:). */
+  readonly tls?: boolean;
 }
 
 /** The client view of a request: its socket's address and its Host header. */
 export function clientOf(req: IncomingMessage): ClientView {
-  return { address: req.socket.remoteAddress, host: req.headers.host };
+  return { address: req.socket.remoteAddress, host: req.headers.host, tls: (req.socket as { encrypted?: boolean }).encrypted === true };
 }
 
 /**
@@ -138,8 +140,8 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: R
     out[name] = Array.isArray(v) ? v.join(', ') : v;
   }
   if (client.address !== undefined) out[PROXY_OWN[0]] = client.address;
-  // The agent listener is plain HTTP (TLS, if any, ends in front of it).
-  out[PROXY_OWN[1]] = 'http';
+  // https when the agent listener serves TLS itself (tls:); http otherwise (TLS, if any, ends in front of it).
+  out[PROXY_OWN[1]] = client.tls === true ? 'https' : 'http';
   if (client.host !== undefined) out[PROXY_OWN[2]] = client.host;
   return out;
 }

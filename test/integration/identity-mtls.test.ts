@@ -163,6 +163,7 @@ test('G21: a call over HTTPS with a client certificate of the configured CA is a
   const ok = await call(gw.gateway.url, '/api/tickets', pem('bot'));
   expect(ok.status).toBe(200);
   expect(upstream.received.length).toBe(before + 1);
+  expect(upstream.received.at(-1)!.headers['x-forwarded-proto']).toBe('https');
   const seen = await call(gw.gateway.url, '/api/inspect', pem('bot'));
   expect(seen.status).toBe(403);
   const agent = JSON.parse(seen.body.error.reasons[0]);
@@ -174,6 +175,10 @@ test('G21: a call over HTTPS with a client certificate of the configured CA is a
     subject: 'support-bot',
   });
   expect(gw.gateway.url.startsWith('https://')).toBe(true);
+  // The edge's default Origin on a TLS listener is https:// and an allowed Host.
+  const port = new URL(gw.gateway.url).port;
+  expect((await call(gw.gateway.url, '/api/tickets', pem('bot'), { origin: `https://127.0.0.1:${port}` })).status).toBe(200);
+  expect((await call(gw.gateway.url, '/api/tickets', pem('bot'), { origin: `http://127.0.0.1:${port}` })).status).toBe(403);
 });
 
 test('G21: with client_auth required, a certificate of another CA or none at all is refused in the handshake: no HTTP request is processed', async () => {
