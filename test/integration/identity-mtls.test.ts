@@ -288,6 +288,17 @@ routes:
     expect(err.keyPath).toBe('identity.mtls');
     expect(err.line).toBe(6);
   });
+  test('client_auth without client_ca, and a CA bundle whose certificate does not parse', () => {
+    const noCa = refusal(base(`tls: { cert: { file: ${at('server.pem')} }, key: { file: ${at('server.key')} }, client_auth: optional }`, ''));
+    expect(noCa.code).toBe('CONFIG_CONFLICT');
+    expect(noCa.keyPath).toBe('tls.client_auth');
+    writeFileSync(at('broken-ca.pem'), '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    const broken = refusal(
+      base(`tls: { cert: { file: ${at('server.pem')} }, key: { file: ${at('server.key')} }, client_ca: { file: ${at('broken-ca.pem')} } }`),
+    );
+    expect(broken.code).toBe('CONFIG_PATH');
+    expect(broken.keyPath).toBe('tls.client_ca.file');
+  });
   test('a key that is not the certificate’s', () => {
     const err = refusal(base(`tls: { cert: { file: ${at('server.pem')} }, key: { file: ${at('bot.key')} } }`, ''));
     expect(err.code).toBe('CONFIG_PATH');
