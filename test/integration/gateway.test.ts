@@ -338,7 +338,18 @@ describe('policy input', () => {
     const input = JSON.parse(JSON.parse(r.body).error.reasons[0]);
     expect(input.route).toBe('api');
     // An agent key's identity: the id, and every token-only member empty (docs/policy.md).
-    expect(input.agent).toEqual({ id: 'bot', method: 'api_key', issuer: null, subject: null, client_id: null, scopes: [], claims: {}, on_behalf_of: null });
+    expect(input.agent).toEqual({
+      id: 'bot',
+      method: 'api_key',
+      issuer: null,
+      subject: null,
+      client_id: null,
+      scopes: [],
+      claims: {},
+      on_behalf_of: null,
+      spiffe_id: null,
+      cert_sha256: null,
+    });
     expect(input.request.method).toBe('GET');
     expect(input.request.path).toBe('/inspect');
     expect(input.request.query).toEqual({ tag: ['a', 'b'], q: ['x y'] });

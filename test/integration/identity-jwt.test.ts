@@ -185,6 +185,8 @@ test('G19: a real access token from the issuer is accepted; the policy sees who 
     scopes: ['tickets:read'],
     claims: { tenant: 'acme' },
     on_behalf_of: 'alice',
+    spiffe_id: null,
+    cert_sha256: null,
   });
 });
 
@@ -227,6 +229,8 @@ test('G19: agent keys keep working beside tokens, and input.agent has the same s
     scopes: [],
     claims: {},
     on_behalf_of: null,
+    spiffe_id: null,
+    cert_sha256: null,
   });
   expect((await call('/api/anything', 'not-a-key-and-not-a-token')).headers.get('x-portcullis-error')).toBe('PC_UNKNOWN_AGENT');
 });
