@@ -249,6 +249,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       server,
       (socket) => withPipeline(socket, (d) => refuseHttp09(socket, d)),
       agentTls ? agentTlsOptions(agentTls) : undefined,
+      // A refused handshake never reaches HTTP, so there is no audit record: the log says why.
+      (err, socket) => log.info({ remote: socket.remoteAddress, err: err.message }, 'a TLS handshake on the agent listener was refused'),
     );
     if (agentTls) {
       const stopWatch = watchAgentTls(agentTls, listener as tls.Server, log);

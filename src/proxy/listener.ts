@@ -26,9 +26,14 @@ export function isHttp09RequestLine(first: Buffer): boolean {
 /**
  * A TCP (or, given `tlsOptions`, TLS) server feeding `server` (which must not listen itself). `refuse` answers a connection
  * whose first line is HTTP/0.9. The HTTP server is told it is listening, so its request and
- * header timeouts run.
+ * header timeouts run. `onTlsRefused` hears of each refused handshake (logging only).
  */
-export function createAgentListener(server: http.Server, refuse: (socket: net.Socket) => void, tlsOptions?: tls.TlsOptions): net.Server {
+export function createAgentListener(
+  server: http.Server,
+  refuse: (socket: net.Socket) => void,
+  tlsOptions?: tls.TlsOptions,
+  onTlsRefused?: (err: Error, socket: net.Socket) => void,
+): net.Server {
   const screen = (socket: net.Socket) => {
     let handed = false;
     const onError = () => socket.destroy();
@@ -50,7 +55,11 @@ export function createAgentListener(server: http.Server, refuse: (socket: net.So
   // With TLS, the screening starts after the handshake: a client certificate that does not
   // verify (client_auth required) ends the connection before any byte reaches the HTTP server.
   const listener = tlsOptions ? tls.createServer(tlsOptions, screen) : net.createServer({ pauseOnConnect: true }, screen);
-  if (tlsOptions) listener.on('tlsClientError', (_err, socket) => socket.destroy());
+  if (tlsOptions)
+    listener.on('tlsClientError', (err, socket) => {
+      onTlsRefused?.(err, socket);
+      socket.destroy();
+    });
   listener.once('listening', () => server.emit('listening'));
   return listener;
 }

@@ -189,6 +189,7 @@ test('G21: with client_auth required, a certificate of another CA or none at all
   await expect(call(gw.gateway.url, '/api/tickets', undefined, { authorization: `Bearer ${AGENT_KEY}` })).rejects.toThrow();
   expect(upstream.received.length).toBe(before);
   expect(calls(gw)).toBe(audited);
+  expect(gw.logs()).toContain('a TLS handshake on the agent listener was refused');
 });
 
 test('G21: a certificate with two URI SANs, or a SPIFFE ID of another trust domain, is refused 401 PC_CLIENT_CERT_REQUIRED and not forwarded', async () => {
@@ -251,6 +252,16 @@ test('G21: the CA file rotates: a certificate of the new CA is refused before an
   writeFileSync(caFile, readFileSync(at('ca-b.pem')));
   await eventually(async () => (await call(gw.gateway.url, '/api/tickets', pem('bot-b'))).status === 200);
   expect(await call(gw.gateway.url, '/api/tickets', pem('bot')).catch(() => 'refused')).toBe('refused');
+});
+
+test("G21: a changed server key that is not the certificate's keeps the certificates in use", async () => {
+  const keyFile = at('server.key');
+  const good = readFileSync(keyFile);
+  const logged = gw.logs().split('not usable; keeping').length;
+  writeFileSync(keyFile, readFileSync(at('bot.key')));
+  await eventually(async () => gw.logs().split('not usable; keeping').length > logged);
+  expect((await call(gw.gateway.url, '/api/tickets', pem('bot-b'))).status).toBe(200);
+  writeFileSync(keyFile, good);
 });
 
 describe('bad tls / identity.mtls config refuses to start, naming file, line and key path', () => {
