@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { parseConfig } from '../../src/config/load';
 import { ConfigError } from '../../src/errors';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
@@ -89,14 +90,20 @@ interface Pem {
 const pem = (name: string): Pem => ({ cert: readFileSync(at(`${name}.pem`), 'utf8'), key: readFileSync(at(`${name}.key`), 'utf8') });
 
 /** One HTTPS call on a fresh connection; rejects when the TLS handshake is refused. */
-function call(base: string, p: string, cert?: Pem, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+function call(
+  base: string,
+  p: string,
+  cert?: Pem,
+  headers: Record<string, string> = {},
+  agent: https.Agent | false = false,
+): Promise<{ status: number; body: any; reused: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = https.request(`${base}${p}`, { ca: readFileSync(at('server-ca.pem')), agent: false, headers, ...(cert ?? {}) }, (res) => {
+    const req = https.request(`${base}${p}`, { ca: readFileSync(at('server-ca.pem')), agent, headers, ...(cert ?? {}) }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => {
         text += d.toString();
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null, reused: (res.socket as TLSSocket).isSessionReused() }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -243,6 +250,10 @@ async function eventually(check: () => Promise<boolean>, ms = 8000): Promise<voi
 
 test('G21: the CA file rotates: a certificate of the new CA is refused before and accepted after; a broken file keeps the old CA', async () => {
   const caFile = at('client-ca-required.pem');
+  // A client that caches TLS sessions, to show a session from before the rotation is not resumed after it.
+  const resuming = new https.Agent({ keepAlive: false, maxCachedSessions: 10 });
+  expect((await call(gw.gateway.url, '/api/tickets', pem('bot'), {}, resuming)).status).toBe(200);
+  expect(await call(gw.gateway.url, '/api/tickets', pem('bot'), {}, resuming)).toMatchObject({ status: 200, reused: true });
   expect(await call(gw.gateway.url, '/api/tickets', pem('bot-b')).catch(() => 'refused')).toBe('refused');
   // A broken bundle is logged and changes nothing.
   writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
@@ -252,6 +263,8 @@ test('G21: the CA file rotates: a certificate of the new CA is refused before an
   writeFileSync(caFile, readFileSync(at('ca-b.pem')));
   await eventually(async () => (await call(gw.gateway.url, '/api/tickets', pem('bot-b'))).status === 200);
   expect(await call(gw.gateway.url, '/api/tickets', pem('bot')).catch(() => 'refused')).toBe('refused');
+  expect(await call(gw.gateway.url, '/api/tickets', pem('bot'), {}, resuming).catch(() => 'refused')).toBe('refused');
+  resuming.destroy();
 });
 
 test("G21: a changed server key that is not the certificate's keeps the certificates in use", async () => {
