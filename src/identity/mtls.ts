@@ -40,7 +40,10 @@ export function spiffeIdOf(cert: PeerCertificate, trustDomain: string | null): s
   const uris = uriSans(cert);
   if (uris.length !== 1) throw refused(`client certificate has ${uris.length} URI SANs: a SPIFFE X.509-SVID has exactly one`);
   const m = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._\-/]*)?$/.exec(uris[0]);
-  if (!m || m[2] === undefined || m[2] === '/' || m[2].endsWith('/') || m[2].includes('//')) throw refused('client certificate URI SAN is not a SPIFFE ID');
+  // SPIFFE ID spec §2.2: a path of one or more segments, none empty, `.` or `..`; at most 2048 bytes in all.
+  const segments = m?.[2]?.slice(1).split('/') ?? [];
+  if (!m || segments.length === 0 || segments.some((x) => x === '' || x === '.' || x === '..') || uris[0].length > 2048)
+    throw refused('client certificate URI SAN is not a SPIFFE ID');
   if (trustDomain !== null && m[1] !== trustDomain) throw refused(`client certificate SPIFFE ID is not in trust domain ${trustDomain}`);
   return uris[0];
 }

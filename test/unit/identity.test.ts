@@ -105,6 +105,10 @@ describe('mtls: the SPIFFE ID of a certificate (G21)', () => {
       'URI:spiffe://example.org',
       'URI:spiffe://example.org/',
       'URI:spiffe://example.org/a/',
+      'URI:spiffe://example.org/a//b',
+      'URI:spiffe://example.org/a/../admin',
+      'URI:spiffe://example.org/./a',
+      'URI:spiffe://Example.org/a',
       'URI:spiffe://other.org/a',
       'URI:"spiffe://example.org/a,URI:spiffe://evil/b"',
     ])
