@@ -2,7 +2,7 @@
  * Agents identified by TLS client certificates (tls: and identity.mtls, docs/identity.md), over
  * real TLS: the CAs, the server certificate and the client certificates are made here with the
  * openssl CLI. A counting upstream and the audit trail prove that a connection refused in the
- * handshake reaches no HTTP processing. Guarantee G21 (docs/guarantees.md).
+ * handshake reaches no HTTP processing. Guarantee G22 (docs/guarantees.md).
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -165,7 +165,7 @@ afterAll(async () => {
 
 const calls = (g: TestGateway) => g.audit().filter((r) => r.type !== 'gateway_start' && r.type !== 'checkpoint').length;
 
-test('G21: a call over HTTPS with a client certificate of the configured CA is allowed, and the policy sees its SPIFFE ID and fingerprint', async () => {
+test('G22: a call over HTTPS with a client certificate of the configured CA is allowed, and the policy sees its SPIFFE ID and fingerprint', async () => {
   const before = upstream.received.length;
   const ok = await call(gw.gateway.url, '/api/tickets', pem('bot'));
   expect(ok.status).toBe(200);
@@ -188,7 +188,7 @@ test('G21: a call over HTTPS with a client certificate of the configured CA is a
   expect((await call(gw.gateway.url, '/api/tickets', pem('bot'), { origin: `http://127.0.0.1:${port}` })).status).toBe(403);
 });
 
-test('G21: with client_auth required, a certificate of another CA or none at all is refused in the handshake: no HTTP request is processed', async () => {
+test('G22: with client_auth required, a certificate of another CA or none at all is refused in the handshake: no HTTP request is processed', async () => {
   const before = upstream.received.length;
   const audited = calls(gw);
   await expect(call(gw.gateway.url, '/api/tickets', pem('bot-b'))).rejects.toThrow();
@@ -199,7 +199,7 @@ test('G21: with client_auth required, a certificate of another CA or none at all
   expect(gw.logs()).toContain('a TLS handshake on the agent listener was refused');
 });
 
-test('G21: a certificate with two URI SANs, or a SPIFFE ID of another trust domain, is refused 401 PC_CLIENT_CERT_REQUIRED and not forwarded', async () => {
+test('G22: a certificate with two URI SANs, or a SPIFFE ID of another trust domain, is refused 401 PC_CLIENT_CERT_REQUIRED and not forwarded', async () => {
   const before = upstream.received.length;
   for (const name of ['two-uris', 'foreign']) {
     const res = await call(gw.gateway.url, '/api/tickets', pem(name));
@@ -209,7 +209,7 @@ test('G21: a certificate with two URI SANs, or a SPIFFE ID of another trust doma
   expect(upstream.received.length).toBe(before);
 });
 
-test('G21: X-Forwarded-Client-Cert and similar headers never feed identity', async () => {
+test('G22: X-Forwarded-Client-Cert and similar headers never feed identity', async () => {
   const forged = {
     'x-forwarded-client-cert': `By=spiffe://example.org/gw;Hash=00;URI=${SPIFFE_ID}`,
     'x-ssl-client-s-dn': 'CN=support-bot',
@@ -227,7 +227,7 @@ test('G21: X-Forwarded-Client-Cert and similar headers never feed identity', asy
   expect(upstream.received.length).toBe(before);
 });
 
-test('G21: with client_auth optional, no certificate lets other methods identify (spiffe_id null); one of another CA is refused 401 PC_CLIENT_CERT_REQUIRED', async () => {
+test('G22: with client_auth optional, no certificate lets other methods identify (spiffe_id null); one of another CA is refused 401 PC_CLIENT_CERT_REQUIRED', async () => {
   const seen = await call(optionalGw.gateway.url, '/api/inspect', undefined, { authorization: `Bearer ${AGENT_KEY}` });
   expect(JSON.parse(seen.body.error.reasons[0])).toMatchObject({ id: 'key-bot', method: 'api_key', spiffe_id: null, cert_sha256: null });
   expect((await call(optionalGw.gateway.url, '/api/tickets', undefined, { authorization: `Bearer ${AGENT_KEY}` })).status).toBe(200);
@@ -248,7 +248,7 @@ async function eventually(check: () => Promise<boolean>, ms = 8000): Promise<voi
   }
 }
 
-test('G21: the CA file rotates: a certificate of the new CA is refused before and accepted after; a broken file keeps the old CA', async () => {
+test('G22: the CA file rotates: a certificate of the new CA is refused before and accepted after; a broken file keeps the old CA', async () => {
   const caFile = at('client-ca-required.pem');
   // A client that caches TLS sessions, to show a session from before the rotation is not resumed after it.
   const resuming = new https.Agent({ keepAlive: false, maxCachedSessions: 10 });
@@ -267,7 +267,7 @@ test('G21: the CA file rotates: a certificate of the new CA is refused before an
   resuming.destroy();
 });
 
-test("G21: a changed server key that is not the certificate's keeps the certificates in use", async () => {
+test("G22: a changed server key that is not the certificate's keeps the certificates in use", async () => {
   const keyFile = at('server.key');
   const good = readFileSync(keyFile);
   const logged = gw.logs().split('not usable; keeping').length;

@@ -88,7 +88,7 @@ describe('agent keys, then a token method', () => {
   });
 });
 
-describe('mtls: the SPIFFE ID of a certificate (G21)', () => {
+describe('mtls: the SPIFFE ID of a certificate (G22)', () => {
   const cert = (subjectaltname: string) => ({ subjectaltname }) as unknown as import('node:tls').PeerCertificate;
   test("the URI SANs are read from Node's text, quoted values included", () => {
     expect(uriSans(cert('DNS:a.example, URI:spiffe://example.org/x, IP Address:127.0.0.1'))).toEqual(['spiffe://example.org/x']);
