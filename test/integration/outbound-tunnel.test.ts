@@ -6,14 +6,15 @@
  * server (the SDK's McpServer over Streamable HTTP) behind Portcullis. An SDK client on the relay
  * side reaches the private server only through relay → tunnel → Portcullis: its agent key is
  * checked, the policy decides, the route's credential is attached, the audit trail records it;
- * without the key it is refused and audited. Neither Portcullis's process nor the tunnel client
+ * without the key it is refused and audited; a Host other than the relay's is refused at the
+ * edge (PC_BAD_HOST). Neither Portcullis's process nor the tunnel client
  * listens on any TCP port (/proc/net/tcp and `ss -ltnp`).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { keyHash, startTestGateway, type TestGateway } from '../helpers/harness';
+import { keyHash, rawRequest, startTestGateway, type TestGateway } from '../helpers/harness';
 import { freePort, mcpClient } from '../helpers/mcp';
 
 const FRP_DIR = process.env.PORTCULLIS_FRP_DIR ?? path.join(os.homedir(), '.cache/portcullis/frp-v0.61.1');
@@ -296,6 +297,24 @@ suite(SKIP ? `outbound tunnel (skipped: ${SKIP})` : 'outbound tunnel: relay → 
     expect(seen().length).toBe(before);
     const rec = await gw.waitForAudit((x) => x.type === 'decision' && x.route === 'private' && x.decision === 'deny' && x.agent == null);
     expect(rec).toMatchObject({ code: 'PC_POLICY_DENIED', reasons: ['no agent identified'], mcp: { method: 'initialize' } });
+  });
+
+  test("the edge still checks Host through the tunnel: a name other than the relay's is refused before the policy (PC_BAD_HOST)", async () => {
+    const before = seen().length;
+    const r = await rawRequest(`http://127.0.0.1:${agentPort}`, {
+      method: 'POST',
+      path: '/mcp/private/',
+      headers: {
+        host: 'rebound.attacker.example',
+        authorization: `Bearer ${AGENT_KEY}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect({ status: r.status, code: r.headers['x-portcullis-error'] }).toEqual({ status: 403, code: 'PC_BAD_HOST' });
+    expect(seen().length).toBe(before);
+    await gw.waitForAudit((x) => x.type === 'decision' && x.code === 'PC_BAD_HOST' && x.decision_id === r.headers['x-portcullis-decision-id']);
   });
 
   test('no TCP listener on the agent path: Portcullis and the tunnel client only hold a Unix socket and an outbound connection', () => {
