@@ -334,6 +334,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // MCP routes are OAuth protected resources (RFC 9728): their resource is the public base URL
     // (identity.jwt.resource, else this listener's) plus the route's prefix.
     const resources = jwt ? protectedResources(jwt, config.routes, bound.url) : null;
+    if (jwt && jwt.resource === null && !/^https?:/.test(bound.url) && config.routes.some((r) => r.kind === 'mcp'))
+      log.warn(
+        { listen: bound.url },
+        'identity.jwt.resource is not set and the listener has no http URL: MCP clients cannot use the protected resource metadata',
+      );
     const resourceOf = (url: string): string | null => {
       try {
         return resources?.forRoute(routeTable.match(canonicalizeTarget(url).path).route.name)?.resource ?? null;
