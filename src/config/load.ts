@@ -100,6 +100,8 @@ function jwtOf(raw: RawConfig['identity']['jwt']): JwtIdentityConfig | null {
     onBehalfOfClaim: raw.on_behalf_of_claim,
     claimsToPolicy: Object.freeze([...raw.claims_to_policy]),
     requiredScopes: Object.freeze([...raw.required_scopes]),
+    resource: raw.resource === undefined ? null : raw.resource.replace(/\/+$/, ''),
+    required: raw.required,
   });
 }
 

@@ -316,6 +316,19 @@ const jwtIdentity = {
       items: claimName,
       description: 'Claims passed to the policy in input.agent.claims (an allow-list; others are not shown).',
     },
+    resource: {
+      type: 'string',
+      pattern: '^https?://[^/?#\\s]+/?$',
+      [EXPECTED]: 'an http(s) origin, e.g. https://gw.example.com',
+      description:
+        "The gateway's public base URL, as agents reach it (e.g. https://gw.example.com). An MCP route's resource (RFC 9728, RFC 8707) is this plus its prefix. Default: the agent listener's own address.",
+    },
+    required: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Every call must present a credential: one without Authorization is refused 401 PC_TOKEN_REQUIRED (on an MCP route with a resource_metadata challenge) instead of reaching the policy as input.agent null.',
+    },
   },
 } as const;
 

@@ -43,6 +43,10 @@ export interface JwtIdentityConfig {
   readonly claimsToPolicy: readonly string[];
   /** Scopes every token must carry. */
   readonly requiredScopes: readonly string[];
+  /** The gateway's public base URL (no trailing slash); null: the agent listener's address. */
+  readonly resource: string | null;
+  /** A call without Authorization is refused (PC_TOKEN_REQUIRED) rather than anonymous. */
+  readonly required: boolean;
 }
 
 /** A local MCP server the gateway runs over stdio (docs/mcp-stdio.md). */

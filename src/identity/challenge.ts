@@ -5,6 +5,13 @@
  */
 import { GatewayError } from '../errors';
 
+/** No credential where identity.jwt.required says one is needed (PC_TOKEN_REQUIRED). */
+export class TokenRequired extends GatewayError {
+  constructor(readonly required: readonly string[]) {
+    super('PC_TOKEN_REQUIRED', 'this gateway requires an access token', ['no Authorization presented']);
+  }
+}
+
 /** A valid token without the scopes the gateway requires (PC_INSUFFICIENT_SCOPE). */
 export class InsufficientScope extends GatewayError {
   constructor(readonly required: readonly string[]) {
@@ -19,10 +26,16 @@ function quoted(text: string): string {
   return `"${text.replace(/[^\x20-\x7e]|["\\]/g, '')}"`;
 }
 
-/** The challenge for a refusal, or null when the refusal is not a token's. */
-export function bearerChallenge(err: GatewayError): string | null {
+/**
+ * The challenge for a refusal, or null when the refusal is not a token's. `resourceMetadata` (an
+ * MCP route's RFC 9728 metadata URL) is added as `resource_metadata`, so a client that got a
+ * 401 or 403 can find the authorization server (RFC 9728 §5.1).
+ */
+export function bearerChallenge(err: GatewayError, resourceMetadata: string | null = null): string | null {
+  const prm = resourceMetadata === null ? '' : `, resource_metadata=${quoted(resourceMetadata)}`;
+  if (err instanceof TokenRequired) return `Bearer realm="portcullis"${prm}${err.required.length > 0 ? `, scope=${quoted(err.required.join(' '))}` : ''}`;
   if (err instanceof InsufficientScope)
-    return `Bearer realm="portcullis", error="insufficient_scope", scope=${quoted(err.required.join(' '))}, error_description=${quoted(err.message)}`;
-  if (INVALID_TOKEN.has(err.code)) return `Bearer realm="portcullis", error="invalid_token", error_description=${quoted(err.message)}`;
+    return `Bearer realm="portcullis"${prm}, error="insufficient_scope", scope=${quoted(err.required.join(' '))}, error_description=${quoted(err.message)}`;
+  if (INVALID_TOKEN.has(err.code)) return `Bearer realm="portcullis"${prm}, error="invalid_token", error_description=${quoted(err.message)}`;
   return null;
 }

@@ -6,7 +6,8 @@
  * it invalid refuses the call. A credential no method recognises is an unknown agent.
  */
 import { GatewayError } from '../errors';
-import type { AgentIdentity, IdentityMethod } from './identity-method';
+import { TokenRequired } from './challenge';
+import type { AgentIdentity, IdentityMethod, PresentedCredentials } from './identity-method';
 
 /** Resolves what a request presents to the calling agent. */
 export interface AgentIdentifier {
@@ -23,8 +24,18 @@ const MAX_KEY_CHARS = 4096;
 /** A token longer than this is refused before any method parses it. */
 export const MAX_TOKEN_BYTES = 8192;
 
+/** What the identifier needs to know of the routes for tokens (RFC 8707, identity.jwt.required). */
+export interface TokenRequirements {
+  /** The resource identifier of the MCP route a request URL is for, or null. */
+  resourceOf(url: string): string | null;
+  /** Whether a call without Authorization is refused. */
+  readonly required: boolean;
+  /** The scopes every token must carry (named in the PC_TOKEN_REQUIRED challenge). */
+  readonly requiredScopes: readonly string[];
+}
+
 /** Builds the identifier over the configured methods, in order. */
-export function createAgentIdentifier(methods: readonly IdentityMethod[]): AgentIdentifier {
+export function createAgentIdentifier(methods: readonly IdentityMethod[], requirements: TokenRequirements | null = null): AgentIdentifier {
   const tokens = methods.some((m) => m.name === 'jwt');
   return {
     identify(authorization, url, socket) {
@@ -37,22 +48,25 @@ export function createAgentIdentifier(methods: readonly IdentityMethod[]): Agent
       // RFC 6750 §2.3: a token in a URL lands in logs and histories; refused, not looked at.
       if (tokens && hasQueryToken(url))
         throw new GatewayError('PC_TOKEN_INVALID', 'a token in the query string is refused: send it in the Authorization header', ['token in query string']);
-      if (authorization === undefined) return null;
+      if (authorization === undefined) {
+        if (requirements?.required) throw new TokenRequired(requirements.requiredScopes);
+        return null;
+      }
       const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
       if (!m) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key or token>"');
       const bearer = m[1];
       if (!tokens && bearer.length > MAX_KEY_CHARS) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key>"');
       if (bearer.length > MAX_TOKEN_BYTES) throw new GatewayError('PC_TOKEN_INVALID', 'the token is larger than 8 KiB', ['token too large']);
-      return firstMatch(methods, bearer, 0);
+      return firstMatch(methods, { bearer, resource: requirements?.resourceOf(url) ?? null }, 0);
     },
   };
 }
 
 /** The first method's answer that is not null; synchronous while the methods are. */
-function firstMatch(methods: readonly IdentityMethod[], bearer: string, from: number): Promise<AgentIdentity | null> | AgentIdentity {
+function firstMatch(methods: readonly IdentityMethod[], presented: PresentedCredentials, from: number): Promise<AgentIdentity | null> | AgentIdentity {
   for (let i = from; i < methods.length; i++) {
-    const r = methods[i].identify({ bearer });
-    if (r instanceof Promise) return r.then((found) => found ?? firstMatch(methods, bearer, i + 1));
+    const r = methods[i].identify(presented);
+    if (r instanceof Promise) return r.then((found) => found ?? firstMatch(methods, presented, i + 1));
     if (r !== null) return r;
   }
   throw new GatewayError('PC_UNKNOWN_AGENT', 'the agent key is not recognised');

@@ -32,6 +32,8 @@ export interface AgentIdentity {
 export interface PresentedCredentials {
   /** The token of `Authorization: Bearer <token>`, already checked for form and size. */
   readonly bearer: string;
+  /** The resource identifier of the MCP route called (RFC 8707), also accepted as audience; null elsewhere. */
+  readonly resource: string | null;
 }
 
 /** One way to identify an agent. */

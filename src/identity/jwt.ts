@@ -35,13 +35,15 @@ export function jwtMethod(cfg: JwtIdentityConfig, log?: JwtMethodLog): IdentityM
   };
   return {
     name: 'jwt',
-    async identify({ bearer }) {
+    async identify({ bearer, resource }) {
       if (!COMPACT_JWS.test(bearer)) return null;
       let payload: JWTPayload;
       try {
         const verified = await jwtVerify(bearer, await getKeys(), {
           issuer: cfg.issuer,
-          audience: cfg.audience,
+          // On an MCP route, a token meant for that route (RFC 8707 resource indicator) is too;
+          // one meant for another route is not.
+          audience: resource === null ? cfg.audience : [cfg.audience, resource],
           algorithms: [...cfg.algorithms],
           clockTolerance: cfg.clockSkewS,
           requiredClaims: ['exp', ...cfg.requiredClaims],

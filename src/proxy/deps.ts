@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/writer';
 import type { EdgeAllowList } from '../edge/allow-list';
 import type { AgentIdentifier } from '../identity/identifier';
+import type { ProtectedResources } from '../identity/protected-resource';
 import type { SessionTable } from '../mcp/sessions';
 import type { Metrics } from '../observability/metrics';
 import type { PolicySource } from '../policy/engine';
@@ -15,6 +16,8 @@ export interface PipelineDeps {
   /** The agent listener's Host and Origin allow-list (G20). */
   readonly edge: EdgeAllowList;
   readonly identifier: AgentIdentifier;
+  /** MCP routes as OAuth protected resources (RFC 9728), with identity.jwt; null without. */
+  readonly protectedResources: ProtectedResources | null;
   readonly routes: RouteTable<RouteRuntime>;
   readonly maxBodyBytes: number;
   readonly policy: PolicySource;

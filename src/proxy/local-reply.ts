@@ -29,7 +29,7 @@ function completeRouting(ctx: CallContext, deps: PipelineDeps): void {
   }
 }
 
-function send(ctx: CallContext, err: GatewayError): void {
+function send(ctx: CallContext, err: GatewayError, deps: PipelineDeps): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
     res.destroy();
@@ -38,7 +38,8 @@ function send(ctx: CallContext, err: GatewayError): void {
   const route = ctx.route;
   // MCP clients are answered in JSON-RPC, never with a bare HTTP error.
   const reply = route?.mcp ? mcpReply(err, ctx.mcp, ctx.id, route.mcp.denyAs) : null;
-  const challenge = bearerChallenge(err);
+  const prm = route?.mcp ? (deps.protectedResources?.forRoute(route.name) ?? null) : null;
+  const challenge = bearerChallenge(err, prm?.metadataUrl ?? null);
   const body = JSON.stringify(reply ? reply.body : { error: { code: err.code, message: err.message, reasons: err.reasons, decision_id: ctx.id } });
   res.writeHead(reply ? reply.status : err.status, {
     'content-type': 'application/json',
@@ -79,5 +80,5 @@ export async function localReply(ctx: CallContext, thrown: unknown, deps: Pipeli
       err = new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
     }
   }
-  send(ctx, err);
+  send(ctx, err, deps);
 }

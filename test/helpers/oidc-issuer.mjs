@@ -4,13 +4,14 @@
  * runs in its own Node process (oidc-provider ships only ES modules, which Jest cannot load),
  * prints `{"issuer": ...}` as its first line, and stops when killed (the tests' "issuer down").
  *
- * argv[2]: JSON {audiences: [resource indicators it issues tokens for]}.
+ * argv[2]: JSON {audiences: [resource indicators it issues tokens for], scope?: the scopes those
+ * resources offer, space-separated (default "tickets:read tickets:write")}.
  */
 import http from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
-const { audiences } = JSON.parse(process.argv[2] ?? '{"audiences": []}');
+const { audiences, scope = 'tickets:read tickets:write' } = JSON.parse(process.argv[2] ?? '{"audiences": []}');
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid: 'issuer-key-1', alg: 'ES256', use: 'sig' };
 
@@ -34,7 +35,7 @@ const provider = new Provider(issuer, {
       defaultResource: () => audiences[0],
       getResourceServerInfo: (_ctx, resource) => {
         if (!audiences.includes(resource)) throw new errors.InvalidTarget();
-        return { audience: resource, scope: 'tickets:read tickets:write', accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+        return { audience: resource, scope, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
       },
     },
   },

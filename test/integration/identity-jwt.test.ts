@@ -161,7 +161,9 @@ async function forged(claims: Record<string, unknown>, opts: { alg?: string; kid
 async function expectRefused(res: Response, code: string): Promise<void> {
   expect(res.status).toBe(401);
   expect(res.headers.get('x-portcullis-error')).toBe(code);
-  expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="portcullis", error="invalid_token", error_description="[^"]+"$/);
+  expect(res.headers.get('www-authenticate')).toMatch(
+    /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?, error="invalid_token", error_description="[^"]+"$/,
+  );
   const id = res.headers.get('x-portcullis-decision-id');
   const record = await gw.waitForAudit((r) => r.decision_id === id);
   expect(record).toMatchObject({ type: 'decision', decision: 'deny', code, agent: null });
@@ -407,6 +409,8 @@ test('G19: once the cached key set is stale and the issuer is down, the keys las
     onBehalfOfClaim: 'act.sub',
     claimsToPolicy: [],
     requiredScopes: [],
+    resource: null,
+    required: false,
   });
   const sign = (kid: string, key: CryptoKey) =>
     new SignJWT({ sub: 'cached-bot' })
@@ -416,16 +420,16 @@ test('G19: once the cached key set is stale and the issuer is down, the keys las
       .setExpirationTime('1h')
       .sign(key);
   const token = await sign('k1', privateKey);
-  expect(await method.identify({ bearer: token })).toMatchObject({ id: 'cached-bot', method: 'jwt' });
+  expect(await method.identify({ bearer: token, resource: null })).toMatchObject({ id: 'cached-bot', method: 'jwt' });
   expect(jwks.received.length).toBe(1);
   await jwks.close();
   // Eleven minutes on: past jose's cache age (10 min) and cooldown (30 s), so every lookup refetches, and fails.
   const now = Date.now();
   const clock = jest.spyOn(Date, 'now').mockReturnValue(now + 11 * 60_000);
   try {
-    expect(await method.identify({ bearer: token })).toMatchObject({ id: 'cached-bot' });
+    expect(await method.identify({ bearer: token, resource: null })).toMatchObject({ id: 'cached-bot' });
     const foreign = await sign('k2', (await generateKeyPair('ES256')).privateKey);
-    const refused = await Promise.resolve(method.identify({ bearer: foreign })).catch((e: unknown) => e);
+    const refused = await Promise.resolve(method.identify({ bearer: foreign, resource: null })).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(GatewayError);
     expect(refused).toMatchObject({ code: 'PC_TOKEN_INVALID', reasons: ['token signing key unknown'] });
   } finally {

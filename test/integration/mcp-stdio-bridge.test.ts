@@ -189,6 +189,9 @@ test('the whole process group goes: a server behind a shell (as with npx) is sto
   expect(server).toEqual(expect.any(Number));
   process.kill(shell, 'SIGKILL');
   await until('the grandchild to be killed with its leader', () => !alive(server));
+  // A call written while the bridge has not yet seen the exit is answered "the stdio server
+  // exited" (correctly); on a loaded machine that window is wide, so wait for the bridge to see it.
+  await until('the bridge to see the exit', () => logs.records.some((r) => r.msg === 'stdio server exited'));
   expect(text(await client.callTool({ name: 'echo', arguments: { message: 'restarted' } }))).toBe('Echo: restarted');
   const [shell2] = b.pids();
   const [server2] = childrenOf(shell2);

@@ -26,6 +26,7 @@ async function serve(identify: () => AgentIdentity | null) {
   const deps = {
     edge: { hosts: [{ host: '127.0.0.1', port: null }], origins: null },
     identifier: { identify },
+    protectedResources: null,
     routes: createRouteTable(routes),
     maxBodyBytes: 1024,
     audit: { append: async (r: Record<string, any>) => void records.push(r), healthy: true, close: async () => undefined },
