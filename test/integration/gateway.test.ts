@@ -6,6 +6,7 @@
  */
 import { verifyTrail } from '../../src/audit/offline/verify';
 import { keyHash, rawHttp, rawRequest, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
+import { agentKeyIdentity } from '../helpers/identity';
 
 const CANARY = 'canary-secret-7f3a9c2e1b';
 const HEADER_CANARY = 'hdr-canary-5d8e0a4b';
@@ -338,18 +339,7 @@ describe('policy input', () => {
     const input = JSON.parse(JSON.parse(r.body).error.reasons[0]);
     expect(input.route).toBe('api');
     // An agent key's identity: the id, and every token-only member empty (docs/policy.md).
-    expect(input.agent).toEqual({
-      id: 'bot',
-      method: 'api_key',
-      issuer: null,
-      subject: null,
-      client_id: null,
-      scopes: [],
-      claims: {},
-      on_behalf_of: null,
-      spiffe_id: null,
-      cert_sha256: null,
-    });
+    expect(input.agent).toEqual(agentKeyIdentity('bot'));
     expect(input.request.method).toBe('GET');
     expect(input.request.path).toBe('/inspect');
     expect(input.request.query).toEqual({ tag: ['a', 'b'], q: ['x y'] });

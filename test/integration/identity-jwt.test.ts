@@ -1,17 +1,10 @@
-/**
- * Agents identified by JWT access tokens (identity.jwt, docs/identity.md), against a real
- * authorization server: oidc-provider in its own process on port 0, issuing RFC 9068 access
- * tokens by client credentials. Forged tokens are made with jose. A counting upstream proves
- * that nothing refused is forwarded. Guarantee G19 (docs/guarantees.md), with G4 (refused,
- * audited, not forwarded) and G1 (the agent's own Authorization never reaches the upstream).
- */
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT, UnsecuredJWT } from 'jose';
 import { parseConfig } from '../../src/config/load';
 import { ConfigError, GatewayError } from '../../src/errors';
 import { jwtMethod } from '../../src/identity/jwt';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
+import { type Issuer, startIssuer } from '../helpers/oidc';
+import { agentKeyIdentity } from '../helpers/identity';
 
 const AUDIENCE = 'https://gateway.test/';
 const OTHER_AUDIENCE = 'https://other.test/';
@@ -45,26 +38,6 @@ decision := {"allow": false, "reasons": [json.marshal(input.agent)]} if input.re
 /** A refusal's JSON body. */
 interface Refusal {
   readonly error: { readonly reasons: string[] };
-}
-
-interface Issuer {
-  readonly issuer: string;
-  readonly child: ChildProcess;
-}
-
-async function startIssuer(): Promise<Issuer> {
-  const child = spawn(process.execPath, [path.join(__dirname, '../helpers/oidc-issuer.mjs'), JSON.stringify({ audiences: [AUDIENCE, OTHER_AUDIENCE] })], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-    });
-    child.once('exit', (code) => reject(new Error(`the issuer exited (${code})`)));
-  });
-  return { issuer: (JSON.parse(line) as { issuer: string }).issuer, child };
 }
 
 /** A real access token from the authorization server, by client credentials. */
@@ -116,7 +89,7 @@ routes:
 }
 
 beforeAll(async () => {
-  issuer = await startIssuer();
+  issuer = await startIssuer({ audiences: [AUDIENCE, OTHER_AUDIENCE] });
   upstream = await startUpstream();
   gw = await startTestGateway({ yaml: yaml(upstream.url, issuer.issuer), policies: { 'p.rego': POLICY } });
   goodToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret');
@@ -222,18 +195,7 @@ test('G19: agent keys keep working beside tokens, and input.agent has the same s
   const res = await call('/api/anything', AGENT_KEY);
   expect(res.status).toBe(200);
   const seen = (await (await call('/api/inspect', AGENT_KEY)).json()) as Refusal;
-  expect(JSON.parse(seen.error.reasons[0])).toEqual({
-    id: 'key-bot',
-    method: 'api_key',
-    issuer: null,
-    subject: null,
-    client_id: null,
-    scopes: [],
-    claims: {},
-    on_behalf_of: null,
-    spiffe_id: null,
-    cert_sha256: null,
-  });
+  expect(JSON.parse(seen.error.reasons[0])).toEqual(agentKeyIdentity('key-bot'));
   expect((await call('/api/anything', 'not-a-key-and-not-a-token')).headers.get('x-portcullis-error')).toBe('PC_UNKNOWN_AGENT');
 });
 

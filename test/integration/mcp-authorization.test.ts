@@ -1,16 +1,5 @@
-/**
- * MCP authorization with an unmodified client (docs/mcp.md, docs/identity.md; guarantee G21): on
- * MCP routes the gateway is the OAuth protected resource. Real peers: oidc-provider in its own
- * process (test/helpers/oidc-issuer.mjs) issuing RFC 9068 access tokens for RFC 8707 resource
- * indicators by client credentials; the MCP SDK's Client with StreamableHTTPClientTransport and
- * its ClientCredentialsProvider, which finds the authorization server from the gateway's 401 and
- * its Protected Resource Metadata (RFC 9728) with no configuration of its own; an SDK McpServer
- * upstream that records what reached it.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -19,6 +8,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { decodeJwt } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/harness';
 import { freePort } from '../helpers/mcp';
+import { type Issuer, startIssuer } from '../helpers/oidc';
 
 const UPSTREAM_TOKEN = 'upstream-credential-0001';
 const SCOPE = 'mcp:tools';
@@ -34,28 +24,13 @@ decision := {"allow": true, "reasons": ["support-bot uses the tools"]} if {
 }
 `;
 
-let issuer: { issuer: string; child: ChildProcess };
+let issuer: Issuer;
 let upstream: http.Server;
 let upstreamUrl: string;
 /** The Authorization headers the upstream received, in order. */
 const seen: (string | undefined)[] = [];
 let gw: TestGateway;
 let base: string;
-
-async function startIssuer(audiences: string[]): Promise<{ issuer: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [path.join(__dirname, '../helpers/oidc-issuer.mjs'), JSON.stringify({ audiences, scope: `${SCOPE} mcp:other` })], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-    });
-    child.once('exit', (code) => reject(new Error(`the issuer exited (${code})`)));
-  });
-  return { issuer: (JSON.parse(line) as { issuer: string }).issuer, child };
-}
 
 /** A stateless SDK MCP server with one tool, recording each request's Authorization. */
 async function startMcpUpstream(): Promise<http.Server> {
@@ -108,7 +83,7 @@ function initialize(authorization?: string): Promise<Response> {
 beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  issuer = await startIssuer([`${base}/mcp/`, `${base}/other/`]);
+  issuer = await startIssuer({ audiences: [`${base}/mcp/`, `${base}/other/`], scope: `${SCOPE} mcp:other` });
   upstream = await startMcpUpstream();
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
   gw = await startTestGateway({

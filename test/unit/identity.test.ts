@@ -10,6 +10,7 @@ import { apiKeyMethod } from '../../src/identity/api-key';
 import { createAgentIdentifier } from '../../src/identity/identifier';
 import { type IdentityMethod, plainIdentity } from '../../src/identity/identity-method';
 import { spiffeIdOf, uriSans } from '../../src/identity/mtls';
+import { agentKeyIdentity } from '../helpers/identity';
 
 const agents = [
   { id: 'a', keySha256: createHash('sha256').update('key-a').digest() },
@@ -39,18 +40,7 @@ describe('agent keys alone: the behaviour before identity methods, unchanged', (
   const id = createAgentIdentifier([apiKeyMethod(agents)]);
 
   test('a known key is its agent, with every other member empty', () => {
-    expect(id.identify('Bearer key-b', '/x')).toEqual({
-      id: 'b',
-      method: 'api_key',
-      issuer: null,
-      subject: null,
-      client_id: null,
-      scopes: [],
-      claims: {},
-      on_behalf_of: null,
-      spiffe_id: null,
-      cert_sha256: null,
-    });
+    expect(id.identify('Bearer key-b', '/x')).toEqual(agentKeyIdentity('b'));
     expect(id.identify('bearer   key-a ', '/x')).toMatchObject({ id: 'a' });
   });
 
