@@ -57,7 +57,17 @@ export function createAgentIdentifier(methods: readonly IdentityMethod[], requir
       const bearer = m[1];
       if (!tokens && bearer.length > MAX_KEY_CHARS) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key>"');
       if (bearer.length > MAX_TOKEN_BYTES) throw new GatewayError('PC_TOKEN_INVALID', 'the token is larger than 8 KiB', ['token too large']);
-      return firstMatch(methods, { bearer, resource: requirements?.resourceOf(url) ?? null }, 0);
+      // The route's resource costs a canonicalisation and a route lookup: worked out only if a
+      // method asks (the token method; an agent key decides without it), and once.
+      let resource: string | null | undefined;
+      const presented: PresentedCredentials = {
+        bearer,
+        get resource() {
+          if (resource === undefined) resource = requirements?.resourceOf(url) ?? null;
+          return resource;
+        },
+      };
+      return firstMatch(methods, presented, 0);
     },
   };
 }
