@@ -32,7 +32,11 @@ export const ERROR_CODES = {
       'A header that must appear once (Authorization, Host, Origin, Content-Type, Content-Length, and the MCP headers Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID) appears more than once.',
   },
   PC_BAD_AUTHORIZATION: { status: 401, meaning: 'The Authorization header is not of the form `Bearer <key>`.' },
-  PC_UNKNOWN_AGENT: { status: 401, meaning: 'The presented agent key matches no configured agent (and is not a token a configured identity method accepts).' },
+  PC_UNKNOWN_AGENT: {
+    status: 401,
+    meaning:
+      'The presented credential is recognised by no identity method the route accepts: an agent key no agent has, or a token on a route whose identity.methods leave out jwt. Answered with WWW-Authenticate: Bearer error="invalid_token".',
+  },
   PC_CLIENT_CERT_REQUIRED: {
     status: 401,
     meaning:
@@ -46,7 +50,7 @@ export const ERROR_CODES = {
   PC_TOKEN_REQUIRED: {
     status: 401,
     meaning:
-      'identity.jwt.required is set and the call presented no Authorization. Answered with WWW-Authenticate: Bearer (on an MCP route with resource_metadata naming its Protected Resource Metadata, RFC 9728), so an MCP client can discover the authorization server.',
+      'The route requires a credential (routes[].identity.required, by default identity.jwt.required) and the call presented no Authorization. Answered with WWW-Authenticate: Bearer (on an MCP route with resource_metadata naming its Protected Resource Metadata, RFC 9728), so an MCP client can discover the authorization server.',
   },
   PC_TOKEN_EXPIRED: {
     status: 401,
@@ -60,7 +64,7 @@ export const ERROR_CODES = {
   PC_INSUFFICIENT_SCOPE: {
     status: 403,
     meaning:
-      'The bearer token is valid but lacks a scope identity.jwt.required_scopes names. Answered with WWW-Authenticate: Bearer error="insufficient_scope" and the scopes needed.',
+      'The bearer token is valid but lacks a scope the route requires (routes[].identity.required_scopes, by default identity.jwt.required_scopes). Answered with WWW-Authenticate: Bearer error="insufficient_scope" and the scopes needed.',
   },
   PC_BAD_HOST: {
     status: 403,

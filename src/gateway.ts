@@ -18,7 +18,7 @@ import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
-import type { GatewayConfig } from './config/types';
+import type { GatewayConfig, IdentityMethodName } from './config/types';
 import { bindCredential, envSecrets } from './credential-injector/injector';
 import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
@@ -29,6 +29,7 @@ import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { apiKeyMethod } from './identity/api-key';
 import { createAgentIdentifier } from './identity/identifier';
+import type { IdentityMethod } from './identity/identity-method';
 import { jwtMethod } from './identity/jwt';
 import { mtlsMethod } from './identity/mtls';
 import { protectedResources } from './identity/protected-resource';
@@ -43,7 +44,6 @@ import { createAgentListener } from './proxy/listener';
 import { refuseConnect, refuseHttp09, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
 import { serveProtectedResourceMetadata } from './proxy/well-known';
-import { canonicalizeTarget } from './proxy/canonical-path';
 import { routeRuntime, type RouteRuntime } from './proxy/route-runtime';
 import { createRouteTable } from './proxy/route-table';
 
@@ -58,6 +58,9 @@ const VERSION: string = (() => {
   }
   return 'unknown';
 })();
+
+/** The order identity methods are asked in: a verified certificate, then agent keys, then tokens (docs/identity.md). */
+const METHOD_ORDER: readonly IdentityMethodName[] = ['mtls', 'api_key', 'jwt'];
 
 /** Options beyond the config file (for embedding and tests). */
 export interface GatewayOptions {
@@ -354,20 +357,25 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         { listen: bound.url },
         'identity.jwt.resource is not set and the listener has no http URL: MCP clients cannot use the protected resource metadata',
       );
-    const resourceOf = (url: string): string | null => {
-      try {
-        return resources?.forRoute(routeTable.match(canonicalizeTarget(url).path).route.name)?.resource ?? null;
-      } catch {
-        return null; // no route or an unsafe target: the route stage refuses it
-      }
+    // One identifier per route over the methods it accepts (routes[].identity), asked in this
+    // order: a verified client certificate, then agent keys, then tokens. One instance of each
+    // method is shared, so the issuer's keys are fetched and cached once.
+    const methods: Record<IdentityMethodName, IdentityMethod | null> = {
+      mtls: config.identity.mtls ? mtlsMethod(config.identity.mtls) : null,
+      api_key: apiKeyMethod(config.agents),
+      jwt: jwt ? jwtMethod(jwt, log) : null,
     };
+    const identifiers = new Map(
+      config.routes.map((r) => {
+        const accepted = METHOD_ORDER.filter((m) => r.identity.methods.includes(m)).map((m) => methods[m]!);
+        const { required, requiredScopes } = r.identity;
+        return [r.name, createAgentIdentifier(accepted, { resource: resources?.forRoute(r.name)?.resource ?? null, required, requiredScopes })];
+      }),
+    );
     deps = {
       edge,
-      // A verified client certificate first, then agent keys, then tokens: the order the identify stage asks them in.
-      identifier: createAgentIdentifier(
-        [...(config.identity.mtls ? [mtlsMethod(config.identity.mtls)] : []), apiKeyMethod(config.agents), ...(jwt ? [jwtMethod(jwt, log)] : [])],
-        jwt ? { resourceOf, required: jwt.required, requiredScopes: jwt.requiredScopes } : null,
-      ),
+      identifiers,
+      unroutedIdentifier: createAgentIdentifier(METHOD_ORDER.flatMap((m) => methods[m] ?? [])),
       protectedResources: resources,
       routes: routeTable,
       maxBodyBytes: config.limits.maxBodyBytes,

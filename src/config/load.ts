@@ -162,6 +162,7 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
   const t = raw.timeouts;
   const timeouts = Object.freeze({ connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
   const tls = tlsOf(ctx, raw.tls);
+  const identity = Object.freeze({ jwt: jwtOf(raw.identity.jwt), mtls: mtlsOf(ctx, raw.identity.mtls, tls) });
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',
@@ -173,7 +174,7 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),
     logLevel: raw.log.level,
     agents: resolveAgents(ctx, raw.agents),
-    identity: Object.freeze({ jwt: jwtOf(raw.identity.jwt), mtls: mtlsOf(ctx, raw.identity.mtls, tls) }),
-    routes: resolveRoutes(ctx, raw.routes, credentials, timeouts),
+    identity,
+    routes: resolveRoutes(ctx, raw.routes, credentials, timeouts, identity),
   });
 }

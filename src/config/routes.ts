@@ -3,7 +3,18 @@ import path from 'node:path';
 import type { Secret } from '../secret';
 import type { ResolveContext } from './context';
 import type { RawConfig, RawCredential, RawRoute } from './raw-config';
-import type { AgentConfig, Credential, McpRouteConfig, RouteConfig, StdioServerConfig, Timeouts } from './types';
+import type {
+  AgentConfig,
+  Credential,
+  IdentityMethodName,
+  JwtIdentityConfig,
+  McpRouteConfig,
+  MtlsIdentityConfig,
+  RouteConfig,
+  RouteIdentityConfig,
+  StdioServerConfig,
+  Timeouts,
+} from './types';
 
 /** Headers a credential may not travel in: they frame the request. */
 const FRAMING_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connection'];
@@ -75,7 +86,46 @@ function stdioServerOf(ctx: ResolveContext, raw: RawRoute, at: (string | number)
   });
 }
 
-function routeOf(ctx: ResolveContext, raw: RawRoute, i: number, credentials: Map<string, Credential>, timeouts: Timeouts): RouteConfig {
+/** The gateway's identity settings a route's `identity:` narrows. */
+export interface GatewayIdentity {
+  readonly jwt: JwtIdentityConfig | null;
+  readonly mtls: MtlsIdentityConfig | null;
+}
+
+/** The methods the gateway has, in the order the identifier asks them. */
+function configuredMethods(identity: GatewayIdentity): readonly IdentityMethodName[] {
+  return [...(identity.mtls ? (['mtls'] as const) : []), 'api_key', ...(identity.jwt ? (['jwt'] as const) : [])];
+}
+
+/** routes[].identity against the gateway's methods: each named method configured, scopes only with tokens. */
+function routeIdentityOf(ctx: ResolveContext, raw: RawRoute['identity'], at: (string | number)[], identity: GatewayIdentity): RouteIdentityConfig {
+  const configured = configuredMethods(identity);
+  const methods = raw?.methods ?? configured;
+  methods.forEach((m, j) => {
+    if (!configured.includes(m))
+      ctx.fail('CONFIG_CONFLICT', [...at, 'identity', 'methods', j], `identity method ${m} is not configured for the gateway (add identity.${m})`);
+  });
+  if (raw?.required_scopes !== undefined && identity.jwt === null)
+    ctx.fail('CONFIG_CONFLICT', [...at, 'identity', 'required_scopes'], 'required_scopes are the scopes of a token: configure identity.jwt', { key: true });
+  if (raw?.required_scopes !== undefined && raw.required_scopes.length > 0 && !methods.includes('jwt'))
+    ctx.fail('CONFIG_CONFLICT', [...at, 'identity', 'required_scopes'], 'required_scopes need jwt among the methods: no other identity carries scopes', {
+      key: true,
+    });
+  return Object.freeze({
+    methods: Object.freeze([...methods]),
+    required: raw?.required ?? identity.jwt?.required ?? false,
+    requiredScopes: Object.freeze([...(raw?.required_scopes ?? identity.jwt?.requiredScopes ?? [])]),
+  });
+}
+
+function routeOf(
+  ctx: ResolveContext,
+  raw: RawRoute,
+  i: number,
+  credentials: Map<string, Credential>,
+  timeouts: Timeouts,
+  identity: GatewayIdentity,
+): RouteConfig {
   const at = ['routes', i];
   // Keys are checked as the file wrote them: the schema's defaults fill in keys of both kinds.
   const written = (k: string) => ctx.source.has([...at, k]);
@@ -127,11 +177,18 @@ function routeOf(ctx: ResolveContext, raw: RawRoute, i: number, credentials: Map
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
+    identity: routeIdentityOf(ctx, raw.identity, at, identity),
   });
 }
 
 /** The routes; a repeated name or prefix is an error at the second one. */
-export function resolveRoutes(ctx: ResolveContext, raw: RawConfig['routes'], credentials: Map<string, Credential>, timeouts: Timeouts): readonly RouteConfig[] {
+export function resolveRoutes(
+  ctx: ResolveContext,
+  raw: RawConfig['routes'],
+  credentials: Map<string, Credential>,
+  timeouts: Timeouts,
+  identity: GatewayIdentity,
+): readonly RouteConfig[] {
   const names = new Map<string, number>();
   const prefixes = new Map<string, number>();
   const routes = raw.map((r, i) => {
@@ -150,7 +207,7 @@ export function resolveRoutes(ctx: ResolveContext, raw: RawConfig['routes'], cre
       );
     names.set(r.name, i);
     prefixes.set(r.prefix, i);
-    return routeOf(ctx, r, i, credentials, timeouts);
+    return routeOf(ctx, r, i, credentials, timeouts, identity);
   });
   return Object.freeze(routes);
 }

@@ -268,6 +268,40 @@ const claimName = {
   [EXPECTED]: 'a claim name, or a dotted path such as act.sub',
 } as const;
 
+const oauthScope = {
+  type: 'string',
+  pattern: '^[!#-\\[\\]-~]{1,128}$',
+  [EXPECTED]: 'an OAuth scope (printable ASCII, no spaces, quotes or backslashes)',
+} as const;
+
+/** routes[].identity: who may call one route, narrowing the gateway's identity settings. */
+const routeIdentity = {
+  type: 'object',
+  additionalProperties: false,
+  description: "Who may call this route: a subset of the gateway's identity methods, and the route's own token requirements.",
+  properties: {
+    methods: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { enum: ['api_key', 'jwt', 'mtls'], [EXPECTED]: 'an identity method: api_key, jwt or mtls' },
+      description:
+        'The identity methods accepted here (each must be configured for the gateway). An identity proved another way is refused 401 PC_IDENTITY_NOT_ACCEPTED. Default: all configured.',
+    },
+    required: {
+      type: 'boolean',
+      description:
+        'A call without a credential is refused 401 PC_TOKEN_REQUIRED instead of reaching the policy as input.agent null. Default: identity.jwt.required.',
+    },
+    required_scopes: {
+      type: 'array',
+      items: oauthScope,
+      description:
+        "Scopes a token must carry on this route, instead of identity.jwt.required_scopes (needs identity.jwt). Other methods' identities carry no scopes.",
+    },
+  },
+} as const;
+
 /** identity.jwt: agents presenting a signed JWT access token (docs/identity.md). */
 const jwtIdentity = {
   type: 'object',
@@ -307,8 +341,9 @@ const jwtIdentity = {
     required_scopes: {
       type: 'array',
       default: [],
-      items: { type: 'string', pattern: '^[!#-\\[\\]-~]{1,128}$', [EXPECTED]: 'an OAuth scope (printable ASCII, no spaces, quotes or backslashes)' },
-      description: 'Scopes every token must carry (in scope or scp); a token lacking one is refused 403 insufficient_scope.',
+      items: oauthScope,
+      description:
+        'Scopes every token must carry (in scope or scp); a token lacking one is refused 403 insufficient_scope. A route can name its own (routes[].identity).',
     },
     claims_to_policy: {
       type: 'array',
@@ -557,6 +592,7 @@ export const CONFIG_SCHEMA = {
           },
           credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
           timeouts: routeTimeouts,
+          identity: routeIdentity,
           forward_range: {
             type: 'boolean',
             description:

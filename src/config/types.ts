@@ -88,6 +88,21 @@ export interface RouteConfig {
    * with a credential and on MCP routes unless `forward_range: true`; true everywhere else.
    */
   readonly forwardRange: boolean;
+  /** Who may call this route: the gateway's identity settings, narrowed by the route's `identity:`. */
+  readonly identity: RouteIdentityConfig;
+}
+
+/** An identity method's name, as configured and as `input.agent.method` says it. */
+export type IdentityMethodName = 'api_key' | 'jwt' | 'mtls';
+
+/** routes[].identity, resolved against the gateway's identity settings (docs/identity.md). */
+export interface RouteIdentityConfig {
+  /** The methods whose identities this route accepts: every configured one unless the route narrows them. */
+  readonly methods: readonly IdentityMethodName[];
+  /** A call without any credential is refused 401 PC_TOKEN_REQUIRED (default: identity.jwt.required). */
+  readonly required: boolean;
+  /** Scopes a token must carry on this route (default: identity.jwt.required_scopes). */
+  readonly requiredScopes: readonly string[];
 }
 
 /** TLS client settings of an audit sink, files already read. */

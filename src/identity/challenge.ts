@@ -5,21 +5,22 @@
  */
 import { GatewayError } from '../errors';
 
-/** No credential where identity.jwt.required says one is needed (PC_TOKEN_REQUIRED). */
+/** No credential where the route (or identity.jwt.required) says one is needed (PC_TOKEN_REQUIRED). */
 export class TokenRequired extends GatewayError {
   constructor(readonly required: readonly string[]) {
     super('PC_TOKEN_REQUIRED', 'this gateway requires an access token', ['no Authorization presented']);
   }
 }
 
-/** A valid token without the scopes the gateway requires (PC_INSUFFICIENT_SCOPE). */
+/** A valid token without the scopes the route requires (PC_INSUFFICIENT_SCOPE). */
 export class InsufficientScope extends GatewayError {
   constructor(readonly required: readonly string[]) {
-    super('PC_INSUFFICIENT_SCOPE', 'the token lacks a scope this gateway requires', [`token lacks scope: ${required.join(' ')}`]);
+    super('PC_INSUFFICIENT_SCOPE', 'the token lacks a scope this route requires', [`token lacks scope: ${required.join(' ')}`]);
   }
 }
 
-const INVALID_TOKEN: ReadonlySet<string> = new Set(['PC_TOKEN_INVALID', 'PC_TOKEN_EXPIRED', 'PC_TOKEN_AUDIENCE']);
+// A credential that is not a known key is, to an OAuth client, a token that did not verify (RFC 6750 §3.1).
+const INVALID_TOKEN: ReadonlySet<string> = new Set(['PC_TOKEN_INVALID', 'PC_TOKEN_EXPIRED', 'PC_TOKEN_AUDIENCE', 'PC_UNKNOWN_AGENT']);
 
 /** A quoted-string value: the gateway's own text, with anything that could end the quotes removed. */
 function quoted(text: string): string {

@@ -1,20 +1,22 @@
 /**
  * The identify stage's logic: reads what the request presents (`Authorization: Bearer <token>`)
- * and asks each configured method in order. A verified client certificate (mtls.ts) decides
- * before any header is read. Then the agent-key method comes first, then the JWT
+ * and asks each method the route accepts, in order. A verified client certificate (mtls.ts)
+ * decides before any header is read. Then the agent-key method comes first, then the JWT
  * method; the first that recognises the credential decides, and one that recognises it but finds
- * it invalid refuses the call. A credential no method recognises is an unknown agent.
+ * it invalid refuses the call. A credential no method recognises is an unknown agent. One
+ * identifier per route (src/gateway.ts builds them): its methods, resource and scopes are fixed.
  */
 import { GatewayError } from '../errors';
-import { TokenRequired } from './challenge';
+import { InsufficientScope, TokenRequired } from './challenge';
 import type { AgentIdentity, IdentityMethod, PresentedCredentials } from './identity-method';
 
-/** Resolves what a request presents to the calling agent. */
+/** Resolves what a request presents to the calling agent, for one route. */
 export interface AgentIdentifier {
   /**
    * The agent, or null when no Authorization header was sent. Throws PC_BAD_AUTHORIZATION for a
-   * malformed header, PC_UNKNOWN_AGENT for a credential no method recognises, and the method's
-   * own refusal (PC_TOKEN_*) for a token it recognises but rejects.
+   * malformed header, PC_UNKNOWN_AGENT for a credential no method recognises, PC_TOKEN_REQUIRED
+   * for none where one is required, PC_INSUFFICIENT_SCOPE for a token lacking the route's
+   * scopes, and the method's own refusal (PC_TOKEN_*) for a token it recognises but rejects.
    */
   identify(authorization: string | undefined, url: string, socket?: object): Promise<AgentIdentity | null> | AgentIdentity | null;
 }
@@ -24,19 +26,29 @@ const MAX_KEY_CHARS = 4096;
 /** A token longer than this is refused before any method parses it. */
 export const MAX_TOKEN_BYTES = 8192;
 
-/** What the identifier needs to know of the routes for tokens (RFC 8707, identity.jwt.required). */
-export interface TokenRequirements {
-  /** The resource identifier of the MCP route a request URL is for, or null. */
-  resourceOf(url: string): string | null;
+/** What one route asks of its callers (routes[].identity over identity.jwt; RFC 8707). */
+export interface RouteRequirements {
+  /** The MCP route's resource identifier (RFC 8707), accepted as a token audience; null elsewhere. */
+  readonly resource: string | null;
   /** Whether a call without Authorization is refused. */
   readonly required: boolean;
-  /** The scopes every token must carry (named in the PC_TOKEN_REQUIRED challenge). */
+  /** The scopes a token must carry (and the PC_TOKEN_REQUIRED challenge names). */
   readonly requiredScopes: readonly string[];
 }
 
-/** Builds the identifier over the configured methods, in order. */
-export function createAgentIdentifier(methods: readonly IdentityMethod[], requirements: TokenRequirements | null = null): AgentIdentifier {
+const OPEN: RouteRequirements = Object.freeze({ resource: null, required: false, requiredScopes: Object.freeze([]) });
+
+/** Builds a route's identifier over the methods it accepts, in the order they are asked. */
+export function createAgentIdentifier(methods: readonly IdentityMethod[], requirements: RouteRequirements = OPEN): AgentIdentifier {
   const tokens = methods.some((m) => m.name === 'jwt');
+  const { required, requiredScopes } = requirements;
+  // Scopes are a token's: an agent key or a certificate carries none and is not asked for them.
+  const scoped = (found: AgentIdentity): AgentIdentity => {
+    if (found.method === 'jwt' && requiredScopes.some((s) => !found.scopes.includes(s))) throw new InsufficientScope(requiredScopes);
+    return found;
+  };
+  const scopedOrNull = (found: AgentIdentity | null) => (found === null ? null : scoped(found));
+  const presentedOf = (bearer: string): PresentedCredentials => ({ bearer, resource: requirements.resource });
   return {
     identify(authorization, url, socket) {
       // A verified client certificate (mtls) decides before any header: headers are the agent's words.
@@ -49,7 +61,7 @@ export function createAgentIdentifier(methods: readonly IdentityMethod[], requir
       if (tokens && hasQueryToken(url))
         throw new GatewayError('PC_TOKEN_INVALID', 'a token in the query string is refused: send it in the Authorization header', ['token in query string']);
       if (authorization === undefined) {
-        if (requirements?.required) throw new TokenRequired(requirements.requiredScopes);
+        if (required) throw new TokenRequired(requiredScopes);
         return null;
       }
       const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
@@ -57,17 +69,8 @@ export function createAgentIdentifier(methods: readonly IdentityMethod[], requir
       const bearer = m[1];
       if (!tokens && bearer.length > MAX_KEY_CHARS) throw new GatewayError('PC_BAD_AUTHORIZATION', 'Authorization must be "Bearer <agent key>"');
       if (bearer.length > MAX_TOKEN_BYTES) throw new GatewayError('PC_TOKEN_INVALID', 'the token is larger than 8 KiB', ['token too large']);
-      // The route's resource costs a canonicalisation and a route lookup: worked out only if a
-      // method asks (the token method; an agent key decides without it), and once.
-      let resource: string | null | undefined;
-      const presented: PresentedCredentials = {
-        bearer,
-        get resource() {
-          if (resource === undefined) resource = requirements?.resourceOf(url) ?? null;
-          return resource;
-        },
-      };
-      return firstMatch(methods, presented, 0);
+      const found = firstMatch(methods, presentedOf(bearer), 0);
+      return found instanceof Promise ? found.then(scopedOrNull) : scoped(found);
     },
   };
 }

@@ -9,7 +9,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { JwtIdentityConfig } from '../config/types';
 import { GatewayError } from '../errors';
-import { InsufficientScope } from './challenge';
 import type { AgentIdentity, IdentityMethod } from './identity-method';
 
 /** Three base64url segments (the last may be empty, as in `alg: none`): a JWS in compact form. */
@@ -137,8 +136,6 @@ function identityOf(payload: JWTPayload, cfg: JwtIdentityConfig): AgentIdentity 
   const id = optionalString(payload, cfg.agentClaim);
   if (id === null) throw new GatewayError('PC_TOKEN_INVALID', 'the token does not name the agent', [`token lacks the agent claim: ${cfg.agentClaim}`]);
   const scopes = scopesOf(payload);
-  const missing = cfg.requiredScopes.filter((s) => !scopes.includes(s));
-  if (missing.length > 0) throw new InsufficientScope(cfg.requiredScopes);
   const claims: Record<string, unknown> = {};
   for (const name of cfg.claimsToPolicy) {
     const v = claimAt(payload, name);

@@ -28,10 +28,6 @@ export interface ProtectedResources {
   forRoute(routeName: string): ProtectedResource | null;
   /** The metadata document served at a path, or null when the path names none. */
   documentAt(path: string): string | null;
-  /** Whether a call without Authorization is refused. */
-  readonly required: boolean;
-  /** The scopes every token must carry, for the challenge's `scope`. */
-  readonly requiredScopes: readonly string[];
 }
 
 /** The MCP routes' protected resources; the public base is `identity.jwt.resource`, else the listener's URL. */
@@ -40,13 +36,14 @@ export function protectedResources(jwt: JwtIdentityConfig, routes: readonly Rout
   const byName = new Map<string, ProtectedResource>();
   const byPath = new Map<string, ProtectedResource>();
   for (const r of routes) {
-    if (r.kind !== 'mcp') continue;
+    // A route that takes no tokens (routes[].identity.methods without jwt) is no OAuth resource.
+    if (r.kind !== 'mcp' || !r.identity.methods.includes('jwt')) continue;
     const resource = `${base}${r.prefix}`;
     const metadataPath = `${PRM_PREFIX}${r.prefix.replace(/\/$/, '')}`;
     const document = JSON.stringify({
       resource,
       authorization_servers: [jwt.issuer],
-      ...(jwt.requiredScopes.length > 0 ? { scopes_supported: jwt.requiredScopes } : {}),
+      ...(r.identity.requiredScopes.length > 0 ? { scopes_supported: r.identity.requiredScopes } : {}),
       bearer_methods_supported: ['header'],
       resource_name: `Portcullis MCP route ${r.name}`,
     });
@@ -58,7 +55,5 @@ export function protectedResources(jwt: JwtIdentityConfig, routes: readonly Rout
   return {
     forRoute: (name) => byName.get(name) ?? null,
     documentAt: (path) => byPath.get(path)?.document ?? null,
-    required: jwt.required,
-    requiredScopes: jwt.requiredScopes,
   };
 }

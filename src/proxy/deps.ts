@@ -15,7 +15,10 @@ import type { RouteTable } from './route-table';
 export interface PipelineDeps {
   /** The agent listener's Host and Origin allow-list (G20). */
   readonly edge: EdgeAllowList;
-  readonly identifier: AgentIdentifier;
+  /** Each route's identifier: the identity methods it accepts, its resource and scopes, by route name. */
+  readonly identifiers: ReadonlyMap<string, AgentIdentifier>;
+  /** Every method, nothing required: names the agent in the record of a call no route serves (its answer does not depend on it). */
+  readonly unroutedIdentifier: AgentIdentifier;
   /** MCP routes as OAuth protected resources (RFC 9728), with identity.jwt; null without. */
   readonly protectedResources: ProtectedResources | null;
   readonly routes: RouteTable<RouteRuntime>;

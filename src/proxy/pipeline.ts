@@ -68,7 +68,8 @@ const identify: Stage = {
   name: 'identify',
   run(ctx, deps) {
     assertSingletonHeaders(ctx.req);
-    const found = deps.identifier.identify(ctx.req.headers.authorization, ctx.req.url ?? '', ctx.req.socket);
+    // After the route: which methods, resource and scopes apply is the route's (routes[].identity).
+    const found = deps.identifiers.get(ctx.route!.name)!.identify(ctx.req.headers.authorization, ctx.req.url ?? '', ctx.req.socket);
     // Agent keys are checked synchronously; only a token method costs a promise.
     if (found instanceof Promise) return found.then((identity) => setIdentity(ctx, identity));
     setIdentity(ctx, found);
@@ -220,8 +221,8 @@ const forward: Stage = {
 export const PIPELINE: readonly Stage[] = Object.freeze([
   admit,
   checkEdge,
-  identify,
   route,
+  identify,
   readBodyStage,
   decode,
   decide,
@@ -250,6 +251,7 @@ export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: Gat
     }
   } catch (err) {
     refusal = err instanceof GatewayError ? err : null;
+    if (at === 'route') await identifyForRecord(ctx, deps);
     if (stageRefusedChannel.hasSubscribers)
       stageRefusedChannel.publish({ decisionId: ctx.id, half: 'request', stage: at, code: refusal?.code ?? 'PC_INTERNAL_ERROR' } satisfies StageRefusedMessage);
     await localReply(ctx, err, deps);
@@ -266,6 +268,18 @@ export async function runCall(ctx: CallContext, deps: PipelineDeps, refuse?: Gat
       status: ctx.outcome?.status ?? ctx.res.statusCode,
       code,
     } satisfies CallEndMessage);
+  }
+}
+
+/**
+ * A call no route serves was refused before identity (the route says which methods apply): its
+ * record still names the agent when any method proves one. The answer is the same either way.
+ */
+async function identifyForRecord(ctx: CallContext, deps: PipelineDeps): Promise<void> {
+  try {
+    setIdentity(ctx, await deps.unroutedIdentifier.identify(ctx.req.headers.authorization, ctx.req.url ?? '', ctx.req.socket));
+  } catch {
+    /* no identity it can prove: the record says agent null */
   }
 }
 

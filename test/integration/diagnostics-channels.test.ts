@@ -57,6 +57,6 @@ test('a refused call names the stage and the code', async () => {
   expect(r.status).toBe(403);
   const id = String(r.headers['x-portcullis-decision-id']);
   expect(of(id, 'portcullis:stage:refused')).toEqual([{ decisionId: id, half: 'request', stage: 'decide', code: 'PC_POLICY_DENIED' }]);
-  expect(of(id, 'portcullis:stage').map((m) => m.stage)).toEqual(['admit', 'check-edge', 'identify', 'route', 'read-body', 'decode']);
+  expect(of(id, 'portcullis:stage').map((m) => m.stage)).toEqual(['admit', 'check-edge', 'route', 'identify', 'read-body', 'decode']);
   expect(of(id, 'portcullis:call:end')).toEqual([{ decisionId: id, route: 'api', agent: 'bot', status: 403, code: 'PC_POLICY_DENIED' }]);
 });

@@ -171,7 +171,7 @@ test('G19: a valid token without a required scope is refused 403 insufficient_sc
   expect(res.status).toBe(403);
   expect(res.headers.get('x-portcullis-error')).toBe('PC_INSUFFICIENT_SCOPE');
   expect(res.headers.get('www-authenticate')).toBe(
-    'Bearer realm="portcullis", error="insufficient_scope", scope="tickets:read", error_description="the token lacks a scope this gateway requires"',
+    'Bearer realm="portcullis", error="insufficient_scope", scope="tickets:read", error_description="the token lacks a scope this route requires"',
   );
   await gw.waitForAudit((r) => r.decision_id === res.headers.get('x-portcullis-decision-id') && r.code === 'PC_INSUFFICIENT_SCOPE');
   expect(upstream.received.length).toBe(before);

@@ -333,6 +333,22 @@ const CASES: Case[] = [
     line: 9,
     problem: /^unknown key "token" \(expected one of: type, env, file\)$/,
   },
+  {
+    name: 'a route accepting an identity method the gateway does not have',
+    yaml: config(add(13, '    identity:', '      methods: [api_key, jwt]')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].identity.methods[1]',
+    line: 15,
+    problem: /^identity method jwt is not configured for the gateway \(add identity\.jwt\)$/,
+  },
+  {
+    name: 'route scopes without a token method',
+    yaml: config(add(13, '    identity:', '      required_scopes: [tickets:read]')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].identity.required_scopes',
+    line: 15,
+    problem: /^required_scopes are the scopes of a token: configure identity\.jwt$/,
+  },
 ];
 
 function errorOf(c: Case): ConfigError {

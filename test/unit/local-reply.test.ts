@@ -1,7 +1,7 @@
 /**
  * The local reply for what no stage expected (G4): an unexpected throw inside the pipeline is a
  * 500 PC_INTERNAL_ERROR with its deny record and the stack in the log, never a 400 that blames
- * the agent; and a call refused before routing still records the route its path matched. Real
+ * the agent; and a refused call records the route its path matched. Real
  * sockets; the one stub is an identifier that throws, which no real input can make it do.
  */
 import http from 'node:http';
@@ -25,7 +25,8 @@ async function serve(identify: () => AgentIdentity | null) {
   const metrics = createMetrics();
   const deps = {
     edge: { hosts: [{ host: '127.0.0.1', port: null }], origins: null },
-    identifier: { identify },
+    identifiers: new Map([['api', { identify }]]),
+    unroutedIdentifier: { identify },
     protectedResources: null,
     routes: createRouteTable(routes),
     maxBodyBytes: 1024,
@@ -61,17 +62,21 @@ test('G4: an unexpected throw is answered 500 PC_INTERNAL_ERROR, recorded, and l
   await s.close();
 });
 
-test('G4: a call refused before routing (an unknown agent) records the route and the canonical path it asked for', async () => {
+test('G4: an unknown agent is refused with the route and canonical path it asked for; a path no route serves, before any key is looked at', async () => {
+  let asked = 0;
   const s = await serve(() => {
+    asked++;
     throw new GatewayError('PC_UNKNOWN_AGENT', 'the agent key is not recognised');
   });
   expect((await fetch(`${s.url}/api/items?b=1`)).status).toBe(401);
   expect(s.records[0]).toMatchObject({ code: 'PC_UNKNOWN_AGENT', route: 'api', path: '/api/items?b=1', agent: null });
-  expect((await fetch(`${s.url}/nowhere`)).status).toBe(401);
-  expect(s.records[1]).toMatchObject({ code: 'PC_UNKNOWN_AGENT', route: null, path: '/nowhere' });
+  // The route decides which identity methods apply (routes[].identity): a path no route serves is refused first.
+  expect((await fetch(`${s.url}/nowhere`)).status).toBe(404);
+  expect(s.records[1]).toMatchObject({ code: 'PC_ROUTE_NOT_FOUND', route: null, path: '/nowhere' });
+  expect(asked).toBe(2); // asked again only to name the agent in the record
   // A call that matched no route is counted under route="(none)", never route="".
   const text = await s.metrics.registry.metrics();
-  expect(text).toMatch(/portcullis_decisions_total\{route="\(none\)",decision="deny",code="PC_UNKNOWN_AGENT"\} 1/);
+  expect(text).toMatch(/portcullis_decisions_total\{route="\(none\)",decision="deny",code="PC_ROUTE_NOT_FOUND"\} 1/);
   expect(text).not.toMatch(/route=""/);
   await s.close();
 });

@@ -30,6 +30,34 @@ routes:
   );
 }
 
+test("G21 G23: a route's own required_scopes are its metadata's scopes_supported; an MCP route that takes no tokens is no protected resource", () => {
+  const c = parseConfig(
+    `
+listen: 127.0.0.1:8080
+policy: { path: ./policies }
+audit: { path: ./audit }
+identity:
+  jwt: { issuer: https://idp.example.com, audience: https://gateway.example.com/, required_scopes: [mcp:all] }
+routes:
+  - { name: tools, prefix: /tools/, kind: mcp, upstream: "http://127.0.0.1:9/mcp", identity: { required_scopes: [mcp:tools] } }
+  - { name: keyed, prefix: /keyed/, kind: mcp, upstream: "http://127.0.0.1:9/mcp", identity: { methods: [api_key] } }
+  - { name: plain, prefix: /plain/, kind: mcp, upstream: "http://127.0.0.1:9/mcp" }
+`,
+    file,
+    { env: {} },
+  );
+  const prs = protectedResources(c.identity.jwt!, c.routes, 'http://127.0.0.1:8080');
+  expect(JSON.parse(prs.documentAt('/.well-known/oauth-protected-resource/tools')!).scopes_supported).toEqual(['mcp:tools']);
+  expect(JSON.parse(prs.documentAt('/.well-known/oauth-protected-resource/plain')!).scopes_supported).toEqual(['mcp:all']);
+  expect(prs.forRoute('keyed')).toBeNull();
+  expect(prs.documentAt('/.well-known/oauth-protected-resource/keyed')).toBeNull();
+  expect(c.routes.map((r) => r.identity)).toEqual([
+    { methods: ['api_key', 'jwt'], required: false, requiredScopes: ['mcp:tools'] },
+    { methods: ['api_key'], required: false, requiredScopes: ['mcp:all'] },
+    { methods: ['api_key', 'jwt'], required: false, requiredScopes: ['mcp:all'] },
+  ]);
+});
+
 test("G21: an MCP route's resource is the configured base plus its prefix; its metadata is at the well-known path, with or without the slash", () => {
   const c = config('    resource: https://gw.example.com/\n    required: true\n    required_scopes: [mcp:tools]');
   expect(c.identity.jwt).toMatchObject({ resource: 'https://gw.example.com', required: true });
