@@ -184,7 +184,9 @@ async function connectAs(user: string): Promise<{ app: SupportApp; client: Clien
 test('G21 G1: an unmodified SDK client gets a token by authorization code with PKCE for its user, through the discovery the 401 starts, and calls a tool; the upstream never sees that token', async () => {
   const upstreamCalls = upstream.authorizations.length;
   const runs = upstream.toolRuns();
+  const records = gw.audit().length;
   const { app, client } = await connectAs('alice');
+  expect(gw.audit().slice(records)).toContainEqual(expect.objectContaining({ decision: 'deny', code: 'PC_TOKEN_REQUIRED', agent: null, route: 'tools' }));
 
   // The browser went to the issuer the gateway's metadata named, for the route's resource and
   // scope, with an S256 challenge of the verifier the SDK later redeemed the code with.
