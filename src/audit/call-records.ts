@@ -16,6 +16,8 @@ export interface CallFacts {
   readonly time: string;
   readonly decisionId: string;
   readonly agent: string | null;
+  /** Whom the agent acts for (its identity's `on_behalf_of`), when it said. */
+  readonly onBehalfOf?: string | null;
   readonly route: string | null;
   readonly method: string;
   /** The canonical path and query as forwarded; before routing, the raw target. */
@@ -35,6 +37,7 @@ export function decisionRecord(facts: CallFacts, verdict: Pick<DecisionRecord, '
     time: facts.time,
     decision_id: facts.decisionId,
     agent: facts.agent,
+    ...(facts.onBehalfOf ? { on_behalf_of: facts.onBehalfOf } : {}),
     route: facts.route,
     method: facts.method,
     path: capped ? fullPath.slice(0, AUDIT_PATH_CAP) : fullPath,

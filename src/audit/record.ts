@@ -12,6 +12,8 @@ export interface DecisionRecord {
   readonly time: string;
   readonly decision_id: string;
   readonly agent: string | null;
+  /** Whom the agent acts for (a token's `on_behalf_of_claim`); absent when no one. */
+  readonly on_behalf_of?: string;
   readonly route: string | null;
   readonly method: string;
   /** Canonical path and query; cut at 4096 characters (then `truncated` and `path_sha256`). */

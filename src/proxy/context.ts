@@ -84,6 +84,7 @@ export function callFacts(ctx: CallContext): CallFacts {
     time: ctx.time,
     decisionId: ctx.id,
     agent: ctx.agent,
+    onBehalfOf: ctx.identity?.on_behalf_of ?? null,
     route: ctx.route?.name ?? null,
     method: ctx.req.method ?? '',
     // What the agent asked for, the same in every record: the canonical target (route prefix

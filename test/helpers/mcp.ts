@@ -1,12 +1,16 @@
 /**
  * MCP peers for tests: the reference server `@modelcontextprotocol/server-everything` run as a
- * child process on a free port, and SDK clients that talk to the gateway with an agent key.
+ * child process on a free port, a one-tool SDK server in this process, and SDK clients that talk
+ * to the gateway with an agent key.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 
 /** The server-everything entry point (an ESM script run by node). */
 export const EVERYTHING = path.join(__dirname, '../../node_modules/@modelcontextprotocol/server-everything/dist/index.js');
@@ -99,5 +103,49 @@ export async function mcpClient(url: string, opts: McpClientOptions = {}): Promi
       await transport.terminateSession().catch(() => undefined);
       await client.close();
     },
+  };
+}
+
+/** A running one-tool MCP server (startTicketsServer). */
+export interface TicketsServer {
+  /** Its MCP endpoint, http://127.0.0.1:PORT/mcp */
+  readonly url: string;
+  /** The Authorization header of every request it received, in order. */
+  readonly authorizations: (string | undefined)[];
+  /** How many times its tool ran. */
+  readonly toolRuns: () => number;
+  close(): Promise<void>;
+}
+
+/** A stateless SDK MCP server on 127.0.0.1:0 with one tool, `lookup`, answering "ticket 42: open". */
+export async function startTicketsServer(): Promise<TicketsServer> {
+  const authorizations: (string | undefined)[] = [];
+  let runs = 0;
+  const server = http.createServer((req, res) => {
+    authorizations.push(req.headers.authorization);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const text = Buffer.concat(chunks).toString();
+      const mcp = new McpServer({ name: 'tickets', version: '1.0.0' });
+      mcp.registerTool('lookup', { description: 'Looks a ticket up' }, async () => {
+        runs++;
+        return { content: [{ type: 'text', text: 'ticket 42: open' }] };
+      });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      await mcp.connect(transport);
+      await transport.handleRequest(req, res, text ? JSON.parse(text) : undefined);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/mcp`,
+    authorizations,
+    toolRuns: () => runs,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

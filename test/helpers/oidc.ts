@@ -1,35 +1,63 @@
 /**
  * The authorization server the identity tests run against: oidc-provider in its own Node process
  * (test/helpers/oidc-issuer.mjs; jest cannot load that ES-module-only package), issuing RFC 9068
- * JWT access tokens by client credentials.
+ * JWT access tokens by client credentials, and by authorization code for a public client.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
 
 /** A running authorization server. Kill `child` when done. */
 export interface Issuer {
   readonly issuer: string;
   readonly child: ChildProcess;
+  /** Its stdout, a line at a time (the answers to `rotateKeys`). */
+  readonly lines: Interface;
 }
 
 /** Options passed to oidc-issuer.mjs: the resources tokens may be minted for, and the client's scope. */
 export interface IssuerOptions {
   readonly audiences: readonly string[];
   readonly scope?: string;
+  /** A public client of the authorization code grant (PKCE, no secret) and its one redirect URI. */
+  readonly publicClient?: { readonly clientId: string; readonly redirectUri: string };
+}
+
+/** The issuer's key set after a rotation: the key id new tokens are signed with, and every key id it publishes. */
+export interface IssuerKeys {
+  readonly signing: string;
+  readonly keys: readonly string[];
+}
+
+/** Waits for the next line the issuer prints; rejects if it exits first. */
+function nextLine(issuer: Pick<Issuer, 'child' | 'lines'>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the issuer exited (${code})`));
+    issuer.child.once('exit', onExit);
+    issuer.lines.once('line', (line) => {
+      issuer.child.off('exit', onExit);
+      resolve(line);
+    });
+  });
 }
 
 /** Starts the authorization server on a free port; resolves with its issuer URL once it listens. */
 export async function startIssuer(options: IssuerOptions): Promise<Issuer> {
   const child = spawn(process.execPath, [path.join(__dirname, 'oidc-issuer.mjs'), JSON.stringify(options)], {
-    stdio: ['ignore', 'pipe', 'ignore'],
+    stdio: ['pipe', 'pipe', 'ignore'],
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
-    });
-    child.once('exit', (code) => reject(new Error(`the issuer exited (${code})`)));
-  });
-  return { issuer: (JSON.parse(line) as { issuer: string }).issuer, child };
+  const lines = createInterface({ input: child.stdout! });
+  const first = await nextLine({ child, lines });
+  return { issuer: (JSON.parse(first) as { issuer: string }).issuer, child, lines };
+}
+
+/**
+ * Changes the issuer's keys while it runs and resolves once it serves the new set. `rotate`: new
+ * tokens are signed with a new key, and the old keys stay published; `retire`: only the signing
+ * key stays published.
+ */
+export async function rotateKeys(issuer: Issuer, command: 'rotate' | 'retire'): Promise<IssuerKeys> {
+  const answer = nextLine(issuer);
+  issuer.child.stdin!.write(`${command}\n`);
+  return JSON.parse(await answer) as IssuerKeys;
 }

@@ -148,7 +148,7 @@ test('G19: a real access token from the issuer is accepted; the policy sees who 
   expect(res.status).toBe(200);
   expect(upstream.received.length).toBe(before + 1);
   const record = await gw.waitForAudit((r) => r.decision_id === res.headers.get('x-portcullis-decision-id'));
-  expect(record).toMatchObject({ decision: 'allow', agent: 'support-bot', reasons: ['support-bot reads tickets for alice'] });
+  expect(record).toMatchObject({ decision: 'allow', agent: 'support-bot', on_behalf_of: 'alice', reasons: ['support-bot reads tickets for alice'] });
 
   const seen = (await (await call('/api/inspect', goodToken)).json()) as Refusal;
   expect(JSON.parse(seen.error.reasons[0])).toEqual({

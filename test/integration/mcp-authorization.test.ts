@@ -1,13 +1,9 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { decodeJwt } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/harness';
-import { freePort } from '../helpers/mcp';
+import { freePort, startTicketsServer, type TicketsServer } from '../helpers/mcp';
 import { type Issuer, startIssuer } from '../helpers/oidc';
 
 const UPSTREAM_TOKEN = 'upstream-credential-0001';
@@ -25,31 +21,11 @@ decision := {"allow": true, "reasons": ["support-bot uses the tools"]} if {
 `;
 
 let issuer: Issuer;
-let upstream: http.Server;
-let upstreamUrl: string;
+let upstream: TicketsServer;
 /** The Authorization headers the upstream received, in order. */
-const seen: (string | undefined)[] = [];
+let seen: (string | undefined)[];
 let gw: TestGateway;
 let base: string;
-
-/** A stateless SDK MCP server with one tool, recording each request's Authorization. */
-async function startMcpUpstream(): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    seen.push(req.headers.authorization);
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const text = Buffer.concat(chunks).toString();
-      const mcp = new McpServer({ name: 'tickets', version: '1.0.0' });
-      mcp.registerTool('lookup', { description: 'Looks a ticket up' }, async () => ({ content: [{ type: 'text', text: 'ticket 42: open' }] }));
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-      await mcp.connect(transport);
-      await transport.handleRequest(req, res, text ? JSON.parse(text) : undefined);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
 
 /** A token from the issuer by client credentials, for a resource and scope. */
 async function token(resource: string, scope = SCOPE): Promise<string> {
@@ -84,8 +60,8 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   issuer = await startIssuer({ audiences: [`${base}/mcp/`, `${base}/other/`], scope: `${SCOPE} mcp:other` });
-  upstream = await startMcpUpstream();
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await startTicketsServer();
+  seen = upstream.authorizations;
   gw = await startTestGateway({
     yaml: `
 listen: 127.0.0.1:${port}
@@ -104,12 +80,12 @@ routes:
   - name: tools
     prefix: /mcp/
     kind: mcp
-    upstream: ${upstreamUrl}/mcp
+    upstream: ${upstream.url}
     credential: tickets
   - name: other
     prefix: /other/
     kind: mcp
-    upstream: ${upstreamUrl}/mcp
+    upstream: ${upstream.url}
 `,
     policies: { 'p.rego': POLICY },
     env: { MCPAUTH_UPSTREAM_TOKEN: UPSTREAM_TOKEN },
@@ -119,7 +95,7 @@ routes:
 afterAll(async () => {
   await gw?.close();
   issuer?.child.kill();
-  if (upstream) await new Promise((resolve) => upstream.close(resolve));
+  await upstream?.close();
 });
 
 test('G21: each MCP route serves its Protected Resource Metadata (RFC 9728) without a credential, unaudited', async () => {
