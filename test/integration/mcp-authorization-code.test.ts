@@ -5,7 +5,9 @@
  * SDK hands to `redirectToAuthorization`, signs in as a user at the issuer's interaction page
  * (test/helpers/oidc-issuer.mjs), and hands the code from the redirect back to the SDK.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -237,4 +239,17 @@ test('G21: the policy decides on the user the app acts for: for bob, the same ap
   const call = await gw.waitForAudit((r) => r.type === 'decision' && r.mcp?.tool === 'lookup' && r.on_behalf_of === 'bob');
   expect(call).toMatchObject({ decision: 'deny', agent: CLIENT_ID, code: 'PC_POLICY_DENIED', credential: null });
   expect(upstream.toolRuns()).toBe(runs);
+});
+
+test('the SIEM exports carry whom the app acted for (ECS portcullis.on_behalf_of, OCSF unmapped.portcullis.on_behalf_of)', () => {
+  const cli = path.resolve(__dirname, '../../dist/src/cli/main.js');
+  const exported = (format: string) =>
+    execFileSync(process.execPath, [cli, 'audit', 'export', gw.auditDir, '--format', format, '--agent', CLIENT_ID], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+  const users = (docs: Record<string, any>[], at: (d: Record<string, any>) => any) =>
+    docs.filter((d) => at(d)?.mcp?.tool === 'lookup').map((d) => at(d).on_behalf_of);
+  expect(users(exported('ecs'), (d) => d.portcullis).sort()).toEqual(['alice', 'bob']);
+  expect(users(exported('ocsf'), (d) => d.unmapped.portcullis).sort()).toEqual(['alice', 'bob']);
 });

@@ -2,7 +2,7 @@
  * Decision records as Elastic Common Schema documents (for Elastic, and any SIEM that reads ECS):
  * `event.category: ["api"]` with `event.type` allowed/denied, the policy's code and reasons as
  * `rule.*`, the agent as `user.*`. Fields ECS has no place for (the trail's chain data, the
- * credential name) go under `portcullis.*`, a custom field set, as ECS recommends.
+ * credential name, whom the agent acts for) go under `portcullis.*`, a custom field set, as ECS recommends.
  */
 import path from 'node:path';
 import { lineHash } from './export-ocsf';
@@ -67,6 +67,7 @@ export function toEcs(hit: QueryHit, productVersion: string | null): Record<stri
       reasons,
       policy_revision: r.policy_revision ?? null,
       credential: r.credential ?? null,
+      ...(typeof r.on_behalf_of === 'string' ? { on_behalf_of: r.on_behalf_of } : {}),
       ...(code ? { code } : {}),
       ...(hit.outcome ? { outcome: hit.outcome } : {}),
       ...(mcp ? { mcp } : {}),

@@ -147,6 +147,7 @@ export function toOcsf(hit: QueryHit, ctx: OcsfContext): Record<string, unknown>
       portcullis: {
         credential: r.credential ?? null,
         line: hit.source.line,
+        ...(typeof r.on_behalf_of === 'string' ? { on_behalf_of: r.on_behalf_of } : {}),
         ...(mcp ? { mcp } : {}),
         ...(hit.outcome ? { outcome: hit.outcome } : {}),
         prev: r.prev,
