@@ -122,6 +122,11 @@ export const ERROR_CODES = {
     meaning:
       'The gateway is short of memory (heap or container limit) and refuses new calls until it recovers; nothing was forwarded. Retry after the `retry-after` delay.',
   },
+  PC_CREDENTIAL_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      "The call was allowed but the upstream credential the decision chose could not be obtained (a token endpoint down, slow or refusing; a secret file unreadable); nothing was forwarded. The endpoint's answer goes to the log, never to the agent.",
+  },
   PC_SHUTTING_DOWN: { status: 503, meaning: 'The gateway is draining and accepts no new calls.' },
   PC_INTERNAL_ERROR: {
     status: 500,

@@ -18,8 +18,11 @@ import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
-import type { GatewayConfig, IdentityMethodName } from './config/types';
-import { bindCredential, envSecrets } from './credential-injector/injector';
+import type { Credential, GatewayConfig, IdentityMethodName } from './config/types';
+import { brokerContext } from './credential-injector/broker-context';
+import { envSecrets } from './credential-injector/injector';
+import type { CredentialProvider } from './credential-injector/provider';
+import { createProvider } from './credential-injector/providers';
 import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
@@ -191,14 +194,28 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // One run-time object per route: its credential, the secrets its answers must not carry,
     // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
     // and is forwarded to like any upstream; its secret environment is masked in its answers.
+    // One provider per configured credential, shared by the routes naming it (one token cache).
+    const broker = brokerContext();
+    const providers = new Map<string, CredentialProvider>();
+    const providerOf = (c: Credential): CredentialProvider => {
+      let p = providers.get(c.name);
+      if (!p) {
+        p = createProvider(c, broker);
+        providers.set(c.name, p);
+        const made = p;
+        closers.push(() => made.close?.());
+      }
+      return p;
+    };
     const routes: RouteRuntime[] = [];
     for (const r of config.routes) {
-      const binding = r.credential ? bindCredential(r.credential) : null;
+      const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
+      const credentialParts = { providers: choices, defaultProvider: r.credential ? providerOf(r.credential) : null };
       const stdio = r.mcp?.stdio;
       if (!stdio) {
         const upstream = new HttpUpstream(r);
         closers.push(() => upstream.close());
-        routes.push(routeRuntime(r, { binding, secrets: binding, upstream }));
+        routes.push(routeRuntime(r, { ...credentialParts, secrets: null, upstream }));
         continue;
       }
       let bridge: StdioBridge;
@@ -212,7 +229,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const upstream = new HttpUpstream(r, bridge.socketPath);
       closers.push(() => upstream.close());
       const env = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
-      routes.push(routeRuntime(r, { binding, secrets: env.length ? envSecrets(`${r.name}.env`, env) : binding, upstream }));
+      routes.push(routeRuntime(r, { ...credentialParts, secrets: env.length ? envSecrets(`${r.name}.env`, env) : null, upstream }));
     }
 
     const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
@@ -302,6 +319,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Only now the trail: the signing key (generated on first start), then the writer.
     const key = configured ? { signer: configured, generated: false } : loadOrCreateSigner(config.audit.keyFile);
     if (key.generated) generatedKey = config.audit.keyFile;
+    broker.setSigner(key.signer);
     const keyInfo = { key_id: key.signer.keyId, public_key: key.signer.verifierKey };
     let sinks: AuditSinks | null = null;
     const writer: JsonlAuditWriter = await openAuditWriter({

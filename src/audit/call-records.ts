@@ -29,7 +29,10 @@ export interface CallFacts {
 }
 
 /** The decision record of a call: its facts, plus the verdict. */
-export function decisionRecord(facts: CallFacts, verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'code' | 'status'>): DecisionRecord {
+export function decisionRecord(
+  facts: CallFacts,
+  verdict: Pick<DecisionRecord, 'decision' | 'reasons' | 'credential' | 'credential_fingerprint' | 'credential_scopes' | 'code' | 'status'>,
+): DecisionRecord {
   const fullPath = facts.path;
   const capped = fullPath.length > AUDIT_PATH_CAP;
   return {
@@ -49,6 +52,8 @@ export function decisionRecord(facts: CallFacts, verdict: Pick<DecisionRecord, '
     ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
     policy_revision: facts.policyRevision,
     credential: verdict.credential,
+    ...(verdict.credential_fingerprint ? { credential_fingerprint: verdict.credential_fingerprint } : {}),
+    ...(verdict.credential_scopes ? { credential_scopes: verdict.credential_scopes } : {}),
     ...(facts.mcp ? { mcp: facts.mcp } : {}),
   };
 }

@@ -32,6 +32,10 @@ export interface DecisionRecord {
   readonly policy_revision: string | null;
   /** Name of the credential attached (allow only); never its value. */
   readonly credential: string | null;
+  /** Keyed fingerprint of the value attached (`hmac:<16 hex>`), comparable with credential_rotated records; never the value. */
+  readonly credential_fingerprint?: string;
+  /** The scopes of the token attached (OAuth types). */
+  readonly credential_scopes?: readonly string[];
   /** MCP routes: the call as the policy saw it, arguments masked (src/mcp/audit-view.ts). */
   readonly mcp?: McpAuditView;
 }

@@ -86,6 +86,53 @@ function stdioServerOf(ctx: ResolveContext, raw: RawRoute, at: (string | number)
   });
 }
 
+/** A credential name under `credentials:`, or a located error naming the known ones. */
+function namedCredential(ctx: ResolveContext, name: string, at: (string | number)[], credentials: Map<string, Credential>): Credential | null {
+  const found = credentials.get(name);
+  if (found) return found;
+  const known = [...credentials.keys()].join(', ') || 'none';
+  ctx.fail('CONFIG_UNKNOWN_CREDENTIAL', at, `unknown credential ${JSON.stringify(name)}: expected one of the names under credentials (${known})`);
+  return null;
+}
+
+/** routes[].credential, or routes[].credentials with default_credential: the choices the decision has, and the default. */
+function routeCredentialsOf(
+  ctx: ResolveContext,
+  raw: RawRoute,
+  at: (string | number)[],
+  credentials: Map<string, Credential>,
+): { credential: Credential | null; choices: ReadonlyMap<string, Credential> } {
+  const choices = new Map<string, Credential>();
+  if (raw.credential !== undefined && raw.credentials !== undefined)
+    ctx.fail('CONFIG_CONFLICT', [...at, 'credentials'], 'set either credential (one) or credentials (several, chosen by the decision), not both', {
+      key: true,
+    });
+  if (raw.default_credential !== undefined && raw.credentials === undefined)
+    ctx.fail('CONFIG_CONFLICT', [...at, 'default_credential'], 'default_credential only goes with credentials (several, by label)', { key: true });
+  if (raw.command !== undefined && raw.credentials !== undefined)
+    ctx.fail('CONFIG_CONFLICT', [...at, 'credentials'], 'a stdio server gets its secrets through env, not credentials', { key: true });
+  if (raw.credential !== undefined) {
+    const c = namedCredential(ctx, raw.credential, [...at, 'credential'], credentials);
+    if (c) choices.set(raw.credential, c);
+    return { credential: c, choices };
+  }
+  for (const [label, name] of Object.entries(raw.credentials ?? {})) {
+    const c = namedCredential(ctx, name, [...at, 'credentials', label], credentials);
+    if (c) choices.set(label, c);
+  }
+  let credential: Credential | null = null;
+  if (raw.default_credential !== undefined) {
+    credential = choices.get(raw.default_credential) ?? null;
+    if (!credential)
+      ctx.fail(
+        'CONFIG_UNKNOWN_CREDENTIAL',
+        [...at, 'default_credential'],
+        `default_credential ${JSON.stringify(raw.default_credential)} is not a label under credentials (${[...choices.keys()].join(', ')})`,
+      );
+  }
+  return { credential, choices };
+}
+
 /** The gateway's identity settings a route's `identity:` narrows. */
 export interface GatewayIdentity {
   readonly jwt: JwtIdentityConfig | null;
@@ -150,18 +197,7 @@ function routeOf(
     );
   }
   const url = raw.upstream !== undefined ? upstreamOf(ctx, raw.upstream, [...at, 'upstream']) : new URL('http://localhost/mcp');
-  let credential: Credential | null = null;
-  if (raw.credential !== undefined) {
-    credential = credentials.get(raw.credential) ?? null;
-    if (!credential) {
-      const known = [...credentials.keys()].join(', ') || 'none';
-      ctx.fail(
-        'CONFIG_UNKNOWN_CREDENTIAL',
-        [...at, 'credential'],
-        `unknown credential ${JSON.stringify(raw.credential)}: expected one of the names under credentials (${known})`,
-      );
-    }
-  }
+  const { credential, choices } = routeCredentialsOf(ctx, raw, at, credentials);
   const mcp: McpRouteConfig | null =
     raw.kind === 'mcp'
       ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null })
@@ -174,6 +210,8 @@ function routeOf(
     origin: url.origin,
     basePath: url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`,
     credential,
+    credentialChoices: choices,
+    credentialHeaders: Object.freeze([...new Set([...choices.values()].flatMap((c) => (c.type === 'header' ? [c.header] : [])))]),
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),

@@ -591,6 +591,18 @@ export const CONFIG_SCHEMA = {
               "Base URL the route forwards to; its path is prepended. For kind mcp: the server's Streamable HTTP endpoint, e.g. http://127.0.0.1:3001/mcp. Required unless command is set.",
           },
           credential: { type: 'string', description: 'Name of an entry under credentials, attached to allowed calls (not for command routes: use env).' },
+          credentials: {
+            type: 'object',
+            minProperties: 1,
+            propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$', [EXPECTED]: 'a label of letters, digits, _ . - (at most 64)' },
+            additionalProperties: { type: 'string', [EXPECTED]: 'the name of an entry under credentials' },
+            description:
+              'Instead of credential: several credentials by label, e.g. {read: crm-ro, write: crm-rw}; the decision picks one ("credential": "read"), else default_credential applies, else the call is denied.',
+          },
+          default_credential: {
+            type: 'string',
+            description: 'With credentials: the label a call gets when the decision names none. Without it, such a call is denied (PC_POLICY_ERROR).',
+          },
           timeouts: routeTimeouts,
           identity: routeIdentity,
           forward_range: {

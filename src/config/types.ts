@@ -81,7 +81,15 @@ export interface RouteConfig {
   readonly origin: string;
   /** Upstream base path, always ending with '/'. */
   readonly basePath: string;
+  /** The credential a call gets when the decision names none (`credential`, or `credentials` with `default_credential`); null: none. */
   readonly credential: Credential | null;
+  /**
+   * The credentials the decision may choose from, by the route's label (routes[].credentials);
+   * a route with one `credential` has it under its own name. Empty: the route has none.
+   */
+  readonly credentialChoices: ReadonlyMap<string, Credential>;
+  /** Headers a credential of the route travels in (lower-case), which the agent may not send. */
+  readonly credentialHeaders: readonly string[];
   readonly timeouts: Timeouts;
   /**
    * Whether the agent's Range and If-Range reach the upstream (and the policy). False on routes

@@ -3,9 +3,9 @@
  * readers of secret values. Bindings are built once per route at start-up; the hot path only
  * sets one header.
  */
-import type { Credential } from '../config/types';
 import { revealSecret, type Secret } from '../secret';
 import { ResponseMasker } from './masker';
+import type { StaticCredential } from './static';
 
 /** What an answer must not carry: secret values the route's upstream holds, masked in what it sends back. */
 export interface ResponseSecrets {
@@ -24,7 +24,7 @@ export interface CredentialBinding extends ResponseSecrets {
 }
 
 /** Builds the binding for a credential. */
-export function bindCredential(credential: Credential): CredentialBinding {
+export function bindCredential(credential: StaticCredential): CredentialBinding {
   let header: string;
   let value: string;
   const needles: string[] = [];

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallFacts } from '../audit/call-records';
 import type { ResponseSecrets } from '../credential-injector/injector';
+import type { Attachment } from '../credential-injector/provider';
 import type { AgentIdentity } from '../identity/identity-method';
 import { mcpAuditView } from '../mcp/audit-view';
 import type { McpCall } from '../mcp/message';
@@ -37,6 +38,12 @@ export interface CallContext {
   /** decide */
   decision: Decision | null;
   policyRevision: string | null;
+  /** obtain-credential: the credential chosen for this call, ready to apply; null when the route attaches none. */
+  attachment: Attachment | null;
+  /** obtain-credential: the name (under credentials:) of the credential obtained. */
+  credentialName: string | null;
+  /** inject-credential: the upstream path and query, exactly as forwarded (and signed). */
+  forwardPath: string | null;
   /** audit-decision: true once the decision record is durable. */
   audited: boolean;
   /** inject-credential: what the answer must not carry (the attached credential's values, a stdio server's secrets). */
@@ -65,6 +72,9 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     mcpSession: null,
     decision: null,
     policyRevision: null,
+    attachment: null,
+    credentialName: null,
+    forwardPath: null,
     audited: false,
     secrets: null,
     outcome: null,

@@ -127,12 +127,12 @@ export function clientOf(req: IncomingMessage): ClientView {
  * also under its `_` lookalike name. The gateway's own X-Forwarded-For/-Proto/-Host are added.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: RouteConfig, client: ClientView): Record<string, string> {
-  const credentialHeader = route.credential?.type === 'header' ? route.credential.header : null;
+  const credentialHeaders = route.credentialHeaders;
   const listed = connectionTokens(headers);
   const out: Record<string, string> = {};
   for (const name in headers) {
     const n = normalisedHeaderName(name);
-    if (HOP_BY_HOP.has(n) || AGENT_CREDENTIAL.has(n) || GATEWAY_SET.has(n) || n === credentialHeader || isProxyHeader(n)) continue;
+    if (HOP_BY_HOP.has(n) || AGENT_CREDENTIAL.has(n) || GATEWAY_SET.has(n) || credentialHeaders.includes(n) || isProxyHeader(n)) continue;
     if (!route.forwardRange && RANGE.has(n)) continue;
     if (listed !== null && (listed.has(name) || listed.has(n))) continue;
     const v = headers[name];

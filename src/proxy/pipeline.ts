@@ -5,6 +5,7 @@
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
+import { chooseCredential, subjectTokenOf } from '../credential-injector/choose';
 import { judgeEdge } from '../edge/allow-list';
 import { GatewayError } from '../errors';
 import type { AgentIdentity } from '../identity/identity-method';
@@ -160,8 +161,14 @@ const auditDecision: Stage = {
   async run(ctx, deps) {
     const route = ctx.route!;
     try {
+      const a = ctx.attachment;
       await deps.audit.append(
-        decisionRecord(callFacts(ctx), { decision: 'allow', reasons: ctx.decision!.reasons, credential: route.credential?.name ?? null }),
+        decisionRecord(callFacts(ctx), {
+          decision: 'allow',
+          reasons: ctx.decision!.reasons,
+          credential: ctx.credentialName,
+          ...(a !== null ? { credential_fingerprint: a.fingerprint, ...(a.scopes !== null ? { credential_scopes: a.scopes } : {}) } : {}),
+        }),
       );
     } catch (err) {
       deps.metrics.auditFailures.inc();
@@ -173,14 +180,41 @@ const auditDecision: Stage = {
   },
 };
 
+const obtainCredential: Stage = {
+  name: 'obtain-credential',
+  run(ctx) {
+    // After the allow, before the record: the record names what the call gets (by fingerprint).
+    const choice = chooseCredential(ctx.route!, ctx.decision!);
+    if (choice === null) return;
+    ctx.credentialName = choice.provider.name;
+    const obtained = choice.provider.obtain({
+      identity: ctx.identity,
+      subjectToken: subjectTokenOf(ctx.identity?.method, ctx.req.headers.authorization),
+      scopes: choice.scopes,
+    });
+    // A cached credential is synchronous; only a fetch costs a promise.
+    if (obtained instanceof Promise)
+      return obtained.then((a) => {
+        ctx.attachment = a;
+      });
+    ctx.attachment = obtained;
+  },
+};
+
 const injectCredential: Stage = {
   name: 'inject-credential',
   run(ctx) {
-    // Only after the decision is allowed and durably recorded, and only this route's credential.
+    // Only after the decision is allowed and durably recorded, and only the credential it chose.
     const route = ctx.route!;
-    ctx.secrets = route.secrets;
-    if (route.binding === null) return;
-    route.binding.attach(ctx.headers!);
+    const target = ctx.target!;
+    ctx.forwardPath = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
+    const a = ctx.attachment;
+    if (a === null) {
+      ctx.secrets = route.secrets;
+      return;
+    }
+    ctx.secrets = a.secrets;
+    a.apply({ method: ctx.req.method ?? 'GET', origin: route.origin, path: ctx.forwardPath, headers: ctx.headers!, body: ctx.body });
     // A compressed answer would hide an echoed secret from the masker.
     ctx.headers!['accept-encoding'] = 'identity';
   },
@@ -190,8 +224,7 @@ const forward: Stage = {
   name: 'forward',
   async run(ctx, deps) {
     const route = ctx.route!;
-    const target = ctx.target!;
-    const path = (route.mcp ? route.mcp.endpoint : route.basePath + ctx.relativePath!.slice(1)) + (target.search ? `?${target.search}` : '');
+    const path = ctx.forwardPath!;
     let r: ForwardResult;
     try {
       r = await route.upstream.forward(
@@ -226,6 +259,7 @@ export const PIPELINE: readonly Stage[] = Object.freeze([
   readBodyStage,
   decode,
   decide,
+  obtainCredential,
   auditDecision,
   injectCredential,
   forward,

@@ -5,20 +5,23 @@
  * configuration by the gateway; the route table maps a path to one of these.
  */
 import type { RouteConfig } from '../config/types';
-import type { CredentialBinding, ResponseSecrets } from '../credential-injector/injector';
+import type { ResponseSecrets } from '../credential-injector/injector';
+import type { CredentialProvider } from '../credential-injector/provider';
 import type { Upstream } from './forward';
 
 /** A route's configuration and the run-time parts built from it. */
 export interface RouteRuntime extends RouteConfig {
-  /** The credential attached to allowed calls; null when the route has none. */
-  readonly binding: CredentialBinding | null;
-  /** What allowed calls' answers must not carry: the credential's values, or a stdio server's secret environment; null when neither. */
+  /** The providers of the credentials the decision may choose, by the route's label (`credentialChoices`). */
+  readonly providers: ReadonlyMap<string, CredentialProvider>;
+  /** The provider a call gets when the decision names none; null: none (or the decision must choose). */
+  readonly defaultProvider: CredentialProvider | null;
+  /** What a stdio server's answers must not carry (its secret environment); null otherwise. */
   readonly secrets: ResponseSecrets | null;
   /** Where allowed calls go. */
   readonly upstream: Upstream;
 }
 
 /** Assembles a route's run-time object. */
-export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'binding' | 'secrets' | 'upstream'>): RouteRuntime {
+export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultProvider' | 'secrets' | 'upstream'>): RouteRuntime {
   return Object.freeze({ ...config, ...parts });
 }

@@ -13,11 +13,13 @@ const route = (over: Partial<RouteConfig>): RouteConfig =>
     origin: 'http://u',
     basePath: '/',
     credential: null,
+    credentialChoices: new Map(),
+    credentialHeaders: [],
     timeouts: { connectMs: 1, headersMs: 1, idleMs: 1 },
     forwardRange: true,
     ...over,
   }) as RouteConfig;
-const withHeader = route({ credential: { name: 'c', type: 'header', header: 'x-api-key', value: null as never }, forwardRange: false });
+const withHeader = route({ credentialHeaders: ['x-api-key'], forwardRange: false });
 const client = { address: '10.0.0.7', host: 'gw.local:8080' };
 
 test('names are read as stacks that fold "_" into "-" read them', () => {

@@ -6,7 +6,19 @@ const names = PIPELINE.map((s) => s.name);
 const responseNames = RESPONSE_PIPELINE.map((s) => s.name);
 
 test('G1 G3: decide, then audit the decision, then attach the credential, then forward', () => {
-  expect(names).toEqual(['admit', 'check-edge', 'route', 'identify', 'read-body', 'decode', 'decide', 'audit-decision', 'inject-credential', 'forward']);
+  expect(names).toEqual([
+    'admit',
+    'check-edge',
+    'route',
+    'identify',
+    'read-body',
+    'decode',
+    'decide',
+    'obtain-credential',
+    'audit-decision',
+    'inject-credential',
+    'forward',
+  ]);
   expect(names.indexOf('decide')).toBeLessThan(names.indexOf('audit-decision'));
   expect(names.indexOf('audit-decision')).toBeLessThan(names.indexOf('inject-credential'));
   expect(names.indexOf('inject-credential')).toBeLessThan(names.indexOf('forward'));
