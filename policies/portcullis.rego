@@ -11,6 +11,7 @@ package portcullis
 
 import data.portcullis.lib.agents
 import data.portcullis.lib.arguments
+import data.portcullis.lib.credentials
 import data.portcullis.lib.hours
 import data.portcullis.lib.mcp
 import data.portcullis.lib.routes
@@ -19,16 +20,17 @@ import data.portcullis.lib.routes
 allow := routes.allow | mcp.allow
 
 # Reasons to deny, from every module that can veto a call.
-deny := ((agents.deny | arguments.deny) | hours.deny) | mcp.deny
+deny := (((agents.deny | arguments.deny) | hours.deny) | mcp.deny) | credentials.deny
 
 # The answer the gateway reads: {"allow": bool, "reasons": [string, ...]},
-# plus "mask" for MCP calls whose arguments must not be recorded.
+# plus "credential" when the allowing grant names one (lib/credentials.rego),
+# and "mask" for MCP calls whose arguments must not be recorded.
 # Reasons are sorted so that the same call always gets the same audit record.
 # With nothing matching at all, the default explains itself rather than
 # returning an empty list.
 default verdict := {"allow": false, "reasons": ["no rule allows this call"]}
 
-verdict := {"allow": true, "reasons": sort(allow)} if {
+verdict := object.union({"allow": true, "reasons": sort(allow)}, credentials.field) if {
 	count(allow) > 0
 	count(deny) == 0
 } else := {"allow": false, "reasons": sort(deny)} if {

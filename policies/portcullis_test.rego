@@ -74,7 +74,7 @@ test_unknown_route_is_denied if {
 
 test_charge_within_limit_in_hours if {
 	c := with_body(call("support-bot", "billing", "POST", "/charges"), {"amount": 120, "currency": "usd"})
-	portcullis.decision == {"allow": true, "reasons": ["billing: create charge"]} with input as c
+	portcullis.decision == {"allow": true, "reasons": ["billing: create charge"], "credential": "write"} with input as c
 }
 
 test_charge_at_limit if {
@@ -185,7 +185,7 @@ test_rest_grant_never_opens_an_mcp_route if {
 # --- triage-bot: may read charges, never create one; on MCP only echo ---
 
 test_triage_bot_reads_charges if {
-	portcullis.decision == {"allow": true, "reasons": ["billing: read charges"]} with input as call("triage-bot", "billing", "GET", "/charges/ch_1")
+	portcullis.decision == {"allow": true, "reasons": ["billing: read charges"], "credential": "read"} with input as call("triage-bot", "billing", "GET", "/charges/ch_1")
 }
 
 test_triage_bot_never_creates_a_charge if {

@@ -349,6 +349,30 @@ const CASES: Case[] = [
     line: 15,
     problem: /^required_scopes are the scopes of a token: configure identity\.jwt$/,
   },
+  {
+    name: 'one credential and several on the same route',
+    yaml: config(add(13, '    credentials: { read: github }')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].credentials',
+    line: 14,
+    problem: /^set either credential \(one\) or credentials \(several, chosen by the decision\), not both$/,
+  },
+  {
+    name: 'a default credential that is not one of the labels',
+    yaml: config((l) => l.splice(12, 1, '    credentials: { read: github }', '    default_credential: write')),
+    code: 'CONFIG_UNKNOWN_CREDENTIAL',
+    keyPath: 'routes[0].default_credential',
+    line: 14,
+    problem: /^default_credential "write" is not a label under credentials \(read\)$/,
+  },
+  {
+    name: 'a labelled credential that is not configured',
+    yaml: config((l) => l.splice(12, 1, '    credentials: { read: github, write: github-rw }')),
+    code: 'CONFIG_UNKNOWN_CREDENTIAL',
+    keyPath: 'routes[0].credentials.write',
+    line: 13,
+    problem: /^unknown credential "github-rw": expected one of the names under credentials \(github\)$/,
+  },
 ];
 
 function errorOf(c: Case): ConfigError {
