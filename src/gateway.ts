@@ -109,6 +109,23 @@ function configuredSigner(config: GatewayConfig): NoteSigner | null {
   }
 }
 
+/** The /readyz view of the upstream credentials: health only, never a value (not a readiness condition: a token endpoint down affects every replica alike). */
+function credentialDetail(providers: ReadonlyMap<string, CredentialProvider>): Record<string, unknown>[] {
+  return [...providers.values()].map((p) => {
+    const h = p.health();
+    return {
+      name: h.name,
+      type: h.type,
+      ok: h.ok,
+      fetches: h.fetches,
+      cache_hits: h.cacheHits,
+      failures: h.failures,
+      expires_in_s: h.expiresInS,
+      last_error: h.lastError,
+    };
+  });
+}
+
 /** The /readyz view of the policy: the revision in force against the revision on disk. */
 function policyDetail(state: PolicyState): Record<string, unknown> {
   const r = state.lastRejection;
@@ -207,6 +224,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       }
       return p;
     };
+    metrics.watchCredentials(() => [...providers.values()].map((p) => p.health()));
     const routes: RouteRuntime[] = [];
     for (const r of config.routes) {
       const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
@@ -296,7 +314,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const app = createAdminApp(
         metrics,
         {
-          details: () => ({ policy: policyDetail(policy.state) }),
+          details: () => ({ policy: policyDetail(policy.state), credentials: credentialDetail(providers) }),
           problems() {
             const p: string[] = [];
             if (!policy.ready) p.push('no policy loaded');

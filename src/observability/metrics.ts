@@ -1,5 +1,6 @@
 /** Prometheus metrics, one registry per gateway (so tests can run gateways side by side). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CredentialHealth } from '../credential-injector/provider';
 
 /** The `route` label of a call that matched no route (route names cannot contain parentheses). */
 export const NO_ROUTE = '(none)';
@@ -25,6 +26,8 @@ export interface Metrics {
   readonly secretsMasked: Counter<'route'>;
   readonly headersDropped: Counter<'route'>;
   readonly memoryPressure: Gauge<never>;
+  /** Registers the upstream credentials' health (src/credential-injector/provider.ts), read at each scrape. */
+  watchCredentials(health: () => readonly CredentialHealth[]): void;
   /** Audit sinks (src/audit/sinks/sink-runner.ts). */
   readonly auditSink: { readonly deliveredSeq: Gauge<'sink'>; readonly lagRecords: Gauge<'sink'>; readonly errors: Counter<'sink'> };
 }
@@ -96,6 +99,43 @@ export function createMetrics(): Metrics {
       ...reg,
     }),
     memoryPressure: new Gauge({ name: 'portcullis_memory_pressure', help: '1 while memory is short and new calls are refused (PC_OVERLOADED).', ...reg }),
+    watchCredentials(health) {
+      // Totals kept by the providers, copied at each scrape (no per-call metric work).
+      const counter = (name: string, help: string, of: (h: CredentialHealth) => number) =>
+        new Counter({
+          name,
+          help,
+          labelNames: ['credential', 'type'],
+          ...reg,
+          collect() {
+            this.reset();
+            for (const h of health()) this.inc({ credential: h.name, type: h.type }, of(h));
+          },
+        });
+      counter('portcullis_credential_fetches_total', 'Fetches of a credential (token requests, file reads).', (h) => h.fetches);
+      counter('portcullis_credential_cache_hits_total', 'Calls given a credential from the cache.', (h) => h.cacheHits);
+      counter('portcullis_credential_failures_total', 'Failed fetches of a credential.', (h) => h.failures);
+      new Gauge({
+        name: 'portcullis_credential_expires_in_seconds',
+        help: 'Seconds until the cached credential expires (credentials that expire only).',
+        labelNames: ['credential', 'type'],
+        ...reg,
+        collect() {
+          this.reset();
+          for (const h of health()) if (h.expiresInS !== null) this.set({ credential: h.name, type: h.type }, h.expiresInS);
+        },
+      });
+      new Gauge({
+        name: 'portcullis_credential_ok',
+        help: '1 while the credential can be obtained; 0 after a failed fetch with nothing usable cached.',
+        labelNames: ['credential', 'type'],
+        ...reg,
+        collect() {
+          this.reset();
+          for (const h of health()) this.set({ credential: h.name, type: h.type }, h.ok ? 1 : 0);
+        },
+      });
+    },
     auditSink: {
       deliveredSeq: new Gauge({
         name: 'portcullis_audit_sink_delivered_seq',

@@ -35,7 +35,7 @@ decision := {"allow": true, "reasons": ["scopes of a static secret"], "credentia
 function yaml(upstream: string): string {
   return `
 listen: 127.0.0.1:0
-admin: { enabled: false }
+admin: { listen: 127.0.0.1:0 }
 policy: { path: ./policies, watch: false }
 audit: { path: ./audit }
 agents:
@@ -111,6 +111,19 @@ test.each([
   expect(forwarded).toBeNull();
   expect(record).toMatchObject({ decision: 'deny', code: 'PC_POLICY_ERROR', credential: null });
   expect(record.reasons.join(' ')).toMatch(reason);
+});
+
+test('/readyz and the metrics report each credential by name and type, never its value', async () => {
+  const ready = (await (await fetch(`${gw.gateway.adminUrl}/readyz`)).json()) as { credentials: Record<string, unknown>[] };
+  expect(ready.credentials).toEqual([
+    expect.objectContaining({ name: 'crm-ro', type: 'bearer', ok: true, fetches: 1, failures: 0, expires_in_s: null, cache_hits: expect.any(Number) }),
+    expect.objectContaining({ name: 'crm-rw', type: 'bearer', ok: true, fetches: 1 }),
+  ]);
+  expect(ready.credentials[0].cache_hits).toBeGreaterThanOrEqual(2);
+  const metrics = await (await fetch(`${gw.gateway.adminUrl}/metrics`)).text();
+  expect(metrics).toMatch(/portcullis_credential_cache_hits_total\{credential="crm-ro",type="bearer"\} [2-9]/);
+  expect(metrics).toMatch(/portcullis_credential_ok\{credential="crm-rw",type="bearer"\} 1/);
+  expect(JSON.stringify(ready) + metrics).not.toContain(READ_TOKEN);
 });
 
 test('G28: the fingerprint of a credential is the same after a restart with the same audit key', async () => {
