@@ -20,6 +20,7 @@ import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
 import type { Credential, GatewayConfig, IdentityMethodName } from './config/types';
 import { brokerContext } from './credential-injector/broker-context';
+import { defaultChoiceOf } from './credential-injector/choose';
 import { envSecrets } from './credential-injector/injector';
 import type { CredentialProvider } from './credential-injector/provider';
 import { createProvider } from './credential-injector/providers';
@@ -228,7 +229,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const routes: RouteRuntime[] = [];
     for (const r of config.routes) {
       const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
-      const credentialParts = { providers: choices, defaultProvider: r.credential ? providerOf(r.credential) : null };
+      const credentialParts = { providers: choices, defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null) };
       const stdio = r.mcp?.stdio;
       if (!stdio) {
         const upstream = new HttpUpstream(r);

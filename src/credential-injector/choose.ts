@@ -8,7 +8,7 @@
  */
 import { GatewayError } from '../errors';
 import type { Decision } from '../policy/engine';
-import type { CredentialProvider } from './provider';
+import type { CredentialCall, CredentialProvider } from './provider';
 
 /** What a call gets: a provider and the scopes to ask it for (null: the configured ones). */
 export interface CredentialChoice {
@@ -19,8 +19,17 @@ export interface CredentialChoice {
 /** The route's side of the choice. */
 export interface CredentialOptions {
   readonly providers: ReadonlyMap<string, CredentialProvider>;
-  readonly defaultProvider: CredentialProvider | null;
+  /** What a decision silent about credentials gets: the default provider with its configured scopes; null when none. */
+  readonly defaultChoice: CredentialChoice | null;
 }
+
+/** The choice of a silent decision, built once per route. */
+export function defaultChoiceOf(provider: CredentialProvider | null): CredentialChoice | null {
+  return provider === null ? null : Object.freeze({ provider, scopes: null });
+}
+
+/** The call a provider that does not read the caller gets when no scopes are asked. */
+export const NO_CALLER: CredentialCall = Object.freeze({ identity: null, subjectToken: null, scopes: null });
 
 const SCOPE = /^[!#-[\]-~]{1,128}$/;
 
@@ -35,12 +44,12 @@ export function chooseCredential(route: CredentialOptions, decision: Decision): 
   const scopes = extra?.scopes;
   if (label === undefined && scopes === undefined) {
     // The hot path: a silent decision.
-    if (route.defaultProvider !== null) return { provider: route.defaultProvider, scopes: null };
+    if (route.defaultChoice !== null) return route.defaultChoice;
     if (route.providers.size === 0) return null;
     throw policyError(`the route has several credentials (${[...route.providers.keys()].join(', ')}), no default_credential, and the decision named none`);
   }
   let provider: CredentialProvider | null;
-  if (label === undefined) provider = route.defaultProvider;
+  if (label === undefined) provider = route.defaultChoice?.provider ?? null;
   else if (typeof label !== 'string') throw policyError("decision.credential must be a string (a label under the route's credentials)");
   else {
     provider = route.providers.get(label) ?? null;

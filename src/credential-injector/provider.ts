@@ -70,6 +70,11 @@ export interface CredentialProvider {
   /** Its `type`. */
   readonly type: string;
   /**
+   * Whether obtain() reads the caller (identity, subject token). When false, a call asking no
+   * scopes gets one shared empty CredentialCall: the cached path allocates nothing.
+   */
+  readonly needsCaller: boolean;
+  /**
    * The attachment for this call. Throws (or rejects with) a GatewayError
    * `PC_CREDENTIAL_UNAVAILABLE` when it cannot be obtained (the call is refused 503, audited,
    * nothing forwarded), or `PC_POLICY_ERROR` when the call asks for what it cannot grant.

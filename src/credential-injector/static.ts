@@ -30,6 +30,7 @@ export function staticProvider(credential: StaticCredential, broker: BrokerConte
   return {
     name: credential.name,
     type: credential.type,
+    needsCaller: false,
     obtain(call) {
       if (call.scopes !== null) throw broker.cannotGrant(credential.name, 'it is a static secret with no scopes');
       cacheHits++;

@@ -5,7 +5,7 @@
  * an answer and an audit record. Nothing is forwarded unless every stage before `forward` ran.
  */
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
-import { chooseCredential, subjectTokenOf } from '../credential-injector/choose';
+import { chooseCredential, NO_CALLER, subjectTokenOf } from '../credential-injector/choose';
 import { judgeEdge } from '../edge/allow-list';
 import { GatewayError } from '../errors';
 import type { AgentIdentity } from '../identity/identity-method';
@@ -187,11 +187,12 @@ const obtainCredential: Stage = {
     const choice = chooseCredential(ctx.route!, ctx.decision!);
     if (choice === null) return;
     ctx.credentialName = choice.provider.name;
-    const obtained = choice.provider.obtain({
-      identity: ctx.identity,
-      subjectToken: subjectTokenOf(ctx.identity?.method, ctx.req.headers.authorization),
-      scopes: choice.scopes,
-    });
+    const p = choice.provider;
+    const obtained = p.obtain(
+      !p.needsCaller && choice.scopes === null
+        ? NO_CALLER
+        : { identity: ctx.identity, subjectToken: subjectTokenOf(ctx.identity?.method, ctx.req.headers.authorization), scopes: choice.scopes },
+    );
     // A cached credential is synchronous; only a fetch costs a promise.
     if (obtained instanceof Promise)
       return obtained.then((a) => {

@@ -6,6 +6,7 @@
  */
 import type { RouteConfig } from '../config/types';
 import type { ResponseSecrets } from '../credential-injector/injector';
+import type { CredentialChoice } from '../credential-injector/choose';
 import type { CredentialProvider } from '../credential-injector/provider';
 import type { Upstream } from './forward';
 
@@ -13,8 +14,8 @@ import type { Upstream } from './forward';
 export interface RouteRuntime extends RouteConfig {
   /** The providers of the credentials the decision may choose, by the route's label (`credentialChoices`). */
   readonly providers: ReadonlyMap<string, CredentialProvider>;
-  /** The provider a call gets when the decision names none; null: none (or the decision must choose). */
-  readonly defaultProvider: CredentialProvider | null;
+  /** What a call gets when the decision names no credential; null: none (or the decision must choose). */
+  readonly defaultChoice: CredentialChoice | null;
   /** What a stdio server's answers must not carry (its secret environment); null otherwise. */
   readonly secrets: ResponseSecrets | null;
   /** Where allowed calls go. */
@@ -22,6 +23,6 @@ export interface RouteRuntime extends RouteConfig {
 }
 
 /** Assembles a route's run-time object. */
-export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultProvider' | 'secrets' | 'upstream'>): RouteRuntime {
+export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultChoice' | 'secrets' | 'upstream'>): RouteRuntime {
   return Object.freeze({ ...config, ...parts });
 }
