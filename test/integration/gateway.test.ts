@@ -392,6 +392,7 @@ describe('admin listener', () => {
       status: 'ready',
       problems: [],
       policy: { in_force: revision, on_disk: revision, drift: false, last_rejection: null },
+      credentials: [expect.objectContaining({ name: 'api', type: 'bearer', ok: true }), expect.objectContaining({ name: 'hdr', type: 'header', ok: true })],
     });
     const metrics = (await rawRequest(admin, { path: '/metrics' })).body;
     expect(metrics).toMatch(/portcullis_decisions_total\{route="api",decision="allow",code=""\} [1-9]/);
