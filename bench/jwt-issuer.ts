@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { type CryptoKey, exportJWK, type JWK, generateKeyPair, SignJWT } from 'jose';
 
 /** The algorithms measured: verification costs differ a lot between them. */
 export const JWT_ALGORITHMS = ['ES256', 'RS256'] as const;
@@ -22,6 +22,8 @@ const JWKS_PATH = '/jwks';
 /** A running issuer. */
 export interface JwtIssuer {
   readonly jwksUri: string;
+  /** The key set the server answers. */
+  readonly jwks: { readonly keys: readonly JWK[] };
   /** A valid token per algorithm, naming the bench agent in `sub`. */
   readonly tokens: Readonly<Record<JwtAlgorithm, string>>;
   /** Per algorithm, a token with the same header and claims signed by a key not in the set. */
@@ -66,6 +68,7 @@ export async function startJwtIssuer(agent: string): Promise<JwtIssuer> {
   }
   return {
     jwksUri: `http://127.0.0.1:${port}${JWKS_PATH}`,
+    jwks: { keys },
     tokens,
     forged,
     hits: () => hits,
