@@ -383,29 +383,33 @@ async function measure(bench: Bench, target: TargetName, w: Workload, job: LoadJ
  * Measures every workload × connection count × target, stopping at the first failed request.
  * The order of the targets rotates from one group to the next, so no target is always the one
  * measured right after another (on a shared VM, position alone moved results by 10–20%).
+ * With the JWT workloads, the connection count is the outer loop instead of the workload, so
+ * the agent-key and token rows that are set against each other are measured within a minute of
+ * each other (on this shared VM, CPU per call drifted by tens of µs over a few minutes).
  */
 async function runAll(bench: Bench): Promise<Row[]> {
   const rows: Row[] = [];
   const entries = [...bench.targets];
   const total = WORKLOADS.length * settings.connections.length * entries.length;
+  const order = GROUPS.includes('jwt')
+    ? settings.connections.flatMap((connections) => WORKLOADS.map((w) => ({ w, connections })))
+    : WORKLOADS.flatMap((w) => settings.connections.map((connections) => ({ w, connections })));
   let group = 0;
-  for (const w of WORKLOADS) {
-    for (const connections of settings.connections) {
-      const shift = group++ % entries.length;
-      for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
-        const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
-        // One failed request makes the figures meaningless (a deny is fast): stop here.
-        const failures = failuresOf(row);
-        if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
-        if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
-        rows.push(row);
-        process.stderr.write(
-          `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
-        );
-      }
-      // Report in TARGETS order whatever order the group ran in.
-      rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
+  for (const { w, connections } of order) {
+    const shift = group++ % entries.length;
+    for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
+      const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
+      // One failed request makes the figures meaningless (a deny is fast): stop here.
+      const failures = failuresOf(row);
+      if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
+      if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
+      rows.push(row);
+      process.stderr.write(
+        `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
+      );
     }
+    // Report in TARGETS order whatever order the group ran in.
+    rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
   }
   return rows;
 }
