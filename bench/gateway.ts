@@ -3,7 +3,8 @@
  * agent identified by its key's SHA-256, a REST route and an MCP route (kind mcp) to the same
  * upstream, both with a bearer credential read from the environment, the Rego policy in
  * bench/policy compiled by the real OPA CLI, and an audit trail with the durability given in
- * BENCH_DURABILITY (strict: fdatasync before forwarding).
+ * BENCH_DURABILITY (strict: fdatasync before forwarding). With BENCH_JWKS_URI set (the JWT
+ * workloads), agents may also present an access token of bench/jwt-issuer.ts (`identity.jwt`).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { parseConfig } from '../src/config/load';
 import { startGateway } from '../src/gateway';
 import { createLogger } from '../src/observability/logger';
 import { serveChild } from './child';
+import { JWT_ALGORITHMS, JWT_AUDIENCE, JWT_ISSUER } from './jwt-issuer';
 import { MCP_PATH } from './mcp-server';
 
 /** Asks a gateway child how far its audit trail got. */
@@ -38,7 +40,17 @@ function required(name: string): string {
 }
 
 /** The gateway's portcullis.yaml for the benchmark. */
-function configYaml(upstream: string, agentKey: string, durability: string, policyDir: string): string {
+function configYaml(upstream: string, agentKey: string, durability: string, policyDir: string, jwksUri: string | undefined): string {
+  // The agent key method is asked first: a token costs a failed key lookup too, as in a deployment.
+  const identity = jwksUri
+    ? `identity:
+  jwt:
+    issuer: ${JWT_ISSUER}
+    audience: ${JWT_AUDIENCE}
+    jwks_uri: ${jwksUri}
+    algorithms: [${JWT_ALGORITHMS.join(', ')}]
+`
+    : '';
   return `
 listen: 127.0.0.1:0
 admin: { enabled: false }
@@ -60,7 +72,7 @@ routes:
     prefix: ${MCP_PATH}
     upstream: ${upstream}${MCP_PATH}
     credential: upstream-token
-`;
+${identity}`;
 }
 
 async function main(): Promise<void> {
@@ -69,7 +81,7 @@ async function main(): Promise<void> {
   // dist/bench/gateway.js → <repo>/bench/policy (tsc does not copy .rego files).
   const policyDir = path.resolve(__dirname, '..', '..', 'bench', 'policy');
   const file = path.join(dir, 'portcullis.yaml');
-  const yaml = configYaml(required('BENCH_UPSTREAM_URL'), required('BENCH_AGENT_KEY'), required('BENCH_DURABILITY'), policyDir);
+  const yaml = configYaml(required('BENCH_UPSTREAM_URL'), required('BENCH_AGENT_KEY'), required('BENCH_DURABILITY'), policyDir, process.env.BENCH_JWKS_URI);
   writeFileSync(file, yaml);
   const config = parseConfig(yaml, file);
   const gateway = await startGateway(config, { logger: createLogger('warn'), drainMs: 2000 });

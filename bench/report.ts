@@ -128,6 +128,82 @@ export function formatVerdicts(verdicts: readonly Verdict[], label?: string): st
     .join('\n');
 }
 
+/** Most gateway CPU per call a JWT (verified with a cached key) may add over an agent key, per issue 11. */
+export const MAX_JWT_ADDED_CPU_US = 15;
+
+/** A Portcullis row of a token workload set against the agent-key row of the same target and connection count. */
+export interface CredentialComparison {
+  readonly workload: string;
+  readonly connections: number;
+  readonly target: TargetName;
+  /** Gateway CPU per call with the agent key, µs. */
+  readonly baselineCpuUs: number;
+  /** Gateway CPU per call with the token, µs. */
+  readonly cpuUs: number;
+  /** cpuUs − baselineCpuUs. */
+  readonly addedCpuUs: number;
+  /** cpuUs ÷ baselineCpuUs. */
+  readonly ratio: number;
+  /** Req/s with the token ÷ req/s with the agent key. */
+  readonly throughputRatio: number;
+  /** addedCpuUs ≤ MAX_JWT_ADDED_CPU_US. */
+  readonly met: boolean;
+}
+
+/** Sets each Portcullis row of `workloads` against the `baseline` workload's row of the same target and connection count. */
+export function compareCredentials(rows: readonly Row[], baseline: string, workloads: readonly string[]): CredentialComparison[] {
+  const out: CredentialComparison[] = [];
+  for (const r of rows) {
+    if (!r.target.startsWith('portcullis') || !workloads.includes(r.workload) || r.cpuUsPerRequest === null) continue;
+    const base = rows.find((x) => x.workload === baseline && x.connections === r.connections && x.target === r.target);
+    if (!base || base.cpuUsPerRequest === null) continue;
+    const addedCpuUs = r.cpuUsPerRequest - base.cpuUsPerRequest;
+    out.push({
+      workload: r.workload,
+      connections: r.connections,
+      target: r.target,
+      baselineCpuUs: base.cpuUsPerRequest,
+      cpuUs: r.cpuUsPerRequest,
+      addedCpuUs,
+      ratio: r.cpuUsPerRequest / base.cpuUsPerRequest,
+      throughputRatio: r.requestsPerSecond / base.requestsPerSecond,
+      met: addedCpuUs <= MAX_JWT_ADDED_CPU_US,
+    });
+  }
+  return out;
+}
+
+/** The token-against-agent-key table. */
+export function formatCredentialComparisons(list: readonly CredentialComparison[]): string {
+  return table(
+    ['workload', 'conns', 'target', 'key CPU µs/req', 'JWT CPU µs/req', '+CPU µs', 'CPU ÷ key', 'req/s ÷ key', `+CPU ≤ ${MAX_JWT_ADDED_CPU_US} µs`],
+    list.map((c) => [
+      c.workload,
+      String(c.connections),
+      c.target,
+      f(c.baselineCpuUs, 1),
+      f(c.cpuUs, 1),
+      f(c.addedCpuUs, 1),
+      f(c.ratio, 3),
+      f(c.throughputRatio, 3),
+      c.met ? 'met' : 'NOT met',
+    ]),
+  );
+}
+
+/** One verdict line per token workload and gateway: met when every connection count is. */
+export function formatCredentialVerdicts(list: readonly CredentialComparison[]): string {
+  const keys = [...new Set(list.map((c) => `${c.workload}\u0000${c.target}`))];
+  return keys
+    .map((k) => {
+      const [workload, target] = k.split('\u0000');
+      const mine = list.filter((c) => c.workload === workload && c.target === target);
+      const added = mine.map((c) => `${f(c.addedCpuUs, 1)} µs at ${c.connections}`).join(', ');
+      return `${workload}, ${target}: gateway CPU per call ≤ agent key + ${MAX_JWT_ADDED_CPU_US} µs: ${mine.every((c) => c.met) ? 'MET' : 'NOT MET'} (added ${added} connections)`;
+    })
+    .join('\n');
+}
+
 /** The machine and tool versions, recorded beside the figures. */
 export interface Environment {
   readonly cpus: number;

@@ -10,7 +10,7 @@
  * under test share CPU 1, so what is measured is the proxy's cost, not a fight with autocannon
  * for a core. Before any load, every target is checked by hand: 200s for the workload's
  * requests, the credential injected by Portcullis only, and Portcullis denying what the policy
- * forbids. During the runs, any error or non-2xx answer, or a target dying, stops the benchmark
+ * forbids (and, for the JWT workloads, refusing a forged token). During the runs, any error or non-2xx answer, or a target dying, stops the benchmark
  * with a non-zero exit and no results file.
  *
  * Settings (environment):
@@ -20,8 +20,14 @@
  *                          first runs do not pay for JIT compilation (1)
  *   BENCH_CONNECTIONS      connection counts (1,16,64): 16 and 64 measure capacity, 1 the
  *                          latency a proxy adds when nothing queues
- *   BENCH_WORKLOADS        which workloads: http, mcp or both (http,mcp); `npm run bench:mcp`
- *                          is BENCH_WORKLOADS=mcp
+ *   BENCH_WORKLOADS        which workload groups: http, mcp, jwt, comma-separated (http,mcp);
+ *                          `npm run bench:mcp` is BENCH_WORKLOADS=mcp. jwt is the REST GET
+ *                          authenticated by an ES256 and by an RS256 access token instead of the
+ *                          agent key, beside the agent-key GET (added when http is not listed),
+ *                          judged on the gateway CPU a token adds per call (at most
+ *                          MAX_JWT_ADDED_CPU_US); `npm run bench:jwt` is BENCH_WORKLOADS=jwt.
+ *                          Not in the default: it adds about 2½ minutes, for a figure that
+ *                          only changes when the identity code or jose does
  *   BENCH_RELAXED=0        skip the gateway with relaxed audit durability
  *   BENCH_PIN=0            do not pin processes to CPUs
  *   BENCH_CPU_PROF=1       write V8 CPU profiles of the gateways to bench/results/profiles/
@@ -37,14 +43,31 @@ import { canPin, startChild, type Child } from './child';
 import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
 import { ROUTE_PREFIX, type StatsReply } from './gateway';
 import type { LoadJob, LoadReply, LoadResult } from './load';
+import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtIssuer, startJwtIssuer } from './jwt-issuer';
 import { MCP_PATH, type McpStatsReply } from './mcp-server';
-import { compare, describeEnvironment, failuresOf, formatComparisons, formatRows, formatVerdicts, judge, TARGETS, type Row, type TargetName } from './report';
+import {
+  compare,
+  compareCredentials,
+  describeEnvironment,
+  failuresOf,
+  formatComparisons,
+  formatCredentialComparisons,
+  formatCredentialVerdicts,
+  formatRows,
+  formatVerdicts,
+  judge,
+  TARGETS,
+  type Row,
+  type TargetName,
+} from './report';
 import { listSetting, numberSetting } from './settings';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const AGENT_KEY = 'bench-agent-key-not-a-secret';
+/** The agent the policy allows; also the `sub` of the JWT workloads' tokens. */
+const AGENT_ID = 'bench-bot';
 const UPSTREAM_TOKEN = 'bench-upstream-token-not-a-secret';
 const PATH = `${ROUTE_PREFIX}items`;
 const TMPFS_MAGIC = 0x01021994;
@@ -57,11 +80,17 @@ const FRESH_ID_BYTES = 33;
 /** A request shape the benchmark sends. */
 interface Workload {
   readonly name: string;
-  readonly group: 'http' | 'mcp';
+  readonly group: Group;
   readonly method: 'GET' | 'POST';
   readonly path: string;
   readonly body?: string;
+  /** The agent presents an access token signed with this algorithm instead of its agent key. */
+  readonly jwt?: JwtAlgorithm;
 }
+
+const ALL_GROUPS = ['http', 'mcp', 'jwt'] as const;
+type Group = (typeof ALL_GROUPS)[number];
+const DEFAULT_GROUPS: readonly Group[] = ['http', 'mcp'];
 
 /** A JSON body of exactly `bytes` bytes that the bench policy allows. */
 function noteBody(bytes: number): string {
@@ -79,25 +108,39 @@ const MCP_MESSAGE_BYTES = 1024 - (FRESH_ID_BYTES - FRESH_ID.length) - mcpCall(''
 // JSON-RPC ids must not repeat within a session while calls are in flight, hence fresh ids.
 const MCP_CALL: Workload = { name: 'MCP call 1KB', group: 'mcp', method: 'POST', path: MCP_PATH, body: mcpCall('x'.repeat(MCP_MESSAGE_BYTES)) };
 
-const ALL_WORKLOADS: readonly Workload[] = [
-  { name: 'GET', group: 'http', method: 'GET', path: PATH },
-  { name: 'POST 1KB', group: 'http', method: 'POST', path: PATH, body: noteBody(1024) },
-  MCP_CALL,
-];
+/** The agent-key GET: the REST baseline, and the one the JWT workloads are set against. */
+const GET: Workload = { name: 'GET', group: 'http', method: 'GET', path: PATH };
+/** The same GET, the agent identified by an access token (the same policy allows both). */
+const JWT_GETS: readonly Workload[] = JWT_ALGORITHMS.map((alg) => ({ name: `GET JWT ${alg}`, group: 'jwt', method: 'GET', path: PATH, jwt: alg }));
 
-const GROUPS = (process.env.BENCH_WORKLOADS || 'http,mcp').split(',');
-if (!GROUPS.every((g) => g === 'http' || g === 'mcp')) throw new Error(`BENCH_WORKLOADS must list http and/or mcp, not "${process.env.BENCH_WORKLOADS}"`);
-const WORKLOADS = ALL_WORKLOADS.filter((w) => GROUPS.includes(w.group));
+const ALL_WORKLOADS: readonly Workload[] = [GET, { name: 'POST 1KB', group: 'http', method: 'POST', path: PATH, body: noteBody(1024) }, MCP_CALL, ...JWT_GETS];
+
+const GROUPS = (process.env.BENCH_WORKLOADS || DEFAULT_GROUPS.join(',')).split(',') as Group[];
+if (GROUPS.length === 0 || !GROUPS.every((g) => ALL_GROUPS.includes(g)))
+  throw new Error(`BENCH_WORKLOADS must list some of ${ALL_GROUPS.join(', ')}, not "${process.env.BENCH_WORKLOADS}"`);
+// The JWT workloads are judged against the agent-key GET of the same run: it comes with them.
+const WORKLOADS = ALL_WORKLOADS.filter((w) => GROUPS.includes(w.group) || (w === GET && GROUPS.includes('jwt')));
+const FULL_RUN = GROUPS.length === DEFAULT_GROUPS.length && DEFAULT_GROUPS.every((g) => GROUPS.includes(g));
+
+/** The issuer of the JWT workloads' tokens and keys, when they run. */
+let issuer: JwtIssuer | null = null;
 
 /** The MCP session each target's client opened in preflight (the gateway binds sessions to agents). */
 const mcpSessions = new Map<TargetName, string>();
 
-function headersFor(w: Workload, target: TargetName, key = AGENT_KEY): Record<string, string> {
+function headersFor(w: Workload, target: TargetName, key = credentialOf(w)): Record<string, string> {
   // Every target gets the same bytes: the agent key means nothing to the upstream or the bare proxy.
   const headers: Record<string, string> = { authorization: `Bearer ${key}`, ...(w.body !== undefined ? { 'content-type': 'application/json' } : {}) };
   if (w.group !== 'mcp') return headers;
   const session = mcpSessions.get(target);
   return { ...headers, accept: 'application/json, text/event-stream', 'mcp-protocol-version': MCP_VERSION, ...(session ? { 'mcp-session-id': session } : {}) };
+}
+
+/** What the agent of workload `w` presents as its bearer credential. */
+function credentialOf(w: Workload): string {
+  if (w.jwt === undefined) return AGENT_KEY;
+  if (!issuer) throw new Error('the JWT workloads run without their issuer');
+  return issuer.tokens[w.jwt];
 }
 
 /** Run settings, from the environment. */
@@ -138,7 +181,12 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
     return child;
   };
   const upstream = await started(startChild({ script: 'upstream', name: 'upstream', cpu: cpu(1), env: { BENCH_UPSTREAM_TOKEN: UPSTREAM_TOKEN } }));
-  const env = { BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: UPSTREAM_TOKEN, BENCH_AGENT_KEY: AGENT_KEY };
+  const env = {
+    BENCH_UPSTREAM_URL: upstream.url,
+    BENCH_UPSTREAM_TOKEN: UPSTREAM_TOKEN,
+    BENCH_AGENT_KEY: AGENT_KEY,
+    ...(issuer ? { BENCH_JWKS_URI: issuer.jwksUri } : {}),
+  };
   const gateway = (durability: 'strict' | 'relaxed') =>
     started(
       startChild({
@@ -173,7 +221,7 @@ async function send(
   target: TargetName,
   w: Workload,
   body = w.body,
-  key = AGENT_KEY,
+  key = credentialOf(w),
 ): Promise<{ status: number; injected: boolean; text: string; headers: Headers }> {
   const res = await fetch(child.url + w.path, { method: w.method, headers: headersFor(w, target, key), body: body?.replace(FRESH_ID, randomUUID()) });
   return { status: res.status, injected: res.headers.get(SAW_CREDENTIAL_HEADER) === '1', text: await res.text(), headers: res.headers };
@@ -230,6 +278,12 @@ async function preflight(bench: Bench): Promise<void> {
       }
       const stranger = await send(child, name, w, w.body, 'not-an-agent-key');
       if (stranger.status < 400) fail(`${name}: ${w.name} with an unknown agent key answered ${stranger.status}`);
+      if (w.jwt !== undefined) {
+        // Same header and claims, signed by a key the issuer never published: a fast refusal must not pass for a verification.
+        const forged = await send(child, name, w, w.body, issuer?.forged[w.jwt]);
+        if (forged.status !== 401 || !/error="invalid_token"/.test(forged.headers.get('www-authenticate') ?? ''))
+          fail(`${name}: ${w.name} with a forged token answered ${forged.status} (${forged.headers.get('www-authenticate')}), expected 401 invalid_token`);
+      }
     }
   }
 }
@@ -329,31 +383,53 @@ async function measure(bench: Bench, target: TargetName, w: Workload, job: LoadJ
  * Measures every workload × connection count × target, stopping at the first failed request.
  * The order of the targets rotates from one group to the next, so no target is always the one
  * measured right after another (on a shared VM, position alone moved results by 10–20%).
+ * With the JWT workloads, the connection count is the outer loop instead of the workload, so
+ * the agent-key and token rows that are set against each other are measured within a minute of
+ * each other (on this shared VM, CPU per call drifted by tens of µs over a few minutes).
  */
 async function runAll(bench: Bench): Promise<Row[]> {
   const rows: Row[] = [];
   const entries = [...bench.targets];
   const total = WORKLOADS.length * settings.connections.length * entries.length;
+  const order = GROUPS.includes('jwt')
+    ? settings.connections.flatMap((connections) => WORKLOADS.map((w) => ({ w, connections })))
+    : WORKLOADS.flatMap((w) => settings.connections.map((connections) => ({ w, connections })));
   let group = 0;
-  for (const w of WORKLOADS) {
-    for (const connections of settings.connections) {
-      const shift = group++ % entries.length;
-      for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
-        const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
-        // One failed request makes the figures meaningless (a deny is fast): stop here.
-        const failures = failuresOf(row);
-        if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
-        if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
-        rows.push(row);
-        process.stderr.write(
-          `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
-        );
-      }
-      // Report in TARGETS order whatever order the group ran in.
-      rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
+  for (const { w, connections } of order) {
+    const shift = group++ % entries.length;
+    for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
+      const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
+      // One failed request makes the figures meaningless (a deny is fast): stop here.
+      const failures = failuresOf(row);
+      if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
+      if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
+      rows.push(row);
+      process.stderr.write(
+        `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
+      );
     }
+    // Report in TARGETS order whatever order the group ran in.
+    rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
   }
   return rows;
+}
+
+/**
+ * Checks that the gateways verified tokens with a cached key set: jose's createRemoteJWKSet
+ * fetches it once, then again only when it is 10 minutes old (or a kid is unknown, which no
+ * bench token is), so each gateway may have fetched it once per started 10 minutes.
+ */
+function checkJwks(bench: Bench, rows: readonly Row[], elapsedS: number): { fetches: number; gateways: number; tokenCalls: number } | null {
+  if (!issuer) return null;
+  const gateways = [...bench.targets.keys()].filter((t) => t.startsWith('portcullis')).length;
+  const fetches = issuer.hits();
+  const allowed = gateways * Math.ceil(elapsedS / 600);
+  const tokenCalls = rows
+    .filter((r) => r.target.startsWith('portcullis') && r.workload.startsWith('GET JWT'))
+    .reduce((n, r) => n + r.requests + r.warmupRequests, 0);
+  if (fetches < 1 || fetches > allowed)
+    fail(`the JWKS was fetched ${fetches} times by ${gateways} gateways in ${Math.round(elapsedS)} s (at most ${allowed} expected)`);
+  return { fetches, gateways, tokenCalls };
 }
 
 /** Checks that every call a gateway answered left a decision and an outcome in its trail. */
@@ -381,7 +457,9 @@ async function main(): Promise<void> {
     process.exit(130);
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  const started = Date.now();
   try {
+    if (GROUPS.includes('jwt')) issuer = await startJwtIssuer(AGENT_ID);
     const bench = await startBench(work, children);
     await preflight(bench);
     process.stderr.write(
@@ -391,11 +469,19 @@ async function main(): Promise<void> {
     await prime(bench);
     const rows = await runAll(bench);
     const audit = await checkAudit(bench, rows);
+    const jwks = checkJwks(bench, rows, (Date.now() - started) / 1000);
 
     const comparisons = compare(rows);
     const groupOf = (workload: string) => (ALL_WORKLOADS.find((w) => w.name === workload) as Workload).group;
     // The REST and MCP workloads are judged apart: a verdict is over every workload it covers.
     const verdicts = Object.fromEntries(GROUPS.map((g) => [g, judge(comparisons.filter((c) => groupOf(c.workload) === g))]));
+    const credentials = GROUPS.includes('jwt')
+      ? compareCredentials(
+          rows,
+          GET.name,
+          JWT_GETS.map((w) => w.name),
+        )
+      : [];
     const disturbed = rows
       .filter((r) => r.foreignCores !== null && r.foreignCores > settings.maxForeignCores)
       .map((r) => `${r.target} ${r.workload} c=${r.connections}: other processes used ${(r.foreignCores as number).toFixed(2)} cores`);
@@ -409,18 +495,21 @@ async function main(): Promise<void> {
           method: w.method,
           path: w.path,
           bodyBytes: w.body ? w.body.length - (w.body.includes(FRESH_ID) ? FRESH_ID.length - FRESH_ID_BYTES : 0) : 0,
+          credential: w.jwt === undefined ? 'agent key' : `JWT ${w.jwt}`,
         })),
       },
       environment: { ...environment, auditFilesystem },
       rows,
       comparisons,
       verdicts,
+      credentials,
+      jwks,
       audit,
       disturbed,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
     // A run of some workloads only does not overwrite the full run's figures.
-    const file = path.join(RESULTS_DIR, WORKLOADS.length === ALL_WORKLOADS.length ? 'latest.json' : `latest-${GROUPS.join('-')}.json`);
+    const file = path.join(RESULTS_DIR, FULL_RUN ? 'latest.json' : `latest-${GROUPS.join('-')}.json`);
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
 
     const e = environment;
@@ -436,7 +525,9 @@ async function main(): Promise<void> {
         '',
         formatComparisons(comparisons),
         '',
-        ...GROUPS.map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : 'REST')),
+        ...GROUPS.map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : g === 'jwt' ? 'REST with a JWT' : 'REST')),
+        ...(credentials.length > 0 ? ['', formatCredentialComparisons(credentials), '', formatCredentialVerdicts(credentials)] : []),
+        ...(jwks ? [`JWKS fetched ${jwks.fetches} time(s) by ${jwks.gateways} gateway(s) for ${jwks.tokenCalls} token calls measured`] : []),
         ...disturbed.map((d) => `warning: ${d}; its figures understate the target`),
         `results written to ${path.relative(process.cwd(), file)}`,
         '',
@@ -444,6 +535,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await Promise.all(children.map((c) => c.stop()));
+    await issuer?.close();
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
   }
 }

@@ -5,6 +5,12 @@
  * cooldown) and the token is checked by jwtVerify against an explicit algorithm allow-list
  * (asymmetric only: the config refuses `none` and HS*), the issuer, the audience, `exp`/`nbf`
  * with a bounded clock skew, and the required claims. This file parses no token itself.
+ *
+ * A token that verified is remembered, so an agent re-presenting it is not verified again on
+ * every call (an ES256 verification is most of a token's cost): keyed by the whole token (its
+ * signature included) and the audience asked for, until the earlier of its `exp` and
+ * VERIFIED_TTL_MS after it verified, and at most VERIFIED_MAX entries. What is remembered is
+ * exactly what a verification at that moment would have answered (see `verifiedCache`).
  */
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { JwtIdentityConfig } from '../config/types';
@@ -16,6 +22,11 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** How long a discovery or JWKS fetch may take. */
 const FETCH_TIMEOUT_MS = 5000;
+
+/** Longest a verified token is answered from memory before it is verified again. */
+export const VERIFIED_TTL_MS = 60_000;
+/** Most verified tokens remembered (oldest forgotten first). */
+export const VERIFIED_MAX = 1024;
 
 /** Where the method reports what the agent is not told (an unreachable issuer). */
 export interface JwtMethodLog {
@@ -32,10 +43,14 @@ export function jwtMethod(cfg: JwtIdentityConfig, log?: JwtMethodLog): IdentityM
     });
     return keys;
   };
+  const verified = verifiedCache();
   return {
     name: 'jwt',
     async identify({ bearer, resource }) {
       if (!COMPACT_JWS.test(bearer)) return null;
+      const cacheKey = `${resource ?? ''} ${bearer}`;
+      const known = verified.get(cacheKey);
+      if (known) return known;
       let payload: JWTPayload;
       try {
         const verified = await jwtVerify(bearer, await getKeys(), {
@@ -51,7 +66,47 @@ export function jwtMethod(cfg: JwtIdentityConfig, log?: JwtMethodLog): IdentityM
       } catch (err) {
         throw refusal(err, cfg, log);
       }
-      return identityOf(payload, cfg);
+      const identity = identityOf(payload, cfg);
+      verified.set(cacheKey, identity, payload.exp as number);
+      return identity;
+    },
+  };
+}
+
+/**
+ * Tokens that verified, with the identity they gave. Why answering from it is safe:
+ * - the key is the whole compact token: a token differing in any byte (another signature on the
+ *   same header and claims, a changed claim) is not found and is verified; and the audience
+ *   asked for (the MCP route's resource), so a token accepted on one route is not taken as
+ *   accepted on another;
+ * - only a token that passed every check, and gave an identity (agent claim, required scopes),
+ *   is stored; a refusal is never remembered, so it is re-checked (and audited) every time;
+ * - an entry ends at the token's `exp` (without the clock skew jose allows: stricter), so an
+ *   expired token is verified, and refused, again; `nbf` had passed when it was stored;
+ * - and VERIFIED_TTL_MS after it was stored, so a token keeps meeting the key set (which jose
+ *   refetches when 10 minutes old) at least once a minute: a key the issuer withdraws stops
+ *   being honoured at most a minute later than without this memory;
+ * - the configuration is fixed for the method's life (a reload builds a new method), and the
+ *   identity stored is frozen throughout (claims included), so a caller cannot change what the next call is given;
+ * - VERIFIED_MAX bounds its memory; only tokens signed by the issuer get in, and a flood of
+ *   them only makes older ones be verified again.
+ */
+function verifiedCache() {
+  const entries = new Map<string, { identity: AgentIdentity; untilMs: number }>();
+  return {
+    get(key: string): AgentIdentity | null {
+      const entry = entries.get(key);
+      if (!entry) return null;
+      if (Date.now() < entry.untilMs) return entry.identity;
+      entries.delete(key);
+      return null;
+    },
+    set(key: string, identity: AgentIdentity, exp: number): void {
+      const untilMs = Math.min(exp * 1000, Date.now() + VERIFIED_TTL_MS);
+      if (!(untilMs > Date.now())) return;
+      entries.delete(key);
+      if (entries.size >= VERIFIED_MAX) entries.delete(entries.keys().next().value as string);
+      entries.set(key, { identity, untilMs });
     },
   };
 }
@@ -132,6 +187,15 @@ function scopesOf(payload: JWTPayload): readonly string[] {
   return Object.freeze([]);
 }
 
+/** `v` with every object and array in it frozen: an identity may be handed to many calls. */
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const inner of Object.values(v)) deepFreeze(inner);
+  }
+  return v;
+}
+
 function identityOf(payload: JWTPayload, cfg: JwtIdentityConfig): AgentIdentity {
   const id = optionalString(payload, cfg.agentClaim);
   if (id === null) throw new GatewayError('PC_TOKEN_INVALID', 'the token does not name the agent', [`token lacks the agent claim: ${cfg.agentClaim}`]);
@@ -139,7 +203,7 @@ function identityOf(payload: JWTPayload, cfg: JwtIdentityConfig): AgentIdentity 
   const claims: Record<string, unknown> = {};
   for (const name of cfg.claimsToPolicy) {
     const v = claimAt(payload, name);
-    if (v !== undefined) claims[name] = v;
+    if (v !== undefined) claims[name] = deepFreeze(v);
   }
   return Object.freeze({
     id,

@@ -1,7 +1,7 @@
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT, UnsecuredJWT } from 'jose';
 import { parseConfig } from '../../src/config/load';
 import { ConfigError, GatewayError } from '../../src/errors';
-import { jwtMethod } from '../../src/identity/jwt';
+import { jwtMethod, VERIFIED_TTL_MS } from '../../src/identity/jwt';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
 import { type Issuer, startIssuer } from '../helpers/oidc';
 import { agentKeyIdentity } from '../helpers/identity';
@@ -397,6 +397,92 @@ test('G19: once the cached key set is stale and the issuer is down, the keys las
   } finally {
     clock.mockRestore();
   }
+});
+
+describe('G19: a token that verified is answered from memory only as itself, for its audience, until its exp and for at most a minute', () => {
+  const ISS = 'https://issuer.test';
+  const RESOURCE = 'https://gw.test/tools/';
+  let jwks: Upstream;
+  let key: CryptoKey;
+  let method: ReturnType<typeof jwtMethod>;
+  beforeAll(async () => {
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    key = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwks = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    method = jwtMethod({
+      issuer: ISS,
+      audience: AUDIENCE,
+      jwksUri: `${jwks.url}/jwks`,
+      algorithms: ['ES256'],
+      clockSkewS: 0,
+      requiredClaims: [],
+      agentClaim: 'sub',
+      onBehalfOfClaim: 'act.sub',
+      claimsToPolicy: ['ctx'],
+      requiredScopes: [],
+      resource: null,
+      required: false,
+    });
+  });
+  afterAll(() => jwks.close());
+  const sign = (claims: Record<string, unknown>, exp: number | string = '1h', signer = key) =>
+    new SignJWT({ sub: 'memo-bot', aud: AUDIENCE, ...claims })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(ISS)
+      .setExpirationTime(exp)
+      .sign(signer);
+  const identify = (bearer: string, resource: string | null = null) =>
+    Promise.resolve(method.identify({ bearer, resource })).catch((e: unknown) => e as GatewayError);
+
+  test('re-presented, the same (deeply frozen) identity is answered', async () => {
+    const token = await sign({ ctx: { team: ['a'] } });
+    const first = await identify(token);
+    expect(first).toMatchObject({ id: 'memo-bot', method: 'jwt', claims: { ctx: { team: ['a'] } } });
+    expect(await identify(token)).toBe(first);
+    const ctx = (first as unknown as { claims: { ctx: { team: string[] } } }).claims.ctx;
+    expect(Object.isFrozen(ctx) && Object.isFrozen(ctx.team)).toBe(true);
+  });
+
+  test('its header and claims under another signature are verified, and refused', async () => {
+    const token = await sign({});
+    expect(await identify(token)).toMatchObject({ id: 'memo-bot' });
+    const [h, p] = token.split('.');
+    const other = (await sign({}, '1h', (await generateKeyPair('ES256')).privateKey)).split('.')[2];
+    expect(await identify(`${h}.${p}.${other}`)).toMatchObject({ code: 'PC_TOKEN_INVALID', reasons: ['token signature invalid'] });
+    expect(await identify(`${h}.${p}.`)).toMatchObject({ code: 'PC_TOKEN_INVALID' });
+  });
+
+  test('accepted for one MCP resource, it is checked again, and refused, for another', async () => {
+    const token = await sign({ aud: RESOURCE });
+    expect(await identify(token, RESOURCE)).toMatchObject({ id: 'memo-bot' });
+    expect(await identify(token, 'https://gw.test/other/')).toMatchObject({ code: 'PC_TOKEN_AUDIENCE' });
+    expect(await identify(token, null)).toMatchObject({ code: 'PC_TOKEN_AUDIENCE' });
+  });
+
+  test('past its exp it is verified again, and refused expired', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await sign({}, exp);
+    expect(await identify(token)).toMatchObject({ id: 'memo-bot' });
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    expect(await identify(token)).toMatchObject({ code: 'PC_TOKEN_EXPIRED' });
+  });
+
+  test('after VERIFIED_TTL_MS it is verified again', async () => {
+    const token = await sign({});
+    const first = await identify(token);
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(Date.now() + VERIFIED_TTL_MS + 1);
+    try {
+      const again = await identify(token);
+      expect(again).toMatchObject({ id: 'memo-bot' });
+      expect(again).not.toBe(first);
+    } finally {
+      clock.mockRestore();
+    }
+  });
 });
 
 describe('G19: an identity configuration that would accept forged tokens does not start', () => {
