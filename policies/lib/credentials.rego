@@ -19,7 +19,7 @@ chosen contains grant.credential if {
 }
 
 # Two grants allowing one call with different credentials: refuse rather than guess.
-deny contains sprintf("grants name different credentials: %s", [concat(", ", sort(chosen))]) if count(chosen) > 1
+deny contains concat("", ["grants name different credentials: ", concat(", ", sort(chosen))]) if count(chosen) > 1
 
 # What the decision adds: {"credential": label} when one label was chosen, else nothing.
 field := {"credential": label} if {
