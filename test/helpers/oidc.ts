@@ -61,3 +61,25 @@ export async function rotateKeys(issuer: Issuer, command: 'rotate' | 'retire'): 
   issuer.child.stdin!.write(`${command}\n`);
   return JSON.parse(await answer) as IssuerKeys;
 }
+
+/** What a client-credentials token request asks for. */
+export interface TokenRequest {
+  readonly resource: string;
+  readonly scope: string;
+  /** The confidential client (default support-bot, which oidc-issuer.mjs registers). */
+  readonly client?: string;
+  readonly secret?: string;
+}
+
+/** A real access token from the issuer by the client credentials grant (client_secret_basic). */
+export async function clientCredentialsToken(issuer: Issuer, req: TokenRequest): Promise<string> {
+  const basic = Buffer.from(`${req.client ?? 'support-bot'}:${req.secret ?? 'support-secret'}`).toString('base64');
+  const res = await fetch(`${issuer.issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: req.resource, scope: req.scope }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}

@@ -7,7 +7,7 @@
  */
 import { decodeProtectedHeader } from 'jose';
 import { startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
-import { type Issuer, rotateKeys, startIssuer } from '../helpers/oidc';
+import { clientCredentialsToken, type Issuer, rotateKeys, startIssuer } from '../helpers/oidc';
 
 const AUDIENCE = 'https://gateway.test/';
 
@@ -53,18 +53,6 @@ afterAll(async () => {
   await gw?.close();
   await upstream?.close();
 });
-
-/** A real access token from the issuer, by client credentials. */
-async function token(): Promise<string> {
-  const res = await fetch(`${issuer.issuer}/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from('support-bot:support-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: AUDIENCE, scope: 'tickets:read' }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
-}
 
 /** The key ids the issuer publishes right now. */
 async function published(): Promise<string[]> {
@@ -124,3 +112,8 @@ test('G19: the issuer rotates its signing key mid-run; new tokens verify once th
   expect(await call(oldToken)).toEqual({ status: 401, code: 'PC_TOKEN_INVALID', reasons: ['token signing key unknown'] });
   expect(await call(newToken)).toMatchObject({ status: 200 });
 });
+
+/** A real access token from the issuer, by client credentials. */
+function token(): Promise<string> {
+  return clientCredentialsToken(issuer, { resource: AUDIENCE, scope: 'tickets:read' });
+}

@@ -3,7 +3,7 @@ import { parseConfig } from '../../src/config/load';
 import { ConfigError, GatewayError } from '../../src/errors';
 import { jwtMethod, VERIFIED_TTL_MS } from '../../src/identity/jwt';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
-import { type Issuer, startIssuer } from '../helpers/oidc';
+import { clientCredentialsToken, type Issuer, startIssuer } from '../helpers/oidc';
 import { agentKeyIdentity } from '../helpers/identity';
 
 const AUDIENCE = 'https://gateway.test/';
@@ -38,18 +38,6 @@ decision := {"allow": false, "reasons": [json.marshal(input.agent)]} if input.re
 /** A refusal's JSON body. */
 interface Refusal {
   readonly error: { readonly reasons: string[] };
-}
-
-/** A real access token from the authorization server, by client credentials. */
-async function clientCredentials(issuer: string, client: string, secret: string, resource = AUDIENCE, scope = 'tickets:read'): Promise<string> {
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
 }
 
 let issuer: Issuer;
@@ -92,10 +80,10 @@ beforeAll(async () => {
   issuer = await startIssuer({ audiences: [AUDIENCE, OTHER_AUDIENCE] });
   upstream = await startUpstream();
   gw = await startTestGateway({ yaml: yaml(upstream.url, issuer.issuer), policies: { 'p.rego': POLICY } });
-  goodToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret');
-  reportToken = await clientCredentials(issuer.issuer, 'report-bot', 'report-secret');
-  otherAudienceToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret', OTHER_AUDIENCE);
-  writeOnlyToken = await clientCredentials(issuer.issuer, 'support-bot', 'support-secret', AUDIENCE, 'tickets:write');
+  goodToken = await clientCredentials(issuer, 'support-bot', 'support-secret');
+  reportToken = await clientCredentials(issuer, 'report-bot', 'report-secret');
+  otherAudienceToken = await clientCredentials(issuer, 'support-bot', 'support-secret', OTHER_AUDIENCE);
+  writeOnlyToken = await clientCredentials(issuer, 'support-bot', 'support-secret', AUDIENCE, 'tickets:write');
   const jwks = (await (await fetch(`${issuer.issuer}/jwks`)).json()) as { keys: JWK[] };
   issuerPublicJwk = jwks.keys[0];
 });
@@ -527,3 +515,8 @@ routes:
     expect(err.keyPath).toBe('identity.jwt.clock_skew_s');
   });
 });
+
+/** A real access token from the authorization server, by client credentials. */
+function clientCredentials(iss: Issuer, client: string, secret: string, resource = AUDIENCE, scope = 'tickets:read'): Promise<string> {
+  return clientCredentialsToken(iss, { client, secret, resource, scope });
+}

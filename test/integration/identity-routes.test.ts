@@ -4,7 +4,7 @@
  * (not) forwarded, and every refusal has its audit record.
  */
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
-import { type Issuer, startIssuer } from '../helpers/oidc';
+import { clientCredentialsToken, type Issuer, startIssuer } from '../helpers/oidc';
 
 const AUDIENCE = 'https://gateway.test/';
 const AGENT_KEY = 'identity-routes-agent-key-0001';
@@ -22,17 +22,6 @@ let upstream: Upstream;
 let gw: TestGateway;
 let readToken: string;
 let writeToken: string;
-
-async function clientCredentials(scope: string): Promise<string> {
-  const res = await fetch(`${issuer.issuer}/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from('support-bot:support-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: AUDIENCE, scope }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (!body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
-}
 
 beforeAll(async () => {
   issuer = await startIssuer({ audiences: [AUDIENCE] });
@@ -65,8 +54,8 @@ routes:
 `,
     policies: { 'p.rego': POLICY },
   });
-  readToken = await clientCredentials('tickets:read');
-  writeToken = await clientCredentials('tickets:read tickets:write');
+  readToken = await clientCredentialsToken(issuer, { resource: AUDIENCE, scope: 'tickets:read' });
+  writeToken = await clientCredentialsToken(issuer, { resource: AUDIENCE, scope: 'tickets:read tickets:write' });
 }, 30_000);
 
 afterAll(async () => {

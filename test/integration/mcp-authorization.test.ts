@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { decodeJwt } from 'jose';
 import { startTestGateway, type TestGateway } from '../helpers/harness';
 import { freePort, startTicketsServer, type TicketsServer } from '../helpers/mcp';
-import { type Issuer, startIssuer } from '../helpers/oidc';
+import { clientCredentialsToken, type Issuer, startIssuer } from '../helpers/oidc';
 
 const UPSTREAM_TOKEN = 'upstream-credential-0001';
 const SCOPE = 'mcp:tools';
@@ -26,18 +26,6 @@ let upstream: TicketsServer;
 let seen: (string | undefined)[];
 let gw: TestGateway;
 let base: string;
-
-/** A token from the issuer by client credentials, for a resource and scope. */
-async function token(resource: string, scope = SCOPE): Promise<string> {
-  const res = await fetch(`${issuer.issuer}/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from('support-bot:support-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (!body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
-}
 
 function initialize(authorization?: string): Promise<Response> {
   return fetch(`${base}/mcp/`, {
@@ -196,3 +184,8 @@ test('G21: a token for the route lacking the required scope is refused 403 insuf
   );
   await gw.waitForAudit((r) => r.decision_id === res.headers.get('x-portcullis-decision-id') && r.code === 'PC_INSUFFICIENT_SCOPE');
 });
+
+/** A token from the issuer by client credentials, for a resource and scope. */
+function token(resource: string, scope = SCOPE): Promise<string> {
+  return clientCredentialsToken(issuer, { resource, scope });
+}
