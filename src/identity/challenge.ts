@@ -38,5 +38,7 @@ export function bearerChallenge(err: GatewayError, resourceMetadata: string | nu
   if (err instanceof InsufficientScope)
     return `Bearer realm="portcullis"${prm}, error="insufficient_scope", scope=${quoted(err.required.join(' '))}, error_description=${quoted(err.message)}`;
   if (INVALID_TOKEN.has(err.code)) return `Bearer realm="portcullis"${prm}, error="invalid_token", error_description=${quoted(err.message)}`;
+  // A 401 must say how to authenticate (RFC 9110 §15.5.2): an Authorization that is not Bearer.
+  if (err.code === 'PC_BAD_AUTHORIZATION') return `Bearer realm="portcullis"${prm}, error="invalid_request", error_description=${quoted(err.message)}`;
   return null;
 }

@@ -64,8 +64,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function call(target: string, bearer?: string): Promise<Response> {
-  return fetch(`${gw.gateway.url}${target}`, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
+function call(target: string, bearer?: string, authorization = bearer ? `Bearer ${bearer}` : undefined): Promise<Response> {
+  return fetch(`${gw.gateway.url}${target}`, { headers: authorization ? { authorization } : {} });
 }
 
 /** The call is refused with this status and code, has its deny record, and reached no upstream. */
@@ -112,4 +112,19 @@ test('G23: a path no route serves is answered 404 whoever asks, and its record n
   const record = (res: Response) => gw.audit().find((r) => r.type === 'decision' && r.decision_id === res.headers.get('x-portcullis-decision-id'))!;
   expect(record(known)).toMatchObject({ agent: 'key-bot', route: null });
   expect(record(unknown)).toMatchObject({ agent: null, route: null });
+});
+
+test('every 401 says how to authenticate (RFC 9110 §15.5.2): a WWW-Authenticate Bearer challenge', async () => {
+  for (const [auth, code, error] of [
+    ['Basic a2V5OnZhbHVl', 'PC_BAD_AUTHORIZATION', 'invalid_request'],
+    ['Bearer not-a-key', 'PC_UNKNOWN_AGENT', 'invalid_token'],
+    ['Bearer a.b.c', 'PC_TOKEN_INVALID', 'invalid_token'],
+  ] as const) {
+    const res = await call('/open/a', undefined, auth);
+    expect([res.status, res.headers.get('x-portcullis-error')]).toEqual([401, code]);
+    expect(res.headers.get('www-authenticate')).toMatch(new RegExp(`^Bearer realm="portcullis", error="${error}", error_description="[^"]+"$`));
+  }
+  const none = await call('/tokens/a');
+  expect(none.status).toBe(401);
+  expect(none.headers.get('www-authenticate')).toMatch(/^Bearer realm="portcullis"/);
 });
