@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { Secret } from '../secret';
 import type { ResolveContext } from './context';
+import { isOAuthCredential, oauthCredentialOf } from './oauth-credentials';
 import type { RawConfig, RawCredential, RawRoute } from './raw-config';
 import type {
   AgentConfig,
@@ -22,12 +23,17 @@ const FRAMING_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connect
 /** The credentials, by name. */
 export function resolveCredentials(ctx: ResolveContext, raw: RawConfig['credentials']): Map<string, Credential> {
   const out = new Map<string, Credential>();
-  for (const [name, spec] of Object.entries(raw)) out.set(name, credentialOf(ctx, name, spec));
-  return out;
+  // A token exchange may name another credential as its actor: those are resolved last.
+  const entries = Object.entries(raw);
+  const names = Object.keys(raw);
+  for (const [name, spec] of entries) if (spec.type !== 'oauth2_token_exchange') out.set(name, credentialOf(ctx, name, spec, out, names));
+  for (const [name, spec] of entries) if (spec.type === 'oauth2_token_exchange') out.set(name, credentialOf(ctx, name, spec, out, names));
+  return new Map(entries.map(([name]) => [name, out.get(name)!]));
 }
 
-function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential): Credential {
+function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential, resolved: ReadonlyMap<string, Credential>, names: readonly string[]): Credential {
   const at = ['credentials', name];
+  if (isOAuthCredential(raw)) return oauthCredentialOf(ctx, name, raw, resolved, names);
   switch (raw.type) {
     case 'bearer':
       return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at) });
