@@ -11,7 +11,7 @@
  *     code grant. Its users sign in at GET /interaction/<uid>?account=<user>, which plays the login
  *     and consent pages: the user is who the browser says, and consents to what was asked.
  *   clients?: more static clients (oidc-provider client metadata, e.g. a private_key_jwt one with its jwks),
- *   ttl?: access token lifetime in seconds (default 300),
+ *   ttl?: access token lifetime in seconds (default 300); exchangeTtl?: that of exchanged tokens (default ttl),
  *   tokenExchange?: true registers the RFC 8693 grant (urn:ietf:params:oauth:grant-type:token-exchange):
  *     a valid access token of this issuer as subject_token (and optionally actor_token) is exchanged
  *     for a JWT access token for the requested resource/audience with the subject's sub and, given
@@ -40,6 +40,7 @@ const {
   publicClient,
   clients: extraClients = [],
   ttl = 300,
+  exchangeTtl = ttl,
   tokenExchange = false,
   tls,
 } = JSON.parse(process.argv[2] ?? '{"audiences": []}');
@@ -116,7 +117,7 @@ async function tokenExchangeGrant(ctx) {
     .setSubject(subject.sub)
     .setAudience(resource)
     .setIssuedAt()
-    .setExpirationTime(`${ttl}s`)
+    .setExpirationTime(`${exchangeTtl}s`)
     .setJti(randomUUID())
     .sign(await importJWK(signing, 'ES256'));
   exchanges++;
@@ -124,7 +125,7 @@ async function tokenExchangeGrant(ctx) {
     access_token: token,
     issued_token_type: ACCESS_TOKEN_TYPE,
     token_type: 'Bearer',
-    expires_in: ttl,
+    expires_in: exchangeTtl,
     ...(granted.length ? { scope: granted.join(' ') } : {}),
   };
 }

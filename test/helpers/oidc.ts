@@ -25,6 +25,8 @@ export interface IssuerOptions {
   readonly clients?: readonly Record<string, unknown>[];
   /** Access token lifetime in seconds (default 300). */
   readonly ttl?: number;
+  /** Lifetime of exchanged tokens (default ttl). */
+  readonly exchangeTtl?: number;
   /** Registers the RFC 8693 token exchange grant type. */
   readonly tokenExchange?: boolean;
   /** Serve HTTPS with this certificate, asking clients for one of `ca` (tls_client_auth). PEM text. */
