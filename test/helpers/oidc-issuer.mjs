@@ -146,6 +146,7 @@ function build() {
     jwks: { keys },
     cookies: { keys: ['identity-test-cookie-key'] },
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
+    ...(tls ? { clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'] } : {}),
     clients,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
