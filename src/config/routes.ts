@@ -139,6 +139,26 @@ function routeCredentialsOf(
   return { credential, choices };
 }
 
+/** A token exchange needs the caller's token: a route using one must accept callers identified by a token. */
+function exchangeNeedsTokens(
+  ctx: ResolveContext,
+  raw: RawRoute,
+  at: (string | number)[],
+  choices: ReadonlyMap<string, Credential>,
+  identity: RouteIdentityConfig,
+): void {
+  if (identity.methods.includes('jwt')) return;
+  for (const [label, c] of choices) {
+    if (c.type !== 'oauth2_token_exchange') continue;
+    const where = raw.credential !== undefined ? [...at, 'credential'] : [...at, 'credentials', label];
+    ctx.fail(
+      'CONFIG_CONFLICT',
+      where,
+      `credential ${c.name} is a token exchange, which needs callers identified by a token: configure identity.jwt and accept jwt on this route`,
+    );
+  }
+}
+
 /** The gateway's identity settings a route's `identity:` narrows. */
 export interface GatewayIdentity {
   readonly jwt: JwtIdentityConfig | null;
@@ -204,6 +224,8 @@ function routeOf(
   }
   const url = raw.upstream !== undefined ? upstreamOf(ctx, raw.upstream, [...at, 'upstream']) : new URL('http://localhost/mcp');
   const { credential, choices } = routeCredentialsOf(ctx, raw, at, credentials);
+  const routeIdentity = routeIdentityOf(ctx, raw.identity, at, identity);
+  exchangeNeedsTokens(ctx, raw, at, choices, routeIdentity);
   const mcp: McpRouteConfig | null =
     raw.kind === 'mcp'
       ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null })
@@ -221,7 +243,7 @@ function routeOf(
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
-    identity: routeIdentityOf(ctx, raw.identity, at, identity),
+    identity: routeIdentity,
   });
 }
 

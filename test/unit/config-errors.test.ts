@@ -63,6 +63,25 @@ const oauth = (type: string, ...more: string[]) =>
 
 const CASES: Case[] = [
   {
+    name: 'a token exchange on a route that takes no tokens',
+    yaml: config((l) => {
+      l.splice(
+        8,
+        0,
+        '  crm:',
+        '    type: oauth2_token_exchange',
+        '    token_url: https://as.test/token',
+        '    client_id: portcullis',
+        '    client_secret_env: GITHUB_TOKEN',
+      );
+      l[17] = '    credential: crm';
+    }),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].credential',
+    line: 18,
+    problem: /^credential crm is a token exchange, which needs callers identified by a token/,
+  },
+  {
     name: 'an unknown OAuth client auth method',
     yaml: config(oauth('oauth2_client_credentials', '    auth_method: client_secret_jwt', '    client_secret_env: GITHUB_TOKEN')),
     code: 'CONFIG_ENUM',
