@@ -213,12 +213,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
     // and is forwarded to like any upstream; its secret environment is masked in its answers.
     // One provider per configured credential, shared by the routes naming it (one token cache).
-    const broker = brokerContext();
+    const broker = brokerContext(log);
     const providers = new Map<string, CredentialProvider>();
     const providerOf = (c: Credential): CredentialProvider => {
       let p = providers.get(c.name);
       if (!p) {
-        p = createProvider(c, broker);
+        p = createProvider(c, broker, providerOf);
         providers.set(c.name, p);
         const made = p;
         closers.push(() => made.close?.());

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { Secret } from '../secret';
 import type { ResolveContext } from './context';
+import { isOAuthCredential, oauthCredentialOf } from './oauth-credentials';
 import type { RawConfig, RawCredential, RawRoute } from './raw-config';
 import type {
   AgentConfig,
@@ -22,12 +23,17 @@ const FRAMING_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connect
 /** The credentials, by name. */
 export function resolveCredentials(ctx: ResolveContext, raw: RawConfig['credentials']): Map<string, Credential> {
   const out = new Map<string, Credential>();
-  for (const [name, spec] of Object.entries(raw)) out.set(name, credentialOf(ctx, name, spec));
-  return out;
+  // A token exchange may name another credential as its actor: those are resolved last.
+  const entries = Object.entries(raw);
+  const names = Object.keys(raw);
+  for (const [name, spec] of entries) if (spec.type !== 'oauth2_token_exchange') out.set(name, credentialOf(ctx, name, spec, out, names));
+  for (const [name, spec] of entries) if (spec.type === 'oauth2_token_exchange') out.set(name, credentialOf(ctx, name, spec, out, names));
+  return new Map(entries.map(([name]) => [name, out.get(name)!]));
 }
 
-function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential): Credential {
+function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential, resolved: ReadonlyMap<string, Credential>, names: readonly string[]): Credential {
   const at = ['credentials', name];
+  if (isOAuthCredential(raw)) return oauthCredentialOf(ctx, name, raw, resolved, names);
   switch (raw.type) {
     case 'bearer':
       return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at) });
@@ -133,6 +139,26 @@ function routeCredentialsOf(
   return { credential, choices };
 }
 
+/** A token exchange needs the caller's token: a route using one must accept callers identified by a token. */
+function exchangeNeedsTokens(
+  ctx: ResolveContext,
+  raw: RawRoute,
+  at: (string | number)[],
+  choices: ReadonlyMap<string, Credential>,
+  identity: RouteIdentityConfig,
+): void {
+  if (identity.methods.includes('jwt')) return;
+  for (const [label, c] of choices) {
+    if (c.type !== 'oauth2_token_exchange') continue;
+    const where = raw.credential !== undefined ? [...at, 'credential'] : [...at, 'credentials', label];
+    ctx.fail(
+      'CONFIG_CONFLICT',
+      where,
+      `credential ${c.name} is a token exchange, which needs callers identified by a token: configure identity.jwt and accept jwt on this route`,
+    );
+  }
+}
+
 /** The gateway's identity settings a route's `identity:` narrows. */
 export interface GatewayIdentity {
   readonly jwt: JwtIdentityConfig | null;
@@ -198,6 +224,8 @@ function routeOf(
   }
   const url = raw.upstream !== undefined ? upstreamOf(ctx, raw.upstream, [...at, 'upstream']) : new URL('http://localhost/mcp');
   const { credential, choices } = routeCredentialsOf(ctx, raw, at, credentials);
+  const routeIdentity = routeIdentityOf(ctx, raw.identity, at, identity);
+  exchangeNeedsTokens(ctx, raw, at, choices, routeIdentity);
   const mcp: McpRouteConfig | null =
     raw.kind === 'mcp'
       ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null })
@@ -215,7 +243,7 @@ function routeOf(
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
-    identity: routeIdentityOf(ctx, raw.identity, at, identity),
+    identity: routeIdentity,
   });
 }
 

@@ -223,11 +223,71 @@ const auditSink = {
 
 const secretFile = { type: 'string', minLength: 1 } as const;
 
+const oauthScope = {
+  type: 'string',
+  pattern: '^[!#-\\[\\]-~]{1,128}$',
+  [EXPECTED]: 'an OAuth scope (printable ASCII, no spaces, quotes or backslashes)',
+} as const;
+
+/** What both OAuth credential types say about their token endpoint and how the gateway authenticates to it (docs/credentials.md). */
+const tokenEndpointKeys = {
+  token_url: { ...httpUrl, description: "The authorization server's token endpoint. Either this or issuer." },
+  issuer: {
+    ...httpUrl,
+    description:
+      "The authorization server's issuer: the token endpoint is read from its discovery document (/.well-known/openid-configuration, else /.well-known/oauth-authorization-server), whose issuer must be this one. Either this or token_url.",
+  },
+  client_id: { type: 'string', minLength: 1, description: "The gateway's client id at the authorization server." },
+  auth_method: {
+    enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'],
+    default: 'client_secret_basic',
+    description:
+      'How the gateway authenticates to the token endpoint: the client secret in Basic (client_secret_basic) or in the form (client_secret_post), a signed client assertion (private_key_jwt, RFC 7523), or a client certificate (tls_client_auth, RFC 8705).',
+  },
+  client_secret_env: { ...envName, description: 'client_secret_basic / client_secret_post: the environment variable holding the client secret.' },
+  client_secret_file: { ...secretFile, description: 'client_secret_basic / client_secret_post: a file holding the client secret (one line).' },
+  private_key_file: { ...secretFile, description: 'private_key_jwt: PEM private key (RSA, EC P-256/P-384 or Ed25519) that signs the client assertion.' },
+  kid: { type: 'string', minLength: 1, description: "private_key_jwt: the key id put in the assertion's header." },
+  client_cert_file: { ...secretFile, description: 'tls_client_auth: PEM client certificate presented to the token endpoint.' },
+  client_key_file: { ...secretFile, description: 'tls_client_auth: PEM private key of client_cert_file.' },
+  ca_file: { ...secretFile, description: "PEM CA bundle the token endpoint's TLS certificate must chain to. Default: the system roots." },
+  scope: {
+    type: 'array',
+    default: [],
+    uniqueItems: true,
+    items: oauthScope,
+    description: 'The scopes asked for; a decision may ask for a subset, never more.',
+  },
+  audience: { type: 'string', minLength: 1, description: 'The audience parameter sent to the token endpoint.' },
+  resource: {
+    type: 'string',
+    pattern: '^[A-Za-z][A-Za-z0-9+.-]*:[^#\\s]+$',
+    [EXPECTED]: 'an absolute URI without a fragment',
+    description: 'The resource indicator sent to the token endpoint (RFC 8707).',
+  },
+  timeout_ms: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 60000,
+    default: 5000,
+    description: 'Longest wait for the token endpoint (and discovery); then the call is refused 503.',
+  },
+  refresh_before_s: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 86400,
+    default: 60,
+    description: 'A token is refreshed this long before it expires (at most half its lifetime before).',
+  },
+} as const;
+
 /** One entry of credentials: the `type` picks the schema, so errors name that type's keys. */
 const credential = {
   type: 'object',
   required: ['type'],
-  properties: { type: { enum: ['bearer', 'header', 'basic'], description: 'How the credential is attached.' } },
+  properties: {
+    type: { enum: ['bearer', 'header', 'basic', 'oauth2_client_credentials', 'oauth2_token_exchange'], description: 'How the credential is attached.' },
+  },
   allOf: [
     {
       if: { properties: { type: { const: 'bearer' } }, required: ['type'] },
@@ -256,6 +316,33 @@ const credential = {
         },
       },
     },
+    {
+      if: { properties: { type: { const: 'oauth2_client_credentials' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'client_id'],
+        properties: { type: { const: 'oauth2_client_credentials' }, ...tokenEndpointKeys },
+      },
+    },
+    {
+      if: { properties: { type: { const: 'oauth2_token_exchange' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'client_id'],
+        properties: {
+          type: { const: 'oauth2_token_exchange' },
+          ...tokenEndpointKeys,
+          actor: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'Optional: the name of an oauth2_client_credentials credential whose token is sent as the actor_token (the gateway acting for the caller).',
+          },
+        },
+      },
+    },
   ],
 } as const;
 
@@ -266,12 +353,6 @@ const claimName = {
   type: 'string',
   pattern: '^[A-Za-z0-9_:/-]{1,128}(\\.[A-Za-z0-9_:/-]{1,128}){0,3}$',
   [EXPECTED]: 'a claim name, or a dotted path such as act.sub',
-} as const;
-
-const oauthScope = {
-  type: 'string',
-  pattern: '^[!#-\\[\\]-~]{1,128}$',
-  [EXPECTED]: 'an OAuth scope (printable ASCII, no spaces, quotes or backslashes)',
 } as const;
 
 /** routes[].identity: who may call one route, narrowing the gateway's identity settings. */

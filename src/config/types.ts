@@ -18,7 +18,51 @@ export interface Timeouts {
 export type Credential =
   | { readonly name: string; readonly type: 'bearer'; readonly token: Secret }
   | { readonly name: string; readonly type: 'header'; readonly header: string; readonly value: Secret }
-  | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret };
+  | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret }
+  | OAuthClientCredentialsConfig
+  | OAuthTokenExchangeConfig;
+
+/** How the gateway authenticates to a token endpoint (docs/credentials.md). */
+export type TokenClientAuth =
+  | { readonly method: 'client_secret_basic' | 'client_secret_post'; readonly secret: Secret }
+  /** RFC 7523: a client assertion signed with this PEM private key. */
+  | { readonly method: 'private_key_jwt'; readonly privateKey: Secret; readonly kid: string | null }
+  /** RFC 8705: this client certificate on the TLS connection. */
+  | { readonly method: 'tls_client_auth'; readonly cert: string; readonly key: Secret };
+
+/** A token endpoint and what is asked of it: shared by both OAuth credential types. */
+export interface TokenEndpointConfig {
+  /** The token endpoint; null: from the issuer's discovery document. */
+  readonly tokenUrl: string | null;
+  /** Set when tokenUrl is null. */
+  readonly issuer: string | null;
+  readonly clientId: string;
+  readonly auth: TokenClientAuth;
+  /** PEM CAs for the token endpoint's TLS; null: the system roots. */
+  readonly ca: string | null;
+  /** The configured (maximum) scopes; the decision may narrow them. */
+  readonly scope: readonly string[];
+  readonly audience: string | null;
+  readonly resource: string | null;
+  readonly timeoutMs: number;
+  readonly refreshBeforeS: number;
+}
+
+/** type oauth2_client_credentials: the gateway's own token by client credentials. */
+export interface OAuthClientCredentialsConfig {
+  readonly name: string;
+  readonly type: 'oauth2_client_credentials';
+  readonly endpoint: TokenEndpointConfig;
+}
+
+/** type oauth2_token_exchange (RFC 8693): the caller's verified token exchanged for one scoped to the upstream. */
+export interface OAuthTokenExchangeConfig {
+  readonly name: string;
+  readonly type: 'oauth2_token_exchange';
+  readonly endpoint: TokenEndpointConfig;
+  /** The credential whose token is the actor_token; null: none is sent. */
+  readonly actor: OAuthClientCredentialsConfig | null;
+}
 
 /** An agent allowed to call, identified by the SHA-256 of its bearer key. */
 export interface AgentConfig {

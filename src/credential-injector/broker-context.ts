@@ -4,6 +4,7 @@
  * the log, and the two refusals a provider may make.
  */
 import { createHmac } from 'node:crypto';
+import type { Logger } from 'pino';
 import { GatewayError } from '../errors';
 
 /** Shared by the providers of one gateway. */
@@ -14,6 +15,8 @@ export interface BrokerContext {
   cannotGrant(credential: string, why: string): GatewayError;
   /** The refusal for a credential that cannot be obtained now (PC_CREDENTIAL_UNAVAILABLE). */
   unavailable(credential: string, why: string): GatewayError;
+  /** The gateway's log, for what an operator must see and the agent must not (a token endpoint's error body); absent: nothing is logged. */
+  readonly log?: Logger;
 }
 
 /** The text whose signature is the fingerprint key. */
@@ -25,9 +28,10 @@ const FINGERPRINT_KEY_TEXT = 'portcullis credential fingerprint key v1\n';
  * deterministic and secret without the private key, so fingerprints stay comparable across
  * restarts and between credential_rotated and decision records.
  */
-export function brokerContext(): BrokerContext & { setSigner(signer: { sign(text: string): string }): void } {
+export function brokerContext(log?: Logger): BrokerContext & { setSigner(signer: { sign(text: string): string }): void } {
   let key: Buffer | null = null;
   return {
+    ...(log !== undefined ? { log } : {}),
     setSigner(signer) {
       key = createHmac('sha256', 'portcullis').update(signer.sign(FINGERPRINT_KEY_TEXT)).digest();
     },

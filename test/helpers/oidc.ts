@@ -21,6 +21,22 @@ export interface IssuerOptions {
   readonly scope?: string;
   /** A public client of the authorization code grant (PKCE, no secret) and its one redirect URI. */
   readonly publicClient?: { readonly clientId: string; readonly redirectUri: string };
+  /** More static clients (oidc-provider client metadata). */
+  readonly clients?: readonly Record<string, unknown>[];
+  /** Access token lifetime in seconds (default 300). */
+  readonly ttl?: number;
+  /** Lifetime of exchanged tokens (default ttl). */
+  readonly exchangeTtl?: number;
+  /** Registers the RFC 8693 token exchange grant type. */
+  readonly tokenExchange?: boolean;
+  /** Serve HTTPS with this certificate, asking clients for one of `ca` (tls_client_auth). PEM text. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+}
+
+/** What the issuer counts: POSTs to its token endpoint, and token exchanges it granted. */
+export interface IssuerCounts {
+  readonly tokenRequests: number;
+  readonly exchanges: number;
 }
 
 /** The issuer's key set after a rotation: the key id new tokens are signed with, and every key id it publishes. */
@@ -82,4 +98,11 @@ export async function clientCredentialsToken(issuer: Issuer, req: TokenRequest):
   const body = (await res.json()) as { access_token?: string };
   if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
   return body.access_token;
+}
+
+/** How many token requests the issuer has had so far. */
+export async function tokenCounts(issuer: Issuer): Promise<IssuerCounts> {
+  const answer = nextLine(issuer);
+  issuer.child.stdin!.write('count\n');
+  return JSON.parse(await answer) as IssuerCounts;
 }

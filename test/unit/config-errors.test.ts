@@ -57,7 +57,102 @@ interface Case {
   readonly problem: RegExp;
 }
 
+/** An OAuth credential `crm` spliced in after the static one (lines 9–12, then `more`, then the routes). */
+const oauth = (type: string, ...more: string[]) =>
+  add(8, '  crm:', `    type: ${type}`, '    token_url: https://as.test/token', '    client_id: portcullis', ...more);
+
 const CASES: Case[] = [
+  {
+    name: 'a token exchange on a route that takes no tokens',
+    yaml: config((l) => {
+      l.splice(
+        8,
+        0,
+        '  crm:',
+        '    type: oauth2_token_exchange',
+        '    token_url: https://as.test/token',
+        '    client_id: portcullis',
+        '    client_secret_env: GITHUB_TOKEN',
+      );
+      l[17] = '    credential: crm';
+    }),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'routes[0].credential',
+    line: 18,
+    problem: /^credential crm is a token exchange, which needs callers identified by a token/,
+  },
+  {
+    name: 'an unknown OAuth client auth method',
+    yaml: config(oauth('oauth2_client_credentials', '    auth_method: client_secret_jwt', '    client_secret_env: GITHUB_TOKEN')),
+    code: 'CONFIG_ENUM',
+    keyPath: 'credentials.crm.auth_method',
+    line: 13,
+    problem: /^auth_method \(value hidden\) is not one of "client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"$/,
+  },
+  {
+    name: 'a missing private key file',
+    yaml: config(oauth('oauth2_client_credentials', '    auth_method: private_key_jwt', '    private_key_file: ./no-such-key.pem')),
+    code: 'CONFIG_PATH',
+    keyPath: 'credentials.crm.private_key_file',
+    line: 14,
+    problem: /^cannot read .*no-such-key\.pem \(ENOENT\): expected a PEM private key$/,
+  },
+  {
+    name: 'a private key file that holds no key',
+    yaml: config(oauth('oauth2_client_credentials', '    auth_method: private_key_jwt', '    private_key_file: ./two-lines')),
+    code: 'CONFIG_PATH',
+    keyPath: 'credentials.crm.private_key_file',
+    line: 14,
+    problem: /two-lines is not a PEM file: expected a PEM private key$/,
+  },
+  {
+    name: 'OAuth scopes that are not a list',
+    yaml: config(oauth('oauth2_client_credentials', '    client_secret_env: GITHUB_TOKEN', '    scope: tickets:read')),
+    code: 'CONFIG_TYPE',
+    keyPath: 'credentials.crm.scope',
+    line: 14,
+    problem: /^scope is a string \(value hidden: it is under a credential or secret\): expected a list/,
+  },
+  {
+    name: 'a client secret method without its secret',
+    yaml: config(oauth('oauth2_client_credentials', '    auth_method: client_secret_post')),
+    code: 'CONFIG_MISSING_KEY',
+    keyPath: 'credentials.crm',
+    line: 10,
+    problem: /^set the secret's source: client_secret_env or client_secret_file$/,
+  },
+  {
+    name: 'a client secret for a method that takes none',
+    yaml: config(oauth('oauth2_client_credentials', '    auth_method: tls_client_auth', '    client_secret_env: GITHUB_TOKEN')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'credentials.crm.client_secret_env',
+    line: 14,
+    problem: /^client_secret_env does not go with auth_method tls_client_auth \(it takes client_cert_file, client_key_file\)$/,
+  },
+  {
+    name: 'both token_url and issuer',
+    yaml: config(oauth('oauth2_client_credentials', '    client_secret_env: GITHUB_TOKEN', '    issuer: https://as.test')),
+    code: 'CONFIG_CONFLICT',
+    keyPath: 'credentials.crm.issuer',
+    line: 14,
+    problem: /^set either token_url or issuer/,
+  },
+  {
+    name: 'a token exchange actor that is not defined',
+    yaml: config(oauth('oauth2_token_exchange', '    client_secret_env: GITHUB_TOKEN', '    actor: nobody')),
+    code: 'CONFIG_UNKNOWN_CREDENTIAL',
+    keyPath: 'credentials.crm.actor',
+    line: 14,
+    problem: /^unknown credential "nobody": expected the name of an oauth2_client_credentials credential$/,
+  },
+  {
+    name: 'a token exchange actor that is not a client credentials one',
+    yaml: config(oauth('oauth2_token_exchange', '    client_secret_env: GITHUB_TOKEN', '    actor: github')),
+    code: 'CONFIG_VALUE',
+    keyPath: 'credentials.crm.actor',
+    line: 14,
+    problem: /^actor "github" is not an oauth2_client_credentials credential/,
+  },
   {
     name: 'YAML syntax',
     yaml: config(set(11, '    prefix: "/github/')),
