@@ -27,7 +27,21 @@
  *                          judged on the gateway CPU a token adds per call (at most
  *                          MAX_JWT_ADDED_CPU_US); `npm run bench:jwt` is BENCH_WORKLOADS=jwt.
  *                          Not in the default: it adds about 2½ minutes, for a figure that
- *                          only changes when the identity code or jose does
+ *                          only changes when the identity code or jose does. cred is the 1 KB
+ *                          POST through Portcullis on one route per credential type (a cached
+ *                          OAuth client-credentials token, a cached exchanged token, SigV4
+ *                          signing) beside the same POST on the static-bearer route (added when
+ *                          http is not listed), judged on the gateway CPU each type adds per
+ *                          call (MAX_CACHED_TOKEN_ADDED_CPU_US, MAX_SIGV4_ADDED_CPU_US); Portcullis
+ *                          targets only (direct and the bare proxy hold no credentials: they
+ *                          run the static POST only, as a reference); `npm run bench:cred`
+ *                          is BENCH_WORKLOADS=cred
+ *   BENCH_CRED_TYPES       with cred: which credential types, comma-separated, of oauth
+ *                          (oauth2_client_credentials), exchange (oauth2_token_exchange), sigv4
+ *                          (aws_sigv4) (all); a type the config schema does not know is skipped,
+ *                          with a message
+ *   BENCH_ROUNDS           how many times every workload is measured, interleaved (1); the
+ *                          credential verdicts take the median difference over the rounds
  *   BENCH_RELAXED=0        skip the gateway with relaxed audit durability
  *   BENCH_PIN=0            do not pin processes to CPUs
  *   BENCH_CPU_PROF=1       write V8 CPU profiles of the gateways to bench/results/profiles/
@@ -41,12 +55,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { canPin, startChild, type Child } from './child';
 import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
-import { ROUTE_PREFIX, type StatsReply } from './gateway';
+import { CRED_ROUTES, CRED_TYPES, type CredType, type CredentialCounters, ROUTE_PREFIX, SIGV4, type StatsReply } from './gateway';
+import { CONFIG_SCHEMA } from '../src/config/schema';
 import type { LoadJob, LoadReply, LoadResult } from './load';
 import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtIssuer, startJwtIssuer } from './jwt-issuer';
 import { MCP_PATH, type McpStatsReply } from './mcp-server';
 import {
   compare,
+  type CredentialComparison,
   compareCredentials,
   describeEnvironment,
   failuresOf,
@@ -56,12 +72,15 @@ import {
   formatRows,
   formatVerdicts,
   judge,
+  MAX_CACHED_TOKEN_ADDED_CPU_US,
+  MAX_SIGV4_ADDED_CPU_US,
   TARGETS,
   type Row,
   type TargetName,
 } from './report';
 import { listSetting, numberSetting } from './settings';
-import { SAW_CREDENTIAL_HEADER } from './upstream';
+import { CLIENT_SECRET, type Grant, startTokenServer, type TokenServer } from './token-server';
+import { type AuthorizationSeen, INSPECT_HEADER, SAW_CREDENTIAL_HEADER, sha256Hex } from './upstream';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
@@ -86,9 +105,13 @@ interface Workload {
   readonly body?: string;
   /** The agent presents an access token signed with this algorithm instead of its agent key. */
   readonly jwt?: JwtAlgorithm;
+  /** The credential type of the route (CRED_ROUTES); absent: the static bearer of the REST or MCP route. */
+  readonly cred?: CredType;
+  /** Measured on the Portcullis targets only (the others hold no credentials). */
+  readonly portcullisOnly?: boolean;
 }
 
-const ALL_GROUPS = ['http', 'mcp', 'jwt'] as const;
+const ALL_GROUPS = ['http', 'mcp', 'jwt', 'cred'] as const;
 type Group = (typeof ALL_GROUPS)[number];
 const DEFAULT_GROUPS: readonly Group[] = ['http', 'mcp'];
 
@@ -113,17 +136,73 @@ const GET: Workload = { name: 'GET', group: 'http', method: 'GET', path: PATH };
 /** The same GET, the agent identified by an access token (the same policy allows both). */
 const JWT_GETS: readonly Workload[] = JWT_ALGORITHMS.map((alg) => ({ name: `GET JWT ${alg}`, group: 'jwt', method: 'GET', path: PATH, jwt: alg }));
 
-const ALL_WORKLOADS: readonly Workload[] = [GET, { name: 'POST 1KB', group: 'http', method: 'POST', path: PATH, body: noteBody(1024) }, MCP_CALL, ...JWT_GETS];
+const NOTE_1KB = noteBody(1024);
+/** The static-bearer POST: a REST workload, and the one the credential workloads are set against. */
+const POST: Workload = { name: 'POST 1KB', group: 'http', method: 'POST', path: PATH, body: NOTE_1KB };
+
+/** BENCH_CRED_TYPES's short names. */
+const CRED_SHORT: Readonly<Record<string, CredType>> = { oauth: 'oauth2_client_credentials', exchange: 'oauth2_token_exchange', sigv4: 'aws_sigv4' };
+const CRED_LABEL: Readonly<Record<CredType, string>> = { oauth2_client_credentials: 'OAuth', oauth2_token_exchange: 'exchange', aws_sigv4: 'SigV4' };
+/** The exchange's caller is identified by this token (a token exchange needs the caller's token). */
+const EXCHANGE_JWT: JwtAlgorithm = 'ES256';
+/** The same POST on the route of each credential type. */
+const CRED_POSTS: readonly Workload[] = CRED_TYPES.map((t) => ({
+  name: `POST 1KB ${CRED_LABEL[t]}`,
+  group: 'cred',
+  method: 'POST',
+  path: `${CRED_ROUTES[t].prefix}items`,
+  body: NOTE_1KB,
+  cred: t,
+  portcullisOnly: true,
+  ...(t === 'oauth2_token_exchange' ? { jwt: EXCHANGE_JWT } : {}),
+}));
+/** The static-bearer POST with the exchange's caller (a JWT): the exchange's second baseline, so the token's identity cost is not charged to the exchange. */
+const POST_JWT: Workload = {
+  name: `POST 1KB JWT ${EXCHANGE_JWT}`,
+  group: 'cred',
+  method: 'POST',
+  path: PATH,
+  body: NOTE_1KB,
+  jwt: EXCHANGE_JWT,
+  portcullisOnly: true,
+};
+
+const ALL_WORKLOADS: readonly Workload[] = [GET, POST, MCP_CALL, ...JWT_GETS, POST_JWT, ...CRED_POSTS];
 
 const GROUPS = (process.env.BENCH_WORKLOADS || DEFAULT_GROUPS.join(',')).split(',') as Group[];
 if (GROUPS.length === 0 || !GROUPS.every((g) => ALL_GROUPS.includes(g)))
   throw new Error(`BENCH_WORKLOADS must list some of ${ALL_GROUPS.join(', ')}, not "${process.env.BENCH_WORKLOADS}"`);
-// The JWT workloads are judged against the agent-key GET of the same run: it comes with them.
-const WORKLOADS = ALL_WORKLOADS.filter((w) => GROUPS.includes(w.group) || (w === GET && GROUPS.includes('jwt')));
+
+/** The credential types this checkout's config schema knows (the providers land one by one). */
+const SCHEMA_TYPES = CONFIG_SCHEMA.properties.credentials.additionalProperties.properties.type.enum as readonly string[];
+/** The credential types measured: those asked for (BENCH_CRED_TYPES) that the schema knows. */
+const CRED_SELECTED: readonly CredType[] = (() => {
+  if (!GROUPS.includes('cred')) return [];
+  const asked = (process.env.BENCH_CRED_TYPES || Object.keys(CRED_SHORT).join(',')).split(',').map((n) => {
+    const t = CRED_SHORT[n] ?? (CRED_TYPES.includes(n as CredType) ? (n as CredType) : undefined);
+    if (!t) throw new Error(`BENCH_CRED_TYPES must list some of ${Object.keys(CRED_SHORT).join(', ')}, not "${process.env.BENCH_CRED_TYPES}"`);
+    return t;
+  });
+  const known = asked.filter((t) => SCHEMA_TYPES.includes(t));
+  for (const t of asked.filter((x) => !known.includes(x)))
+    process.stderr.write(`bench: credential type ${t} skipped: this checkout's config schema does not know it yet (src/config/schema.ts)\n`);
+  return CRED_TYPES.filter((t) => known.includes(t));
+})();
+
+// The JWT workloads are judged against the agent-key GET of the same run, the credential
+// workloads against the static-bearer POST (and the exchange against that POST with its JWT caller): they come with them.
+const WORKLOADS = ALL_WORKLOADS.filter(
+  (w) =>
+    (w.group === 'cred' ? (w.cred ? CRED_SELECTED.includes(w.cred) : CRED_SELECTED.includes('oauth2_token_exchange')) : GROUPS.includes(w.group)) ||
+    (w === GET && GROUPS.includes('jwt')) ||
+    (w === POST && GROUPS.includes('cred')),
+);
 const FULL_RUN = GROUPS.length === DEFAULT_GROUPS.length && DEFAULT_GROUPS.every((g) => GROUPS.includes(g));
 
 /** The issuer of the JWT workloads' tokens and keys, when they run. */
 let issuer: JwtIssuer | null = null;
+/** The token endpoint of the OAuth credential workloads, when they run. */
+let tokenServer: TokenServer | null = null;
 
 /** The MCP session each target's client opened in preflight (the gateway binds sessions to agents). */
 const mcpSessions = new Map<TargetName, string>();
@@ -155,7 +234,15 @@ const settings = {
   keep: process.env.BENCH_KEEP === '1',
   maxForeignCores: numberSetting('BENCH_MAX_FOREIGN_CPU', 0.1),
   retries: numberSetting('BENCH_RETRIES', 2),
+  rounds: Math.max(1, numberSetting('BENCH_ROUNDS', 1)),
+  credTypes: CRED_SELECTED,
 };
+
+/** The SigV4 route's secret key (the key id is SIGV4.accessKeyId). */
+const SIGV4_SECRET = 'bench/sigv4/secret/key/not/a/secret/000000';
+
+/** Whether workload `w` runs on `target`. */
+const runsOn = (w: Workload, target: TargetName) => !w.portcullisOnly || target.startsWith('portcullis');
 
 /** Fails the run with a message that says what went wrong and where. */
 function fail(message: string): never {
@@ -170,6 +257,16 @@ interface Bench {
   readonly targets: ReadonlyMap<TargetName, Child>;
   /** Every process started, for stopping and for telling our CPU use from others'. */
   readonly children: readonly Child[];
+}
+
+/** What the gateways need for the credential workloads' routes (bench/gateway.ts). */
+function credentialEnv(): Record<string, string> {
+  if (settings.credTypes.length === 0) return {};
+  return {
+    BENCH_CRED_TYPES: settings.credTypes.join(','),
+    ...(tokenServer ? { BENCH_TOKEN_URL: tokenServer.tokenUrl, BENCH_CLIENT_SECRET: CLIENT_SECRET } : {}),
+    ...(settings.credTypes.includes('aws_sigv4') ? { BENCH_AWS_ACCESS_KEY_ID: SIGV4.accessKeyId, BENCH_AWS_SECRET_ACCESS_KEY: SIGV4_SECRET } : {}),
+  };
 }
 
 /** Starts the upstream, then the proxies and the load generator; each is stopped by the caller. */
@@ -193,7 +290,7 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
         script: 'gateway',
         name: `portcullis-${durability}`,
         cpu: cpu(1),
-        env: { ...env, BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, durability) },
+        env: { ...env, ...credentialEnv(), BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, durability) },
         execArgv: settings.cpuProfile
           ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`]
           : [],
@@ -222,8 +319,13 @@ async function send(
   w: Workload,
   body = w.body,
   key = credentialOf(w),
+  extraHeaders: Record<string, string> = {},
 ): Promise<{ status: number; injected: boolean; text: string; headers: Headers }> {
-  const res = await fetch(child.url + w.path, { method: w.method, headers: headersFor(w, target, key), body: body?.replace(FRESH_ID, randomUUID()) });
+  const res = await fetch(child.url + w.path, {
+    method: w.method,
+    headers: { ...headersFor(w, target, key), ...extraHeaders },
+    body: body?.replace(FRESH_ID, randomUUID()),
+  });
   return { status: res.status, injected: res.headers.get(SAW_CREDENTIAL_HEADER) === '1', text: await res.text(), headers: res.headers };
 }
 
@@ -249,15 +351,49 @@ async function openMcpSession(target: TargetName, child: Child): Promise<void> {
   if (ready.status !== 202) fail(`${target}: notifications/initialized answered ${ready.status}, expected 202`);
 }
 
+/**
+ * Checks, through a gateway, that the upstream received workload `w`'s route credential: the
+ * static bearer; a token the token endpoint issued for that grant (OAuth, exchange); or a SigV4
+ * Authorization with the bench's key id, scope and signed headers, x-amz-date, and an
+ * x-amz-content-sha256 that is the hash of the body received.
+ */
+async function checkCredentialSeen(target: TargetName, child: Child, w: Workload): Promise<void> {
+  const r = await send(child, target, w, w.body, credentialOf(w), { [INSPECT_HEADER]: '1' });
+  if (r.status !== 200) fail(`${target}: ${w.name} (inspected) answered ${r.status}`);
+  const seen = JSON.parse(r.text) as AuthorizationSeen;
+  const where = `${target}: ${w.name}: the upstream saw`;
+  const bearerOf = (tokens: Iterable<string>) => new Set([...tokens].map((t) => sha256Hex(`Bearer ${t}`)));
+  const grant: Grant | null = w.cred === 'oauth2_client_credentials' ? 'client_credentials' : w.cred === 'oauth2_token_exchange' ? 'token_exchange' : null;
+  if (w.cred === undefined || grant !== null) {
+    const expected = grant === null ? bearerOf([UPSTREAM_TOKEN]) : bearerOf(tokenServer?.issued(grant) ?? []);
+    if (seen.scheme !== 'Bearer' || !expected.has(seen.authorizationSha256 ?? ''))
+      fail(`${where} ${seen.scheme ?? 'no'} Authorization that is not ${grant === null ? 'the static bearer' : `a ${grant} token of the token endpoint`}`);
+    return;
+  }
+  const v4 = seen.sigv4;
+  if (seen.scheme !== 'AWS4-HMAC-SHA256' || !v4) fail(`${where} ${seen.scheme ?? 'no'} Authorization, expected AWS4-HMAC-SHA256 Credential=...`);
+  if (v4.keyIdSha256 !== sha256Hex(SIGV4.accessKeyId)) fail(`${where} a Credential= key id that is not ${SIGV4.accessKeyId}`);
+  if (!new RegExp(`^\\d{8}/${SIGV4.region}/${SIGV4.service}/aws4_request$`).test(v4.scope)) fail(`${where} the credential scope ${v4.scope}`);
+  for (const h of ['host', 'x-amz-date', 'x-amz-content-sha256'])
+    if (!v4.signedHeaders.includes(h)) fail(`${where} SignedHeaders=${v4.signedHeaders.join(';')}, without ${h}`);
+  if (!v4.signatureHex) fail(`${where} a Signature= that is not 64 hex digits`);
+  if (!/^\d{8}T\d{6}Z$/.test(seen.amzDate ?? '') || seen.amzDate?.slice(0, 8) !== v4.scope.slice(0, 8)) fail(`${where} x-amz-date ${seen.amzDate}`);
+  if (seen.amzContentSha256 !== seen.bodySha256) fail(`${where} x-amz-content-sha256 ${seen.amzContentSha256}, not the hash of the body received`);
+}
+
 /** Checks each target by hand before loading it, so a deny or a missing credential cannot pass as speed. */
 async function preflight(bench: Bench): Promise<void> {
   for (const [name, child] of bench.targets) {
     const portcullis = name.startsWith('portcullis');
     if (WORKLOADS.includes(MCP_CALL)) await openMcpSession(name, child);
-    for (const w of WORKLOADS) {
+    const mine = WORKLOADS.filter((w) => runsOn(w, name));
+    for (const w of mine) {
       const r = await send(child, name, w);
-      if (r.status !== 200) fail(`${name}: ${w.name} answered ${r.status}, expected 200`);
-      if (r.injected !== portcullis) fail(`${name}: the upstream ${r.injected ? 'received' : 'did not receive'} the route credential`);
+      if (r.status !== 200) fail(`${name}: ${w.name} answered ${r.status}, expected 200: ${r.text.slice(0, 300)}`);
+      // The static bearer reaches the upstream through Portcullis only, and never on a route holding another credential.
+      if (r.injected !== (portcullis && !w.cred))
+        fail(`${name}: ${w.name}: the upstream ${r.injected ? 'received' : 'did not receive'} the static route credential`);
+      if (portcullis && w.group !== 'mcp') await checkCredentialSeen(name, child, w);
       if (w.group === 'mcp') {
         const echoed = mcpMessage(r.text).result;
         if (!echoed || echoed.isError || echoed.content?.[0]?.text?.length !== MCP_MESSAGE_BYTES)
@@ -265,7 +401,7 @@ async function preflight(bench: Bench): Promise<void> {
       }
     }
     if (!portcullis) continue;
-    for (const w of WORKLOADS) {
+    for (const w of mine) {
       if (w.group === 'http' && w.method === 'POST') {
         const denied = await send(child, name, w, '{"kind":"other","text":""}');
         if (denied.status !== 403) fail(`${name}: a POST the policy forbids answered ${denied.status}, expected 403`);
@@ -283,6 +419,11 @@ async function preflight(bench: Bench): Promise<void> {
         const forged = await send(child, name, w, w.body, issuer?.forged[w.jwt]);
         if (forged.status !== 401 || !/error="invalid_token"/.test(forged.headers.get('www-authenticate') ?? ''))
           fail(`${name}: ${w.name} with a forged token answered ${forged.status} (${forged.headers.get('www-authenticate')}), expected 401 invalid_token`);
+      }
+      if (w.cred === 'oauth2_token_exchange') {
+        // An agent key is no subject token: the exchange cannot serve the call, and says so.
+        const keyed = await send(child, name, w, w.body, AGENT_KEY);
+        if (keyed.status !== 403) fail(`${name}: ${w.name} with the agent key instead of a token answered ${keyed.status}, expected 403`);
       }
     }
   }
@@ -327,7 +468,7 @@ async function runJob(bench: Bench, target: TargetName, w: Workload, job: LoadJo
 async function prime(bench: Bench): Promise<void> {
   if (settings.primeSeconds === 0) return;
   for (const target of bench.targets.keys()) {
-    for (const w of WORKLOADS) {
+    for (const w of WORKLOADS.filter((x) => runsOn(x, target))) {
       const job = { ...jobFor(bench, target, w, Math.max(...settings.connections)), warmupSeconds: 0, durationSeconds: settings.primeSeconds };
       const reply = await runJob(bench, target, w, job);
       if (reply.type === 'error') fail(`${target} ${w.name} (priming): autocannon failed: ${reply.message}`);
@@ -379,39 +520,122 @@ async function measure(bench: Bench, target: TargetName, w: Workload, job: LoadJ
   return { ...(best as Omit<Measured, 'attempts'>), attempts };
 }
 
+/** One run to make: a workload on a target at a connection count, in a round. */
+interface Step {
+  readonly w: Workload;
+  readonly connections: number;
+  readonly target: TargetName;
+  readonly round: number;
+}
+
+/** `list` rotated left by `k`. */
+const rotate = <T>(list: readonly T[], k: number): T[] => {
+  const n = list.length === 0 ? 0 : k % list.length;
+  return [...list.slice(n), ...list.slice(0, n)];
+};
+
 /**
- * Measures every workload × connection count × target, stopping at the first failed request.
- * The order of the targets rotates from one group to the next, so no target is always the one
- * measured right after another (on a shared VM, position alone moved results by 10–20%).
- * With the JWT workloads, the connection count is the outer loop instead of the workload, so
- * the agent-key and token rows that are set against each other are measured within a minute of
- * each other (on this shared VM, CPU per call drifted by tens of µs over a few minutes).
+ * The runs, in blocks; each block's rows are reported together, in WORKLOADS then TARGETS order.
+ * By default a block is one workload at one connection count on every target, the targets'
+ * order rotating from one block to the next (on a shared VM, position alone moved results by
+ * 10–20%). With the JWT workloads, the connection count is the outer loop instead of the
+ * workload, so the agent-key and token rows that are set against each other are measured within
+ * a minute of each other (on this shared VM, CPU per call drifted by tens of µs over a few
+ * minutes). With the credential workloads, closer still: a block is one round at one connection
+ * count, and each target runs all its workloads back to back (their order rotating from round
+ * to round), so a credential's row and the static bearer's are a few seconds apart.
  */
-async function runAll(bench: Bench): Promise<Row[]> {
-  const rows: Row[] = [];
-  const entries = [...bench.targets];
-  const total = WORKLOADS.length * settings.connections.length * entries.length;
+function plan(targets: readonly TargetName[]): Step[][] {
+  const blocks: Step[][] = [];
+  const rounds = Array.from({ length: settings.rounds }, (_, i) => i + 1);
+  if (GROUPS.includes('cred')) {
+    for (const round of rounds)
+      for (const connections of settings.connections) {
+        const k = blocks.length;
+        blocks.push(
+          rotate(targets, k).flatMap((target) =>
+            rotate(
+              WORKLOADS.filter((w) => runsOn(w, target)),
+              k,
+            ).map((w) => ({ w, connections, target, round })),
+          ),
+        );
+      }
+    return blocks;
+  }
   const order = GROUPS.includes('jwt')
     ? settings.connections.flatMap((connections) => WORKLOADS.map((w) => ({ w, connections })))
     : WORKLOADS.flatMap((w) => settings.connections.map((connections) => ({ w, connections })));
-  let group = 0;
-  for (const { w, connections } of order) {
-    const shift = group++ % entries.length;
-    for (const [target, child] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
-      const row: Row = { workload: w.name, connections, target, ...(await measure(bench, target, w, jobFor(bench, target, w, connections))) };
+  for (const round of rounds)
+    for (const { w, connections } of order) {
+      const k = blocks.length;
+      blocks.push(
+        rotate(targets, k)
+          .filter((target) => runsOn(w, target))
+          .map((target) => ({ w, connections, target, round })),
+      );
+    }
+  return blocks;
+}
+
+/** Measures every planned run, stopping at the first failed request. */
+async function runAll(bench: Bench): Promise<Row[]> {
+  const rows: Row[] = [];
+  const blocks = plan([...bench.targets.keys()]);
+  const total = blocks.reduce((n, b) => n + b.length, 0);
+  for (const block of blocks) {
+    const start = rows.length;
+    for (const { w, connections, target, round } of block) {
+      const child = bench.targets.get(target) as Child;
+      const row: Row = {
+        workload: w.name,
+        connections,
+        target,
+        ...(await measure(bench, target, w, jobFor(bench, target, w, connections))),
+        ...(settings.rounds > 1 ? { round } : {}),
+      };
       // One failed request makes the figures meaningless (a deny is fast): stop here.
       const failures = failuresOf(row);
       if (child.process.exitCode !== null || child.process.signalCode !== null) failures.push('the target process died');
       if (failures.length > 0) fail(`${target} ${w.name} c=${connections}: ${failures.join('; ')}`);
       rows.push(row);
       process.stderr.write(
-        `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms\n`,
+        `bench: ${rows.length}/${total} ${w.name} c=${connections} ${target}${settings.rounds > 1 ? ` round ${round}` : ''}: ` +
+          `${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms.toFixed(3)} ms, ${row.cpuUsPerRequest?.toFixed(0) ?? '?'} µs CPU/req\n`,
       );
     }
-    // Report in TARGETS order whatever order the group ran in.
-    rows.push(...rows.splice(rows.length - entries.length).sort((a, b) => TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)));
+    // Report in WORKLOADS and TARGETS order whatever order the block ran in.
+    const workloadIndex = (name: string) => WORKLOADS.findIndex((w) => w.name === name);
+    rows.push(
+      ...rows.splice(start).sort((a, b) => workloadIndex(a.workload) - workloadIndex(b.workload) || TARGETS.indexOf(a.target) - TARGETS.indexOf(b.target)),
+    );
   }
   return rows;
+}
+
+/**
+ * Checks that the gateways used cached tokens: each gateway asks the token endpoint once per
+ * OAuth credential (its tokens live an hour, longer than any run; a refresh or a retry may add
+ * one), so at most twice per gateway per grant, and at least once when the grant's route ran.
+ * Every request the endpoint refused fails the run too.
+ */
+function checkTokenEndpoint(bench: Bench): { hits: Record<Grant, number>; gateways: number } | null {
+  if (!tokenServer) return null;
+  const gateways = [...bench.targets.keys()].filter((t) => t.startsWith('portcullis')).length;
+  const hits = tokenServer.hits();
+  const refusals = tokenServer.refusals();
+  if (refusals.length > 0) fail(`the token endpoint refused ${refusals.length} request(s): ${refusals.slice(0, 3).join('; ')}`);
+  const ran: Record<Grant, boolean> = {
+    client_credentials: settings.credTypes.includes('oauth2_client_credentials'),
+    token_exchange: settings.credTypes.includes('oauth2_token_exchange'),
+  };
+  for (const grant of Object.keys(hits) as Grant[]) {
+    const n = hits[grant];
+    if (ran[grant] && n < 1) fail(`the token endpoint was never asked for a ${grant} token`);
+    if (n > 2 * gateways)
+      fail(`the token endpoint issued ${n} ${grant} tokens to ${gateways} gateways (at most ${2 * gateways} expected): tokens are not cached`);
+  }
+  return { hits, gateways };
 }
 
 /**
@@ -425,7 +649,7 @@ function checkJwks(bench: Bench, rows: readonly Row[], elapsedS: number): { fetc
   const fetches = issuer.hits();
   const allowed = gateways * Math.ceil(elapsedS / 600);
   const tokenCalls = rows
-    .filter((r) => r.target.startsWith('portcullis') && r.workload.startsWith('GET JWT'))
+    .filter((r) => r.target.startsWith('portcullis') && WORKLOADS.some((w) => w.name === r.workload && w.jwt !== undefined))
     .reduce((n, r) => n + r.requests + r.warmupRequests, 0);
   if (fetches < 1 || fetches > allowed)
     fail(`the JWKS was fetched ${fetches} times by ${gateways} gateways in ${Math.round(elapsedS)} s (at most ${allowed} expected)`);
@@ -433,17 +657,49 @@ function checkJwks(bench: Bench, rows: readonly Row[], elapsedS: number): { fetc
 }
 
 /** Checks that every call a gateway answered left a decision and an outcome in its trail. */
-async function checkAudit(bench: Bench, rows: readonly Row[]): Promise<Record<string, { records: number; callsMeasured: number }>> {
-  const out: Record<string, { records: number; callsMeasured: number }> = {};
+async function checkAudit(
+  bench: Bench,
+  rows: readonly Row[],
+): Promise<Record<string, { records: number; callsMeasured: number; credentials: Readonly<Record<string, CredentialCounters>> }>> {
+  const out: Record<string, { records: number; callsMeasured: number; credentials: Readonly<Record<string, CredentialCounters>> }> = {};
   for (const [name, child] of bench.targets) {
     if (!name.startsWith('portcullis')) continue;
-    const { auditSeq } = await child.ask<StatsReply>({ type: 'stats' });
+    const { auditSeq, credentials } = await child.ask<StatsReply>({ type: 'stats' });
     // A lower bound: priming, preflight and repeated runs add records too.
     const callsMeasured = rows.filter((r) => r.target === name).reduce((n, r) => n + r.requests + r.warmupRequests, 0);
     if (auditSeq < 2 * callsMeasured) fail(`${name}: ${auditSeq} audit records for at least ${callsMeasured} calls`);
-    out[name] = { records: auditSeq, callsMeasured };
+    out[name] = { records: auditSeq, callsMeasured, credentials };
   }
   return out;
+}
+
+/**
+ * The credential workloads set against the static-bearer POST of the same gateway, connection
+ * count and round: a cached token within MAX_CACHED_TOKEN_ADDED_CPU_US, SigV4 within
+ * MAX_SIGV4_ADDED_CPU_US; the exchange also against the static POST with its JWT caller, which
+ * leaves out the cost of identifying a caller by a token.
+ */
+function brokeredComparisons(rows: readonly Row[]): CredentialComparison[] {
+  if (!GROUPS.includes('cred')) return [];
+  const names = (types: readonly CredType[]) => CRED_POSTS.filter((w) => w.cred && types.includes(w.cred) && WORKLOADS.includes(w)).map((w) => w.name);
+  return [
+    ...compareCredentials(rows, POST.name, names(['oauth2_client_credentials', 'oauth2_token_exchange']), MAX_CACHED_TOKEN_ADDED_CPU_US),
+    ...(WORKLOADS.includes(POST_JWT) ? compareCredentials(rows, POST_JWT.name, names(['oauth2_token_exchange']), MAX_CACHED_TOKEN_ADDED_CPU_US) : []),
+    ...compareCredentials(rows, POST.name, names(['aws_sigv4']), MAX_SIGV4_ADDED_CPU_US),
+  ];
+}
+
+/** The credential workloads' part of the printed report. */
+function formatBrokered(list: readonly CredentialComparison[], audit: Record<string, { credentials: Readonly<Record<string, CredentialCounters>> }>): string[] {
+  const counters = Object.entries(audit).flatMap(([gateway, a]) =>
+    Object.entries(a.credentials)
+      .filter(([name]) => name !== 'upstream-token')
+      .map(([name, c]) => `${gateway} ${name} (${c.type}): ${c.fetches} fetch(es), ${c.cacheHits} calls from the cache, ${c.failures} failure(s)`),
+  );
+  if (list.length === 0)
+    return ['credential workloads: only the static bearer was measured (no other credential type known to the schema or selected)', ...counters];
+  const label = (c: CredentialComparison) => (c.baseline === POST.name ? 'static bearer' : `static bearer (caller ${EXCHANGE_JWT} JWT)`);
+  return [formatCredentialComparisons(list, { baseline: 'static', workload: 'cred' }), '', formatCredentialVerdicts(list, label), ...counters];
 }
 
 async function main(): Promise<void> {
@@ -459,7 +715,13 @@ async function main(): Promise<void> {
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   const started = Date.now();
   try {
-    if (GROUPS.includes('jwt')) issuer = await startJwtIssuer(AGENT_ID);
+    if (WORKLOADS.some((w) => w.jwt !== undefined)) issuer = await startJwtIssuer(AGENT_ID);
+    if (settings.credTypes.some((t) => t.startsWith('oauth2_'))) tokenServer = await startTokenServer(() => issuer?.tokens[EXCHANGE_JWT] ?? null);
+    if (GROUPS.includes('cred'))
+      process.stderr.write(
+        `bench: credential types measured: ${settings.credTypes.length > 0 ? settings.credTypes.join(', ') : 'none (the static bearer only)'}; ` +
+          'direct and the bare proxy hold no credentials: they run the static-bearer POST only, as a reference\n',
+      );
     const bench = await startBench(work, children);
     await preflight(bench);
     process.stderr.write(
@@ -470,6 +732,7 @@ async function main(): Promise<void> {
     const rows = await runAll(bench);
     const audit = await checkAudit(bench, rows);
     const jwks = checkJwks(bench, rows, (Date.now() - started) / 1000);
+    const tokenEndpoint = checkTokenEndpoint(bench);
 
     const comparisons = compare(rows);
     const groupOf = (workload: string) => (ALL_WORKLOADS.find((w) => w.name === workload) as Workload).group;
@@ -482,6 +745,7 @@ async function main(): Promise<void> {
           JWT_GETS.map((w) => w.name),
         )
       : [];
+    const brokered = brokeredComparisons(rows);
     const disturbed = rows
       .filter((r) => r.foreignCores !== null && r.foreignCores > settings.maxForeignCores)
       .map((r) => `${r.target} ${r.workload} c=${r.connections}: other processes used ${(r.foreignCores as number).toFixed(2)} cores`);
@@ -496,6 +760,7 @@ async function main(): Promise<void> {
           path: w.path,
           bodyBytes: w.body ? w.body.length - (w.body.includes(FRESH_ID) ? FRESH_ID.length - FRESH_ID_BYTES : 0) : 0,
           credential: w.jwt === undefined ? 'agent key' : `JWT ${w.jwt}`,
+          upstreamCredential: w.cred ?? 'bearer',
         })),
       },
       environment: { ...environment, auditFilesystem },
@@ -503,7 +768,9 @@ async function main(): Promise<void> {
       comparisons,
       verdicts,
       credentials,
+      brokered,
       jwks,
+      tokenEndpoint,
       audit,
       disturbed,
     };
@@ -525,9 +792,16 @@ async function main(): Promise<void> {
         '',
         formatComparisons(comparisons),
         '',
-        ...GROUPS.map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : g === 'jwt' ? 'REST with a JWT' : 'REST')),
+        ...GROUPS.filter((g) => g !== 'cred').map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : g === 'jwt' ? 'REST with a JWT' : 'REST')),
         ...(credentials.length > 0 ? ['', formatCredentialComparisons(credentials), '', formatCredentialVerdicts(credentials)] : []),
+        ...(GROUPS.includes('cred') ? ['', ...formatBrokered(brokered, audit)] : []),
         ...(jwks ? [`JWKS fetched ${jwks.fetches} time(s) by ${jwks.gateways} gateway(s) for ${jwks.tokenCalls} token calls measured`] : []),
+        ...(tokenEndpoint
+          ? [
+              `token endpoint: ${tokenEndpoint.hits.client_credentials} client-credentials and ${tokenEndpoint.hits.token_exchange} token-exchange request(s) ` +
+                `from ${tokenEndpoint.gateways} gateway(s) for ${rows.filter((r) => r.workload.includes('OAuth') || r.workload.includes('exchange')).reduce((n, r) => n + r.requests + r.warmupRequests, 0)} OAuth calls measured`,
+            ]
+          : []),
         ...disturbed.map((d) => `warning: ${d}; its figures understate the target`),
         `results written to ${path.relative(process.cwd(), file)}`,
         '',
@@ -536,6 +810,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     await issuer?.close();
+    await tokenServer?.close();
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
   }
 }
