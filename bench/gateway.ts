@@ -121,8 +121,8 @@ function credentialYaml(upstream: string, types: readonly CredType[], tokenUrl: 
   };
 }
 
-/** The gateway's portcullis.yaml for the benchmark. */
-function configYaml(
+/** The gateway's portcullis.yaml for the benchmark (also read by bench/cred-obtain.ts). */
+export function configYaml(
   upstream: string,
   agentKey: string,
   durability: string,
