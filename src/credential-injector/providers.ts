@@ -3,6 +3,7 @@
  * added (a file beside this one, and a case here).
  */
 import type { Credential } from '../config/types';
+import { awsSigV4Provider } from './aws-sigv4';
 import type { BrokerContext } from './broker-context';
 import type { CredentialProvider } from './provider';
 import { staticProvider } from './static';
@@ -14,5 +15,7 @@ export function createProvider(credential: Credential, broker: BrokerContext): C
     case 'header':
     case 'basic':
       return staticProvider(credential, broker);
+    case 'aws_sigv4':
+      return awsSigV4Provider(credential, broker);
   }
 }

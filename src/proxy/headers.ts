@@ -120,19 +120,28 @@ export function clientOf(req: IncomingMessage): ClientView {
   return { address: req.socket.remoteAddress, host: req.headers.host, tls: (req.socket as { encrypted?: boolean }).encrypted === true };
 }
 
+/** True when a (normalised) name starts with one of the route's credential prefixes (`x-amz-` for SigV4). */
+function hasCredentialPrefix(name: string, prefixes: readonly string[]): boolean {
+  for (const p of prefixes) if (name.startsWith(p)) return true;
+  return false;
+}
+
 /**
  * The headers forwarded upstream and shown to the policy: lower-cased, without hop-by-hop,
- * agent credentials, the route's credential header, headers the gateway sets itself, the
+ * agent credentials, the route's credential header (and any header under its credential
+ * prefixes: a SigV4 route's `x-amz-*`, which the signature covers), headers the gateway sets itself, the
  * agent's proxy headers, or (unless the route forwards ranges) Range and If-Range — each
  * also under its `_` lookalike name. The gateway's own X-Forwarded-For/-Proto/-Host are added.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: RouteConfig, client: ClientView): Record<string, string> {
   const credentialHeaders = route.credentialHeaders;
+  const prefixes = route.credentialHeaderPrefixes;
   const listed = connectionTokens(headers);
   const out: Record<string, string> = {};
   for (const name in headers) {
     const n = normalisedHeaderName(name);
     if (HOP_BY_HOP.has(n) || AGENT_CREDENTIAL.has(n) || GATEWAY_SET.has(n) || credentialHeaders.includes(n) || isProxyHeader(n)) continue;
+    if (prefixes.length > 0 && hasCredentialPrefix(n, prefixes)) continue;
     if (!route.forwardRange && RANGE.has(n)) continue;
     if (listed !== null && (listed.has(name) || listed.has(n))) continue;
     const v = headers[name];

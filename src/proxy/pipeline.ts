@@ -213,10 +213,16 @@ const injectCredential: Stage = {
       ctx.secrets = route.secrets;
       return;
     }
-    ctx.secrets = a.secrets;
-    a.apply({ method: ctx.req.method ?? 'GET', origin: route.origin, path: ctx.forwardPath, headers: ctx.headers!, body: ctx.body });
-    // A compressed answer would hide an echoed secret from the masker.
+    // A compressed answer would hide an echoed secret from the masker. Set before apply, so a
+    // signature covers it like every other header sent.
     ctx.headers!['accept-encoding'] = 'identity';
+    const applied = a.apply({ method: ctx.req.method ?? 'GET', origin: route.origin, path: ctx.forwardPath, headers: ctx.headers!, body: ctx.body });
+    // Read after apply: a signature made by apply is one of the call's secrets (aws-sigv4.ts).
+    if (applied instanceof Promise)
+      return applied.then(() => {
+        ctx.secrets = a.secrets;
+      });
+    ctx.secrets = a.secrets;
   },
 };
 
