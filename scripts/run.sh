@@ -18,6 +18,7 @@ case "$task" in
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
+  bench-sigv4) exec "$PORTCULLIS_NODE" dist/bench/sigv4.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-masking|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-masking|bench-sigv4|schema [args]" >&2; exit 2 ;;
 esac

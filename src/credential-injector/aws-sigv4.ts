@@ -24,6 +24,7 @@ import { revealSecret } from '../secret';
 import type { BrokerContext } from './broker-context';
 import type { ResponseSecrets } from './injector';
 import { ResponseMasker } from './masker';
+import { hexStringNeedles } from './needles';
 import type { Attachment, CredentialHealth, CredentialProvider, OutgoingRequest } from './provider';
 
 /** Temporary credentials are renewed this long before they expire (and never used closer to it). */
@@ -236,7 +237,8 @@ function attachmentFor(keys: KeySet, broker: BrokerContext): Attachment {
 function callSecrets(keys: KeySet, authorization: string | undefined): ResponseSecrets {
   const m = authorization ? /Signature=([0-9a-f]{64})/.exec(authorization) : null;
   if (m === null) return keys.secrets;
-  return { name: keys.secrets.name, masker: new ResponseMasker([...keys.secretValues, m[1]]) };
+  // The key set's needles are reused as compiled; only the signature's forms are new.
+  return { name: keys.secrets.name, masker: new ResponseMasker([m[1]], [], keys.secrets.masker, hexStringNeedles(m[1])) };
 }
 
 /** Temporary credentials from STS. */
