@@ -29,6 +29,8 @@ import type { Attachment, CredentialHealth, CredentialProvider, OutgoingRequest 
 
 /** Temporary credentials are renewed this long before they expire (and never used closer to it). */
 export const REFRESH_BEFORE_MS = 5 * 60_000;
+/** After a failed renewal, credentials with at least this long left still sign. */
+const STILL_VALID_MS = 30_000;
 /** Bounds of one STS call. */
 const STS_TIMEOUT_MS = 10_000;
 /** The most of an STS answer read (a real one is about 2 KB). */
@@ -117,14 +119,22 @@ export function awsSigV4Provider(credential: AwsSigV4Credential, broker: BrokerC
         cacheHits++;
         return attachmentFor(current, broker);
       }
-      return assume().then((k) => attachmentFor(k, broker));
+      // A failed renewal falls back on credentials that have not expired yet (they are renewed
+      // REFRESH_BEFORE_MS early, so a short STS outage costs nothing); expired ones never sign.
+      return assume().then(
+        (k) => attachmentFor(k, broker),
+        (err: unknown) => {
+          if (current !== null && current.expiresAtMs - STILL_VALID_MS > now()) return attachmentFor(current, broker);
+          throw err;
+        },
+      );
     },
     // Whatever is in use, and the configured keys: an answer may echo any of them.
     secrets: () => current?.secrets ?? baseKeys.secrets,
     health: (): CredentialHealth => ({
       name: credential.name,
       type: credential.type,
-      ok: role === null || usable(current),
+      ok: role === null || lastError === null || (current !== null && current.expiresAtMs - STILL_VALID_MS > now()),
       fetches,
       cacheHits,
       failures,
