@@ -31,6 +31,8 @@ import type { Attachment, CredentialHealth, CredentialProvider, OutgoingRequest 
 export const REFRESH_BEFORE_MS = 5 * 60_000;
 /** After a failed renewal, credentials with at least this long left still sign. */
 const STILL_VALID_MS = 30_000;
+/** After an STS failure, calls with nothing usable are refused without a new STS call for this long. */
+const RETRY_AFTER_MS = 1_000;
 /** Bounds of one STS call. */
 const STS_TIMEOUT_MS = 10_000;
 /** The most of an STS answer read (a real one is about 2 KB). */
@@ -80,8 +82,9 @@ export function awsSigV4Provider(credential: AwsSigV4Credential, broker: BrokerC
   let cacheHits = 0;
   let failures = 0;
   let lastError: string | null = null;
+  let lastFailureAt = Number.NEGATIVE_INFINITY;
 
-  const usable = (k: KeySet | null): k is KeySet => k !== null && k.expiresAtMs - REFRESH_BEFORE_MS > now();
+  const fresh = (k: KeySet): boolean => k.expiresAtMs - REFRESH_BEFORE_MS > now();
 
   const assume = (): Promise<KeySet> => {
     if (inflight) return inflight;
@@ -102,6 +105,7 @@ export function awsSigV4Provider(credential: AwsSigV4Credential, broker: BrokerC
       .catch((err: Error) => {
         failures++;
         lastError = err.message;
+        lastFailureAt = now();
         throw broker.unavailable(credential.name, err.message);
       })
       .finally(() => {
@@ -115,19 +119,21 @@ export function awsSigV4Provider(credential: AwsSigV4Credential, broker: BrokerC
     type: credential.type,
     obtain(call) {
       if (call.scopes !== null) throw broker.cannotGrant(credential.name, 'it is an AWS key with no scopes');
-      if (usable(current)) {
+      if (current !== null && fresh(current)) {
         cacheHits++;
         return attachmentFor(current, broker);
       }
-      // A failed renewal falls back on credentials that have not expired yet (they are renewed
-      // REFRESH_BEFORE_MS early, so a short STS outage costs nothing); expired ones never sign.
-      return assume().then(
-        (k) => attachmentFor(k, broker),
-        (err: unknown) => {
-          if (current !== null && current.expiresAtMs - STILL_VALID_MS > now()) return attachmentFor(current, broker);
-          throw err;
-        },
-      );
+      if (current !== null && current.expiresAtMs - STILL_VALID_MS > now()) {
+        // Renewal is due but these still sign: renew beside the call, so neither a slow nor a
+        // failing STS delays it (a failure is in health(); the next call tries again).
+        if (inflight === null && now() - lastFailureAt >= RETRY_AFTER_MS) assume().catch(() => undefined);
+        cacheHits++;
+        return attachmentFor(current, broker);
+      }
+      // Nothing usable: the call waits for STS. Right after a failure it is refused at once, so an
+      // outage is not a queue of calls each waiting out an STS timeout.
+      if (inflight === null && now() - lastFailureAt < RETRY_AFTER_MS) throw broker.unavailable(credential.name, lastError ?? 'STS AssumeRole failed');
+      return assume().then((k) => attachmentFor(k, broker));
     },
     // Whatever is in use, and the configured keys: an answer may echo any of them.
     secrets: () => current?.secrets ?? baseKeys.secrets,

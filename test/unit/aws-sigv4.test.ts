@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { awsSigV4Provider } from '../../src/credential-injector/aws-sigv4';
 import { brokerContext } from '../../src/credential-injector/broker-context';
 import { compileNeedles, hexStringNeedles } from '../../src/credential-injector/needles';
-import type { OutgoingRequest } from '../../src/credential-injector/provider';
+import type { Attachment, OutgoingRequest } from '../../src/credential-injector/provider';
 import { Secret } from '../../src/secret';
 
 const asSet = (needles: Buffer[]) => needles.map((n) => n.toString('latin1')).sort();
@@ -76,7 +76,7 @@ describe('assume_role cache', () => {
     body: Buffer.from('hi'),
   });
 
-  test('G25: one STS call for concurrent calls; cached until 5 minutes before expiry; then renewed', async () => {
+  test('G25: one STS call for concurrent calls; cached until 5 minutes before expiry; then renewed beside the calls', async () => {
     const p = provider();
     const before = calls;
     const [a, b, c] = await Promise.all([p.obtain(call), p.obtain(call), p.obtain(call)]);
@@ -95,29 +95,41 @@ describe('assume_role cache', () => {
     // The answer is masked of the temporary secret, the token and this call's signature.
     const sig = /Signature=([0-9a-f]{64})/.exec(req.headers.authorization)![1];
     expect(a.secrets.masker.maskString(`${sig} temp-secret-${calls} temp-token-${calls}-abcdef base-secret`)).not.toMatch(/[0-9a-z]/);
-    // Still cached 54 minutes on (more than 5 minutes left): no STS call; 56 minutes on: renewed.
+    // Still cached 54 minutes on (more than 5 minutes left): no STS call. 56 minutes on, renewal is
+    // due: the call still signs at once with the current ones, and the renewal runs beside it.
     clock += 54 * 60_000;
-    const cached = p.obtain(call);
-    expect(cached).not.toBeInstanceOf(Promise);
+    expect(p.obtain(call)).not.toBeInstanceOf(Promise);
     expect(calls - before).toBe(1);
     clock += 2 * 60_000;
+    const during = p.obtain(call);
+    expect(during).not.toBeInstanceOf(Promise);
+    expect((during as Attachment).fingerprint).toBe(a.fingerprint);
+    for (let i = 0; i < 200 && p.health().fetches < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
     const renewed = await p.obtain(call);
     expect(calls - before).toBe(2);
     expect(renewed.fingerprint).not.toBe(a.fingerprint);
     expect(p.health()).toMatchObject({ ok: true, fetches: 2, failures: 0 });
   });
 
-  test('G25: a failed renewal signs with unexpired credentials; once they expired, 503 PC_CREDENTIAL_UNAVAILABLE', async () => {
+  test('G25: a failed renewal signs with unexpired credentials without waiting; once they expired, 503 PC_CREDENTIAL_UNAVAILABLE', async () => {
     const p = provider();
     const first = await p.obtain(call);
     failing = true;
     try {
-      clock += 56 * 60_000; // inside the renewal margin, not expired
-      const fallback = await p.obtain(call);
-      expect(fallback.fingerprint).toBe(first.fingerprint);
+      clock += 56 * 60_000; // inside the renewal margin, not expired: signs with the current ones
+      const fallback = p.obtain(call);
+      expect(fallback).not.toBeInstanceOf(Promise);
+      expect((fallback as Attachment).fingerprint).toBe(first.fingerprint);
+      for (let i = 0; i < 200 && p.health().failures < 1; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(p.health()).toMatchObject({ ok: true, failures: 1 });
       clock += 4 * 60_000 + 1; // expired
-      await expect(Promise.resolve(p.obtain(call))).rejects.toMatchObject({ code: 'PC_CREDENTIAL_UNAVAILABLE' });
+      await expect(Promise.resolve().then(() => p.obtain(call))).rejects.toMatchObject({ code: 'PC_CREDENTIAL_UNAVAILABLE' });
       expect(p.health()).toMatchObject({ ok: false, failures: 2, lastError: 'STS AssumeRole answered 500 InternalFailure' });
+      // Right after a failure, a call is refused without another STS request.
+      const n = calls;
+      expect(() => p.obtain(call)).toThrow(expect.objectContaining({ code: 'PC_CREDENTIAL_UNAVAILABLE' }));
+      expect(calls).toBe(n);
     } finally {
       failing = false;
     }
