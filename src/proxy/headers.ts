@@ -155,6 +155,25 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: R
   return out;
 }
 
+/**
+ * The query side of the credential prefixes: on a SigV4 route, a parameter named `X-Amz-*`
+ * (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`: presigned-URL authentication)
+ * would put the agent's words into the request the gateway signs. A header can be dropped; a
+ * query parameter cannot without changing the target the policy judges, so the call is refused
+ * (PC_BAD_REQUEST) before the policy sees it.
+ */
+export function assertNoCredentialQuery(query: ReadonlyArray<readonly [string, string]>, route: RouteConfig): void {
+  const prefixes = route.credentialHeaderPrefixes;
+  if (prefixes.length === 0) return;
+  for (const [name] of query) {
+    const n = normalisedHeaderName(name.toLowerCase());
+    if (hasCredentialPrefix(n, prefixes))
+      throw new GatewayError('PC_BAD_REQUEST', `the query parameter ${JSON.stringify(name.slice(0, 64))} is the gateway's to set on this route`, [
+        "the route's credential signs the call; X-Amz-* query parameters (presigned-URL authentication) are refused",
+      ]);
+  }
+}
+
 /** Response headers passed to the agent: hop-by-hop removed. */
 export function forwardableResponseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const c = headers.connection;

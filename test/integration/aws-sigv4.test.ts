@@ -234,6 +234,20 @@ routes:
     expect(real.status).toBe(200);
   });
 
+  test('G25: X-Amz-* query parameters (presigned-URL authentication) from the agent are refused before the policy, nothing forwarded', async () => {
+    const before = echo.received.length;
+    for (const q of [
+      'X-Amz-Security-Token=agent-token',
+      'x-amz-signature=00&x-id=GetObject',
+      'X-Amz-Credential=AKIAAGENT%2F20261203%2Fus-east-1%2Fs3%2Faws4_request',
+    ]) {
+      const r = await rawRequest(gw.gateway.url, { path: `/echo/b/k?${q}`, headers: auth });
+      expect(r.status).toBe(400);
+      expect(r.headers['x-portcullis-error']).toBe('PC_BAD_REQUEST');
+    }
+    expect(echo.received.length).toBe(before);
+  });
+
   /** botocore's signature (and canonical request) of what the echo upstream received last. */
   function botocoreSignature(got: {
     method: string;
