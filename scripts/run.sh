@@ -9,7 +9,7 @@ case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
   # The tests are type-checked too (ts-jest only transpiles): one tsc over src, test, bench, examples;
   # then Biome, the one linter and formatter (biome.json; `npm run lint` applies its fixes).
-  test)       ensure_rsyslog; ensure_tunnel; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
+  test)       ensure_rsyslog; ensure_tunnel; ensure_moto; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
               "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome ci --colors=off .
               exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
   lint)       exec "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome check --write . ;;
@@ -20,6 +20,7 @@ case "$task" in
   bench-jwt)  BENCH_WORKLOADS="${BENCH_WORKLOADS:-jwt}" exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-cred) BENCH_WORKLOADS="${BENCH_WORKLOADS:-cred}" exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
+  bench-sigv4) exec "$PORTCULLIS_NODE" dist/bench/sigv4.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-jwt|bench-cred|bench-masking|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-jwt|bench-cred|bench-masking|bench-sigv4|schema [args]" >&2; exit 2 ;;
 esac

@@ -45,6 +45,26 @@ function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential, res
     }
     case 'basic':
       return Object.freeze({ name, type: 'basic', username: raw.username, password: ctx.secrets.read(raw, at, 'password_') });
+    case 'aws_sigv4': {
+      const role = raw.assume_role;
+      return Object.freeze({
+        name,
+        type: 'aws_sigv4',
+        service: raw.service,
+        region: raw.region,
+        accessKeyId: ctx.secrets.read(raw, at, 'access_key_id_'),
+        secretAccessKey: ctx.secrets.read(raw, at, 'secret_access_key_'),
+        sessionToken: raw.session_token_env !== undefined || raw.session_token_file !== undefined ? ctx.secrets.read(raw, at, 'session_token_') : null,
+        assumeRole: role
+          ? Object.freeze({
+              roleArn: role.role_arn,
+              sessionName: role.session_name,
+              durationS: role.duration_s,
+              stsEndpoint: (role.sts_endpoint ?? `https://sts.${raw.region}.amazonaws.com`).replace(/\/$/, ''),
+            })
+          : null,
+      });
+    }
   }
 }
 
@@ -240,6 +260,8 @@ function routeOf(
     credential,
     credentialChoices: choices,
     credentialHeaders: Object.freeze([...new Set([...choices.values()].flatMap((c) => (c.type === 'header' ? [c.header] : [])))]),
+    // A signature covers the x-amz-* headers: the agent's own would be signed as the gateway's.
+    credentialHeaderPrefixes: Object.freeze([...choices.values()].some((c) => c.type === 'aws_sigv4') ? ['x-amz-'] : []),
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),

@@ -286,7 +286,10 @@ const credential = {
   type: 'object',
   required: ['type'],
   properties: {
-    type: { enum: ['bearer', 'header', 'basic', 'oauth2_client_credentials', 'oauth2_token_exchange'], description: 'How the credential is attached.' },
+    type: {
+      enum: ['bearer', 'header', 'basic', 'oauth2_client_credentials', 'oauth2_token_exchange', 'aws_sigv4'],
+      description: 'How the credential is attached.',
+    },
   },
   allOf: [
     {
@@ -339,6 +342,57 @@ const credential = {
             minLength: 1,
             description:
               'Optional: the name of an oauth2_client_credentials credential whose token is sent as the actor_token (the gateway acting for the caller).',
+          },
+        },
+      },
+    },
+    {
+      if: { properties: { type: { const: 'aws_sigv4' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'service', 'region'],
+        properties: {
+          type: { const: 'aws_sigv4', description: 'AWS Signature Version 4: each allowed call is signed as forwarded (docs/credentials.md).' },
+          service: {
+            type: 'string',
+            pattern: '^[a-z0-9-]+$',
+            [EXPECTED]: 'an AWS signing name in lower case, e.g. s3, execute-api, sts',
+            description: 'The signing name of the service (s3 signs its path as sent; every other service double-encodes it).',
+          },
+          region: { type: 'string', pattern: '^[a-z0-9-]+$', [EXPECTED]: 'an AWS region, e.g. eu-west-1', description: 'The signing region.' },
+          access_key_id_env: envName,
+          access_key_id_file: secretFile,
+          secret_access_key_env: envName,
+          secret_access_key_file: secretFile,
+          session_token_env: envName,
+          session_token_file: secretFile,
+          assume_role: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['role_arn'],
+            description:
+              "Sign with a role's temporary credentials, obtained from STS AssumeRole with the keys above and cached until shortly before they expire.",
+            properties: {
+              role_arn: {
+                type: 'string',
+                pattern: '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]+$',
+                [EXPECTED]: 'a role ARN, e.g. arn:aws:iam::123456789012:role/agent-reader',
+              },
+              session_name: {
+                type: 'string',
+                pattern: '^[\\w+=,.@-]{2,64}$',
+                [EXPECTED]: 'a role session name: 2–64 of letters, digits and +=,.@-_',
+                default: 'portcullis',
+              },
+              duration_s: { type: 'integer', minimum: 900, maximum: 43200, default: 3600, description: 'Lifetime asked of STS, seconds.' },
+              sts_endpoint: {
+                type: 'string',
+                pattern: '^https?://[^/?#]+/?$',
+                [EXPECTED]: 'an http(s) origin, e.g. https://sts.eu-west-1.amazonaws.com',
+                description: "STS's endpoint. Default: https://sts.<region>.amazonaws.com.",
+              },
+            },
           },
         },
       },

@@ -20,7 +20,8 @@ export type Credential =
   | { readonly name: string; readonly type: 'header'; readonly header: string; readonly value: Secret }
   | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret }
   | OAuthClientCredentialsConfig
-  | OAuthTokenExchangeConfig;
+  | OAuthTokenExchangeConfig
+  | AwsSigV4Credential;
 
 /** How the gateway authenticates to a token endpoint (docs/credentials.md). */
 export type TokenClientAuth =
@@ -62,6 +63,29 @@ export interface OAuthTokenExchangeConfig {
   readonly endpoint: TokenEndpointConfig;
   /** The credential whose token is the actor_token; null: none is sent. */
   readonly actor: OAuthClientCredentialsConfig | null;
+}
+
+/** credentials.<name> of type aws_sigv4: keys that sign each call (docs/credentials.md). */
+export interface AwsSigV4Credential {
+  readonly name: string;
+  readonly type: 'aws_sigv4';
+  /** Signing name, e.g. s3. */
+  readonly service: string;
+  readonly region: string;
+  readonly accessKeyId: Secret;
+  readonly secretAccessKey: Secret;
+  readonly sessionToken: Secret | null;
+  /** Sign with a role's temporary credentials instead (STS AssumeRole with the keys above); null: sign with the keys. */
+  readonly assumeRole: AssumeRoleConfig | null;
+}
+
+/** credentials.<name>.assume_role. */
+export interface AssumeRoleConfig {
+  readonly roleArn: string;
+  readonly sessionName: string;
+  readonly durationS: number;
+  /** STS's origin, e.g. https://sts.eu-west-1.amazonaws.com */
+  readonly stsEndpoint: string;
 }
 
 /** An agent allowed to call, identified by the SHA-256 of its bearer key. */
@@ -134,6 +158,8 @@ export interface RouteConfig {
   readonly credentialChoices: ReadonlyMap<string, Credential>;
   /** Headers a credential of the route travels in (lower-case), which the agent may not send. */
   readonly credentialHeaders: readonly string[];
+  /** Header name prefixes the agent may not send (lower-case): `x-amz-` on a route with a SigV4 credential, whose signature covers them. */
+  readonly credentialHeaderPrefixes: readonly string[];
   readonly timeouts: Timeouts;
   /**
    * Whether the agent's Range and If-Range reach the upstream (and the policy). False on routes

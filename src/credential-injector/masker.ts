@@ -31,6 +31,8 @@ export class MaskHoldError extends Error {
 export class ResponseMasker {
   // Private fields: invisible to JSON.stringify and util.inspect.
   readonly #matcher: MultiMatcher | null;
+  /** The compiled needles, for a masker built over this one (the `also` of the constructor). */
+  readonly #needles: readonly Buffer[];
   /** Lower-cased needles for header names, which arrive lower-cased. */
   readonly #lowerNeedles: readonly string[];
   /** How many needles the secrets compiled to (for benchmarks and tests; not secret). */
@@ -38,9 +40,16 @@ export class ResponseMasker {
   /** Bytes of the shortest needle: a shorter string cannot hold one (header values mostly are). */
   readonly #shortest: number;
 
-  /** `secrets` are masked in every form; `carriers` (values that hold a secret, like an attached header) in their encoded forms. */
-  constructor(secrets: readonly string[], carriers: readonly string[] = []) {
-    const needles = compileNeedles(secrets, carriers);
+  /**
+   * `secrets` are masked in every form; `carriers` (values that hold a secret, like an attached
+   * header) in their encoded forms; `also`: another masker's needles, reused without compiling
+   * them again (a per-call masker over a credential's fixed ones: aws-sigv4.ts); `compiled`:
+   * needles already compiled for `secrets` (needles.ts hexStringNeedles), used instead.
+   */
+  constructor(secrets: readonly string[], carriers: readonly string[] = [], also: ResponseMasker | null = null, compiled: readonly Buffer[] | null = null) {
+    const own = compiled ?? compileNeedles(secrets, carriers);
+    const needles = also === null ? own : [...new Set([...also.#needles, ...own])].sort((a, b) => b.length - a.length);
+    this.#needles = needles;
     this.#matcher = needles.length ? new MultiMatcher(needles) : null;
     this.#lowerNeedles = [...new Set(needles.map((n) => n.toString('latin1').toLowerCase()))];
     this.needleCount = needles.length;

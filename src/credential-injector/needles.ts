@@ -119,3 +119,36 @@ export function compileNeedles(secrets: readonly string[], carriers: readonly st
   }
   return [...all].sort((a, b) => b.length - a.length).map((n) => Buffer.from(n, 'utf8'));
 }
+
+const LOWER_HEX = /^[0-9a-f]+$/;
+
+/**
+ * compileNeedles([s]) for a lower-case hex string (a SigV4 signature, one per call), without the
+ * general transforms: every URL and JSON escape of hex digits is the string itself, and its
+ * `\u` escapes are the same in either case. The same needles (test/unit/aws-sigv4.test.ts holds
+ * it), at a fraction of the cost.
+ */
+export function hexStringNeedles(s: string): Buffer[] {
+  if (!LOWER_HEX.test(s)) return compileNeedles([s]);
+  const bytes = Buffer.from(s, 'latin1');
+  const forms = new Set<string>([s]);
+  const whole = bytes.toString('base64');
+  forms.add(whole);
+  forms.add(toBase64Url(whole));
+  forms.add(toBase64Url(whole).replace(/=+$/, ''));
+  for (const align of [0, 1, 2] as const) {
+    const core = base64Core(bytes, align);
+    forms.add(core);
+    forms.add(toBase64Url(core));
+  }
+  const hex = bytes.toString('hex');
+  forms.add(hex);
+  forms.add(hex.toUpperCase());
+  let escaped = '';
+  for (let i = 0; i < s.length; i++) escaped += `\\u00${s.charCodeAt(i).toString(16)}`;
+  forms.add(escaped);
+  forms.add(escaped.replace(/\\/g, '\\\\'));
+  const out: string[] = [];
+  for (const f of forms) if (f === s || f.length >= MIN_NEEDLE_BYTES) out.push(f);
+  return out.sort((a, b) => b.length - a.length).map((n) => Buffer.from(n, 'latin1'));
+}

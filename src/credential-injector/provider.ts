@@ -36,13 +36,17 @@ export interface OutgoingRequest {
 
 /** A credential ready to attach to one call. */
 export interface Attachment {
-  /** Sets the credential on the outgoing request. Called once, after the decision record is durable. */
-  apply(request: OutgoingRequest): void;
+  /**
+   * Sets the credential on the outgoing request. Called once, after the decision record is
+   * durable. A signature (aws_sigv4) is computed here, asynchronously: a promise then, which a
+   * failure rejects with a GatewayError; static headers are set synchronously.
+   */
+  apply(request: OutgoingRequest): void | Promise<void>;
   /** The scopes the attached token carries (OAuth types); null for other types. */
   readonly scopes: readonly string[] | null;
   /** A fingerprint of what is attached (sha256:<first 16 hex> of the token or key id), for the audit record; never the value. */
   readonly fingerprint: string;
-  /** What this call's answer must not carry: the provider's live values, the attached one included. */
+  /** What this call's answer must not carry: the provider's live values, the attached one included (read after apply). */
   readonly secrets: ResponseSecrets;
 }
 

@@ -3,6 +3,7 @@
  * added (a file beside this one, and a case here).
  */
 import type { Credential } from '../config/types';
+import { awsSigV4Provider } from './aws-sigv4';
 import type { BrokerContext } from './broker-context';
 import { type ClientCredentialsProvider, clientCredentialsProvider } from './oauth-client-credentials';
 import { tokenExchangeProvider } from './oauth-token-exchange';
@@ -26,5 +27,7 @@ export function createProvider(credential: Credential, broker: BrokerContext, pr
       const actor = a === null ? null : ((providerOf?.(a) ?? clientCredentialsProvider(a, broker)) as ClientCredentialsProvider);
       return tokenExchangeProvider(credential, broker, actor);
     }
+    case 'aws_sigv4':
+      return awsSigV4Provider(credential, broker);
   }
 }

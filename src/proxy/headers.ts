@@ -120,19 +120,28 @@ export function clientOf(req: IncomingMessage): ClientView {
   return { address: req.socket.remoteAddress, host: req.headers.host, tls: (req.socket as { encrypted?: boolean }).encrypted === true };
 }
 
+/** True when a (normalised) name starts with one of the route's credential prefixes (`x-amz-` for SigV4). */
+function hasCredentialPrefix(name: string, prefixes: readonly string[]): boolean {
+  for (const p of prefixes) if (name.startsWith(p)) return true;
+  return false;
+}
+
 /**
  * The headers forwarded upstream and shown to the policy: lower-cased, without hop-by-hop,
- * agent credentials, the route's credential header, headers the gateway sets itself, the
+ * agent credentials, the route's credential header (and any header under its credential
+ * prefixes: a SigV4 route's `x-amz-*`, which the signature covers), headers the gateway sets itself, the
  * agent's proxy headers, or (unless the route forwards ranges) Range and If-Range — each
  * also under its `_` lookalike name. The gateway's own X-Forwarded-For/-Proto/-Host are added.
  */
 export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: RouteConfig, client: ClientView): Record<string, string> {
   const credentialHeaders = route.credentialHeaders;
+  const prefixes = route.credentialHeaderPrefixes;
   const listed = connectionTokens(headers);
   const out: Record<string, string> = {};
   for (const name in headers) {
     const n = normalisedHeaderName(name);
     if (HOP_BY_HOP.has(n) || AGENT_CREDENTIAL.has(n) || GATEWAY_SET.has(n) || credentialHeaders.includes(n) || isProxyHeader(n)) continue;
+    if (prefixes.length > 0 && hasCredentialPrefix(n, prefixes)) continue;
     if (!route.forwardRange && RANGE.has(n)) continue;
     if (listed !== null && (listed.has(name) || listed.has(n))) continue;
     const v = headers[name];
@@ -144,6 +153,25 @@ export function forwardableRequestHeaders(headers: IncomingHttpHeaders, route: R
   out[PROXY_OWN[1]] = client.tls === true ? 'https' : 'http';
   if (client.host !== undefined) out[PROXY_OWN[2]] = client.host;
   return out;
+}
+
+/**
+ * The query side of the credential prefixes: on a SigV4 route, a parameter named `X-Amz-*`
+ * (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`: presigned-URL authentication)
+ * would put the agent's words into the request the gateway signs. A header can be dropped; a
+ * query parameter cannot without changing the target the policy judges, so the call is refused
+ * (PC_BAD_REQUEST) before the policy sees it.
+ */
+export function assertNoCredentialQuery(query: ReadonlyArray<readonly [string, string]>, route: RouteConfig): void {
+  const prefixes = route.credentialHeaderPrefixes;
+  if (prefixes.length === 0) return;
+  for (const [name] of query) {
+    const n = normalisedHeaderName(name.toLowerCase());
+    if (hasCredentialPrefix(n, prefixes))
+      throw new GatewayError('PC_BAD_REQUEST', `the query parameter ${JSON.stringify(name.slice(0, 64))} is the gateway's to set on this route`, [
+        "the route's credential signs the call; X-Amz-* query parameters (presigned-URL authentication) are refused",
+      ]);
+  }
 }
 
 /** Response headers passed to the agent: hop-by-hop removed. */

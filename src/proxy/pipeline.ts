@@ -14,7 +14,7 @@ import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext, elapsedMs } from './context';
 import type { PipelineDeps } from './deps';
 import type { ForwardResult } from './forward';
-import { assertSingletonHeaders, clientOf, forwardableRequestHeaders, isJsonContentType } from './headers';
+import { assertNoCredentialQuery, assertSingletonHeaders, clientOf, forwardableRequestHeaders, isJsonContentType } from './headers';
 import { localReply } from './local-reply';
 import { assertNoMethodOverride } from './method-override';
 import { assertHttp1 } from './parser-refusal';
@@ -108,6 +108,7 @@ const decode: Stage = {
   name: 'decode',
   run(ctx, deps) {
     ctx.headers = forwardableRequestHeaders(ctx.req.headers, ctx.route!, clientOf(ctx.req));
+    assertNoCredentialQuery(ctx.target!.query, ctx.route!);
     assertHttp1(ctx.req);
     assertNoMethodOverride(ctx.req.headers, ctx.target!.query, ctx.body);
     if (ctx.body.length > 0 && isJsonContentType(ctx.req.headers['content-type'])) ctx.json = parseJsonBody(ctx.body);
@@ -214,10 +215,16 @@ const injectCredential: Stage = {
       ctx.secrets = route.secrets;
       return;
     }
-    ctx.secrets = a.secrets;
-    a.apply({ method: ctx.req.method ?? 'GET', origin: route.origin, path: ctx.forwardPath, headers: ctx.headers!, body: ctx.body });
-    // A compressed answer would hide an echoed secret from the masker.
+    // A compressed answer would hide an echoed secret from the masker. Set before apply, so a
+    // signature covers it like every other header sent.
     ctx.headers!['accept-encoding'] = 'identity';
+    const applied = a.apply({ method: ctx.req.method ?? 'GET', origin: route.origin, path: ctx.forwardPath, headers: ctx.headers!, body: ctx.body });
+    // Read after apply: a signature made by apply is one of the call's secrets (aws-sigv4.ts).
+    if (applied instanceof Promise)
+      return applied.then(() => {
+        ctx.secrets = a.secrets;
+      });
+    ctx.secrets = a.secrets;
   },
 };
 

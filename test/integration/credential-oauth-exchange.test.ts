@@ -16,7 +16,7 @@ import { parseConfig } from '../../src/config/load';
 import { brokerContext } from '../../src/credential-injector/broker-context';
 import { createProvider } from '../../src/credential-injector/providers';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
-import { type Issuer, startIssuer, tokenCounts } from '../helpers/oidc';
+import { clientCredentialsToken, type Issuer, startIssuer, tokenCounts } from '../helpers/oidc';
 
 const GATEWAY = 'https://gateway.test/';
 const CRM = 'https://crm.test/';
@@ -89,18 +89,9 @@ routes:
 
 /** A real access token of an agent's client, for the gateway's audience: the subject token. */
 async function agentToken(client: keyof typeof AGENT_SECRETS): Promise<string> {
-  const res = await fetch(`${issuer.issuer}/token`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${client}:${AGENT_SECRETS[client]}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: GATEWAY, scope: 'tickets:read' }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  seen.add(body.access_token);
-  return body.access_token;
+  const token = await clientCredentialsToken(issuer, { resource: GATEWAY, scope: 'tickets:read', client, secret: AGENT_SECRETS[client] });
+  seen.add(token);
+  return token;
 }
 
 beforeAll(async () => {

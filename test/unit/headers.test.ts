@@ -1,7 +1,7 @@
 /** Request header rules: credentials and their `_` lookalikes, proxy headers, Range. */
 import type { RouteConfig } from '../../src/config/types';
 import type { GatewayError } from '../../src/errors';
-import { forwardableRequestHeaders, normalisedHeaderName } from '../../src/proxy/headers';
+import { assertNoCredentialQuery, forwardableRequestHeaders, normalisedHeaderName } from '../../src/proxy/headers';
 import { assertNoMethodOverride } from '../../src/proxy/method-override';
 
 const route = (over: Partial<RouteConfig>): RouteConfig =>
@@ -15,6 +15,7 @@ const route = (over: Partial<RouteConfig>): RouteConfig =>
     credential: null,
     credentialChoices: new Map(),
     credentialHeaders: [],
+    credentialHeaderPrefixes: [],
     timeouts: { connectMs: 1, headersMs: 1, idleMs: 1 },
     forwardRange: true,
     ...over,
@@ -79,4 +80,49 @@ test('G5: method overrides are refused wherever they hide', () => {
   expect(code(() => assertNoMethodOverride(form, [], Buffer.from('a=1&%5Fmethod=DELETE')))).toBe('PC_METHOD_OVERRIDE');
   expect(code(() => assertNoMethodOverride({ 'content-type': 'application/json' }, [], Buffer.from('{"_method":"DELETE"}')))).toBe('accepted');
   expect(code(() => assertNoMethodOverride(form, [['method', 'x']], Buffer.from('method=x')))).toBe('accepted');
+});
+
+test("G25: on a route with a SigV4 credential, the agent's x-amz-* headers (and lookalikes) and Authorization are dropped", () => {
+  const sigv4 = route({ credentialHeaderPrefixes: ['x-amz-'], forwardRange: false });
+  const out = forwardableRequestHeaders(
+    {
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'x-amz-security-token': 'agent-token',
+      'x-amz-date': '20200101T000000Z',
+      x_amz_target: 'DynamoDB_20120810.DeleteTable',
+      authorization: 'AWS4-HMAC-SHA256 Credential=AKIAAGENT/x',
+      'content-type': 'application/octet-stream',
+      'x-amzx': 'kept: not the x-amz- prefix',
+    },
+    sigv4,
+    client,
+  );
+  expect(Object.keys(out).sort()).toEqual(['content-type', 'x-amzx', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+  // A route without such a credential forwards them: the prefix rule is the credential's, not global.
+  expect(forwardableRequestHeaders({ 'x-amz-meta-a': '1' }, route({}), client)).toMatchObject({ 'x-amz-meta-a': '1' });
+});
+
+test('G25: on a SigV4 route, a query parameter named X-Amz-* (presigned-URL authentication) is refused; elsewhere it passes', () => {
+  const sigv4 = route({ credentialHeaderPrefixes: ['x-amz-'] });
+  const code = (query: [string, string][], r: RouteConfig) => {
+    try {
+      assertNoCredentialQuery(query, r);
+      return 'accepted';
+    } catch (e) {
+      return (e as GatewayError).code;
+    }
+  };
+  expect(code([['X-Amz-Security-Token', 'agent']], sigv4)).toBe('PC_BAD_REQUEST');
+  expect(code([['x-amz-signature', 'ab']], sigv4)).toBe('PC_BAD_REQUEST');
+  expect(code([['x_amz_credential', 'AKIA/x']], sigv4)).toBe('PC_BAD_REQUEST');
+  expect(
+    code(
+      [
+        ['x-id', 'PutObject'],
+        ['list-type', '2'],
+      ],
+      sigv4,
+    ),
+  ).toBe('accepted');
+  expect(code([['X-Amz-Security-Token', 'agent']], route({}))).toBe('accepted');
 });
