@@ -725,7 +725,7 @@ async function main(): Promise<void> {
     const bench = await startBench(work, children);
     await preflight(bench);
     process.stderr.write(
-      `bench: priming, then ${WORKLOADS.length * settings.connections.length * bench.targets.size} runs of ` +
+      `bench: priming, then ${plan([...bench.targets.keys()]).reduce((n, b) => n + b.length, 0)} runs of ` +
         `${settings.warmupSeconds}+${settings.durationSeconds} s; ${settings.pin ? 'load generator on CPU 0, upstream and proxy on CPU 1' : 'no CPU pinning'}\n`,
     );
     await prime(bench);
