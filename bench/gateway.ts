@@ -98,17 +98,19 @@ function credentialYaml(upstream: string, types: readonly CredType[], tokenUrl: 
     if (!tokenUrl) throw new Error('BENCH_TOKEN_URL is not set');
     return `{ type: ${type}, token_url: ${tokenUrl}, client_id: ${CLIENT_ID}, auth_method: client_secret_post, client_secret_env: BENCH_CLIENT_SECRET, scope: [${OAUTH_SCOPE}]${extra} }`;
   };
-  const entries: Record<CredType, string> = {
-    oauth2_client_credentials: oauth('oauth2_client_credentials'),
+  const entries: Record<CredType, () => string> = {
+    oauth2_client_credentials: () => oauth('oauth2_client_credentials'),
     // The gateway's own client-credentials token as the actor: the upstream sees the user and the agent.
-    oauth2_token_exchange: oauth(
-      'oauth2_token_exchange',
-      `, audience: bench-upstream${types.includes('oauth2_client_credentials') ? ', actor: cred-oauth2_client_credentials' : ''}`,
-    ),
-    aws_sigv4: `{ type: aws_sigv4, service: ${SIGV4.service}, region: ${SIGV4.region}, access_key_id_env: BENCH_AWS_ACCESS_KEY_ID, secret_access_key_env: BENCH_AWS_SECRET_ACCESS_KEY }`,
+    oauth2_token_exchange: () =>
+      oauth(
+        'oauth2_token_exchange',
+        `, audience: bench-upstream${types.includes('oauth2_client_credentials') ? ', actor: cred-oauth2_client_credentials' : ''}`,
+      ),
+    aws_sigv4: () =>
+      `{ type: aws_sigv4, service: ${SIGV4.service}, region: ${SIGV4.region}, access_key_id_env: BENCH_AWS_ACCESS_KEY_ID, secret_access_key_env: BENCH_AWS_SECRET_ACCESS_KEY }`,
   };
   return {
-    credentials: types.map((t) => `  cred-${t}: ${entries[t]}\n`).join(''),
+    credentials: types.map((t) => `  cred-${t}: ${entries[t]()}\n`).join(''),
     routes: types
       .map(
         (t) => `  - name: ${CRED_ROUTES[t].route}
