@@ -20,7 +20,7 @@
  *                          first runs do not pay for JIT compilation (1)
  *   BENCH_CONNECTIONS      connection counts (1,16,64): 16 and 64 measure capacity, 1 the
  *                          latency a proxy adds when nothing queues
- *   BENCH_WORKLOADS        which workload groups: http, mcp, jwt, comma-separated (http,mcp);
+ *   BENCH_WORKLOADS        which workload groups: http, mcp, jwt, cred, comma-separated (http,mcp);
  *                          `npm run bench:mcp` is BENCH_WORKLOADS=mcp. jwt is the REST GET
  *                          authenticated by an ES256 and by an RS256 access token instead of the
  *                          agent key, beside the agent-key GET (added when http is not listed),
