@@ -5,6 +5,7 @@
 import type { Credential } from '../config/types';
 import type { BrokerContext } from './broker-context';
 import type { CredentialProvider } from './provider';
+import { mtlsProvider } from './mtls';
 import { staticProvider } from './static';
 
 /** Builds the provider of a credential. */
@@ -14,5 +15,7 @@ export function createProvider(credential: Credential, broker: BrokerContext): C
     case 'header':
     case 'basic':
       return staticProvider(credential, broker);
+    case 'mtls':
+      return mtlsProvider(credential, broker);
   }
 }
