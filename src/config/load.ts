@@ -13,7 +13,7 @@ import type { RawConfig } from './raw-config';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
-import { ConfigSource, type KeyPath } from './source';
+import { ConfigSource } from './source';
 import type { AgentTlsConfig, GatewayConfig, JwtIdentityConfig, MtlsIdentityConfig } from './types';
 import { checkCaBundle, checkKeyPair, tlsPem } from './tls-files';
 import { validateConfig } from './validate';
