@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { runExport } from '../../src/audit/offline/export';
 import { runQuery } from '../../src/audit/offline/query';
 import { verifyTrail } from '../../src/audit/offline/verify';
 import { keyHash, startTestGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness';
@@ -212,6 +213,10 @@ describe.each([
     runQuery(gw.auditDir, { types: ['credential_rotated'] }, {}, (h) => hits.push(h.record));
     expect(hits).toHaveLength(1);
     expect(hits[0]).toMatchObject({ type: 'credential_rotated', credential: 'api' });
+    let csv = '';
+    runExport(gw.auditDir, { format: 'csv', filter: { types: ['credential_rotated'] }, write: (c) => (csv += c) });
+    expect(csv.trim().split('\n')).toHaveLength(2);
+    expect(csv).toContain('credential_rotated');
     expect(readFileSync(path.join(gw.auditDir, 'audit.pub'), 'utf8')).toBeTruthy();
     expect(verifyTrail(gw.auditDir).problems).toEqual([]);
   });
