@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { StaticCredential } from '../../src/credential-injector/static';
 import { staticProvider } from '../../src/credential-injector/static';
 import { brokerContext, type RotationFacts } from '../../src/credential-injector/broker-context';
+import type { Attachment, CredentialProvider } from '../../src/credential-injector/provider';
 import { Secret } from '../../src/secret';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-static-rotation-'));
@@ -40,6 +41,13 @@ function testBroker() {
 
 const call = { identity: null, subjectToken: null, scopes: null } as const;
 
+/** A static secret's attachment is never a promise. */
+function obtain(p: CredentialProvider): Attachment {
+  const a = p.obtain(call);
+  if (a instanceof Promise) throw new Error('a static secret was fetched');
+  return a;
+}
+
 function credential(file: string, graceS: number): StaticCredential {
   return { name: 'api', type: 'bearer', token: new Secret('old-value-1', `file ${file}`), rotation: { file, graceS, pollMs: 60_000 } };
 }
@@ -56,14 +64,14 @@ test('G26: one attachment per value; a rotation swaps it, reports both fingerpri
   const t = testBroker();
   const p = staticProvider(credential(file, 300), t.broker);
   try {
-    const first = p.obtain(call);
-    expect(p.obtain(call)).toBe(first); // prebuilt: the same object every call
+    const first = obtain(p);
+    expect(obtain(p)).toBe(first); // prebuilt: the same object every call
     const rotated = t.next();
     writeFileSync(file, 'new-value-2\n');
     await rotated;
-    const second = p.obtain(call);
+    const second = obtain(p);
     expect(second).not.toBe(first);
-    expect(p.obtain(call)).toBe(second);
+    expect(obtain(p)).toBe(second);
     expect(t.rotations).toEqual([
       { credential: 'api', credential_type: 'bearer', fingerprint: second.fingerprint, previous_fingerprint: first.fingerprint, grace_s: 300 },
     ]);
@@ -87,7 +95,7 @@ test('G26: with no grace the old value is not masked after the rotation', async 
     const rotated = t.next();
     writeFileSync(file, 'new-value-2');
     await rotated;
-    expect(masked(p.obtain(call).secrets.masker, 'old-value-1 new-value-2')).toBe('old-value-1 ***********');
+    expect(masked(obtain(p).secrets.masker, 'old-value-1 new-value-2')).toBe('old-value-1 ***********');
   } finally {
     p.close?.();
   }
@@ -99,7 +107,7 @@ test('G26: an empty, multi-line or removed file is a counted failure that keeps 
   const t = testBroker();
   const p = staticProvider(credential(file, 300), t.broker);
   try {
-    const before = p.obtain(call);
+    const before = obtain(p);
     for (const [change, failures] of [
       [() => writeFileSync(file, ''), 1],
       [() => writeFileSync(file, 'line-1\nline-2\n'), 2],
@@ -108,7 +116,7 @@ test('G26: an empty, multi-line or removed file is a counted failure that keeps 
       const logged = t.next();
       change();
       await logged;
-      expect(p.obtain(call)).toBe(before);
+      expect(obtain(p)).toBe(before);
       expect(p.health()).toMatchObject({ ok: true, failures });
     }
     expect(t.errors).toEqual([
