@@ -13,7 +13,7 @@
  */
 import { createPrivateKey, type KeyObject, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Logger } from 'pino';
+import type { BrokerLog } from './broker-context';
 import { Agent, request } from 'undici';
 import type { TokenEndpointConfig } from '../config/types';
 import { revealSecret } from '../secret';
@@ -86,7 +86,7 @@ function discoveryUrls(issuer: string): string[] {
 }
 
 /** `credential`: the credential's name, for the log. */
-export function tokenEndpoint(credential: string, config: TokenEndpointConfig, log: Logger): TokenEndpoint {
+export function tokenEndpoint(credential: string, config: TokenEndpointConfig, log: BrokerLog): TokenEndpoint {
   const auth = config.auth;
   const agent = new Agent({
     connect: {
