@@ -24,6 +24,7 @@ import { defaultChoiceOf } from './credential-injector/choose';
 import { envSecrets } from './credential-injector/injector';
 import type { CredentialProvider } from './credential-injector/provider';
 import { createProvider } from './credential-injector/providers';
+import { routeSecrets } from './credential-injector/route-secrets';
 import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
@@ -229,7 +230,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const routes: RouteRuntime[] = [];
     for (const r of config.routes) {
       const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
-      const credentialParts = { providers: choices, defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null) };
+      const credentialParts = {
+        providers: choices,
+        defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null),
+        maskAll: routeSecrets(r.name, [...choices.values()]),
+      };
       const stdio = r.mcp?.stdio;
       if (!stdio) {
         // An mtls credential (a route's only one, config/routes.ts) is set on its connections.

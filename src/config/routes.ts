@@ -322,7 +322,7 @@ function routeOf(
     credentialHeaderPrefixes: Object.freeze([...choices.values()].some((c) => c.type === 'aws_sigv4') ? ['x-amz-'] : []),
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
-    forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
+    forwardRange: raw.forward_range ?? (choices.size === 0 && raw.kind === 'http'),
     identity: routeIdentity,
   });
 }

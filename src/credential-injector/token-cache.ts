@@ -78,7 +78,14 @@ export class TokenCache<E extends CachedToken> {
             this.#retryAt.set(key, now + RETRY_AFTER_MS);
             return old;
           }
+          this.#failed.delete(key);
           this.#failed.set(key, { until: now + FAIL_FAST_MS, err });
+          // Bounded like the entries: distinct refused keys (subject tokens) cannot grow it for ever.
+          if (this.#failed.size > MAX_ENTRIES)
+            for (const [k, f] of this.#failed) {
+              if (this.#failed.size <= MAX_ENTRIES && f.until > now) break;
+              this.#failed.delete(k);
+            }
           throw err;
         },
       )
