@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     sessionToken: null,
     assumeRole: null,
   };
-  const bearer: Credential = { name: 'api', type: 'bearer', token: secret('bench-upstream-token-not-a-secret') };
+  const bearer: Credential = { name: 'api', type: 'bearer', token: secret('bench-upstream-token-not-a-secret'), rotation: null };
   const withToken: AwsSigV4Credential = { ...sigv4, name: 'aws-token', sessionToken: secret(`FwoGZXIvYXdzE${'x'.repeat(600)}`) };
   const bearerProvider = createProvider(bearer, broker);
   const baseMasker = new ResponseMasker([SECRET_KEY]);

@@ -24,6 +24,7 @@ import { defaultChoiceOf } from './credential-injector/choose';
 import { envSecrets } from './credential-injector/injector';
 import type { CredentialProvider } from './credential-injector/provider';
 import { createProvider } from './credential-injector/providers';
+import { routeSecrets } from './credential-injector/route-secrets';
 import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
@@ -213,7 +214,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
     // and is forwarded to like any upstream; its secret environment is masked in its answers.
     // One provider per configured credential, shared by the routes naming it (one token cache).
-    const broker = brokerContext(log);
+    const broker = brokerContext(log, (facts) => record({ type: 'credential_rotated', time: new Date().toISOString(), ...facts }));
     const providers = new Map<string, CredentialProvider>();
     const providerOf = (c: Credential): CredentialProvider => {
       let p = providers.get(c.name);
@@ -229,10 +230,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const routes: RouteRuntime[] = [];
     for (const r of config.routes) {
       const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
-      const credentialParts = { providers: choices, defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null) };
+      const credentialParts = {
+        providers: choices,
+        defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null),
+        maskAll: routeSecrets(r.name, [...choices.values()]),
+      };
       const stdio = r.mcp?.stdio;
       if (!stdio) {
-        const upstream = new HttpUpstream(r);
+        // An mtls credential (a route's only one, config/routes.ts) is set on its connections.
+        const upstream = new HttpUpstream(r, undefined, credentialParts.defaultChoice?.provider.tls);
         closers.push(() => upstream.close());
         routes.push(routeRuntime(r, { ...credentialParts, secrets: null, upstream }));
         continue;

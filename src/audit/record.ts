@@ -60,6 +60,22 @@ export interface LifecycleRecord {
 }
 
 /**
+ * A credential's value changed while the gateway runs (a rotated secret file, a new client
+ * certificate, docs/credentials.md): the new and the previous value by keyed fingerprint, the
+ * same `hmac:<16 hex>` the decision records' `credential_fingerprint` carries. Never a value.
+ */
+export interface CredentialRotatedRecord {
+  readonly type: 'credential_rotated';
+  readonly time: string;
+  readonly credential: string;
+  readonly credential_type: string;
+  readonly fingerprint: string;
+  readonly previous_fingerprint: string;
+  /** How long the previous value is still masked in answers (s); null for a client certificate. */
+  readonly grace_s: number | null;
+}
+
+/**
  * Written by a writer that found the directory's lock left by a writer that died holding it
  * (kill -9, OOM kill, power loss): the kernel released the lock, and the trail names who held it.
  */
@@ -113,7 +129,15 @@ export interface SigningKeyRecord {
 }
 
 /** Anything the writer appends. */
-export type AuditEvent = DecisionRecord | OutcomeRecord | LifecycleRecord | WriterTakeoverRecord | CheckpointRecord | SegmentStartRecord | SigningKeyRecord;
+export type AuditEvent =
+  | DecisionRecord
+  | OutcomeRecord
+  | LifecycleRecord
+  | CredentialRotatedRecord
+  | WriterTakeoverRecord
+  | CheckpointRecord
+  | SegmentStartRecord
+  | SigningKeyRecord;
 
 /** A line as written: the event with its chain fields first. */
 export type ChainedRecord = { readonly seq: number; readonly prev: string } & AuditEvent;

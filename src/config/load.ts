@@ -6,17 +6,16 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
 import { resolveListener } from './listeners';
-import { caCertificates } from './pem';
 import type { RawConfig } from './raw-config';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
-import { ConfigSource, type KeyPath } from './source';
+import { ConfigSource } from './source';
 import type { AgentTlsConfig, GatewayConfig, JwtIdentityConfig, MtlsIdentityConfig } from './types';
+import { checkCaBundle, checkKeyPair, tlsPem } from './tls-files';
 import { validateConfig } from './validate';
 
 /** Options for loadConfig and parseConfig. */
@@ -105,19 +104,6 @@ function jwtOf(raw: RawConfig['identity']['jwt']): JwtIdentityConfig | null {
   });
 }
 
-/** Reads one PEM file of tls, refusing a missing or non-PEM file at its key. */
-function tlsPem(ctx: ResolveContext, file: string, at: KeyPath): { path: string; text: string } {
-  const full = path.resolve(ctx.baseDir, file);
-  let text: string;
-  try {
-    text = readFileSync(full, 'utf8');
-  } catch (err) {
-    return ctx.fail('CONFIG_PATH', at, `cannot read ${full} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  if (!text.includes('-----BEGIN ')) ctx.fail('CONFIG_PATH', at, `${full} is not a PEM file`);
-  return { path: full, text };
-}
-
 /** tls: the files exist, are PEM, and the key is the certificate's (docs/identity.md). */
 function tlsOf(ctx: ResolveContext, raw: RawConfig['tls']): AgentTlsConfig | null {
   if (raw === undefined) return null;
@@ -125,18 +111,8 @@ function tlsOf(ctx: ResolveContext, raw: RawConfig['tls']): AgentTlsConfig | nul
   const ca = raw.client_ca === undefined ? null : tlsPem(ctx, raw.client_ca.file, ['tls', 'client_ca', 'file']);
   if (ctx.secretMode === 'load') {
     const key = tlsPem(ctx, raw.key.file, ['tls', 'key', 'file']);
-    try {
-      createSecureContext({ cert: cert.text, key: key.text });
-    } catch (err) {
-      ctx.fail('CONFIG_PATH', ['tls', 'key', 'file'], `${key.path} is not the private key of ${cert.path} (${(err as Error).message})`);
-    }
-    if (ca !== null) {
-      try {
-        caCertificates(ca.text);
-      } catch (err) {
-        ctx.fail('CONFIG_PATH', ['tls', 'client_ca', 'file'], `${ca.path} holds no usable CA certificate (${(err as Error).message})`);
-      }
-    }
+    checkKeyPair(ctx, cert, key, ['tls', 'key', 'file']);
+    if (ca !== null) checkCaBundle(ctx, ca, ['tls', 'client_ca', 'file']);
   }
   if (raw.client_ca === undefined && ctx.source.has(['tls', 'client_auth']))
     ctx.fail('CONFIG_CONFLICT', ['tls', 'client_auth'], 'client_auth only goes with client_ca', { key: true });

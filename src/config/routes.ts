@@ -4,15 +4,19 @@ import type { Secret } from '../secret';
 import type { ResolveContext } from './context';
 import { isOAuthCredential, oauthCredentialOf } from './oauth-credentials';
 import type { RawConfig, RawCredential, RawRoute } from './raw-config';
+import type { KeyPath } from './source';
+import { checkCaBundle, checkKeyPair, tlsPem } from './tls-files';
 import type {
   AgentConfig,
   Credential,
   IdentityMethodName,
   JwtIdentityConfig,
   McpRouteConfig,
+  MtlsCredential,
   MtlsIdentityConfig,
   RouteConfig,
   RouteIdentityConfig,
+  SecretRotation,
   StdioServerConfig,
   Timeouts,
 } from './types';
@@ -31,20 +35,65 @@ export function resolveCredentials(ctx: ResolveContext, raw: RawConfig['credenti
   return new Map(entries.map(([name]) => [name, out.get(name)!]));
 }
 
+/**
+ * How a static secret follows its file: watched when it is read from one (docs/credentials.md,
+ * Rotation). An env secret cannot change at run time, so the rotation keys are refused with it.
+ */
+function rotationOf(
+  ctx: ResolveContext,
+  raw: { readonly rotation_grace_s: number; readonly reload_poll_ms: number },
+  file: string | undefined,
+  at: KeyPath,
+): SecretRotation | null {
+  if (file === undefined) {
+    for (const key of ['rotation_grace_s', 'reload_poll_ms'])
+      if (ctx.source.has([...at, key]))
+        ctx.fail('CONFIG_CONFLICT', [...at, key], `${key} only goes with a file secret: an environment variable cannot change while the gateway runs`, {
+          key: true,
+        });
+    return null;
+  }
+  return Object.freeze({ file: path.resolve(ctx.baseDir, file), graceS: raw.rotation_grace_s, pollMs: raw.reload_poll_ms });
+}
+
+/** type mtls: the files exist, are PEM, the key is the certificate's, the CA pin parses. */
+function mtlsCredentialOf(ctx: ResolveContext, name: string, raw: Extract<RawCredential, { type: 'mtls' }>, at: KeyPath): MtlsCredential {
+  const cert = tlsPem(ctx, raw.cert.file, [...at, 'cert', 'file']);
+  const ca = raw.ca === undefined ? null : tlsPem(ctx, raw.ca.file, [...at, 'ca', 'file']);
+  if (ca !== null) checkCaBundle(ctx, ca, [...at, 'ca', 'file']);
+  if (ctx.secretMode === 'load') checkKeyPair(ctx, cert, tlsPem(ctx, raw.key.file, [...at, 'key', 'file']), [...at, 'key', 'file']);
+  return Object.freeze({
+    name,
+    type: 'mtls',
+    certFile: cert.path,
+    keyFile: path.resolve(ctx.baseDir, raw.key.file),
+    caFile: ca?.path ?? null,
+    reloadPollMs: raw.reload_poll_ms,
+  });
+}
+
 function credentialOf(ctx: ResolveContext, name: string, raw: RawCredential, resolved: ReadonlyMap<string, Credential>, names: readonly string[]): Credential {
   const at = ['credentials', name];
   if (isOAuthCredential(raw)) return oauthCredentialOf(ctx, name, raw, resolved, names);
   switch (raw.type) {
     case 'bearer':
-      return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at) });
+      return Object.freeze({ name, type: 'bearer', token: ctx.secrets.read(raw, at), rotation: rotationOf(ctx, raw, raw.file, at) });
     case 'header': {
       const header = raw.header.toLowerCase();
       if (FRAMING_HEADERS.includes(header))
         ctx.fail('CONFIG_VALUE', [...at, 'header'], `header "${raw.header}" cannot carry a credential: expected a header that does not frame the request`);
-      return Object.freeze({ name, type: 'header', header, value: ctx.secrets.read(raw, at) });
+      return Object.freeze({ name, type: 'header', header, value: ctx.secrets.read(raw, at), rotation: rotationOf(ctx, raw, raw.file, at) });
     }
     case 'basic':
-      return Object.freeze({ name, type: 'basic', username: raw.username, password: ctx.secrets.read(raw, at, 'password_') });
+      return Object.freeze({
+        name,
+        type: 'basic',
+        username: raw.username,
+        password: ctx.secrets.read(raw, at, 'password_'),
+        rotation: rotationOf(ctx, raw, raw.password_file, at),
+      });
+    case 'mtls':
+      return mtlsCredentialOf(ctx, name, raw, at);
     case 'aws_sigv4': {
       const role = raw.assume_role;
       return Object.freeze({
@@ -144,6 +193,13 @@ function routeCredentialsOf(
   }
   for (const [label, name] of Object.entries(raw.credentials ?? {})) {
     const c = namedCredential(ctx, name, [...at, 'credentials', label], credentials);
+    // A client certificate belongs to the connection, which calls with other credentials share.
+    if (c?.type === 'mtls')
+      ctx.fail(
+        'CONFIG_CONFLICT',
+        [...at, 'credentials', label],
+        `${JSON.stringify(name)} is an mtls credential: it is set on the upstream connection, so name it alone with credential:, not among credentials`,
+      );
     if (c) choices.set(label, c);
   }
   let credential: Credential | null = null;
@@ -246,6 +302,8 @@ function routeOf(
   const { credential, choices } = routeCredentialsOf(ctx, raw, at, credentials);
   const routeIdentity = routeIdentityOf(ctx, raw.identity, at, identity);
   exchangeNeedsTokens(ctx, raw, at, choices, routeIdentity);
+  if (credential?.type === 'mtls' && url.protocol !== 'https:')
+    ctx.fail('CONFIG_CONFLICT', [...at, 'credential'], `${JSON.stringify(credential.name)} is a client certificate: the upstream must be https://`);
   const mcp: McpRouteConfig | null =
     raw.kind === 'mcp'
       ? Object.freeze({ denyAs: raw.deny_as, endpoint: url.pathname, stdio: raw.command !== undefined ? stdioServerOf(ctx, raw, at) : null })
@@ -264,7 +322,7 @@ function routeOf(
     credentialHeaderPrefixes: Object.freeze([...choices.values()].some((c) => c.type === 'aws_sigv4') ? ['x-amz-'] : []),
     timeouts: timeoutsOf(raw.timeouts, timeouts),
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
-    forwardRange: raw.forward_range ?? (credential === null && raw.kind === 'http'),
+    forwardRange: raw.forward_range ?? (choices.size === 0 && raw.kind === 'http'),
     identity: routeIdentity,
   });
 }

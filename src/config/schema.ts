@@ -221,6 +221,14 @@ const auditSink = {
   ],
 } as const;
 
+const pemFile = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['file'],
+  [EXPECTED]: 'a file reference {file: PATH}',
+  properties: { file: { type: 'string', minLength: 1, description: 'PEM file, relative to this file.' } },
+} as const;
+
 const secretFile = { type: 'string', minLength: 1 } as const;
 
 const oauthScope = {
@@ -281,20 +289,43 @@ const tokenEndpointKeys = {
   },
 } as const;
 
+/** The keys of a static secret read from a file that say how it rotates (docs/credentials.md, Rotation). */
+const rotation = {
+  rotation_grace_s: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 86400,
+    default: 300,
+    description:
+      'With a file secret: after the file changes, how long the previous value is still masked in answers (s). The new value is attached from the next call. An env secret cannot change while the gateway runs.',
+  },
+  reload_poll_ms: {
+    type: 'integer',
+    minimum: 100,
+    default: 2000,
+    description: 'With a file secret: interval of the content check behind the file watch (ms).',
+  },
+} as const;
+
 /** One entry of credentials: the `type` picks the schema, so errors name that type's keys. */
 const credential = {
   type: 'object',
   required: ['type'],
   properties: {
     type: {
-      enum: ['bearer', 'header', 'basic', 'oauth2_client_credentials', 'oauth2_token_exchange', 'aws_sigv4'],
+      enum: ['bearer', 'header', 'basic', 'oauth2_client_credentials', 'oauth2_token_exchange', 'aws_sigv4', 'mtls'],
       description: 'How the credential is attached.',
     },
   },
   allOf: [
     {
       if: { properties: { type: { const: 'bearer' } }, required: ['type'] },
-      then: { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { const: 'bearer' }, env: envName, file: secretFile } },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type'],
+        properties: { type: { const: 'bearer' }, env: envName, file: secretFile, ...rotation },
+      },
     },
     {
       if: { properties: { type: { const: 'header' } }, required: ['type'] },
@@ -302,7 +333,7 @@ const credential = {
         type: 'object',
         additionalProperties: false,
         required: ['type', 'header'],
-        properties: { type: { const: 'header' }, header: headerName, env: envName, file: secretFile },
+        properties: { type: { const: 'header' }, header: headerName, env: envName, file: secretFile, ...rotation },
       },
     },
     {
@@ -316,6 +347,27 @@ const credential = {
           username: { type: 'string', minLength: 1, pattern: '^[^:]*$', [EXPECTED]: 'a user name without ":"' },
           password_env: envName,
           password_file: secretFile,
+          ...rotation,
+        },
+      },
+    },
+    {
+      if: { properties: { type: { const: 'mtls' } }, required: ['type'] },
+      then: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'cert', 'key'],
+        description:
+          "A client certificate on the TLS connections to the upstream of the route naming it (that route's only credential). The files are watched; new connections use changed ones, a bad new set keeps the old one (logged).",
+        properties: {
+          type: { const: 'mtls' },
+          cert: { ...pemFile, description: 'PEM file of the client certificate (and its chain): {file: PATH}.' },
+          key: { ...pemFile, description: "PEM file of the client certificate's private key: {file: PATH}." },
+          ca: {
+            ...pemFile,
+            description: "PEM file of the CA the upstream's certificate must chain to, instead of the system roots (a pin): {file: PATH}.",
+          },
+          reload_poll_ms: { type: 'integer', minimum: 100, default: 2000, description: 'Interval of the content check behind the file watches (ms).' },
         },
       },
     },
@@ -502,14 +554,6 @@ const jwtIdentity = {
   },
 } as const;
 
-const pemFile = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['file'],
-  [EXPECTED]: 'a file reference {file: PATH}',
-  properties: { file: { type: 'string', minLength: 1, description: 'PEM file, relative to this file.' } },
-} as const;
-
 /** tls: the agent listener serves HTTPS, optionally asking for client certificates (docs/identity.md). */
 const listenerTls = {
   type: 'object',
@@ -669,7 +713,8 @@ export const CONFIG_SCHEMA = {
     credentials: {
       type: 'object',
       default: {},
-      description: 'Named upstream credentials. Values are read at start-up from the environment or a file, never from this file.',
+      description:
+        'Named upstream credentials. Values are read from the environment (at start-up) or a file (watched: a changed file rotates the value), never from this file.',
       propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$', [EXPECTED]: 'a name of letters, digits, _ . - (at most 64)' },
       additionalProperties: credential,
     },

@@ -14,11 +14,33 @@ export interface Timeouts {
   readonly totalMs: number;
 }
 
+/** How a static secret read from a file follows the file (docs/credentials.md, Rotation); env secrets cannot change. */
+export interface SecretRotation {
+  /** The secret file (absolute), watched and re-read on change. */
+  readonly file: string;
+  /** How long the previous value stays masked in answers after a rotation (s). */
+  readonly graceS: number;
+  /** Interval of the content check behind the directory watch (ms). */
+  readonly pollMs: number;
+}
+
+/** type mtls: a client certificate for the TLS connections to a route's upstream; the files are watched. */
+export interface MtlsCredential {
+  readonly name: string;
+  readonly type: 'mtls';
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA the upstream's certificate must chain to instead of the system roots; null: the system roots. */
+  readonly caFile: string | null;
+  readonly reloadPollMs: number;
+}
+
 /** A resolved credential: how to attach it and the secret values it attaches. */
 export type Credential =
-  | { readonly name: string; readonly type: 'bearer'; readonly token: Secret }
-  | { readonly name: string; readonly type: 'header'; readonly header: string; readonly value: Secret }
-  | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret }
+  | { readonly name: string; readonly type: 'bearer'; readonly token: Secret; readonly rotation: SecretRotation | null }
+  | { readonly name: string; readonly type: 'header'; readonly header: string; readonly value: Secret; readonly rotation: SecretRotation | null }
+  | { readonly name: string; readonly type: 'basic'; readonly username: string; readonly password: Secret; readonly rotation: SecretRotation | null }
+  | MtlsCredential
   | OAuthClientCredentialsConfig
   | OAuthTokenExchangeConfig
   | AwsSigV4Credential;

@@ -63,8 +63,9 @@ export function chooseCredential(route: CredentialOptions, decision: Decision): 
     throw policyError('decision.scopes given without decision.credential on a route with several credentials and no default_credential');
   }
   if (scopes === undefined) return { provider, scopes: null };
-  if (!Array.isArray(scopes) || scopes.length > 64 || !scopes.every((s) => typeof s === 'string' && SCOPE.test(s)))
-    throw policyError('decision.scopes must be a list of at most 64 OAuth scopes (printable ASCII, no spaces)');
+  if (!Array.isArray(scopes) || scopes.length === 0 || scopes.length > 64 || !scopes.every((s) => typeof s === 'string' && SCOPE.test(s)))
+    // Empty is refused too: a token request without scope gets the server's default, often everything.
+    throw policyError('decision.scopes must be a list of 1 to 64 OAuth scopes (printable ASCII, no spaces)');
   return { provider, scopes: Object.freeze([...new Set(scopes as string[])]) };
 }
 

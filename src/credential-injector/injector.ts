@@ -23,38 +23,57 @@ export interface CredentialBinding extends ResponseSecrets {
   attach(headers: Record<string, string>): void;
 }
 
-/** Builds the binding for a credential. */
-export function bindCredential(credential: StaticCredential): CredentialBinding {
-  let header: string;
-  let value: string;
-  const needles: string[] = [];
+/** The header a static credential travels in, its value, and what is masked of it. */
+interface Forms {
+  readonly header: string;
+  readonly value: string;
+  /** Masked in every form. */
+  readonly needles: readonly string[];
   /** Values that carry a secret: masked in their encoded forms (needles.ts). */
-  const carriers: string[] = [];
+  readonly carriers: readonly string[];
+}
+
+/** The secret of a static credential as configured. */
+export function staticSecretOf(credential: StaticCredential): string {
+  switch (credential.type) {
+    case 'bearer':
+      return revealSecret(credential.token);
+    case 'header':
+      return revealSecret(credential.value);
+    case 'basic':
+      return revealSecret(credential.password);
+  }
+}
+
+function formsOf(credential: StaticCredential, secret: string): Forms {
   switch (credential.type) {
     case 'bearer': {
-      const token = revealSecret(credential.token);
-      header = 'authorization';
-      value = `Bearer ${token}`;
-      needles.push(token);
-      carriers.push(value);
-      break;
+      const value = `Bearer ${secret}`;
+      return { header: 'authorization', value, needles: [secret], carriers: [value] };
     }
     case 'header':
-      header = credential.header;
-      value = revealSecret(credential.value);
-      needles.push(value);
-      break;
+      return { header: credential.header, value: secret, needles: [secret], carriers: [] };
     case 'basic': {
-      const password = revealSecret(credential.password);
-      const encoded = Buffer.from(`${credential.username}:${password}`).toString('base64');
-      header = 'authorization';
-      value = `Basic ${encoded}`;
-      needles.push(password);
-      carriers.push(`${credential.username}:${password}`, value);
-      break;
+      const pair = `${credential.username}:${secret}`;
+      const value = `Basic ${Buffer.from(pair).toString('base64')}`;
+      return { header: 'authorization', value, needles: [secret], carriers: [pair, value] };
     }
   }
-  const masker = new ResponseMasker(needles, carriers);
+}
+
+/**
+ * Builds the binding for a credential: `secret` (default: the configured one) is attached;
+ * `stillMasked` are previous values of a rotated secret, masked with it during the grace period.
+ */
+export function bindCredential(
+  credential: StaticCredential,
+  secret: string = staticSecretOf(credential),
+  stillMasked: readonly string[] = [],
+): CredentialBinding {
+  const forms = formsOf(credential, secret);
+  const old = stillMasked.map((s) => formsOf(credential, s));
+  const masker = new ResponseMasker([...forms.needles, ...old.flatMap((f) => f.needles)], [...forms.carriers, ...old.flatMap((f) => f.carriers)]);
+  const { header, value } = forms;
   return Object.freeze({
     name: credential.name,
     header,

@@ -56,6 +56,11 @@ export class ResponseMasker {
     this.#shortest = needles.length ? Math.min(...needles.map((n) => n.length)) : Infinity;
   }
 
+  /** One masker over the needles of several, compiled again only as a matcher (their needles are reused). */
+  static union(maskers: readonly ResponseMasker[]): ResponseMasker {
+    return new ResponseMasker([], [], null, [...new Set(maskers.flatMap((m) => m.#needles))]);
+  }
+
   toJSON(): string {
     return '[ResponseMasker]';
   }

@@ -10,9 +10,8 @@
  * cannot be obtained refuses the call 503 PC_CREDENTIAL_UNAVAILABLE; obtain() runs only after
  * the allow, so a denied call never costs a token request.
  */
-import pino, { type Logger } from 'pino';
 import type { OAuthClientCredentialsConfig, TokenEndpointConfig } from '../config/types';
-import type { BrokerContext } from './broker-context';
+import type { BrokerContext, BrokerLog } from './broker-context';
 import { MintedTokens } from './minted-tokens';
 import type { Attachment, CredentialCall, CredentialHealth, CredentialProvider } from './provider';
 import { type CachedToken, refreshAt, TokenCache } from './token-cache';
@@ -43,11 +42,9 @@ export interface ClientCredentialsProvider extends CredentialProvider {
   accessToken(): string | Promise<string>;
 }
 
-const silent = pino({ level: 'silent' });
-
-/** The log of a broker, or one that writes nothing. */
-export function brokerLog(broker: BrokerContext): Logger {
-  return broker.log ?? silent;
+/** The log of a broker. */
+export function brokerLog(broker: BrokerContext): BrokerLog {
+  return broker.log;
 }
 
 /**

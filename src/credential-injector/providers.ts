@@ -8,6 +8,7 @@ import type { BrokerContext } from './broker-context';
 import { type ClientCredentialsProvider, clientCredentialsProvider } from './oauth-client-credentials';
 import { tokenExchangeProvider } from './oauth-token-exchange';
 import type { CredentialProvider } from './provider';
+import { mtlsProvider } from './mtls';
 import { staticProvider } from './static';
 
 /**
@@ -29,5 +30,7 @@ export function createProvider(credential: Credential, broker: BrokerContext, pr
     }
     case 'aws_sigv4':
       return awsSigV4Provider(credential, broker);
+    case 'mtls':
+      return mtlsProvider(credential, broker);
   }
 }

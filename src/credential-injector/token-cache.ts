@@ -6,7 +6,8 @@
  * Refresh ahead: from `refreshAtMs` the next call waits for a new token rather than use one
  * about to expire. If that refresh fails while the cached token is still valid, calls keep
  * using it for RETRY_AFTER_MS before asking again, so a slow endpoint does not stall every call
- * for timeout_ms. After `expiresAtMs` an entry is never used.
+ * for timeout_ms. After `expiresAtMs` an entry is never used. A failure with nothing valid to
+ * fall back on is answered again, at once, for FAIL_FAST_MS.
  */
 
 /** What the cache needs of an entry. */
@@ -17,6 +18,12 @@ export interface CachedToken {
 
 /** How long a still-valid token is used after a failed refresh before the next attempt. */
 export const RETRY_AFTER_MS = 5_000;
+/**
+ * With nothing valid cached, how long after a failed fetch calls are refused at once with that
+ * failure instead of asking the endpoint again: an outage costs the endpoint one request per
+ * key per second, not one per call.
+ */
+export const FAIL_FAST_MS = 1_000;
 /** Most entries kept; beyond it the oldest is dropped (a token exchange has one per subject). */
 export const MAX_ENTRIES = 10_000;
 
@@ -31,6 +38,8 @@ export class TokenCache<E extends CachedToken> {
   readonly #inflight = new Map<string, Promise<E>>();
   /** Keys whose refresh failed: not asked again before this time while the old entry is valid. */
   readonly #retryAt = new Map<string, number>();
+  /** Keys whose fetch failed with nothing valid to fall back on: refused at once until `until`. */
+  readonly #failed = new Map<string, { readonly until: number; readonly err: unknown }>();
 
   /** The entry a call may use now without waiting, or null. Allocation-free. */
   usable(key: string, nowMs: number): E | null {
@@ -48,6 +57,11 @@ export class TokenCache<E extends CachedToken> {
   fetch(key: string, fetch: () => Promise<E>): Promise<E> {
     const running = this.#inflight.get(key);
     if (running !== undefined) return running;
+    const failed = this.#failed.get(key);
+    if (failed !== undefined) {
+      if (Date.now() < failed.until) return Promise.reject(failed.err);
+      this.#failed.delete(key);
+    }
     const p = fetch()
       .then(
         (e) => {
@@ -64,6 +78,14 @@ export class TokenCache<E extends CachedToken> {
             this.#retryAt.set(key, now + RETRY_AFTER_MS);
             return old;
           }
+          this.#failed.delete(key);
+          this.#failed.set(key, { until: now + FAIL_FAST_MS, err });
+          // Bounded like the entries: distinct refused keys (subject tokens) cannot grow it for ever.
+          if (this.#failed.size > MAX_ENTRIES)
+            for (const [k, f] of this.#failed) {
+              if (this.#failed.size <= MAX_ENTRIES && f.until > now) break;
+              this.#failed.delete(k);
+            }
           throw err;
         },
       )

@@ -13,7 +13,7 @@
  */
 import { createPrivateKey, type KeyObject, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Logger } from 'pino';
+import type { BrokerLog } from './broker-context';
 import { Agent, request } from 'undici';
 import type { TokenEndpointConfig } from '../config/types';
 import { revealSecret } from '../secret';
@@ -86,7 +86,7 @@ function discoveryUrls(issuer: string): string[] {
 }
 
 /** `credential`: the credential's name, for the log. */
-export function tokenEndpoint(credential: string, config: TokenEndpointConfig, log: Logger): TokenEndpoint {
+export function tokenEndpoint(credential: string, config: TokenEndpointConfig, log: BrokerLog): TokenEndpoint {
   const auth = config.auth;
   const agent = new Agent({
     connect: {
@@ -149,6 +149,9 @@ export function tokenEndpoint(credential: string, config: TokenEndpointConfig, l
       if (named !== issuer) throw new TokenEndpointError(`the discovery document ${url} names another issuer (${JSON.stringify(String(named).slice(0, 200))})`);
       if (typeof endpoint !== 'string' || !/^https?:\/\//.test(endpoint))
         throw new TokenEndpointError(`the discovery document ${url} names no http(s) token_endpoint`);
+      // The client secret goes to this URL: an https issuer may not send it over plain http.
+      if (issuer.startsWith('https:') && !endpoint.startsWith('https:'))
+        throw new TokenEndpointError(`the discovery document ${url} names a token_endpoint that is not https`);
       return endpoint;
     }
     throw new TokenEndpointError(last);
@@ -172,9 +175,10 @@ export function tokenEndpoint(credential: string, config: TokenEndpointConfig, l
   /** The endpoint's error body for the log: truncated, with every secret sent masked in every form. */
   function forLog(body: string, sensitive: readonly string[]): string {
     const secrets = [...(clientSecret !== null ? [clientSecret] : []), ...sensitive];
-    const buf = Buffer.from(body.slice(0, MAX_LOGGED), 'utf8');
+    // Masked whole, then cut: a secret across the cut would otherwise be logged half in clear.
+    const buf = Buffer.from(body, 'utf8');
     if (secrets.length) new ResponseMasker(secrets).maskBuffer(buf);
-    return buf.toString('utf8');
+    return buf.toString('utf8').slice(0, MAX_LOGGED);
   }
 
   return {
@@ -205,6 +209,8 @@ export function tokenEndpoint(credential: string, config: TokenEndpointConfig, l
           form.set('client_id', config.clientId);
           form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
           form.set('client_assertion', assertion);
+          // A client assertion can be replayed until it expires: the log masks it like the secret.
+          sensitive = [...sensitive, assertion];
           break;
         }
         case 'tls_client_auth':

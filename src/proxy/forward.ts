@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import { pipeline, type Transform, Writable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
+import type { UpstreamTls } from '../credential-injector/provider';
 import { GatewayError, isOutcomeCode, type OutcomeCode } from '../errors';
 
 /** How a forwarded call ended. */
@@ -86,7 +87,16 @@ function collect(done: (body: Buffer) => void): Writable {
   });
 }
 
-/** Forwards allowed calls to upstreams. */
+/**
+ * The TLS options of connections presenting a client certificate: the certificate and key, and
+ * with a CA pin, that CA instead of the system roots (the upstream's certificate must chain to
+ * it, else the handshake fails and the call is 502 PC_UPSTREAM_UNAVAILABLE, nothing sent).
+ */
+function clientTlsOptions(tls: UpstreamTls): { cert: string; key: string; ca?: string } {
+  const { cert, key, ca } = tls.current();
+  return { cert, key, ...(ca !== null ? { ca } : {}) };
+}
+
 /** A route's upstream, as the forward stage sees it. */
 export interface Upstream {
   /** Sends an allowed call and streams its answer into `res` (see HttpUpstream.forward). */
@@ -98,19 +108,38 @@ export interface Upstream {
 
 /** A route's upstream over HTTP/1.1: one keep-alive pool. */
 export class HttpUpstream implements Upstream {
-  private readonly pool: Pool;
+  private pool: Pool;
   private readonly totalMs: number;
+  /** Pools replaced by a client certificate change, closing once their calls end. */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly stopTls: (() => void) | null;
 
-  /** `socketPath`: reach the route over a Unix socket instead of its origin (a stdio bridge). */
-  constructor(route: RouteConfig, socketPath?: string) {
+  /**
+   * `socketPath`: reach the route over a Unix socket instead of its origin (a stdio bridge).
+   * `tls`: the client certificate (and CA pin) of the route's mtls credential. When its files
+   * change, new calls get a new pool that connects with the new files; the old pool finishes
+   * the calls it carries and closes.
+   */
+  constructor(route: RouteConfig, socketPath?: string, tls?: UpstreamTls) {
     this.totalMs = route.timeouts.totalMs;
-    this.pool = new Pool(route.origin, {
-      connections: 256,
-      keepAliveTimeout: 4_000,
-      connect: { timeout: route.timeouts.connectMs, ...(socketPath ? { socketPath } : {}) },
-      headersTimeout: route.timeouts.headersMs,
-      bodyTimeout: route.timeouts.idleMs,
-    });
+    const make = () =>
+      new Pool(route.origin, {
+        connections: 256,
+        keepAliveTimeout: 4_000,
+        connect: { timeout: route.timeouts.connectMs, ...(socketPath ? { socketPath } : {}), ...(tls ? clientTlsOptions(tls) : {}) },
+        headersTimeout: route.timeouts.headersMs,
+        bodyTimeout: route.timeouts.idleMs,
+      });
+    this.pool = make();
+    this.stopTls = tls
+      ? tls.onChange(() => {
+          const old = this.pool;
+          this.pool = make();
+          const closing = old.close().catch(() => undefined);
+          this.retiring.add(closing);
+          void closing.then(() => this.retiring.delete(closing));
+        })
+      : null;
   }
 
   /**
@@ -195,7 +224,8 @@ export class HttpUpstream implements Upstream {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    this.stopTls?.();
+    await Promise.all([this.pool.close(), ...this.retiring]);
   }
 
   connectionCount(): number {

@@ -222,9 +222,10 @@ const injectCredential: Stage = {
     // Read after apply: a signature made by apply is one of the call's secrets (aws-sigv4.ts).
     if (applied instanceof Promise)
       return applied.then(() => {
-        ctx.secrets = a.secrets;
+        ctx.secrets = route.maskAll ? route.maskAll(a.secrets) : a.secrets;
       });
-    ctx.secrets = a.secrets;
+    // Every credential of the route is masked, not only the one attached (route-secrets.ts).
+    ctx.secrets = route.maskAll ? route.maskAll(a.secrets) : a.secrets;
   },
 };
 

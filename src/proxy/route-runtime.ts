@@ -8,6 +8,7 @@ import type { RouteConfig } from '../config/types';
 import type { ResponseSecrets } from '../credential-injector/injector';
 import type { CredentialChoice } from '../credential-injector/choose';
 import type { CredentialProvider } from '../credential-injector/provider';
+import type { RouteSecrets } from '../credential-injector/route-secrets';
 import type { Upstream } from './forward';
 
 /** A route's configuration and the run-time parts built from it. */
@@ -16,6 +17,8 @@ export interface RouteRuntime extends RouteConfig {
   readonly providers: ReadonlyMap<string, CredentialProvider>;
   /** What a call gets when the decision names no credential; null: none (or the decision must choose). */
   readonly defaultChoice: CredentialChoice | null;
+  /** With several credentials: the secrets every call's answer is masked with (all of the route's credentials); null with one or none. */
+  readonly maskAll: RouteSecrets | null;
   /** What a stdio server's answers must not carry (its secret environment); null otherwise. */
   readonly secrets: ResponseSecrets | null;
   /** Where allowed calls go. */
@@ -23,6 +26,6 @@ export interface RouteRuntime extends RouteConfig {
 }
 
 /** Assembles a route's run-time object. */
-export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultChoice' | 'secrets' | 'upstream'>): RouteRuntime {
+export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultChoice' | 'maskAll' | 'secrets' | 'upstream'>): RouteRuntime {
   return Object.freeze({ ...config, ...parts });
 }

@@ -24,12 +24,19 @@ decision := {"allow": true, "reasons": ["write"], "credential": "write"} if {
 	input.request.method == "POST"
 }
 
+decision := {"allow": true, "reasons": ["multi read"], "credential": "read"} if {
+	input.route == "multi"
+	input.request.method == "GET"
+}
+
 # Silent about the credential: the route's default_credential.
 decision := {"allow": true, "reasons": ["silent"]} if input.request.method == "PUT"
 
 decision := {"allow": true, "reasons": ["a label the route lacks"], "credential": "admin"} if input.request.method == "DELETE"
 
 decision := {"allow": true, "reasons": ["scopes of a static secret"], "credential": "read", "scopes": ["crm.read"]} if input.request.method == "PATCH"
+
+decision := {"allow": true, "reasons": ["no scopes at all"], "credential": "read", "scopes": []} if input.request.method == "OPTIONS"
 `;
 
 function yaml(upstream: string): string {
@@ -62,7 +69,14 @@ let upstream: Upstream;
 let gw: TestGateway;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
+  // Echoes each request; /recent answers with the Authorization of the call before it (an
+  // upstream's "recent requests" page: another credential of the route, echoed to this call).
+  let previous = '';
+  upstream = await startUpstream((req, res, body) => {
+    const text = req.url!.endsWith('/recent') ? JSON.stringify({ previous }) : JSON.stringify({ headers: req.headers, body: body.toString() });
+    previous = req.headers.authorization ?? '';
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  });
   gw = await startTestGateway({ yaml: yaml(upstream.url), policies: { 'p.rego': POLICY }, env });
 });
 
@@ -111,6 +125,31 @@ test.each([
   expect(forwarded).toBeNull();
   expect(record).toMatchObject({ decision: 'deny', code: 'PC_POLICY_ERROR', credential: null });
   expect(record.reasons.join(' ')).toMatch(reason);
+});
+
+test('G2 G28: an answer is masked for every credential of the route: a read call cannot be handed the write token the upstream saw before', async () => {
+  await call('POST', '/crm/contacts');
+  const res = await fetch(`${gw.gateway.url}/crm/recent`, { headers: { authorization: `Bearer ${AGENT_KEY}` } });
+  expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${READ_TOKEN}`);
+  const text = await res.text();
+  expect(text).not.toContain(WRITE_TOKEN);
+  expect(JSON.parse(text).previous).toMatch(/^Bearer \*+$/);
+});
+
+test('G2 G28: Range and If-Range are withheld on a route with several credentials, with or without a default', async () => {
+  for (const target of ['/crm/file', '/multi/file']) {
+    const before = upstream.received.length;
+    await fetch(`${gw.gateway.url}${target}`, { headers: { authorization: `Bearer ${AGENT_KEY}`, range: 'bytes=0-9', 'if-range': 'x' } });
+    const sent = upstream.received.slice(before);
+    expect(sent.length).toBe(1);
+    for (const r of sent) expect([target, r.headers.range, r.headers['if-range']]).toEqual([target, undefined, undefined]);
+  }
+});
+
+test('G28: a decision asking for an empty list of scopes is a policy error, not "the server\'s default"', async () => {
+  const { res, forwarded } = await call('OPTIONS', '/crm/x');
+  expect(res.headers.get('x-portcullis-error')).toBe('PC_POLICY_ERROR');
+  expect(forwarded).toBeNull();
 });
 
 test('/readyz and the metrics report each credential by name and type, never its value', async () => {

@@ -426,7 +426,7 @@ const CASES: Case[] = [
     code: 'CONFIG_UNKNOWN_KEY',
     keyPath: 'credentials.github.token',
     line: 9,
-    problem: /^unknown key "token" \(expected one of: type, env, file\)$/,
+    problem: /^unknown key "token" \(expected one of: type, env, file, rotation_grace_s, reload_poll_ms\)$/,
   },
   {
     name: 'a route accepting an identity method the gateway does not have',

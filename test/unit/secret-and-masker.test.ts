@@ -65,7 +65,7 @@ test('holds back nothing when no secret could start at the end of a chunk', asyn
 });
 
 test('basic credentials mask the password and the encoded pair; headers are masked', () => {
-  const b = bindCredential({ name: 'legacy', type: 'basic', username: 'svc', password: new Secret('pa55word!', 'env P') });
+  const b = bindCredential({ name: 'legacy', type: 'basic', username: 'svc', password: new Secret('pa55word!', 'env P'), rotation: null });
   const headers: Record<string, string> = {};
   b.attach(headers);
   const encoded = Buffer.from('svc:pa55word!').toString('base64');

@@ -1,5 +1,5 @@
 /** The OAuth token cache's pure logic (src/credential-injector/token-cache.ts): single flight, refresh ahead, a failed refresh, eviction. */
-import { RETRY_AFTER_MS, refreshAt, TokenCache } from '../../src/credential-injector/token-cache';
+import { FAIL_FAST_MS, RETRY_AFTER_MS, refreshAt, TokenCache } from '../../src/credential-injector/token-cache';
 
 interface Entry {
   readonly id: number;
@@ -62,4 +62,26 @@ test('G24: expired entries are dropped when a token is stored, and soonestExpiry
   await cache.fetch('late', async () => entry(3, 20_000));
   expect(cache.soonestExpiry(Date.now())).toBe(soon.expiresAtMs);
   expect(cache.usable('gone', Date.now() - 10_000)).toBeNull();
+});
+
+test('G24: with nothing cached, a failed fetch is answered again at once for FAIL_FAST_MS, then the endpoint is asked again', async () => {
+  const cache = new TokenCache<Entry>();
+  let fetches = 0;
+  const failing = () => {
+    fetches++;
+    return Promise.reject(new Error('endpoint down'));
+  };
+  await expect(cache.fetch('a', failing)).rejects.toThrow('endpoint down');
+  await expect(cache.fetch('a', failing)).rejects.toThrow('endpoint down');
+  await expect(cache.fetch('a', failing)).rejects.toThrow('endpoint down');
+  expect(fetches).toBe(1);
+  const now = Date.now();
+  const clock = jest.spyOn(Date, 'now').mockReturnValue(now + FAIL_FAST_MS + 1);
+  try {
+    expect((await cache.fetch('a', () => Promise.resolve(entry(7, 60_000)))).id).toBe(7);
+    await expect(cache.fetch('b', failing)).rejects.toThrow('endpoint down');
+    expect(fetches).toBe(2);
+  } finally {
+    clock.mockRestore();
+  }
 });

@@ -9,19 +9,31 @@ import { ConfigError } from '../../errors';
 import { Secret } from '../../secret';
 import type { SecretSourceFactory } from './secret-source';
 
+/**
+ * The secret value a secret file's content holds: one line, a final newline dropped. Returns
+ * the reason instead when it holds none (at load a ConfigError; when a watched file changes, the
+ * value in use is kept, src/credential-injector/static.ts).
+ */
+export function secretFileValue(content: string): { value: string } | { problem: string } {
+  const value = content.replace(/\r?\n$/, '');
+  if (value === '') return { problem: 'is empty' };
+  if (/[\r\n]/.test(value)) return { problem: 'holds more than one line' };
+  return { value };
+}
+
 /** The file source. */
 export const fileSource: SecretSourceFactory = ({ baseDir }) => ({
   kind: 'file',
   load(file, where) {
     const secretPath = path.resolve(baseDir, file);
-    let value: string;
+    let content: string;
     try {
-      value = readFileSync(secretPath, 'utf8').replace(/\r?\n$/, '');
+      content = readFileSync(secretPath, 'utf8');
     } catch (err) {
       throw new ConfigError('CONFIG_SECRET_FILE', where, `cannot read secret file ${secretPath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    if (value === '') throw new ConfigError('CONFIG_SECRET_FILE', where, `secret file ${secretPath} is empty`);
-    if (/[\r\n]/.test(value)) throw new ConfigError('CONFIG_SECRET_FILE', where, `secret file ${secretPath} holds more than one line`);
-    return new Secret(value, `file ${secretPath}`);
+    const read = secretFileValue(content);
+    if ('problem' in read) throw new ConfigError('CONFIG_SECRET_FILE', where, `secret file ${secretPath} ${read.problem}`);
+    return new Secret(read.value, `file ${secretPath}`);
   },
 });
