@@ -61,11 +61,8 @@ function lowerPercentHex(s: string): string {
   return s.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
 }
 
-/** Every distinct encoded form of one secret (the secret itself included). */
-export function encodedForms(secret: string): string[] {
-  const bytes = Buffer.from(secret, 'utf8');
-  const forms = new Set<string>([secret]);
-  // The secret encoded alone (padding included), and inside a larger blob at each alignment.
+/** The base64 (alone, padding included, and inside a larger blob at each alignment), base64url and hex forms of some bytes. */
+function addBinaryForms(bytes: Buffer, forms: Set<string>): void {
   const whole = bytes.toString('base64');
   forms.add(whole);
   forms.add(toBase64Url(whole));
@@ -78,6 +75,13 @@ export function encodedForms(secret: string): string[] {
   const hex = bytes.toString('hex');
   forms.add(hex);
   forms.add(hex.toUpperCase());
+}
+
+/** Every distinct encoded form of one secret (the secret itself included). */
+export function encodedForms(secret: string): string[] {
+  const bytes = Buffer.from(secret, 'utf8');
+  const forms = new Set<string>([secret]);
+  addBinaryForms(bytes, forms);
   const component = encodeURIComponent(secret);
   forms.add(component);
   forms.add(lowerPercentHex(component));
@@ -132,18 +136,7 @@ export function hexStringNeedles(s: string): Buffer[] {
   if (!LOWER_HEX.test(s)) return compileNeedles([s]);
   const bytes = Buffer.from(s, 'latin1');
   const forms = new Set<string>([s]);
-  const whole = bytes.toString('base64');
-  forms.add(whole);
-  forms.add(toBase64Url(whole));
-  forms.add(toBase64Url(whole).replace(/=+$/, ''));
-  for (const align of [0, 1, 2] as const) {
-    const core = base64Core(bytes, align);
-    forms.add(core);
-    forms.add(toBase64Url(core));
-  }
-  const hex = bytes.toString('hex');
-  forms.add(hex);
-  forms.add(hex.toUpperCase());
+  addBinaryForms(bytes, forms);
   let escaped = '';
   for (let i = 0; i < s.length; i++) escaped += `\\u00${s.charCodeAt(i).toString(16)}`;
   forms.add(escaped);

@@ -11,7 +11,7 @@
  * the allow, so a denied call never costs a token request.
  */
 import type { OAuthClientCredentialsConfig, TokenEndpointConfig } from '../config/types';
-import type { BrokerContext, BrokerLog } from './broker-context';
+import type { BrokerContext } from './broker-context';
 import { MintedTokens } from './minted-tokens';
 import type { Attachment, CredentialCall, CredentialHealth, CredentialProvider } from './provider';
 import { type CachedToken, refreshAt, TokenCache } from './token-cache';
@@ -40,11 +40,6 @@ export interface ClientCredentialsProvider extends CredentialProvider {
   readonly type: 'oauth2_client_credentials';
   /** The token with the configured scopes (cached like any call's). */
   accessToken(): string | Promise<string>;
-}
-
-/** The log of a broker. */
-export function brokerLog(broker: BrokerContext): BrokerLog {
-  return broker.log;
 }
 
 /**
@@ -84,7 +79,7 @@ export function unavailableFrom(name: string, err: unknown, broker: BrokerContex
     return broker.unavailable(name, err.message);
   }
   counters.lastError = 'internal error while obtaining the token';
-  brokerLog(broker).error({ credential: name, err: (err as Error).message }, 'obtaining a token failed');
+  broker.log.error({ credential: name, err: (err as Error).message }, 'obtaining a token failed');
   return broker.unavailable(name, 'internal error while obtaining the token');
 }
 
@@ -106,7 +101,7 @@ export function oauthHealth(name: string, type: string, counters: OAuthCounters,
 /** The provider of an oauth2_client_credentials credential. */
 export function clientCredentialsProvider(credential: OAuthClientCredentialsConfig, broker: BrokerContext): ClientCredentialsProvider {
   const { name, endpoint: config } = credential;
-  const log = brokerLog(broker);
+  const log = broker.log;
   let endpoint: TokenEndpoint | null = null;
   const counters = new OAuthCounters();
   const cache = new TokenCache<MintedEntry>();

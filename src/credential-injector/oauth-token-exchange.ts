@@ -17,7 +17,6 @@ import { decodeJwt } from 'jose';
 import type { OAuthTokenExchangeConfig } from '../config/types';
 import type { BrokerContext } from './broker-context';
 import {
-  brokerLog,
   type ClientCredentialsProvider,
   DEFAULT_LIFETIME_S,
   type MintedEntry,
@@ -45,7 +44,7 @@ export function tokenExchangeProvider(
   actor: ClientCredentialsProvider | null,
 ): CredentialProvider {
   const { name, endpoint: config } = credential;
-  const log = brokerLog(broker);
+  const log = broker.log;
   const counters = new OAuthCounters();
   const cache = new TokenCache<MintedEntry>();
   let endpoint: TokenEndpoint | null = null;
