@@ -200,6 +200,18 @@ ensure_moto() {
   return 0
 }
 
+INFERNO_PINNED=0.12.8
+ensure_inferno() {
+  # Flame graphs for docs/ (npm run flamegraph): inferno's `inferno-flamegraph`, built once from
+  # crates.io with cargo into the per-user cache. Only the benchmark docs need it, never the tests.
+  local dir="$PORTCULLIS_CACHE/inferno-$INFERNO_PINNED"
+  export PORTCULLIS_FLAMEGRAPH="$dir/bin/inferno-flamegraph"
+  [[ -x "$PORTCULLIS_FLAMEGRAPH" ]] && return 0
+  command -v cargo >/dev/null || { say "cargo is needed once to build inferno $INFERNO_PINNED for flame graphs; install Rust (rustup or Debian's cargo) and retry."; exit 1; }
+  say "building inferno $INFERNO_PINNED once with cargo from crates.io (flame graphs; cached in $dir)"
+  cargo install --quiet --locked --root "$dir" "inferno@$INFERNO_PINNED" >&2 || { say "cargo install inferno@$INFERNO_PINNED failed (output above)"; exit 1; }
+}
+
 rsyslog_ready() {
   { command -v rsyslogd >/dev/null || [[ -x /usr/sbin/rsyslogd ]]; } && compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null
 }
