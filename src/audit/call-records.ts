@@ -4,7 +4,7 @@
  * the proxy gathers (src/proxy/context.ts `callFacts`), so the audit module knows nothing of the
  * pipeline.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { McpAuditView } from '../mcp/audit-view';
 import type { DecisionRecord, OutcomeRecord } from './record';
 
@@ -44,9 +44,9 @@ export function decisionRecord(
     route: facts.route,
     method: facts.method,
     path: capped ? fullPath.slice(0, AUDIT_PATH_CAP) : fullPath,
-    ...(capped ? { truncated: ['path'], path_sha256: createHash('sha256').update(fullPath).digest('hex') } : {}),
+    ...(capped ? { truncated: ['path'], path_sha256: hash('sha256', fullPath, 'hex') } : {}),
     // The body is evidence by digest only: its content may hold secrets and can be megabytes.
-    ...(facts.body.length ? { body: { bytes: facts.body.length, sha256: createHash('sha256').update(facts.body).digest('hex') } } : {}),
+    ...(facts.body.length ? { body: { bytes: facts.body.length, sha256: hash('sha256', facts.body, 'hex') } } : {}),
     decision: verdict.decision,
     reasons: verdict.reasons,
     ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),

@@ -3,7 +3,7 @@
  * their SHA-256, compared in constant time against every agent so the time taken does not
  * depend on which agent (if any) matched.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { AgentConfig } from '../config/types';
 import { type AgentIdentity, type IdentityMethod, plainIdentity } from './identity-method';
 
@@ -13,7 +13,7 @@ export function apiKeyMethod(agents: readonly AgentConfig[]): IdentityMethod {
   return {
     name: 'api_key',
     identify({ bearer }) {
-      const presented = createHash('sha256').update(bearer).digest();
+      const presented = hash('sha256', bearer, 'buffer');
       let found: AgentIdentity | null = null;
       for (const agent of table) {
         if (timingSafeEqual(presented, agent.hash) && found === null) found = agent.identity;

@@ -2,7 +2,7 @@
  * Everything that advances with each record, as one value so that a failed write can rewind it:
  * seq, the hash of the last line, the Merkle frontier, and the open segment's size and hash.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, type Hash, hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { leafHash, type MerkleFrontier } from '../merkle';
 import { serializeRecord, type AuditEvent, type ChainedRecord } from '../record';
@@ -30,9 +30,9 @@ export function chainRecord(s: ChainState, event: AuditEvent): string {
   const seq = s.seq + 1;
   const line = serializeRecord({ seq, prev: s.hash, ...event } as ChainedRecord);
   s.seq = seq;
-  s.hash = createHash('sha256').update(line).digest('hex');
+  s.hash = hash('sha256', line, 'hex');
   s.frontier.push(leafHash(line));
-  s.segmentHash.update(line).update('\n');
+  s.segmentHash.update(`${line}\n`);
   s.segmentBytes += Buffer.byteLength(line) + 1;
   return line;
 }
