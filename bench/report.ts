@@ -379,3 +379,112 @@ export function formatComparisons(comparisons: readonly Comparison[]): string {
     ]),
   );
 }
+
+/** Issue 13's goals, as ratios within one run. */
+export const SPEED_GOALS = Object.freeze({
+  /** Goal 1: REST req/s ÷ bare proxy at 16 and 64 connections, GET and 1 KB POST. */
+  restThroughput: { 'portcullis-strict': 1.0, 'portcullis-relaxed': 1.3 },
+  /** Goal 2: strict REST CPU per call ÷ the bare proxy's, at most. */
+  restCpu: 0.8,
+  /** Goal 3: MCP tools/call CPU per call ÷ the bare proxy's per REST call (1 KB POST), at most. */
+  mcpCpu: 1.0,
+  /** Goal 4: strict MCP req/s ÷ direct at 16 connections, at least. */
+  mcpThroughput: 0.6,
+  /** Goal 5: added p50 at one connection, ms, at most. */
+  addedP50Ms: { REST: { 'portcullis-strict': 0.3, 'portcullis-relaxed': 0.15 }, MCP: { 'portcullis-strict': 0.5, 'portcullis-relaxed': 0.25 } },
+});
+
+/** One of issue 13's goals judged on one measured row: the figure, the bound, and whether it held. */
+export interface SpeedCheck {
+  readonly goal: 1 | 2 | 3 | 4 | 5;
+  readonly workload: string;
+  readonly connections: number;
+  readonly target: TargetName;
+  readonly what: string;
+  readonly value: number;
+  readonly bound: number;
+  /** 'min': value ≥ bound; 'max': value ≤ bound. */
+  readonly kind: 'min' | 'max';
+  readonly met: boolean;
+}
+
+const MCP_WORKLOAD = 'MCP call 1KB';
+const REST_WORKLOADS = ['GET', 'POST 1KB'];
+
+/**
+ * Checks issue 13's goals 1–5 on the rows of one run (goal 6, the tail at 1,000 calls/s, is
+ * `npm run bench:audit`'s; 7 and 8 are `npm run bench:soak`'s). A goal whose rows were not
+ * measured yields no check. MCP CPU is set against the bare proxy's 1 KB REST POST at the same
+ * connection count: "no more than forwarding its bytes".
+ */
+export function speedChecks(rows: readonly Row[]): SpeedCheck[] {
+  const out: SpeedCheck[] = [];
+  const find = (workload: string, connections: number, target: TargetName, round?: number) =>
+    rows.find((x) => x.workload === workload && x.connections === connections && x.target === target && x.round === round);
+  const check = (c: Omit<SpeedCheck, 'met'>) => out.push({ ...c, met: c.kind === 'min' ? c.value >= c.bound : c.value <= c.bound });
+  for (const r of rows) {
+    if (r.target !== 'portcullis-strict' && r.target !== 'portcullis-relaxed') continue;
+    const at = { workload: r.workload, connections: r.connections, target: r.target };
+    const bare = find(r.workload, r.connections, 'bare-proxy', r.round);
+    const direct = find(r.workload, r.connections, 'direct', r.round);
+    const rest = REST_WORKLOADS.includes(r.workload);
+    if (rest && bare && r.connections >= 16) {
+      check({
+        goal: 1,
+        ...at,
+        what: 'req/s ÷ bare proxy',
+        value: r.requestsPerSecond / bare.requestsPerSecond,
+        bound: SPEED_GOALS.restThroughput[r.target],
+        kind: 'min',
+      });
+      if (r.target === 'portcullis-strict' && r.cpuUsPerRequest !== null && bare.cpuUsPerRequest)
+        check({ goal: 2, ...at, what: 'CPU/call ÷ bare proxy', value: r.cpuUsPerRequest / bare.cpuUsPerRequest, bound: SPEED_GOALS.restCpu, kind: 'max' });
+    }
+    if (r.workload === MCP_WORKLOAD) {
+      const bareRest = find('POST 1KB', r.connections, 'bare-proxy', r.round);
+      if (bareRest && r.cpuUsPerRequest !== null && bareRest.cpuUsPerRequest && r.connections >= 16)
+        check({
+          goal: 3,
+          ...at,
+          what: 'CPU/call ÷ bare proxy per REST POST',
+          value: r.cpuUsPerRequest / bareRest.cpuUsPerRequest,
+          bound: SPEED_GOALS.mcpCpu,
+          kind: 'max',
+        });
+      if (direct && r.target === 'portcullis-strict' && r.connections === 16)
+        check({ goal: 4, ...at, what: 'req/s ÷ direct', value: r.requestsPerSecond / direct.requestsPerSecond, bound: SPEED_GOALS.mcpThroughput, kind: 'min' });
+    }
+    if (direct && r.connections === 1 && (rest || r.workload === MCP_WORKLOAD))
+      check({
+        goal: 5,
+        ...at,
+        what: '+p50 ms over direct',
+        value: r.p50Ms - direct.p50Ms,
+        bound: SPEED_GOALS.addedP50Ms[rest ? 'REST' : 'MCP'][r.target],
+        kind: 'max',
+      });
+  }
+  return out.sort((a, b) => a.goal - b.goal);
+}
+
+/** The checks as a table, with one MET / NOT MET line per goal. */
+export function formatSpeedChecks(checks: readonly SpeedCheck[]): string {
+  if (checks.length === 0) return '';
+  const body = checks.map((c) => [
+    String(c.goal),
+    c.workload,
+    String(c.connections),
+    c.target,
+    c.what,
+    c.value.toFixed(3),
+    `${c.kind === 'min' ? '≥' : '≤'} ${c.bound}`,
+    c.met ? 'met' : 'NOT met',
+  ]);
+  const goals = [...new Set(checks.map((c) => c.goal))];
+  const lines = goals.map((g) => {
+    const mine = checks.filter((c) => c.goal === g);
+    const met = mine.filter((c) => c.met).length;
+    return `issue 13 goal ${g}: ${met === mine.length ? 'MET' : 'NOT MET'} (${met} of ${mine.length} rows)`;
+  });
+  return [table(['goal', 'workload', 'conns', 'target', 'figure', 'value', 'goal', 'verdict'], body), '', ...lines].join('\n');
+}

@@ -72,6 +72,8 @@ import {
   formatRows,
   formatVerdicts,
   judge,
+  speedChecks,
+  formatSpeedChecks,
   MAX_CACHED_TOKEN_ADDED_CPU_US,
   MAX_SIGV4_ADDED_CPU_US,
   TARGETS,
@@ -737,6 +739,7 @@ async function main(): Promise<void> {
     const comparisons = compare(rows);
     const groupOf = (workload: string) => (ALL_WORKLOADS.find((w) => w.name === workload) as Workload).group;
     // The REST and MCP workloads are judged apart: a verdict is over every workload it covers.
+    const speed = speedChecks(rows.filter((r) => groupOf(r.workload) !== 'jwt' && groupOf(r.workload) !== 'cred'));
     const verdicts = Object.fromEntries(GROUPS.map((g) => [g, judge(comparisons.filter((c) => groupOf(c.workload) === g))]));
     const credentials = GROUPS.includes('jwt')
       ? compareCredentials(
@@ -767,6 +770,7 @@ async function main(): Promise<void> {
       rows,
       comparisons,
       verdicts,
+      speed,
       credentials,
       brokered,
       jwks,
@@ -793,6 +797,7 @@ async function main(): Promise<void> {
         formatComparisons(comparisons),
         '',
         ...GROUPS.filter((g) => g !== 'cred').map((g) => formatVerdicts(verdicts[g], g === 'mcp' ? 'MCP' : g === 'jwt' ? 'REST with a JWT' : 'REST')),
+        ...(speed.length > 0 ? ['', formatSpeedChecks(speed)] : []),
         ...(credentials.length > 0 ? ['', formatCredentialComparisons(credentials), '', formatCredentialVerdicts(credentials)] : []),
         ...(GROUPS.includes('cred') ? ['', ...formatBrokered(brokered, audit)] : []),
         ...(jwks ? [`JWKS fetched ${jwks.fetches} time(s) by ${jwks.gateways} gateway(s) for ${jwks.tokenCalls} token calls measured`] : []),
