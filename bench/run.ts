@@ -45,6 +45,7 @@
  *   BENCH_RELAXED=0        skip the gateway with relaxed audit durability
  *   BENCH_PIN=0            do not pin processes to CPUs
  *   BENCH_CPU_PROF=1       write V8 CPU profiles of the gateways to bench/results/profiles/
+ *   BENCH_GATEWAY_NODE_FLAGS  extra Node flags for the two gateways only, space-separated
  *   BENCH_KEEP=1           keep the work directory (configs, audit trails)
  *   BENCH_MAX_FOREIGN_CPU  cores other processes may use during a run before it is repeated (0.1)
  *   BENCH_RETRIES          how many times a disturbed run is repeated (2)
@@ -233,6 +234,8 @@ const settings = {
   relaxed: process.env.BENCH_RELAXED !== '0',
   pin: process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2 && canPin(),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
+  /** Extra Node flags for the gateways only (e.g. V8 heap settings to compare), space-separated. */
+  gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
   keep: process.env.BENCH_KEEP === '1',
   maxForeignCores: numberSetting('BENCH_MAX_FOREIGN_CPU', 0.1),
   retries: numberSetting('BENCH_RETRIES', 2),
@@ -293,9 +296,12 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
         name: `portcullis-${durability}`,
         cpu: cpu(1),
         env: { ...env, ...credentialEnv(), BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, durability) },
-        execArgv: settings.cpuProfile
-          ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`]
-          : [],
+        execArgv: [
+          ...settings.gatewayNodeFlags,
+          ...(settings.cpuProfile
+            ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`]
+            : []),
+        ],
       }),
     );
   const [bare, strict, relaxed, load] = await Promise.all([

@@ -7,8 +7,8 @@
  * leaves): see docs/forwarding.md for the measurements.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline, type Transform, Writable } from 'node:stream';
-import { Pool, errors as undiciErrors } from 'undici';
+import { pipeline, type Transform, type Writable } from 'node:stream';
+import { type Dispatcher, Pool, errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/types';
 import type { UpstreamTls } from '../credential-injector/provider';
 import { GatewayError, isOutcomeCode, type OutcomeCode } from '../errors';
@@ -72,21 +72,6 @@ function stepCode(err: unknown): OutcomeCode | null {
   return isOutcomeCode(code) ? code : null;
 }
 
-/** A writable that gathers a small body and hands it over whole when it ends. */
-function collect(done: (body: Buffer) => void): Writable {
-  const chunks: Buffer[] = [];
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk);
-      cb();
-    },
-    final(cb) {
-      done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-      cb();
-    },
-  });
-}
-
 /**
  * The TLS options of connections presenting a client certificate: the certificate and key, and
  * with a CA pin, that CA instead of the system roots (the upstream's certificate must chain to
@@ -147,80 +132,19 @@ export class HttpUpstream implements Upstream {
    * Throws GatewayError (502/504) only before response headers were sent; afterwards failures
    * end the stream and are reported in the result.
    */
-  async forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult> {
-    const pool = this.pool;
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
-    // The whole call's deadline: undici's bodyTimeout only bounds silence, not a trickle.
-    let timedOut = false;
-    const totalMs = this.totalMs;
-    const deadline =
-      totalMs > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            abort.abort();
-          }, totalMs)
-        : null;
-    const started = process.hrtime.bigint();
-    const headers: Record<string, string> = { ...req.headers, 'x-portcullis-decision-id': req.decisionId };
-    let status = 0;
-    let headersMs = 0;
-    /** The first error of a body transform, which names why the answer was cut off. */
-    let stepError: unknown = null;
-    try {
-      // stream() writes the body straight into the writable the factory returns: no
-      // intermediate Readable, and no stream.pipeline unless the answer needs transforms.
-      await pool.stream(
+  forward(req: ForwardRequest, res: ServerResponse): Promise<ForwardResult> {
+    return new Promise((resolve, reject) => {
+      const call = new ForwardCall(req, res, this.totalMs, resolve, reject);
+      this.pool.dispatch(
         {
           method: req.method as never,
           path: req.path,
-          headers,
+          headers: { ...req.headers, 'x-portcullis-decision-id': req.decisionId },
           body: req.body.length > 0 || !BODYLESS.has(req.method) ? req.body : null,
-          signal: abort.signal,
         },
-        ({ statusCode, headers: upstreamHeaders }) => {
-          status = statusCode;
-          headersMs = Number(process.hrtime.bigint() - started) / 1e6;
-          const plan = req.respond(statusCode, upstreamHeaders);
-          res.writeHead(statusCode, plan.headers);
-          const whole = plan.whole;
-          if (whole) {
-            return collect((body) => {
-              whole(body);
-              res.end(body);
-            });
-          }
-          if (plan.steps.length === 0) return res;
-          const noteError = (err: unknown) => {
-            if (err && stepError === null && stepCode(err) !== null) stepError = err;
-          };
-          for (const step of plan.steps) step.once('error', noteError);
-          pipeline([...plan.steps, res], noteError);
-          return plan.steps[0];
-        },
+        call,
       );
-    } catch (err) {
-      res.off('close', onClose);
-      if (deadline) clearTimeout(deadline);
-      if (!res.headersSent) {
-        if (timedOut) throw new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer within the call deadline');
-        if (abort.signal.aborted) return { status: 499, headersMs: 0, code: 'client_closed' };
-        throw classify(err);
-      }
-      res.destroy();
-      return {
-        status,
-        headersMs,
-        code: stepCode(stepError) ?? stepCode(err) ?? (timedOut ? 'upstream_timeout' : abort.signal.aborted ? 'client_closed' : 'upstream_stream_error'),
-      };
-    }
-    res.off('close', onClose);
-    if (deadline) clearTimeout(deadline);
-    const cut = stepCode(stepError);
-    return cut === null ? { status, headersMs } : { status, headersMs, code: cut };
+    });
   }
 
   async close(): Promise<void> {
@@ -230,5 +154,171 @@ export class HttpUpstream implements Upstream {
 
   connectionCount(): number {
     return this.pool.stats.connected;
+  }
+}
+
+/** Why an answer was cut off before it ended: the client left, the deadline passed, the upstream failed. */
+type Cut = 'client' | 'timeout' | 'upstream';
+
+const CUT_CODES: Readonly<Record<Cut, OutcomeCode>> = { client: 'client_closed', timeout: 'upstream_timeout', upstream: 'upstream_stream_error' };
+
+/**
+ * One forwarded call as an undici dispatch handler: the answer's head goes through `respond`,
+ * its body into `res` (whole, through the plan's transforms, or as it comes) with backpressure,
+ * and the client's departure or the whole-call deadline aborts the upstream request. A handler
+ * rather than `pool.stream()`: the REST profile of issue 13 (docs/benchmarks.md) put `stream()`'s
+ * per-call machinery (an AbortController and its listeners, an AsyncResource, a Writable to
+ * gather small bodies, lifecycle listeners) at 4–5% of the gateway's busy time.
+ */
+class ForwardCall implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly started = process.hrtime.bigint();
+  private status = 0;
+  private headersMs = 0;
+  /** Where body chunks go once the head is sent: the response, or the first transform. */
+  private sink: Writable | null = null;
+  /** A small body being gathered for plan.whole. */
+  private chunks: Buffer[] | null = null;
+  private whole: ((body: Buffer) => void) | null = null;
+  /** The first error of a body transform, which names why the answer was cut off. */
+  private stepError: unknown = null;
+  /** What `respond` threw (the response stages refused the answer): thrown from forward(). */
+  private refusal: unknown = null;
+  private cut: Cut | null = null;
+  private settled = false;
+  private readonly deadline: NodeJS.Timeout | null;
+  private readonly onClose = () => {
+    if (this.res.writableFinished) return this.done();
+    // Closed before the answer ended: the client left (the gateway's own cuts settle first).
+    this.cancel('client');
+    if (this.res.headersSent) this.cutOff();
+  };
+
+  constructor(
+    private readonly req: ForwardRequest,
+    private readonly res: ServerResponse,
+    totalMs: number,
+    private readonly resolve: (r: ForwardResult) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    res.once('close', this.onClose);
+    // The whole call's deadline: undici's bodyTimeout only bounds silence, not a trickle.
+    this.deadline = totalMs > 0 ? setTimeout(() => this.cancel('timeout'), totalMs) : null;
+  }
+
+  /**
+   * Stops the call for `cause`. With the request on its way, undici is told to abort it (and
+   * reports back through onResponseError); a request still queued in the pool is answered now
+   * and aborted when it leaves the queue (onRequestStart).
+   */
+  private cancel(cause: Cut): void {
+    if (this.settled || this.cut !== null) return;
+    this.cut = cause;
+    if (this.controller) this.controller.abort(new Error(`forwarding stopped: ${CUT_CODES[cause]}`));
+    else this.failBeforeHead(null);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cut !== null) controller.abort(new Error(`forwarding stopped: ${CUT_CODES[this.cut]}`));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200 || this.settled) return; // 1xx: informational, not the answer
+    this.status = statusCode;
+    this.headersMs = Number(process.hrtime.bigint() - this.started) / 1e6;
+    let plan: ResponsePlan;
+    try {
+      plan = this.req.respond(statusCode, headers);
+    } catch (err) {
+      this.refusal = err;
+      controller.abort(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    const res = this.res;
+    res.writeHead(statusCode, plan.headers);
+    if (plan.whole) {
+      this.whole = plan.whole;
+      this.chunks = [];
+      return;
+    }
+    let sink: Writable = res;
+    if (plan.steps.length > 0) {
+      const noteError = (err: unknown) => {
+        if (err && this.stepError === null && stepCode(err) !== null) this.stepError = err;
+      };
+      for (const step of plan.steps) step.once('error', noteError);
+      pipeline([...plan.steps, res], noteError);
+      sink = plan.steps[0];
+    }
+    sink.on('drain', () => controller.resume());
+    this.sink = sink;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.chunks) this.chunks.push(chunk);
+    else if (this.sink && !this.sink.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    const chunks = this.chunks;
+    const whole = this.whole;
+    if (chunks === null || whole === null) {
+      this.sink?.end(); // done once the response has finished (onClose)
+      return;
+    }
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    try {
+      whole(body);
+    } catch (err) {
+      if (stepCode(err) !== null) this.stepError = err;
+      this.cut = 'upstream';
+      this.res.destroy();
+      return this.cutOff();
+    }
+    this.res.end(body);
+    this.done();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.settled) return;
+    if (!this.res.headersSent) return this.failBeforeHead(err);
+    this.cut ??= 'upstream';
+    if (this.stepError === null && stepCode(err) !== null) this.stepError = err;
+    this.res.destroy();
+    this.cutOff();
+  }
+
+  /** Nothing was sent to the agent: a refusal, a 504, a 499 or a 502. */
+  private failBeforeHead(err: Error | null): void {
+    this.finish();
+    if (this.refusal !== null) return this.reject(this.refusal);
+    if (this.cut === 'timeout') return this.reject(new GatewayError('PC_UPSTREAM_TIMEOUT', 'the upstream did not answer within the call deadline'));
+    if (this.cut === 'client') return this.resolve({ status: 499, headersMs: 0, code: 'client_closed' });
+    this.reject(classify(err));
+  }
+
+  /** The answer was sent whole (a transform may still name why it ended early). */
+  private done(): void {
+    if (this.settled) return;
+    this.finish();
+    const code = stepCode(this.stepError);
+    this.resolve(code === null ? { status: this.status, headersMs: this.headersMs } : { status: this.status, headersMs: this.headersMs, code });
+  }
+
+  /** The answer was cut off after its head was sent: why, as an outcome code. */
+  private cutOff(): void {
+    if (this.settled) return;
+    const controller = this.controller;
+    if (controller && !controller.aborted) controller.abort(new Error('the answer was cut off')); // stop reading the upstream
+    this.finish();
+    this.resolve({ status: this.status, headersMs: this.headersMs, code: stepCode(this.stepError) ?? CUT_CODES[this.cut ?? 'upstream'] });
+  }
+
+  private finish(): void {
+    this.settled = true;
+    this.res.off('close', this.onClose);
+    if (this.deadline) clearTimeout(this.deadline);
   }
 }
