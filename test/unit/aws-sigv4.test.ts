@@ -143,9 +143,12 @@ describe('assume_role cache', () => {
     const during = p.obtain(call);
     expect(during).not.toBeInstanceOf(Promise);
     expect((during as Attachment).fingerprint).toBe(a.fingerprint);
-    for (let i = 0; i < 200 && p.health().fetches < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 20));
-    const renewed = await p.obtain(call);
+    // The renewal runs beside the calls: wait (bounded) until its keys are the ones in use.
+    let renewed = await p.obtain(call);
+    for (let i = 0; i < 400 && renewed.fingerprint === a.fingerprint; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      renewed = await p.obtain(call);
+    }
     expect(calls - before).toBe(2);
     expect(renewed.fingerprint).not.toBe(a.fingerprint);
     expect(p.health()).toMatchObject({ ok: true, fetches: 2, failures: 0 });
