@@ -27,6 +27,30 @@ export interface StatsRequest {
   readonly type: 'stats';
 }
 
+/**
+ * Asks a gateway child where its memory stands (bench/soak.ts). With `collect` and the child
+ * started with --expose-gc, a full collection runs after the first reading and the heap is
+ * read again: what is retained, as opposed to garbage not yet collected.
+ */
+export interface MemoryRequest {
+  readonly type: 'memory';
+  readonly collect: boolean;
+}
+
+/** A gateway child's answer to MemoryRequest. Bytes. */
+export interface MemoryReply {
+  readonly type: 'memory';
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** heapUsed right after a full collection; null when none was asked for or gc is not exposed. */
+  readonly retainedHeap: number | null;
+  /** Live MCP sessions in the gateway's table. */
+  readonly mcpSessions: number;
+}
+
 /** A gateway child's answer to StatsRequest. */
 export interface StatsReply {
   readonly type: 'stats';
@@ -168,6 +192,26 @@ routes:
 ${cred.routes}${identity}`;
 }
 
+function memoryReply(collect: boolean, mcpSessions: number): MemoryReply {
+  const m = process.memoryUsage();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let retainedHeap: number | null = null;
+  if (collect && gc) {
+    gc();
+    retainedHeap = process.memoryUsage().heapUsed;
+  }
+  return {
+    type: 'memory',
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    retainedHeap,
+    mcpSessions,
+  };
+}
+
 async function main(): Promise<void> {
   const dir = required('BENCH_WORK_DIR');
   mkdirSync(dir, { recursive: true });
@@ -188,7 +232,8 @@ async function main(): Promise<void> {
   writeFileSync(file, yaml);
   const config = parseConfig(yaml, file);
   const gateway = await startGateway(config, { logger: createLogger('warn'), drainMs: 2000 });
-  process.on('message', (m: StatsRequest) => {
+  process.on('message', (m: StatsRequest | MemoryRequest) => {
+    if (m?.type === 'memory') return void process.send?.(memoryReply(m.collect, gateway.mcpSessions.size) satisfies MemoryReply);
     if (m?.type !== 'stats') return;
     void credentialCounters(gateway.metrics.registry).then((credentials) =>
       process.send?.({ type: 'stats', auditSeq: gateway.audit.lastSeq, credentials } satisfies StatsReply),
