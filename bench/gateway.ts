@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { Registry } from 'prom-client';
 import { parseConfig } from '../src/config/load';
 import { startGateway } from '../src/gateway';
@@ -49,6 +50,8 @@ export interface MemoryReply {
   readonly retainedHeap: number | null;
   /** Live MCP sessions in the gateway's table. */
   readonly mcpSessions: number;
+  /** V8's heap spaces (new, old, large objects, code...): size reserved and used, bytes, at the first reading. */
+  readonly spaces: Readonly<Record<string, { readonly size: number; readonly used: number }>>;
 }
 
 /** A gateway child's answer to StatsRequest. */
@@ -194,6 +197,7 @@ ${cred.routes}${identity}`;
 
 function memoryReply(collect: boolean, mcpSessions: number): MemoryReply {
   const m = process.memoryUsage();
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, { size: x.space_size, used: x.space_used_size }]));
   const gc = (globalThis as { gc?: () => void }).gc;
   let retainedHeap: number | null = null;
   if (collect && gc) {
@@ -209,6 +213,7 @@ function memoryReply(collect: boolean, mcpSessions: number): MemoryReply {
     arrayBuffers: m.arrayBuffers,
     retainedHeap,
     mcpSessions,
+    spaces,
   };
 }
 

@@ -29,6 +29,8 @@
  *                           retained-heap column is then empty); the reading takes tens of ms,
  *                           after RSS and heapUsed are read
  *   SOAK_MAX_RSS_GROWTH     allowed RSS growth from minute 1 to the last (0.1)
+ *   SOAK_GATEWAY_NODE_ARGS  extra Node flags for the gateway, space-separated (e.g.
+ *                           --max-semi-space-size=16, to see what the young generation costs)
  *   BENCH_PIN=0             do not pin processes to CPUs
  *   BENCH_KEEP=1            keep the work directory (config, audit trail)
  */
@@ -62,6 +64,7 @@ const settings = {
   sessionEveryMs: Math.max(50, numberSetting('SOAK_SESSION_EVERY_MS', 1000)),
   gc: process.env.SOAK_GC !== '0',
   maxRssGrowth: numberSetting('SOAK_MAX_RSS_GROWTH', 0.1),
+  gatewayNodeArgs: (process.env.SOAK_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
   pin: process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2 && canPin(),
   keep: process.env.BENCH_KEEP === '1',
 };
@@ -90,6 +93,8 @@ interface MinuteRow {
   readonly sockets: number;
   readonly gatewaySessions: number;
   readonly auditRecords: number;
+  /** V8's heap spaces at the reading (before any forced collection), MB reserved / used. */
+  readonly spacesMB: Readonly<Record<string, { readonly size: number; readonly used: number }>>;
   /** Gateway CPU over the minute, in cores. */
   readonly gatewayCores: number | null;
   /** Cores used by processes outside the benchmark over the minute. */
@@ -164,7 +169,7 @@ async function main(): Promise<void> {
             BENCH_DURABILITY: 'strict',
             BENCH_WORK_DIR: path.join(work, 'strict'),
           },
-          execArgv: settings.gc ? ['--expose-gc'] : [],
+          execArgv: [...(settings.gc ? ['--expose-gc'] : []), ...settings.gatewayNodeArgs],
         }),
       ),
       started(startChild({ script: 'soak-load', name: 'load generator', cpu: cpu(0) })),
@@ -257,6 +262,7 @@ async function main(): Promise<void> {
           fds: d.fds,
           sockets: d.sockets,
           gatewaySessions: mem.mcpSessions,
+          spacesMB: Object.fromEntries(Object.entries(mem.spaces).map(([k, v]) => [k, { size: mb(v.size), used: mb(v.used) }])),
           auditRecords: now.audit - last.audit,
           gatewayCores: now.gateway !== null && last.gateway !== null ? (now.gateway - last.gateway) / seconds : null,
           foreignCores: now.machine && last.machine ? cpuShareBetween(last.machine, now.machine).foreignCores : null,
