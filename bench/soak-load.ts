@@ -135,11 +135,12 @@ class Traffic {
     this.pool = new Pool(t.origin, { connections: t.connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
 
-  #headers(session: string | null, json: boolean): Record<string, string> {
+  /** A REST call's headers, or with `mcp` an MCP call's (in `session` once there is one). */
+  #headers(mcp: boolean, session: string | null, json: boolean): Record<string, string> {
     return {
       authorization: `Bearer ${this.#t.agentKey}`,
       ...(json ? { 'content-type': 'application/json' } : {}),
-      ...(session === null && json === false ? {} : { accept: 'application/json, text/event-stream', 'mcp-protocol-version': this.#t.mcpVersion }),
+      ...(mcp ? { accept: 'application/json, text/event-stream', 'mcp-protocol-version': this.#t.mcpVersion } : {}),
       ...(session ? { 'mcp-session-id': session } : {}),
     };
   }
@@ -154,14 +155,14 @@ class Traffic {
         method: 'initialize',
         params: { protocolVersion: this.#t.mcpVersion, capabilities: {}, clientInfo: { name: 'portcullis-soak', version: '1.0.0' } },
       };
-      const r = await this.pool.request({ path: this.#t.mcpPath, method: 'POST', headers: this.#headers(null, true), body: JSON.stringify(init) });
+      const r = await this.pool.request({ path: this.#t.mcpPath, method: 'POST', headers: this.#headers(true, null, true), body: JSON.stringify(init) });
       await r.body.dump();
       const id = r.headers['mcp-session-id'];
       if (r.statusCode !== 200 || typeof id !== 'string') return p.fail(`initialize ${r.statusCode}`);
       const ready = await this.pool.request({
         path: this.#t.mcpPath,
         method: 'POST',
-        headers: this.#headers(id, true),
+        headers: this.#headers(true, id, true),
         body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
       });
       await ready.body.dump();
@@ -177,7 +178,7 @@ class Traffic {
   async #end(s: Session): Promise<void> {
     const p = this.period;
     try {
-      const r = await this.pool.request({ path: this.#t.mcpPath, method: 'DELETE', headers: this.#headers(s.id, false) });
+      const r = await this.pool.request({ path: this.#t.mcpPath, method: 'DELETE', headers: this.#headers(true, s.id, false) });
       await r.body.dump();
       if (r.statusCode < 200 || r.statusCode >= 300) return p.fail(`DELETE ${r.statusCode}`);
       p.sessionsEnded++;
@@ -219,13 +220,13 @@ class Traffic {
     try {
       const r = await this.pool.request(
         kind === 'get'
-          ? { path: `${this.#t.restPath}?n=${i}`, method: 'GET', headers: this.#headers(null, false) }
+          ? { path: `${this.#t.restPath}?n=${i}`, method: 'GET', headers: this.#headers(false, null, false) }
           : kind === 'post'
-            ? { path: this.#t.restPath, method: 'POST', headers: this.#headers(null, true), body: NOTE }
+            ? { path: this.#t.restPath, method: 'POST', headers: this.#headers(false, null, true), body: NOTE }
             : {
                 path: this.#t.mcpPath,
                 method: 'POST',
-                headers: this.#headers((session as Session).id, true),
+                headers: this.#headers(true, (session as Session).id, true),
                 body: JSON.stringify({ jsonrpc: '2.0', id: ++this.#rpcId, method: 'tools/call', params: { name: 'echo', arguments: { message: MESSAGE } } }),
               },
       );
