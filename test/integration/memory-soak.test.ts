@@ -258,7 +258,7 @@ test('G16 G11: under sustained REST and MCP load with sessions opened and ended,
   expect(ended.length).toBeGreaterThanOrEqual(ROUNDS * SESSIONS_PER_ROUND);
   expect(gateway.mcpSessions.size).toBe(sessions.length);
   expect(mcp.live.size).toBe(sessions.length);
-  // An ended session is refused before the policy runs, not forwarded.
+  // An ended session is refused by the gateway itself (the code is its own), before the policy runs.
   const gone = await send('POST', '/mcp/', ended[0], { jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } });
   expect(gone.status).toBe(404);
   expect(gone.text).toContain('PC_MCP_SESSION_NOT_FOUND');
