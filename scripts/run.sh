@@ -16,11 +16,12 @@ case "$task" in
   soak-restart) PORTCULLIS_RESTART_ROUNDS="${PORTCULLIS_RESTART_ROUNDS:-100}" exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js test/integration/audit-restart.test.ts "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
+  bench-fsync) exec "$PORTCULLIS_NODE" dist/bench/fsync.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-jwt)  BENCH_WORKLOADS="${BENCH_WORKLOADS:-jwt}" exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-cred) BENCH_WORKLOADS="${BENCH_WORKLOADS:-cred}" exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
   bench-sigv4) exec "$PORTCULLIS_NODE" dist/bench/sigv4.js "$@" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-mcp|bench-jwt|bench-cred|bench-masking|bench-sigv4|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-fsync|bench-mcp|bench-jwt|bench-cred|bench-masking|bench-sigv4|schema [args]" >&2; exit 2 ;;
 esac
