@@ -10,10 +10,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { segmentText } from '../helpers/audit';
 import { OPA, oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
 
 const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');
@@ -168,10 +169,14 @@ function segments(): string[] {
     .sort();
 }
 
-/** Leaves a torn final line: the start of a record that reached the file but not the disk's promise. */
+/**
+ * Leaves a torn final line: the start of a record that reached the file but not the disk's
+ * promise. It goes where the writer's next batch would have: right after the last record,
+ * inside the zeros the writer keeps ahead of it (its preallocation), or at the end of the file.
+ */
 function tearTail(round: number): string | null {
   const file = path.join(auditDir, segments().at(-1)!);
-  const text = readFileSync(file, 'utf8');
+  const text = segmentText(file);
   // SIGKILL can itself cut a large write short; then there is a torn line already.
   if (!text.endsWith('\n')) return null;
   const last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
@@ -189,13 +194,18 @@ function tearTail(round: number): string | null {
   });
   // Cut inside the record, after its decision id, so the fragment is unlike any real line.
   const fragment = whole.slice(0, whole.indexOf('"agent"') + 3 + round);
-  appendFileSync(file, fragment);
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, fragment, Buffer.byteLength(text));
+  } finally {
+    closeSync(fd);
+  }
   return fragment;
 }
 
 function records(): Record<string, any>[] {
   return segments().flatMap((f) =>
-    readFileSync(path.join(auditDir, f), 'utf8')
+    segmentText(path.join(auditDir, f))
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, any>),
