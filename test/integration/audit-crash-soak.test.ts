@@ -10,7 +10,20 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +37,8 @@ const ROUNDS = 12;
 const CLIENTS = 32;
 /** Rounds (0-based) after whose kill a torn final line is left in the newest segment. */
 const TORN_ROUNDS = new Set([2, 5, 9]);
+/** Kills after which the newest segment had a zero tail (the writer's preallocation, docs/audit.md). */
+let killedWithZeroTail = 0;
 
 /** A call a client sent and what it saw. */
 interface Seen {
@@ -177,6 +192,7 @@ function segments(): string[] {
 function tearTail(round: number): string | null {
   const file = path.join(auditDir, segments().at(-1)!);
   const text = segmentText(file);
+  if (statSync(file).size > Buffer.byteLength(text)) killedWithZeroTail++;
   // SIGKILL can itself cut a large write short; then there is a torn line already.
   if (!text.endsWith('\n')) return null;
   const last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
@@ -301,6 +317,8 @@ test('each torn final line was moved aside (never deleted), recorded, and the ch
   const recovered = records().filter((r) => r.type === 'recovered_torn_tail');
   const injected = rounds.map((r) => r.tornFragment).filter((f): f is string => f !== null);
   expect(injected.length).toBeGreaterThanOrEqual(1);
+  // The writer preallocates (except on tmpfs): the torn lines were left inside its zero tail.
+  if (statfsSync(auditDir).type !== 0x01021994) expect(killedWithZeroTail).toBeGreaterThanOrEqual(1);
   // One record per torn file, naming it and its size; at most one partial line in each.
   expect(recovered.map((r) => r.moved_to).sort()).toEqual(torn.sort());
   for (const r of recovered) {
