@@ -355,6 +355,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       signer: key.signer,
       checkpoint: config.audit.checkpoint,
       rotate: config.audit.rotate,
+      preallocateBytes: config.audit.preallocateBytes,
       onDurable: config.audit.sinks.length ? () => sinks?.nudge() : undefined,
       onHealthChange(healthy, detail) {
         metrics.auditHealthy.set(healthy ? 1 : 0);

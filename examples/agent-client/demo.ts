@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     show(`POST /refunds {amount: 500} → refused ${err.status} ${err.code}`, { reasons: err.reasons, decision_id: err.decisionId });
     // What an LLM tool wrapper would return to the model as the tool result:
     process.stdout.write(`for the model: ${err.forModel()}\n`);
-    process.stdout.write(`the audit record: jq 'select(.decision_id == "${err.decisionId}")' examples/quickstart/audit/*.jsonl\n`);
+    process.stdout.write(`the audit record: cat examples/quickstart/audit/*.jsonl | tr -d '\\0' | jq 'select(.decision_id == "${err.decisionId}")'\n`);
   }
 }
 

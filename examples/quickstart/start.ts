@@ -27,7 +27,7 @@ Try, in another terminal:
        -H 'content-type: application/json' -d '{"amount": 500}'                      # denied: over limit
   curl -s ${url}/tools/reports/q3 -H 'Authorization: Bearer demo-report-key'          # allowed
   curl -s ${url}/tools/tickets                                                        # denied: no agent key
-  jq . ${path.relative(process.cwd(), config.audit.path)}/*.jsonl                     # the audit trail
+  cat ${path.relative(process.cwd(), config.audit.path)}/*.jsonl | tr -d '\\0' | jq .   # the audit trail (tr: the newest segment's zero tail)
 Stop with Ctrl-C.
 `);
   });

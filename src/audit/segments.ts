@@ -4,6 +4,11 @@
  * every segment once to rebuild its chain state: the last record's seq and hash, the Merkle
  * frontier over all records, the newest segment's digest so far, the previous segment's summary
  * (for the next `segment_start`), and the key of the last checkpoint.
+ *
+ * The newest segment may end in a run of NUL bytes: the writer zero-fills ahead of its last
+ * record so that an fdatasync flushes data only (group-commit.ts, "preallocation"). Its records
+ * end where its content does, found by framing, never by the file's size: the last newline
+ * before the first NUL byte. No record holds a NUL byte (JSON.stringify escapes it).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
@@ -103,12 +108,24 @@ function parse(line: Buffer): Record<string, unknown> | null {
   }
 }
 
-/** The newest segment's complete lines and any torn bytes after them. */
+/**
+ * A newest segment's complete lines and its torn bytes: those after the last newline that comes
+ * before the first NUL byte, up to the last byte that is not NUL. After a crash of a writer that
+ * preallocates, the torn bytes may hold NULs too (pages of an unsynced batch that never reached
+ * the disk); none of it was acknowledged, since everything acknowledged was synced in order.
+ */
+export function splitNewest(data: Buffer): { data: Buffer; torn: Buffer | null } {
+  const nul = data.indexOf(0);
+  const contentEnd = nul === -1 ? data.length : nul;
+  const nl = data.lastIndexOf(0x0a, contentEnd - 1);
+  const complete = contentEnd === 0 ? 0 : nl + 1;
+  let last = data.length;
+  while (last > complete && data[last - 1] === 0) last--;
+  return { data: data.subarray(0, complete), torn: last > complete ? data.subarray(complete, last) : null };
+}
+
 function readNewest(dir: string, name: string): { data: Buffer; torn: Buffer | null } {
-  const data = readFileSync(path.join(dir, name));
-  if (data.length === 0 || data[data.length - 1] === 0x0a) return { data, torn: null };
-  const nl = data.lastIndexOf(0x0a);
-  return { data: data.subarray(0, nl + 1), torn: data.subarray(nl + 1) };
+  return splitNewest(readFileSync(path.join(dir, name)));
 }
 
 /** The last line of a finished segment (read from its end only). */
@@ -212,12 +229,10 @@ export function fullScan(dir: string, files: string[] = listSegments(dir)): Scan
   let tornBytes: Buffer | null = null;
   files.forEach((name, index) => {
     const newest = index === files.length - 1;
-    let data = readFileSync(path.join(dir, name));
+    let data: Buffer = readFileSync(path.join(dir, name));
     if (data.length > 0 && data[data.length - 1] !== 0x0a) {
       if (!newest) throw new AuditWriteError(`${name} is not the newest segment but its last line is incomplete; run 'portcullis audit verify'`);
-      const nl = data.lastIndexOf(0x0a);
-      tornBytes = data.subarray(nl + 1);
-      data = data.subarray(0, nl + 1);
+      ({ data, torn: tornBytes } = splitNewest(data));
     }
     let records = 0;
     let start = 0;

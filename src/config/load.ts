@@ -64,6 +64,7 @@ function auditOf(ctx: ResolveContext, raw: RawConfig['audit']): GatewayConfig['a
     keyFile: `${auditPath}.key`,
     checkpoint: Object.freeze({ everyRecords: raw.checkpoint.every_records, everySeconds: raw.checkpoint.every_seconds }),
     rotate: Object.freeze({ maxBytes: raw.rotate.max_bytes, maxAgeSeconds: raw.rotate.max_age_seconds }),
+    preallocateBytes: raw.preallocate_bytes,
     sinks: resolveSinks(ctx, raw.sinks),
   });
 }

@@ -687,6 +687,13 @@ export const CONFIG_SCHEMA = {
             max_age_seconds: { type: 'integer', minimum: 1, default: 86400, description: 'Age of a segment before rotation.' },
           },
         },
+        preallocate_bytes: {
+          type: 'integer',
+          minimum: 0,
+          default: 1048576,
+          description:
+            'Zeros kept written and synced ahead of the newest segment\'s last record (strict mode, not on tmpfs), so that each fdatasync flushes data without committing a new file size (docs/audit.md, "Preallocation"). 0 appends instead.',
+        },
         sinks: {
           type: 'array',
           default: [],

@@ -327,6 +327,8 @@ export interface GatewayConfig {
     readonly keyFile: string;
     readonly checkpoint: { readonly everyRecords: number; readonly everySeconds: number };
     readonly rotate: { readonly maxBytes: number; readonly maxAgeSeconds: number };
+    /** Zeros kept ahead of the newest segment's last record (0: append). */
+    readonly preallocateBytes: number;
     readonly sinks: readonly SinkConfig[];
   };
   readonly limits: { readonly maxBodyBytes: number };

@@ -174,7 +174,7 @@ export function trailRecords(dir: string): Record<string, any>[] {
   return readdirSync(dir)
     .filter((f) => /^audit-\d{8}\.jsonl$/.test(f))
     .sort()
-    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').replace(/\0+$/, '').split('\n').filter(Boolean))
     .map((l) => JSON.parse(l) as Record<string, any>);
 }
 

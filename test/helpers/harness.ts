@@ -123,7 +123,7 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
       ? readdirSync(auditDir)
           .filter((f) => f.endsWith('.jsonl'))
           .sort()
-          .map((f) => readFileSync(path.join(auditDir, f), 'utf8'))
+          .map((f) => readFileSync(path.join(auditDir, f), 'utf8').replace(/\0+$/, '')) // the newest segment's zero tail (preallocation)
           .join('')
       : '';
   const audit = () =>

@@ -12,7 +12,7 @@ import { fullScan, scanTrail } from '../../src/audit/segments';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/signed-note';
 import { verifyTrail } from '../../src/audit/offline/verify';
 import { CHECKPOINT_FILE, openAuditWriter, PUBLIC_KEY_FILE } from '../../src/audit/writer';
-import { TEST_PUBLIC_KEY, writerOptions } from '../helpers/audit';
+import { segmentText, TEST_PUBLIC_KEY, writerOptions } from '../helpers/audit';
 
 const fresh = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-ckpt-'));
 const event = (n: number, time = new Date().toISOString()) => ({ type: 'gateway_start' as const, time, n });
@@ -21,7 +21,7 @@ const records = (dir: string) =>
     .filter((f) => f.endsWith('.jsonl'))
     .sort()
     .flatMap((f) =>
-      readFileSync(path.join(dir, f), 'utf8')
+      segmentText(path.join(dir, f))
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l)),

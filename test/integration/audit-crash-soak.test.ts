@@ -10,10 +10,24 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { segmentText } from '../helpers/audit';
 import { OPA, oneRouteYaml, startUpstream, type Upstream } from '../helpers/harness';
 
 const CLI = path.resolve(__dirname, '../../dist/src/cli/main.js');
@@ -23,6 +37,8 @@ const ROUNDS = 12;
 const CLIENTS = 32;
 /** Rounds (0-based) after whose kill a torn final line is left in the newest segment. */
 const TORN_ROUNDS = new Set([2, 5, 9]);
+/** Kills after which the newest segment had a zero tail (the writer's preallocation, docs/audit.md). */
+let killedWithZeroTail = 0;
 
 /** A call a client sent and what it saw. */
 interface Seen {
@@ -168,10 +184,15 @@ function segments(): string[] {
     .sort();
 }
 
-/** Leaves a torn final line: the start of a record that reached the file but not the disk's promise. */
+/**
+ * Leaves a torn final line: the start of a record that reached the file but not the disk's
+ * promise. It goes where the writer's next batch would have: right after the last record,
+ * inside the zeros the writer keeps ahead of it (its preallocation), or at the end of the file.
+ */
 function tearTail(round: number): string | null {
   const file = path.join(auditDir, segments().at(-1)!);
-  const text = readFileSync(file, 'utf8');
+  const text = segmentText(file);
+  if (statSync(file).size > Buffer.byteLength(text)) killedWithZeroTail++;
   // SIGKILL can itself cut a large write short; then there is a torn line already.
   if (!text.endsWith('\n')) return null;
   const last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
@@ -189,13 +210,18 @@ function tearTail(round: number): string | null {
   });
   // Cut inside the record, after its decision id, so the fragment is unlike any real line.
   const fragment = whole.slice(0, whole.indexOf('"agent"') + 3 + round);
-  appendFileSync(file, fragment);
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, fragment, Buffer.byteLength(text));
+  } finally {
+    closeSync(fd);
+  }
   return fragment;
 }
 
 function records(): Record<string, any>[] {
   return segments().flatMap((f) =>
-    readFileSync(path.join(auditDir, f), 'utf8')
+    segmentText(path.join(auditDir, f))
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, any>),
@@ -291,6 +317,8 @@ test('each torn final line was moved aside (never deleted), recorded, and the ch
   const recovered = records().filter((r) => r.type === 'recovered_torn_tail');
   const injected = rounds.map((r) => r.tornFragment).filter((f): f is string => f !== null);
   expect(injected.length).toBeGreaterThanOrEqual(1);
+  // The writer preallocates (except on tmpfs): the torn lines were left inside its zero tail.
+  if (statfsSync(auditDir).type !== 0x01021994) expect(killedWithZeroTail).toBeGreaterThanOrEqual(1);
   // One record per torn file, naming it and its size; at most one partial line in each.
   expect(recovered.map((r) => r.moved_to).sort()).toEqual(torn.sort());
   for (const r of recovered) {

@@ -55,6 +55,7 @@ test('the issue example config is valid, resolved and frozen', () => {
     keyFile: path.join(dir, 'audit.key'),
     checkpoint: { everyRecords: 10000, everySeconds: 30 },
     rotate: { maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 86400 },
+    preallocateBytes: 1024 * 1024,
     sinks: [],
   });
   expect(c.routes[0]).toMatchObject({ name: 'github', origin: 'https://api.github.com', basePath: '/', credential: { name: 'github', type: 'bearer' } });

@@ -1,13 +1,16 @@
 /**
  * Reads an audit trail line by line, fast: the segments of a directory in order (or one file),
  * in large chunks, split on `\n`. A line is only complete once its `\n` is on disk, so the bytes
- * after the last `\n` of a segment (a write in progress, or a torn tail) are never returned.
+ * after the last `\n` of a segment (a write in progress, or a torn tail) are never returned, and
+ * neither is the run of NUL bytes a strict writer keeps ahead of its records in the newest
+ * segment (its preallocation): a file's content ends at its last byte that is not NUL. NUL bytes
+ * before that are content, and the line holding them is unreadable (`audit verify` reports it).
  *
  * Readers that know what they look for pass `anyOf` needles: a line that contains none of them
  * is skipped before it is decoded further or parsed, which is what makes a selective query over
  * a million records cheap. Needles are a prefilter only; callers re-check parsed records.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { listSegments } from '../segments';
 
@@ -45,6 +48,7 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
       let buf = Buffer.allocUnsafe(size);
       let filled = 0; // bytes in buf not yet consumed
       let lineNo = 0;
+      let left = contentLength(fd);
       for (;;) {
         if (filled === buf.length) {
           // One line longer than the buffer: grow it.
@@ -52,9 +56,10 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
           buf.copy(bigger, 0, 0, filled);
           buf = bigger;
         }
-        const n = readSync(fd, buf, filled, buf.length - filled, null);
+        const n = left === 0 ? 0 : readSync(fd, buf, filled, Math.min(buf.length - filled, left), null);
         if (n === 0) break; // whatever is left has no `\n`: incomplete, not returned
         filled += n;
+        left -= n;
         const lastNl = buf.lastIndexOf(0x0a, filled - 1);
         if (lastNl === -1) continue;
         // Decode only whole lines: a multi-byte character never straddles a `\n`.
@@ -80,6 +85,21 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
       closeSync(fd);
     }
   }
+}
+
+/** The file's length without its trailing NUL bytes (a preallocated segment's zero tail). */
+function contentLength(fd: number): number {
+  let end = fstatSync(fd).size;
+  const probe = Buffer.allocUnsafe(64 * 1024);
+  while (end > 0) {
+    const len = Math.min(probe.length, end);
+    const n = readSync(fd, probe, 0, len, end - len);
+    let i = n;
+    while (i > 0 && probe[i - 1] === 0) i--;
+    if (i > 0) return end - len + i;
+    end -= len;
+  }
+  return 0;
 }
 
 function lineHasNeedle(text: string, start: number, end: number, needles: readonly string[], nextAt: number[]): boolean {

@@ -18,6 +18,10 @@
  * next record's seq and prev, and the Merkle tree on the next checkpoint's signed frontier, so
  * one damaged line is reported as one problem ("chain break at seq N"), not once per later record.
  *
+ * The newest segment of a running (or crashed) strict writer ends in NUL bytes: zeros written
+ * ahead of its records so that a sync flushes data only. That zero tail is not content. Zeros
+ * anywhere else (before a later record, or at the end of a finished segment) are tampering.
+ *
  * Verdict: `tampered` when any check fails; else `unverifiable` when something could not be
  * checked (no key, or records after the last signed checkpoint); else `verified`.
  */
@@ -171,10 +175,21 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
     frontier = null;
   };
 
-  for (const file of files) {
-    const data = readFileSync(file);
-    const lines = splitLines(data);
+  files.forEach((file, fileIndex) => {
+    const whole = readFileSync(file);
     const problemsBefore = problems.length;
+    // The newest segment's zero tail (the writer's preallocation) is not content; see the header.
+    const tail = zeroTail(whole);
+    const newest = fileIndex === files.length - 1;
+    if (tail < whole.length && !newest)
+      problems.push({
+        file,
+        line: 0,
+        seq: null,
+        problem: `${whole.length - tail} NUL bytes at its end, but it is not the newest segment: a finished segment is cut back to its last record`,
+      });
+    const data = newest ? whole.subarray(0, tail) : whole;
+    const lines = splitLines(data);
     if (lines.torn) problems.push({ file, line: lines.lines.length + 1, seq: null, problem: 'the last line is incomplete (torn write or truncation)' });
     lines.lines.forEach((line, i) => {
       const where = { file, line: i + 1 };
@@ -182,7 +197,8 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
       try {
         rec = JSON.parse(line.toString('utf8'));
       } catch {
-        chainBreak(where, null, [`chain break at seq ${expectedSeq}: not valid JSON (modified or corrupted)`]);
+        const what = line.includes(0) ? 'NUL bytes inside the segment (overwritten with zeros)' : 'not valid JSON (modified or corrupted)';
+        chainBreak(where, null, [`chain break at seq ${expectedSeq}: ${what}`]);
         afterGarbled = true;
         prevHash = sha256(line);
         expectedSeq++;
@@ -249,7 +265,7 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
     });
     // A segment already reported damaged would fail the next one's digest of it too: not again.
     previousSegment = { file: path.basename(file), last_seq: lastSeq, last_hash: prevHash, sha256: problems.length > problemsBefore ? '' : sha256(data) };
-  }
+  });
   const firstSeq = lastSeq - records + 1;
 
   for (const c of external) {
@@ -292,6 +308,13 @@ function splitLines(data: Buffer): { lines: Buffer[]; torn: boolean } {
     start = end + 1;
   }
   return { lines, torn: start < data.length };
+}
+
+/** Where a file's trailing run of NUL bytes begins (its length when it has none). */
+function zeroTail(data: Buffer): number {
+  let end = data.length;
+  while (end > 0 && data[end - 1] === 0) end--;
+  return end;
 }
 
 /** The tree resumed from a checkpoint's frontier, when it reproduces the root the note signs. */

@@ -6,6 +6,11 @@
  * if the sync fails it cuts the batch off and reuses those seq numbers, so a record read early
  * could be shipped and then replaced by a different record with the same seq.
  *
+ * The newest segment of a strict writer ends in zeros written ahead of its records (its
+ * preallocation): the content of a file ends at its first NUL byte, which no record holds. Reads
+ * start small and grow, so that a follower at the end of the records does not copy a megabyte of
+ * zeros on every wake-up.
+ *
  * The follower holds no state beyond its directory and limits: the caller keeps the position
  * (src/audit/sinks/sink-runner.ts persists it after each acknowledged batch).
  */
@@ -47,6 +52,8 @@ export interface TrailFollowerOptions {
 
 const SEQ_PREFIX = /^\{"seq":(\d+)[,}]/;
 const NEWLINE = 0x0a;
+/** The first read of a batch; grown while the bytes read are all records and more are wanted. */
+const FIRST_READ_BYTES = 16 * 1024;
 
 /** A problem with the trail itself (not with a receiver): corrupt line, missing file. */
 export class TrailReadError extends Error {
@@ -61,6 +68,12 @@ export function seqOfLine(line: string, where: string): number {
   const m = SEQ_PREFIX.exec(line);
   if (!m) throw new TrailReadError(`${where}: the line does not start with a seq; run \`portcullis audit verify\``);
   return Number(m[1]);
+}
+
+function countLines(data: Buffer, lastNewline: number): number {
+  let n = 0;
+  for (let at = data.indexOf(NEWLINE); at !== -1 && at <= lastNewline; at = data.indexOf(NEWLINE, at + 1)) n++;
+  return n;
 }
 
 /** Reads a trail forward. */
@@ -209,7 +222,7 @@ export class TrailFollower {
     try {
       const { size } = await fh.stat();
       if (offset > size) throw new TrailReadError(`${path.basename(file)} is shorter (${size} bytes) than the position ${offset}`);
-      let want = Math.min(size - offset, maxBytes);
+      let want = Math.min(size - offset, maxBytes, FIRST_READ_BYTES);
       for (;;) {
         if (want === 0) return { lines: [], bytes: [], size };
         const buf = Buffer.allocUnsafe(want);
@@ -219,12 +232,20 @@ export class TrailFollower {
           if (bytesRead === 0) break;
           got += bytesRead;
         }
-        const data = buf.subarray(0, got);
+        // The content ends at the first NUL byte: the zero tail of a preallocated segment.
+        const nul = buf.subarray(0, got).indexOf(0);
+        const atEnd = nul !== -1 || offset + got >= size;
+        const data = buf.subarray(0, nul === -1 ? got : nul);
         const lastNewline = data.lastIndexOf(NEWLINE);
         if (lastNewline === -1) {
-          // One line longer than maxBytes: read on until its end (or give up on a partial tail).
-          if (offset + got >= size) return { lines: [], bytes: [], size };
+          // One line longer than the read: read on until its end (or give up on a partial tail).
+          if (atEnd) return { lines: [], bytes: [], size };
           want = Math.min(size - offset, want * 2);
+          continue;
+        }
+        if (!atEnd && want < maxBytes && countLines(data, lastNewline) < maxRecords) {
+          // Only records so far, and room for more in this batch: read as much as it may hold.
+          want = Math.min(size - offset, maxBytes);
           continue;
         }
         const lines: string[] = [];

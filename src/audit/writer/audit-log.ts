@@ -52,6 +52,9 @@ export const DEFAULT_ROTATE: RotationThresholds = Object.freeze({
   maxAgeSeconds: AUDIT_KEYS.rotate.properties.max_age_seconds.default,
 });
 
+/** Zeros kept ahead of the open segment's last record when none is given: the config schema's default. */
+export const DEFAULT_PREALLOCATE_BYTES: number = AUDIT_KEYS.preallocate_bytes.default;
+
 /** Options of the JSON Lines writer. */
 export interface AuditWriterOptions {
   readonly dir: string;
@@ -60,8 +63,13 @@ export interface AuditWriterOptions {
   readonly signer: NoteSigner;
   /** Checkpoint cadence. Defaults: every 10,000 records or 30 seconds. */
   readonly checkpoint?: CheckpointCadence;
-  /** Rotation thresholds. Defaults: 64 MiB or 24 hours. */
+  /** Rotation thresholds (of the records' bytes, never of the zeros after them). Defaults: 64 MiB or 24 hours. */
   readonly rotate?: RotationThresholds;
+  /**
+   * Bytes of synced zeros kept ahead of the open segment's last record, so that syncs flush data
+   * only (group-commit.ts). 0: append. Ignored in relaxed mode and on tmpfs. Default 1 MiB.
+   */
+  readonly preallocateBytes?: number;
   /** Called when a write fails or recovers (for logs, metrics and the outage record). */
   readonly onHealthChange?: (healthy: boolean, detail: HealthDetail) => void;
   /** Called after each successful write (the audit sinks follow the files; this wakes them). */

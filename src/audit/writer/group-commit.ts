@@ -4,8 +4,17 @@
  * rewinds the chain state to the last durable record; a failed fdatasync moves the chain to a
  * new segment. Checkpoints and rotation are triggered from here (maintain). Open it with
  * openAuditWriter (open.ts).
+ *
+ * Preallocation: the open segment is kept zero-filled ahead of its last record
+ * (`preallocateBytes`, synced), so that a batch overwrites zeros inside a file whose size is
+ * already durable and its fdatasync flushes data only: appending, every sync also commits the
+ * new size (on ext4 a journal commit, shared with every other writer of the filesystem; measured
+ * in docs/benchmarks.md, "fdatasync on this disk"). PostgreSQL's WAL does the same with
+ * wal_init_zero. Readers find the end of the records by content, not by size (../segments.ts).
+ * A finished segment (rotation, close) is cut back to its last record, so only the newest
+ * segment ever has a zero tail.
  */
-import fs, { closeSync, constants as fsc, fsyncSync, openSync, writeSync } from 'node:fs';
+import fs, { closeSync, constants as fsc, fsyncSync, openSync, statfsSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
@@ -14,6 +23,7 @@ import { AuditWriteError, segmentName } from '../segments';
 import { abandonLock, releaseLock, type HeldLock } from '../writer-lock';
 import {
   DEFAULT_CHECKPOINT,
+  DEFAULT_PREALLOCATE_BYTES,
   DEFAULT_ROTATE,
   LAZY_FLUSH_MS,
   type AppendOptions,
@@ -26,7 +36,26 @@ import { chainRecord, cloneState, moveToNextSegment, type ChainState } from './c
 import { checkpointEvent, writeCheckpointFile } from './checkpoints';
 
 const fdatasync = promisify(fs.fdatasync);
+const fsync = promisify(fs.fsync);
 const ftruncate = promisify(fs.ftruncate);
+const write = promisify(fs.write);
+const open = promisify(fs.open);
+const close = promisify(fs.close);
+
+const TMPFS_MAGIC = 0x01021994;
+const PAGE = 4096;
+/** The zeros a segment is extended with, one thread-pool write per MiB. */
+let zeros: Buffer | null = null;
+
+/** Makes a new directory entry durable. */
+async function syncDirectory(dir: string): Promise<void> {
+  const fd = await open(dir, fsc.O_RDONLY);
+  try {
+    await fsync(fd);
+  } finally {
+    await close(fd);
+  }
+}
 
 interface Pending {
   readonly line: string;
@@ -58,6 +87,14 @@ export class JsonlAuditWriter implements AuditLog {
   /** The open segment file, its number, and the bytes durably written to it. */
   private fd: number | null = null;
   private fdSegment = 0;
+  /** End of the records written to the open segment. */
+  private fdEnd = 0;
+  /** The open segment's size: its records, then (when preallocating) zeros up to here, synced. */
+  private fdSize = 0;
+  /** Bytes of zeros kept ahead of the open segment's last record; 0: none (relaxed, tmpfs). */
+  private readonly preallocateBytes: number;
+  /** performance.now() before which a failed preallocation is not tried again. */
+  private preallocateRetryAt = 0;
   private _healthy = true;
   private outageSince = '';
   private refusedRecords = 0;
@@ -84,6 +121,9 @@ export class JsonlAuditWriter implements AuditLog {
     this.clock = options.now ?? (() => new Date());
     this.checkpointEvery = options.checkpoint ?? DEFAULT_CHECKPOINT;
     this.rotate = options.rotate ?? DEFAULT_ROTATE;
+    // On tmpfs an fdatasync costs nothing and zeros cost memory; relaxed mode syncs once a second.
+    const tmpfs = statfsSync(options.dir).type === TMPFS_MAGIC;
+    this.preallocateBytes = tmpfs || options.durability === 'relaxed' ? 0 : (options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES);
     if (options.durability === 'relaxed') {
       const sync = setInterval(() => void this.syncRelaxed(), 1000);
       this.timers.push(sync);
@@ -251,32 +291,76 @@ export class JsonlAuditWriter implements AuditLog {
     setImmediate(() => void this.flush());
   }
 
-  /** Makes `segment` the open file, positioned after its durable bytes. */
-  private openSegment(segment: number, durableBytes: number): void {
+  /**
+   * Makes `segment` the open file, positioned after its durable bytes: anything after them (a
+   * torn line kept aside by open.ts, the zero tail a crashed writer left, a failed batch) is cut
+   * off. Off the event loop: the previous segment's sync and the directory sync wait on the
+   * device, and at rotation every call waits for them anyway.
+   */
+  private async openSegment(segment: number, durableBytes: number): Promise<void> {
     if (this.fdSegment === segment && this.fd !== null) return;
-    if (this.fd !== null) {
-      fsyncSync(this.fd);
-      closeSync(this.fd);
-      this.fd = null;
-    }
+    if (this.fd !== null) await this.finishSegment();
     const file = path.join(this.options.dir, segmentName(segment));
-    this.fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
-    this.fdSegment = segment;
-    fs.ftruncateSync(this.fd, durableBytes);
-    if (!this.dirSynced.has(segment)) {
-      // A new directory entry is durable only once the directory itself is synced.
-      const dirFd = openSync(this.options.dir, fsc.O_RDONLY);
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
+    const fd = await open(file, fsc.O_WRONLY | fsc.O_CREAT, 0o640);
+    try {
+      await ftruncate(fd, durableBytes);
+      if (!this.dirSynced.has(segment)) {
+        // A new directory entry is durable only once the directory itself is synced.
+        await syncDirectory(this.options.dir);
+        this.dirSynced.add(segment);
       }
-      this.dirSynced.add(segment);
+    } catch (err) {
+      await close(fd).catch(() => undefined);
+      throw err;
+    }
+    this.fd = fd;
+    this.fdSegment = segment;
+    this.fdEnd = this.fdSize = durableBytes;
+    this.preallocateRetryAt = 0;
+  }
+
+  /**
+   * Closes the open segment for good: cuts its zero tail off, so that a finished segment is plain
+   * JSON Lines (jq, grep and the next segment's digest see its records only), and syncs that.
+   */
+  private async finishSegment(): Promise<void> {
+    const fd = this.fd as number;
+    this.fd = null;
+    try {
+      if (this.fdSize > this.fdEnd) await ftruncate(fd, this.fdEnd);
+      await fsync(fd);
+    } finally {
+      await close(fd).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Keeps `preallocateBytes` of synced zeros ahead of the open segment's last record, so that
+   * the next batches overwrite them in place (see the module comment). Runs between batches,
+   * about once per `preallocateBytes / 2` of records; a batch that arrives meanwhile waits for it
+   * (about 2 ms per MiB on the disk measured). A failure (a full disk) leaves the file as it
+   * was: batches then append, and fail by themselves if they cannot.
+   */
+  private async preallocate(): Promise<void> {
+    const fd = this.fd;
+    if (this.preallocateBytes === 0 || fd === null || this.fdSize - this.fdEnd >= this.preallocateBytes / 2) return;
+    if (performance.now() < this.preallocateRetryAt) return;
+    const from = this.fdSize;
+    const to = Math.ceil((this.fdEnd + this.preallocateBytes) / PAGE) * PAGE;
+    zeros ??= Buffer.alloc(1 << 20);
+    try {
+      for (let at = from; at < to; ) at += (await write(fd, zeros, 0, Math.min(zeros.length, to - at), at)).bytesWritten;
+      await fdatasync(fd);
+      this.fdSize = to;
+    } catch {
+      this.preallocateRetryAt = performance.now() + 1000;
+      await ftruncate(fd, from).catch(() => undefined);
     }
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
+    if (this.flushing) return; // the flush under way takes the queue when it ends
     if (this.queue.length === 0) return this.wakeIdle();
     this.flushing = true;
     const batch = this.queue;
@@ -292,7 +376,7 @@ export class JsonlAuditWriter implements AuditLog {
         let text = '';
         while (j < batch.length && batch[j].segment === segment) text += `${batch[j++].line}\n`;
         const offset = segment === this.durable.segment ? this.durable.segmentBytes : 0;
-        this.openSegment(segment, offset);
+        await this.openSegment(segment, offset);
         const buf = Buffer.from(text, 'utf8');
         // The write goes to the page cache synchronously: a thread-pool round trip per batch cost
         // more CPU than the copy (measured). The fdatasync, which waits on the device, does not.
@@ -300,6 +384,8 @@ export class JsonlAuditWriter implements AuditLog {
         let syncing = false;
         try {
           while (done < buf.length) done += writeSync(this.fd as number, buf, done, buf.length - done, offset + done);
+          this.fdEnd = offset + buf.length;
+          this.fdSize = Math.max(this.fdSize, this.fdEnd);
           syncing = this.options.durability === 'strict';
           if (syncing) await fdatasync(this.fd as number);
         } catch (err) {
@@ -320,6 +406,7 @@ export class JsonlAuditWriter implements AuditLog {
           try {
             await ftruncate(this.fd as number, offset);
             await fdatasync(this.fd as number);
+            this.fdEnd = this.fdSize = offset;
           } catch {
             closeSync(this.fd as number);
             this.fd = null;
@@ -351,7 +438,18 @@ export class JsonlAuditWriter implements AuditLog {
     } finally {
       this.flushing = false;
     }
-    if (i === batch.length) this.afterDurable();
+    if (i === batch.length) {
+      // Still flushing: a record the callbacks append waits in the queue, so that no batch is
+      // written while the zeros are (they would overwrite it).
+      this.flushing = true;
+      try {
+        this.afterDurable();
+        // After the callers and the health callback heard of the batch: its records wait for nothing.
+        await this.preallocate();
+      } finally {
+        this.flushing = false;
+      }
+    }
     if (this.queue.length > 0) void this.flush();
     else this.wakeIdle();
   }
@@ -400,7 +498,8 @@ export class JsonlAuditWriter implements AuditLog {
     if (this.publishing) await this.publishing;
     if (this.noteToPublish) await this.publishCheckpoint();
     try {
-      if (this.fd !== null) await fdatasync(this.fd);
+      if (this.fd !== null && this.fdSize > this.fdEnd) await this.finishSegment();
+      else if (this.fd !== null) await fdatasync(this.fd);
     } finally {
       if (this.fd !== null) closeSync(this.fd);
       this.fd = null;

@@ -18,6 +18,9 @@
  * - A checkpoint (a C2SP signed note over the RFC 6962 root of every record before it) is
  *   appended every `checkpoint.everyRecords` records, every `checkpoint.everySeconds` even when
  *   idle, before each rotation and at close.
+ * - The open segment is zero-filled ahead of its last record (preallocation), so an fdatasync
+ *   flushes data without committing a new file size; only the newest segment has a zero tail,
+ *   and readers find its end by content.
  * - Segments rotate by size and age: the old one ends with a checkpoint, the new one begins with
  *   a `segment_start` record naming the old file, its last seq and hash and its SHA-256.
  * - One writer per directory, held by a kernel lock (../writer-lock.ts); a writer that finds the
@@ -25,6 +28,7 @@
  */
 export {
   DEFAULT_CHECKPOINT,
+  DEFAULT_PREALLOCATE_BYTES,
   DEFAULT_ROTATE,
   LAZY_FLUSH_MS,
   type AppendOptions,
