@@ -43,12 +43,31 @@ export function parsePointer(pointer: string): string[] | null {
 }
 
 /**
+ * Pointers already parsed. A policy names the same few pointers on every call, and parsing
+ * them twice per call (to check the mask, then to apply it) was 7 µs per 1 KB tools/call under
+ * the profiler (docs/benchmarks.md, "MCP call cost — 2026-12-04"). Bounded: a policy that
+ * makes up pointers per call empties it now and then, nothing more.
+ */
+const parsed = new Map<string, readonly string[] | null>();
+const PARSED_MAX = 1024;
+
+function pointerTokens(pointer: string): readonly string[] | null {
+  let tokens = parsed.get(pointer);
+  if (tokens === undefined) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    tokens = parsePointer(pointer);
+    parsed.set(pointer, tokens === null ? null : Object.freeze(tokens));
+  }
+  return tokens;
+}
+
+/**
  * Reads the policy's `mask`: absent → []; an array of pointers → the pointers; anything else →
  * null (the caller then leaves every argument out: a broken mask must not leak what it meant to hide).
  */
 export function maskListOf(value: unknown): string[] | null {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((p) => typeof p === 'string' && parsePointer(p) !== null)) return null;
+  if (!Array.isArray(value) || !value.every((p) => typeof p === 'string' && pointerTokens(p) !== null)) return null;
   return value as string[];
 }
 
@@ -84,7 +103,7 @@ export function applyMask(root: Record<string, unknown>, pointers: readonly stri
   const copies = new Set<object>();
   const masked: string[] = [];
   for (const p of pointers) {
-    const tokens = parsePointer(p);
+    const tokens = pointerTokens(p);
     if (!tokens || tokens.length === 0) continue;
     // Find the path first, copying nothing: most pointers name an argument the call lacks.
     const path: object[] = [value];
