@@ -6,7 +6,7 @@
  * of the canonical JSON (RFC 8785) of the unmasked arguments: evidence of what was sent that
  * does not disclose it. Arguments longer than the cap are left out (listed in `truncated`).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical-json';
 import type { McpCall } from './message';
 
@@ -154,7 +154,9 @@ export function mcpAuditView(call: McpCall, session: string | null, mask: unknow
   };
   if (call.arguments === null) return base;
   const unmasked = canonicalJson(call.arguments);
-  const digest = createHash('sha256').update(unmasked).digest('hex');
+  // One-shot hash(): a Hash object (construct, update, digest) was 25 µs per call under the
+  // profiler, the largest part of this function once masking stopped copying.
+  const digest = hash('sha256', unmasked, 'hex');
   const pointers = maskListOf(mask);
   if (pointers === null) {
     // The policy's mask is malformed: keep nothing of the arguments but their digest.
