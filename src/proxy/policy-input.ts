@@ -23,7 +23,7 @@ function mcpInput(ctx: CallContext): Record<string, unknown> {
  * `input.request.body` of a call: the parsed JSON body, except that a `tools/call`'s
  * `params.arguments` are given once, as `input.mcp.arguments`, and not again inside the body.
  * The message is serialised into the policy's memory and parsed there on every call; holding the
- * arguments twice made a 1 KB call's input 2.7 KB instead of 1.8 KB, 15–25 µs more per decision
+ * arguments twice made a 1 KB call's input 2.7 KB instead of 1.8 KB, 10 µs more per decision
  * on this VM (docs/benchmarks.md, "MCP call cost — 2026-12-04"). Everything else in the
  * message (`_meta`, a response's `result`, other methods' params) stays in the body.
  */
