@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { Registry } from 'prom-client';
 import { parseConfig } from '../src/config/load';
 import { startGateway } from '../src/gateway';
@@ -25,6 +26,32 @@ import { CLIENT_ID } from './token-server';
 /** Asks a gateway child how far its audit trail got. */
 export interface StatsRequest {
   readonly type: 'stats';
+}
+
+/**
+ * Asks a gateway child where its memory stands (bench/soak.ts). With `collect` and the child
+ * started with --expose-gc, a full collection runs after the first reading and the heap is
+ * read again: what is retained, as opposed to garbage not yet collected.
+ */
+export interface MemoryRequest {
+  readonly type: 'memory';
+  readonly collect: boolean;
+}
+
+/** A gateway child's answer to MemoryRequest. Bytes. */
+export interface MemoryReply {
+  readonly type: 'memory';
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** heapUsed right after a full collection; null when none was asked for or gc is not exposed. */
+  readonly retainedHeap: number | null;
+  /** Live MCP sessions in the gateway's table. */
+  readonly mcpSessions: number;
+  /** V8's heap spaces (new, old, large objects, code...): size reserved and used, bytes, at the first reading. */
+  readonly spaces: Readonly<Record<string, { readonly size: number; readonly used: number }>>;
 }
 
 /** A gateway child's answer to StatsRequest. */
@@ -168,6 +195,28 @@ routes:
 ${cred.routes}${identity}`;
 }
 
+function memoryReply(collect: boolean, mcpSessions: number): MemoryReply {
+  const m = process.memoryUsage();
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, { size: x.space_size, used: x.space_used_size }]));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let retainedHeap: number | null = null;
+  if (collect && gc) {
+    gc();
+    retainedHeap = process.memoryUsage().heapUsed;
+  }
+  return {
+    type: 'memory',
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    retainedHeap,
+    mcpSessions,
+    spaces,
+  };
+}
+
 async function main(): Promise<void> {
   const dir = required('BENCH_WORK_DIR');
   mkdirSync(dir, { recursive: true });
@@ -188,7 +237,8 @@ async function main(): Promise<void> {
   writeFileSync(file, yaml);
   const config = parseConfig(yaml, file);
   const gateway = await startGateway(config, { logger: createLogger('warn'), drainMs: 2000 });
-  process.on('message', (m: StatsRequest) => {
+  process.on('message', (m: StatsRequest | MemoryRequest) => {
+    if (m?.type === 'memory') return void process.send?.(memoryReply(m.collect, gateway.mcpSessions.size) satisfies MemoryReply);
     if (m?.type !== 'stats') return;
     void credentialCounters(gateway.metrics.registry).then((credentials) =>
       process.send?.({ type: 'stats', auditSeq: gateway.audit.lastSeq, credentials } satisfies StatsReply),

@@ -79,9 +79,12 @@ export function createMcpEcho(): McpEcho {
       if (!transport) {
         // No session: the SDK answers 400 unless this is an initialize, which creates one. A
         // transport serves one session, so each gets its own.
+        // A session ended by DELETE is forgotten, so a soak that opens and closes sessions
+        // (bench/soak.ts) does not grow the upstream that shares the gateway's core.
         transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: randomUUID,
           onsessioninitialized: (id) => void sessions.set(id, transport!),
+          onsessionclosed: (id) => void sessions.delete(id),
         });
         void echoServer(count).connect(transport);
       }

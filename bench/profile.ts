@@ -4,7 +4,10 @@
  * (non-idle) time. `--folded FILE` also writes the stacks in the folded format ("a;b;c count")
  * that flame graph tools read (scripts/run.sh flamegraph turns it into an SVG with inferno).
  *
- *   node dist/bench/profile.js PROFILE.cpuprofile [--top 30] [--folded out.folded]
+ *   node dist/bench/profile.js PROFILE.cpuprofile [--top 30] [--folded out.folded] [--skip-seconds S]
+ *
+ * `--skip-seconds` leaves out the first S seconds of samples: the process's start-up (module
+ * loading, config validation, the policy's compilation), which is not per-call work.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,7 +52,10 @@ function frameName(f: CallFrame): string {
 }
 
 /** Self and inclusive microseconds per frame name, per module, and the folded stacks. */
-export function summarise(profile: CpuProfile): {
+export function summarise(
+  profile: CpuProfile,
+  skipUs = 0,
+): {
   busyUs: number;
   totalUs: number;
   selfByFrame: Map<string, number>;
@@ -65,8 +71,11 @@ export function summarise(profile: CpuProfile): {
   }
   const selfUs = new Map<number, number>();
   let totalUs = 0;
+  let at = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
+    at += dt;
+    if (at < skipUs) continue;
     totalUs += dt;
     selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
   }
@@ -113,7 +122,8 @@ function main(argv: readonly string[]): void {
   if (!file) throw new Error('usage: profile.js PROFILE.cpuprofile [--top N] [--folded OUT]');
   const n = argv.includes('--top') ? Number(argv[argv.indexOf('--top') + 1]) : 30;
   const out = argv.includes('--folded') ? argv[argv.indexOf('--folded') + 1] : null;
-  const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  const skip = argv.includes('--skip-seconds') ? Number(argv[argv.indexOf('--skip-seconds') + 1]) : 0;
+  const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, skip * 1e6);
   console.log(`${file}: busy ${(s.busyUs / 1e6).toFixed(2)} s of ${(s.totalUs / 1e6).toFixed(2)} s sampled`);
   console.log('\nself time by module:');
   console.log(top(s.selfByModule, n, s.busyUs));

@@ -87,6 +87,8 @@ export interface Gateway {
   readonly upstreams: { connectionCount(): number };
   /** The audit sinks (audit.sinks), running beside the request path. */
   readonly sinks: AuditSinks;
+  /** The live MCP sessions of the MCP routes (for leak tests and the soak benchmark). */
+  readonly mcpSessions: { readonly size: number };
   /** Drains and stops. */
   close(): Promise<void>;
 }
@@ -415,6 +417,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         return [r.name, createAgentIdentifier(accepted, { resource: resources?.forRoute(r.name)?.resource ?? null, required, requiredScopes })];
       }),
     );
+    const sessions = new SessionTable();
     deps = {
       edge,
       identifiers,
@@ -424,7 +427,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       maxBodyBytes: config.limits.maxBodyBytes,
       policy,
       audit: writer,
-      sessions: new SessionTable(),
+      sessions,
       metrics,
       log,
       memory,
@@ -454,6 +457,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       audit: writer,
       upstreams,
       sinks: auditSinks,
+      mcpSessions: sessions,
       close() {
         closing ??= (async () => {
           draining = true;

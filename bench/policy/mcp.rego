@@ -20,6 +20,12 @@ decision := {"allow": true, "reasons": ["bench-bot echoes a message"], "mask": [
 	not contains(input.mcp.arguments.message, "PRIVATE KEY")
 }
 
+# Ending a session (HTTP DELETE: kind terminate, no method), as the soak benchmark does.
+decision := {"allow": true, "reasons": ["bench-bot ends its session"]} if {
+	mcp_call
+	input.mcp.kind == "terminate"
+}
+
 mcp_call if {
 	input.route == "bench-mcp"
 	input.agent.id == "bench-bot"

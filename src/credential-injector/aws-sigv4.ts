@@ -16,7 +16,6 @@
  * Masking: the secret access key and session tokens, always; and each call's signature, for
  * that call's answer (a small masker built after signing: see `callSecrets`).
  */
-import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { request as undiciRequest } from 'undici';
 import type { AwsSigV4Credential } from '../config/types';
@@ -25,6 +24,7 @@ import type { BrokerContext } from './broker-context';
 import type { ResponseSecrets } from './injector';
 import { ResponseMasker } from './masker';
 import { hexStringNeedles } from './needles';
+import { Sha256Checksum } from './sha256-checksum';
 import type { Attachment, CredentialHealth, CredentialProvider, OutgoingRequest } from './provider';
 
 /** Temporary credentials are renewed this long before they expire (and never used closer to it). */
@@ -156,8 +156,8 @@ function signerFor(service: string, region: string, keys: { accessKeyId: string;
     service,
     region,
     credentials: { accessKeyId: keys.accessKeyId, secretAccessKey: keys.secretAccessKey, ...(keys.sessionToken ? { sessionToken: keys.sessionToken } : {}) },
-    // Node's own crypto.
-    sha256: Hash.bind(null, 'sha256'),
+    // Node's own crypto, plain hashes in one shot (sha256-checksum.ts).
+    sha256: Sha256Checksum,
     // S3 signs the path as sent; every other service signs it URI-encoded once more.
     uriEscapePath: service !== 's3',
     applyChecksum: true,

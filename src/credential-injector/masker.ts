@@ -9,11 +9,14 @@
  */
 import { inspect } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
-import { MultiMatcher } from './multi-matcher';
+import { FewNeedles, type Matcher, MultiMatcher } from './multi-matcher';
 import { compileNeedles } from './needles';
 import { SseDataTracker } from './sse-data';
 
 const STAR = 0x2a;
+
+/** At most this many needles added over other maskers are searched one by one (FewNeedles). */
+const FEW_NEEDLES = 32;
 
 /** Most bytes a stream may hold back waiting to see whether they complete a secret. */
 export const MAX_HELD_BYTES = 1024 * 1024;
@@ -46,35 +49,51 @@ export function dataLines(buf: Buffer): number {
 /** Masks a fixed set of secret strings in all their encoded forms. */
 export class ResponseMasker {
   // Private fields: invisible to JSON.stringify and util.inspect.
-  readonly #matcher: MultiMatcher | null;
-  /** The compiled needles, for a masker built over this one (the `also` of the constructor). */
+  /**
+   * What searches the bytes: one matcher over a credential's needles, and for a masker built
+   * over others (`also`, `union`) their matchers as compiled plus one for the new needles. Every
+   * matcher reads the same original bytes before anything is filled, so overlapping needles are
+   * masked whole, as with one matcher.
+   */
+  readonly #matchers: readonly Matcher[];
+  /** Every needle searched for (possibly repeated), for a masker built over this one and for header names. */
   readonly #needles: readonly Buffer[];
-  /** Lower-cased needles for header names, which arrive lower-cased. */
-  readonly #lowerNeedles: readonly string[];
-  /** How many needles the secrets compiled to (for benchmarks and tests; not secret). */
-  readonly needleCount: number;
+  /** Lower-cased needles for header names (which arrive lower-cased), made at the first name long enough to hold one. */
+  #lowerNeedles: readonly string[] | null = null;
   /** Bytes of the shortest needle: a shorter string cannot hold one (header values mostly are). */
   readonly #shortest: number;
 
   /**
    * `secrets` are masked in every form; `carriers` (values that hold a secret, like an attached
-   * header) in their encoded forms; `also`: another masker's needles, reused without compiling
-   * them again (a per-call masker over a credential's fixed ones: aws-sigv4.ts); `compiled`:
-   * needles already compiled for `secrets` (needles.ts hexStringNeedles), used instead.
+   * header) in their encoded forms; `also`: other maskers, whose matchers are reused as they are
+   * (a per-call masker over a credential's fixed one: aws-sigv4.ts; a route's union);
+   * `compiled`: needles already compiled for `secrets` (needles.ts hexStringNeedles), used instead.
    */
-  constructor(secrets: readonly string[], carriers: readonly string[] = [], also: ResponseMasker | null = null, compiled: readonly Buffer[] | null = null) {
+  constructor(
+    secrets: readonly string[],
+    carriers: readonly string[] = [],
+    also: ResponseMasker | readonly ResponseMasker[] | null = null,
+    compiled: readonly Buffer[] | null = null,
+  ) {
+    const others = also === null ? [] : also instanceof ResponseMasker ? [also] : also;
     const own = compiled ?? compileNeedles(secrets, carriers);
-    const needles = also === null ? own : [...new Set([...also.#needles, ...own])].sort((a, b) => b.length - a.length);
-    this.#needles = needles;
-    this.#matcher = needles.length ? new MultiMatcher(needles) : null;
-    this.#lowerNeedles = [...new Set(needles.map((n) => n.toString('latin1').toLowerCase()))];
-    this.needleCount = needles.length;
-    this.#shortest = needles.length ? Math.min(...needles.map((n) => n.length)) : Infinity;
+    // A per-call masker adds a few needles to compiled ones: they are searched with indexOf
+    // rather than compiling one Wu–Manber table over all of them again, which cost 60–85 µs a
+    // call (issue 12's SigV4 profile, docs/benchmarks.md).
+    const mine: Matcher[] = own.length === 0 ? [] : others.length > 0 && own.length <= FEW_NEEDLES ? [new FewNeedles(own)] : [new MultiMatcher(own)];
+    this.#matchers = others.length === 0 ? mine : [...new Set([...others.flatMap((m) => m.#matchers), ...mine])];
+    this.#needles = others.length === 0 ? own : [...others.flatMap((m) => m.#needles), ...own];
+    this.#shortest = this.#needles.length ? Math.min(...this.#needles.map((n) => n.length)) : Infinity;
   }
 
-  /** One masker over the needles of several, compiled again only as a matcher (their needles are reused). */
+  /** One masker over the needles of several: their matchers, reused as compiled. */
   static union(maskers: readonly ResponseMasker[]): ResponseMasker {
-    return new ResponseMasker([], [], null, [...new Set(maskers.flatMap((m) => m.#needles))]);
+    return new ResponseMasker([], [], maskers, []);
+  }
+
+  /** How many distinct needles it searches for (for benchmarks and tests; not secret). */
+  get needleCount(): number {
+    return new Set(this.#needles.map((n) => n.toString('latin1'))).size;
   }
 
   toJSON(): string {
@@ -87,13 +106,13 @@ export class ResponseMasker {
 
   /** Masks every needle in buf[0, length) in place; returns true if anything was masked. */
   maskBuffer(buf: Uint8Array, length = buf.length): boolean {
-    const matcher = this.#matcher;
-    if (matcher === null || length === 0) return false;
+    if (this.#matchers.length === 0 || length === 0) return false;
     let hits: number[] | null = null;
-    matcher.scan(buf, length, (s, e) => {
+    const hit = (s: number, e: number) => {
       hits ??= [];
       hits.push(s, e);
-    });
+    };
+    for (const matcher of this.#matchers) matcher.scan(buf, length, hit);
     if (hits === null) return false;
     // Filled after the scan, so overlapping occurrences are all found first.
     const h: number[] = hits;
@@ -118,7 +137,7 @@ export class ResponseMasker {
   /** Masks a header value (read as latin1, as undici decodes them). */
   maskString(value: string): string {
     // A latin1 string has one byte per character: shorter than every needle, it holds none.
-    if (this.#matcher === null || value.length < this.#shortest) return value;
+    if (value.length < this.#shortest) return value;
     const buf = Buffer.from(value, 'latin1');
     return this.maskBuffer(buf) ? buf.toString('latin1') : value;
   }
@@ -126,6 +145,7 @@ export class ResponseMasker {
   /** True when a (lower-cased) header name contains a secret in any case. */
   nameHasSecret(name: string): boolean {
     if (name.length < this.#shortest) return false;
+    this.#lowerNeedles ??= [...new Set(this.#needles.map((n) => n.toString('latin1').toLowerCase()))];
     const lower = name.toLowerCase();
     for (const n of this.#lowerNeedles) if (lower.includes(n)) return true;
     return false;
@@ -135,10 +155,12 @@ export class ResponseMasker {
   #maskSseData(raw: Uint8Array, from: number, to: number, tracker: SseDataTracker): boolean {
     const view = tracker.feed(raw, from, to);
     let hit = false;
-    this.#matcher?.scan(view.bytes, view.length, (s, e) => {
+    const fill = (s: number, e: number) => {
       hit = true;
       for (let i = s; i < e; i++) raw[from + view.offsets[i]] = STAR;
-    });
+    };
+    // Fills land in `raw`, not in the payload view the matchers read.
+    for (const matcher of this.#matchers) matcher.scan(view.bytes, view.length, fill);
     return hit;
   }
 
@@ -148,8 +170,13 @@ export class ResponseMasker {
    * rather than hold more than MAX_HELD_BYTES.
    */
   stream(options: { readonly sse: boolean } = { sse: false }, onMasked?: () => void): Transform {
-    const matcher = this.#matcher;
-    if (matcher === null) return new Transform({ transform: (c, _e, done) => done(null, c) });
+    const matchers = this.#matchers;
+    if (matchers.length === 0) return new Transform({ transform: (c, _e, done) => done(null, c) });
+    const partialTail = (text: Uint8Array, length: number) => {
+      let tail = length;
+      for (const matcher of matchers) tail = Math.min(tail, matcher.partialTail(text, length));
+      return tail;
+    };
     const tracker = options.sse ? new SseDataTracker() : null;
     /** Raw bytes not yet sent. */
     let pending: Buffer | null = null;
@@ -163,7 +190,7 @@ export class ResponseMasker {
         const buf: Buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
         pending = null;
         let masked = self.maskBuffer(buf);
-        let cut = matcher.partialTail(buf, buf.length);
+        let cut = partialTail(buf, buf.length);
         if (tracker) {
           const fresh = tracker.feed(buf, oldLength, buf.length);
           // The held payload continues with this chunk's payload: scan them as one sequence.
@@ -176,11 +203,12 @@ export class ResponseMasker {
             data[heldData.length + i] = fresh.bytes[i];
             offsets[heldData.length + i] = fresh.offsets[i] + oldLength;
           }
-          matcher.scan(data, n, (s, e) => {
+          const fill = (s: number, e: number) => {
             masked = true;
             for (let i = s; i < e; i++) buf[offsets[i]] = STAR;
-          });
-          const tail = matcher.partialTail(data, n);
+          };
+          for (const matcher of matchers) matcher.scan(data, n, fill);
+          const tail = partialTail(data, n);
           if (tail < n && offsets[tail] < cut) cut = offsets[tail];
           heldData = data.subarray(tail);
           heldOffsets = offsets.subarray(tail).map((o) => o - cut);

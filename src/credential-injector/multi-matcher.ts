@@ -10,8 +10,21 @@
 /** Calls `hit(start, end)` for an occurrence of a needle at text[start, end). */
 export type HitFn = (start: number, end: number) => void;
 
+/** Something that finds a fixed set of needles in bytes (the masker holds one or more). */
+export interface Matcher {
+  /** Length of the longest needle. */
+  readonly maxLength: number;
+  /** Reports every occurrence (overlapping ones too) in text[0, length). */
+  scan(text: Uint8Array, length: number, hit: HitFn): void;
+  /**
+   * Where the longest suffix of text[0, length) that is a proper prefix of some needle begins,
+   * or `length` when there is none.
+   */
+  partialTail(text: Uint8Array, length: number): number;
+}
+
 /** A compiled needle set. */
-export class MultiMatcher {
+export class MultiMatcher implements Matcher {
   /** Length of the longest needle. */
   readonly maxLength: number;
   readonly #m: number;
@@ -80,6 +93,37 @@ export class MultiMatcher {
       if (candidates === undefined) continue;
       const rest = length - j;
       for (const n of candidates) if (n.length > rest && equalAt(text, j, n, rest)) return j;
+    }
+    return length;
+  }
+}
+
+/**
+ * A handful of needles searched one by one with Buffer#indexOf: nothing to build, so it suits
+ * needles that live for one call (a SigV4 signature's forms). Each needle is a pass over the
+ * text, so it is for a few needles only; the masker uses MultiMatcher for a credential's set.
+ */
+export class FewNeedles implements Matcher {
+  readonly maxLength: number;
+  readonly #needles: readonly Buffer[];
+
+  constructor(needles: readonly Buffer[]) {
+    this.#needles = needles.filter((n) => n.length > 0);
+    if (this.#needles.length === 0) throw new TypeError('FewNeedles needs at least one non-empty needle');
+    this.maxLength = Math.max(...this.#needles.map((n) => n.length));
+  }
+
+  scan(text: Uint8Array, length: number, hit: HitFn): void {
+    const view = Buffer.from(text.buffer, text.byteOffset, length);
+    for (const n of this.#needles) {
+      for (let at = view.indexOf(n); at !== -1; at = view.indexOf(n, at + 1)) hit(at, at + n.length);
+    }
+  }
+
+  partialTail(text: Uint8Array, length: number): number {
+    for (let j = Math.max(0, length - this.maxLength + 1); j < length; j++) {
+      const rest = length - j;
+      for (const n of this.#needles) if (n.length > rest && n[0] === text[j] && equalAt(text, j, n, rest)) return j;
     }
     return length;
   }

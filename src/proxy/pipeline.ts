@@ -19,7 +19,7 @@ import { localReply } from './local-reply';
 import { assertNoMethodOverride } from './method-override';
 import { assertHttp1 } from './parser-refusal';
 import { policyInput } from './policy-input';
-import { readBody } from './read-body';
+import { hasBody, readBody } from './read-body';
 import { callEndChannel, stageChannel, stageRefusedChannel, type CallEndMessage, type StageMessage, type StageRefusedMessage } from '../observability/channels';
 import { planResponse } from './response/response-pipeline';
 import { parseJsonBody } from './strict-json';
@@ -95,12 +95,16 @@ const route: Stage = {
 
 const readBodyStage: Stage = {
   name: 'read-body',
-  async run(ctx, deps) {
+  run(ctx, deps) {
     const enc = ctx.req.headers['content-encoding'];
     if (enc && enc.toLowerCase() !== 'identity') {
       throw new GatewayError('PC_UNSUPPORTED_ENCODING', 'compressed request bodies are not accepted');
     }
-    ctx.body = await readBody(ctx.req, deps.maxBodyBytes);
+    // A call whose framing announces no body costs no promise (ctx.body starts empty).
+    if (!hasBody(ctx.req)) return;
+    return readBody(ctx.req, deps.maxBodyBytes).then((body) => {
+      ctx.body = body;
+    });
   },
 };
 

@@ -1,5 +1,5 @@
 /** The aws_sigv4 provider's own logic: a signature's needles, and the assume_role cache against a stand-in STS on 127.0.0.1:0. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { awsSigV4Provider } from '../../src/credential-injector/aws-sigv4';
@@ -7,6 +7,9 @@ import { brokerContext } from '../../src/credential-injector/broker-context';
 import { compileNeedles, hexStringNeedles } from '../../src/credential-injector/needles';
 import type { Attachment, OutgoingRequest } from '../../src/credential-injector/provider';
 import { Secret } from '../../src/secret';
+import { Sha256Checksum } from '../../src/credential-injector/sha256-checksum';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
 
 const asSet = (needles: Buffer[]) => needles.map((n) => n.toString('latin1')).sort();
 
@@ -17,6 +20,42 @@ test('G25: a signature is masked in the same encoded forms as any secret (hexStr
   }
   // Anything that is not lower-case hex takes the general path.
   expect(asSet(hexStringNeedles('ABC/def+1'))).toEqual(asSet(compileNeedles(['ABC/def+1'])));
+});
+
+test('G25: the one-shot Sha256Checksum gives smithy the digests and signatures its own Hash gives', async () => {
+  const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'tok' };
+  const signers = [Hash.bind(null, 'sha256'), Sha256Checksum].map(
+    (sha256) => new SignatureV4({ service: 's3', region: 'eu-west-1', credentials, sha256, uriEscapePath: false, applyChecksum: true }),
+  );
+  for (const body of [Buffer.alloc(0), randomBytes(1500), 'text body é', new Uint8Array(randomBytes(70))]) {
+    const req = {
+      method: 'PUT',
+      protocol: 'https:',
+      hostname: 'h.example',
+      path: '/b/k%20x',
+      query: { a: ['1', '2'], b: '' },
+      headers: { host: 'h.example', 'x-amz-meta-a': 'v' },
+      body,
+    };
+    const when = { signingDate: new Date('2026-12-03T10:00:00Z') };
+    const [a, b] = await Promise.all(signers.map((s) => s.sign(structuredClone(req), when)));
+    expect(b.headers).toEqual(a.headers);
+  }
+  // HMAC with a key, several updates, and reset: the same bytes as smithy's.
+  const mine = new Sha256Checksum('key');
+  const theirs = new Hash('sha256', 'key');
+  for (const part of ['a', Buffer.from('b'), new Uint8Array([99])]) {
+    mine.update(part);
+    theirs.update(part);
+  }
+  expect(Buffer.from(await mine.digest())).toEqual(Buffer.from(await theirs.digest()));
+  mine.reset();
+  mine.update('x');
+  expect(Buffer.from(await mine.digest())).toEqual(createHmac('sha256', 'key').update('x').digest());
+  const plain = new Sha256Checksum();
+  plain.update('x');
+  plain.update('y');
+  expect(Buffer.from(await plain.digest()).toString('hex')).toBe(createHash('sha256').update('xy').digest('hex'));
 });
 
 /** A stand-in STS for the cache logic (the signature is verified by moto in test/integration/aws-sigv4.test.ts). */
@@ -104,9 +143,12 @@ describe('assume_role cache', () => {
     const during = p.obtain(call);
     expect(during).not.toBeInstanceOf(Promise);
     expect((during as Attachment).fingerprint).toBe(a.fingerprint);
-    for (let i = 0; i < 200 && p.health().fetches < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 20));
-    const renewed = await p.obtain(call);
+    // The renewal runs beside the calls: wait (bounded) until its keys are the ones in use.
+    let renewed = await p.obtain(call);
+    for (let i = 0; i < 400 && renewed.fingerprint === a.fingerprint; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      renewed = await p.obtain(call);
+    }
     expect(calls - before).toBe(2);
     expect(renewed.fingerprint).not.toBe(a.fingerprint);
     expect(p.health()).toMatchObject({ ok: true, fetches: 2, failures: 0 });

@@ -110,5 +110,9 @@ describe('profile summary', () => {
       ['outer src/a.ts:3;inner src/a.ts:4', 10],
       ['outer src/a.ts:3;inner src/a.ts:4;outer src/a.ts:3', 20],
     ]);
+    // Skipping the first 25 µs (start-up) drops the sample at 10 µs and keeps the one at 30 µs.
+    const later = summarise(profile, 25);
+    expect(later.busyUs).toBe(20);
+    expect(later.selfByFrame.get('inner src/a.ts:4')).toBeUndefined();
   });
 });

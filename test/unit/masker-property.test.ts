@@ -7,7 +7,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { dataLines, ResponseMasker } from '../../src/credential-injector/masker';
-import { MultiMatcher } from '../../src/credential-injector/multi-matcher';
+import { FewNeedles, MultiMatcher } from '../../src/credential-injector/multi-matcher';
 import { compileNeedles } from '../../src/credential-injector/needles';
 
 /** mulberry32: small, seeded, good enough to spread cases. */
@@ -199,4 +199,50 @@ test('needles: each encoded form is compiled once, and a secret shorter than the
   expect(new Set(n).size).toBe(n.length);
   expect(n).not.toContain('Bearer abc');
   expect(n).toContain(Buffer.from('Bearer abc').toString('base64'));
+});
+
+test('FewNeedles finds what MultiMatcher finds and holds the same tail', () => {
+  const rand = rng(4242);
+  for (let i = 0; i < 300; i++) {
+    const needles = Array.from({ length: 1 + Math.floor(rand() * 6) }, () => Buffer.from(randomString(rand, 1, 9, 'abcab')));
+    const text = Buffer.from(randomString(rand, 0, 200, 'abcabx'));
+    const few = new FewNeedles(needles);
+    const multi = new MultiMatcher(needles);
+    const hits = (m: FewNeedles | MultiMatcher) => {
+      const found = new Set<string>();
+      m.scan(text, text.length, (s, e) => found.add(`${s}:${e}`));
+      return [...found].sort();
+    };
+    expect(hits(few)).toEqual(hits(multi));
+    expect(few.partialTail(text, text.length)).toBe(multi.partialTail(text, text.length));
+  }
+});
+
+test('G2: a masker built over others (a per-call SigV4 masker, a route union) masks exactly what one compiled masker masks', async () => {
+  const rand = rng(0xc0de);
+  for (let i = 0; i < 200; i++) {
+    // Overlapping secrets on purpose: a needle of one may start inside another's occurrence.
+    const a = randomString(rand, 6, 24, 'abcdef0123');
+    const b = rand() < 0.5 ? a.slice(2) + randomString(rand, 2, 8, 'abcdef0123') : randomString(rand, 6, 24, 'abcdef0123');
+    const c = randomString(rand, 6, 24, 'abcdef0123');
+    const base = new ResponseMasker([a]);
+    const composite = [new ResponseMasker([b], [], base, compileNeedles([b])), ResponseMasker.union([base, new ResponseMasker([b]), new ResponseMasker([c])])];
+    const reference = [new ResponseMasker([a, b]), new ResponseMasker([a, b, c])];
+    const text = [a, b, c, `${a}${b}`, `${b.slice(0, 3)}${a}`, randomString(rand, 0, 8, 'abcdef0123xyz')]
+      .sort(() => rand() - 0.5)
+      .map((piece) => ENCODINGS[Object.keys(ENCODINGS)[Math.floor(rand() * 4)]](piece))
+      .join(randomString(rand, 0, 4, 'xyz'));
+    const sse = rand() < 0.5;
+    const body = Buffer.from(sse ? `data: ${text}\n\n` : text);
+    for (let k = 0; k < composite.length; k++) {
+      const whole = [Buffer.from(body), Buffer.from(body)];
+      composite[k].maskBody(whole[0], sse);
+      reference[k].maskBody(whole[1], sse);
+      expect(whole[0].toString()).toBe(whole[1].toString());
+      const pieces = chunk(rand, body);
+      expect((await through(composite[k], sse, pieces)).toString()).toBe((await through(reference[k], sse, pieces)).toString());
+      expect(composite[k].needleCount).toBe(reference[k].needleCount);
+      expect(composite[k].maskString(text)).toBe(reference[k].maskString(text));
+    }
+  }
 });
