@@ -6,7 +6,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ResponseMasker } from '../../src/credential-injector/masker';
+import { dataLines, ResponseMasker } from '../../src/credential-injector/masker';
 import { FewNeedles, MultiMatcher } from '../../src/credential-injector/multi-matcher';
 import { compileNeedles } from '../../src/credential-injector/needles';
 
@@ -135,6 +135,41 @@ test('G2: a random secret spread over random SSE data lines and events never rea
     expect(joinedData(out)).not.toContain(secret);
     expect(out).not.toContain(secret);
   }
+});
+
+test('G2: an event stream masked whole (maskBody) hides a secret in its joined data, one data line or many', () => {
+  const rand = rng(0xb0d7);
+  for (let i = 0; i < 300; i++) {
+    const secret = randomString(rand, 8, 40, CHARSET.replace(/[\r\n]/g, ''));
+    const masker = new ResponseMasker([secret]);
+    const payload = `${randomString(rand, 0, 12, 'xyz ')}${secret}${randomString(rand, 0, 12, 'xyz ')}`;
+    // A third are one event of one data line, as an MCP tools/call answer; the rest are piecewise.
+    const whole = rand() < 0.33;
+    let sse = rand() < 0.3 ? ': comment data: x\n' : '';
+    if (rand() < 0.5) sse += 'event: message\n';
+    let at = 0;
+    while (at < payload.length) {
+      const n = whole ? payload.length : 1 + Math.floor(rand() * 6);
+      const eol = ['\n', '\r\n', '\r'][Math.floor(rand() * 3)];
+      sse += `data:${rand() < 0.5 ? ' ' : ''}${payload.slice(at, at + n)}${eol}${rand() < 0.5 ? eol : ''}`;
+      if (rand() < 0.2) sse += `id: ${Math.floor(rand() * 100)}\n`;
+      at += n;
+    }
+    sse += '\n';
+    const body = Buffer.from(sse);
+    masker.maskBody(body, true);
+    expect(body.length).toBe(Buffer.byteLength(sse));
+    const out = body.toString();
+    expect(joinedData(out)).not.toContain(secret);
+    expect(out).not.toContain(secret);
+  }
+});
+
+test('dataLines counts the lines whose field is data, not "data:" inside a value', () => {
+  expect(dataLines(Buffer.from('event: message\ndata: {"a":"data: x"}\n\n'))).toBe(1);
+  expect(dataLines(Buffer.from(': data: comment\nid: data:\ndata'))).toBe(0);
+  expect(dataLines(Buffer.from('data: a\rdata: b\n'))).toBe(2);
+  expect(dataLines(Buffer.from('data:a\r\n\r\ndata:b'))).toBe(2);
 });
 
 test('the matcher finds exactly the occurrences a naive search finds', () => {

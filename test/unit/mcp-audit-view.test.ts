@@ -28,6 +28,27 @@ describe('masking', () => {
     expect(root.arguments.card.number).toBe('4111');
   });
 
+  test('copies only what a matching pointer reaches: a mask that matches nothing records the arguments as they are', () => {
+    const args = { message: 'hi', nested: { a: { b: 1 }, keep: { c: 2 } }, list: [{ k: 1 }, { k: 2 }] };
+    const none = applyMask({ arguments: args }, ['/arguments/api_key', '/arguments/nested/zz/b', '/arguments/list/7/k']);
+    expect(none.masked).toEqual([]);
+    expect(none.value.arguments).toBe(args);
+    const some = applyMask({ arguments: args }, ['/arguments/nested/a/b', '/arguments/list/1/k', '/arguments/nested/a']);
+    expect(some.masked).toEqual(['/arguments/nested/a/b', '/arguments/list/1/k', '/arguments/nested/a']);
+    expect(some.value.arguments).toEqual({ message: 'hi', nested: { a: '[masked]', keep: { c: 2 } }, list: [{ k: 1 }, { k: '[masked]' }] });
+    // The caller's objects are untouched; what no pointer reached is shared, not copied.
+    expect(args).toEqual({ message: 'hi', nested: { a: { b: 1 }, keep: { c: 2 } }, list: [{ k: 1 }, { k: 2 }] });
+    const out = some.value.arguments as typeof args;
+    expect(out.nested.keep).toBe(args.nested.keep);
+    expect(out.list[0]).toBe(args.list[0]);
+  });
+
+  test('a pointer into a value an earlier pointer masked matches nothing', () => {
+    const { value, masked } = applyMask({ arguments: { a: { b: 1 } } }, ['/arguments/a', '/arguments/a/b']);
+    expect(value).toEqual({ arguments: { a: '[masked]' } });
+    expect(masked).toEqual(['/arguments/a']);
+  });
+
   test('does not follow inherited members', () => {
     const { masked } = applyMask({ arguments: {} }, ['/arguments/constructor/name', '/arguments/__proto__']);
     expect(masked).toEqual([]);
