@@ -12,9 +12,7 @@
 # Everything is judged, the protocol plumbing included: a route without a
 # grant here gets nothing, not even initialize. The gateway sets input.mcp on
 # MCP routes only (kind, method, id, tool, arguments, uri, name,
-# protocol_version, session). A tools/call's arguments are there and only
-# there: input.request.body is the message without params.arguments
-# (docs/policy.md), so read input.mcp.arguments, as the rules below do.
+# protocol_version, session).
 package portcullis.lib.mcp
 
 import data.portcullis.config

@@ -19,22 +19,6 @@ function mcpInput(ctx: CallContext): Record<string, unknown> {
   };
 }
 
-/**
- * `input.request.body` of a call: the parsed JSON body, except that a `tools/call`'s
- * `params.arguments` are given once, as `input.mcp.arguments`, and not again inside the body.
- * The message is serialised into the policy's memory and parsed there on every call; holding the
- * arguments twice made a 1 KB call's input 2.7 KB instead of 1.8 KB, 10 µs more per decision
- * on this VM (docs/benchmarks.md, "MCP call cost — 2026-12-04"). Everything else in the
- * message (`_meta`, a response's `result`, other methods' params) stays in the body.
- */
-function bodyOf(ctx: CallContext): unknown {
-  const json = ctx.json;
-  if (ctx.mcp?.arguments == null) return json;
-  const { params, ...message } = json as Record<string, unknown>;
-  const { arguments: _given, ...rest } = params as Record<string, unknown>;
-  return { ...message, params: rest };
-}
-
 /** The policy input of a routed, decoded call. */
 export function policyInput(ctx: CallContext): PolicyInput {
   // spiffe_id and cert_sha256 are members for every method (null unless mtls).
@@ -48,7 +32,7 @@ export function policyInput(ctx: CallContext): PolicyInput {
       path: ctx.relativePath!,
       query: queryObject(ctx.target!.query),
       headers: ctx.headers!,
-      ...(ctx.json !== undefined ? { body: bodyOf(ctx) } : {}),
+      ...(ctx.json !== undefined ? { body: ctx.json } : {}),
     },
     time: ctx.time,
     ...(ctx.mcp ? { mcp: mcpInput(ctx) } : {}),
