@@ -33,7 +33,7 @@
  * (bench/cpu-usage.ts); a disturbed run is repeated and the least disturbed one kept.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RateJob, RateResult, ThroughputJob, ThroughputResult, WriterReply } from './audit-writer-load';
@@ -42,7 +42,7 @@ import { cpuShareBetween, sampleCpu } from './cpu-usage';
 import { ROUTE_PREFIX, type StatsReply } from './gateway';
 import type { RateLoadJob, RateLoadReply, RateLoadResult } from './rate-load';
 import { describeEnvironment } from './report';
-import { listSetting, numberSetting } from './settings';
+import { listSetting, numberSetting, workDirectory } from './settings';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -341,14 +341,9 @@ const cores = (n: number | null) => (n === null ? '?' : n.toFixed(2));
 
 async function main(): Promise<void> {
   const environment = describeEnvironment(ROOT, process.env.PORTCULLIS_OPA ?? 'opa');
-  const work = mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-audit-'));
+  const work = workDirectory('portcullis-bench-audit-', settings.keep);
   const filesystem = filesystemOf(work);
   const children: Child[] = [];
-  const interrupted = () => {
-    if (!settings.keep) rmSync(work, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     log(`audit directory on ${filesystem}; ${settings.pin ? 'load generator on CPU 0, targets on CPU 1' : 'no CPU pinning'}`);
     const writer = settings.parts.includes('writer') ? await writerPart(work, children) : { throughput: [], rates: [] };

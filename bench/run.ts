@@ -51,7 +51,7 @@
  *   BENCH_RETRIES          how many times a disturbed run is repeated (2)
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { canPin, startChild, type Child } from './child';
@@ -81,7 +81,7 @@ import {
   type Row,
   type TargetName,
 } from './report';
-import { listSetting, numberSetting } from './settings';
+import { listSetting, numberSetting, workDirectory } from './settings';
 import { CLIENT_SECRET, type Grant, startTokenServer, type TokenServer } from './token-server';
 import { type AuthorizationSeen, INSPECT_HEADER, SAW_CREDENTIAL_HEADER, sha256Hex } from './upstream';
 
@@ -712,15 +712,9 @@ function formatBrokered(list: readonly CredentialComparison[], audit: Record<str
 
 async function main(): Promise<void> {
   const environment = describeEnvironment(ROOT, process.env.PORTCULLIS_OPA ?? 'opa');
-  const work = mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
+  const work = workDirectory('portcullis-bench-', settings.keep);
   const auditFilesystem = statfsSync(work).type === TMPFS_MAGIC ? 'tmpfs (fdatasync costs nothing: strict figures are optimistic)' : 'disk';
   const children: Child[] = [];
-  // Interrupted: the children exit when their IPC channel closes; the work directory is ours to remove.
-  const interrupted = () => {
-    if (!settings.keep) rmSync(work, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   const started = Date.now();
   try {
     if (WORKLOADS.some((w) => w.jwt !== undefined)) issuer = await startJwtIssuer(AGENT_ID);

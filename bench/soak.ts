@@ -34,7 +34,7 @@
  *   BENCH_PIN=0             do not pin processes to CPUs
  *   BENCH_KEEP=1            keep the work directory (config, audit trail)
  */
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { canPin, type Child, startChild } from './child';
@@ -42,7 +42,7 @@ import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
 import { type MemoryReply, ROUTE_PREFIX, type StatsReply } from './gateway';
 import { MCP_PATH, type McpStatsReply } from './mcp-server';
 import { describeEnvironment } from './report';
-import { numberSetting } from './settings';
+import { numberSetting, workDirectory } from './settings';
 import type { CapacityJob, CapacityReply, MinuteMessage, SoakJob, SoakLoadReply } from './soak-load';
 import { SAW_CREDENTIAL_HEADER } from './upstream';
 
@@ -140,14 +140,9 @@ async function preflight(gateway: string): Promise<void> {
 
 async function main(): Promise<void> {
   const environment = describeEnvironment(ROOT, process.env.PORTCULLIS_OPA ?? 'opa');
-  const work = mkdtempSync(path.join(os.tmpdir(), 'portcullis-soak-'));
+  const work = workDirectory('portcullis-soak-', settings.keep);
   const auditFilesystem = statfsSync(work).type === TMPFS_MAGIC ? 'tmpfs' : 'disk';
   const children: Child[] = [];
-  const interrupted = () => {
-    if (!settings.keep) rmSync(work, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     const cpu = (n: number) => (settings.pin ? n : null);
     const started = async (pending: Promise<Child>) => {
