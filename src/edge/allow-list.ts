@@ -93,6 +93,23 @@ export function edgeAllowList(place: ListenPlace, hosts: readonly HostEntry[] | 
   return Object.freeze({ hosts: Object.freeze(hosts ?? defaultHosts(place)), origins, https });
 }
 
+/**
+ * Every `Host` and every `Origin` value of a request, from its raw header lines, as
+ * `headersDistinct` gives them. Read from `rawHeaders` because `headersDistinct` builds arrays
+ * for every header of every call (9 µs a call under the profiler in issue 13's MCP profile,
+ * docs/benchmarks.md) when only these two are wanted.
+ */
+export function hostAndOrigin(rawHeaders: readonly string[]): { host: string[] | undefined; origin: string[] | undefined } {
+  const host: string[] = [];
+  const origin: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (name.length === 4 && name.toLowerCase() === 'host') host.push(rawHeaders[i + 1]);
+    else if (name.length === 6 && name.toLowerCase() === 'origin') origin.push(rawHeaders[i + 1]);
+  }
+  return { host: host.length > 0 ? host : undefined, origin: origin.length > 0 ? origin : undefined };
+}
+
 /** Why a request is refused at the edge, or null when its Host and Origin are allowed. */
 export function judgeEdge(list: EdgeAllowList, host: readonly string[] | undefined, origin: readonly string[] | undefined): 'host' | 'origin' | null {
   if (host?.length !== 1) return 'host';

@@ -6,7 +6,7 @@
  */
 import { decisionRecord, outcomeRecord } from '../audit/call-records';
 import { chooseCredential, NO_CALLER, subjectTokenOf } from '../credential-injector/choose';
-import { judgeEdge } from '../edge/allow-list';
+import { hostAndOrigin, judgeEdge } from '../edge/allow-list';
 import { GatewayError } from '../errors';
 import type { AgentIdentity } from '../identity/identity-method';
 import { parseMcpCall } from '../mcp/message';
@@ -51,7 +51,7 @@ const checkEdge: Stage = {
   run(ctx, deps) {
     // Before the key or the body is looked at: a DNS-rebinding page is refused on Host or Origin
     // alone (src/edge/allow-list.ts). Host only: proxy headers are the agent's words, not facts.
-    const { host, origin } = ctx.req.headersDistinct;
+    const { host, origin } = hostAndOrigin(ctx.req.rawHeaders);
     for (const [name, values] of [
       ['host', host],
       ['origin', origin],

@@ -1,6 +1,8 @@
 /** The Host/Origin allow-list (src/edge/allow-list.ts) as pure logic: parsing, defaults, judging. */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
-import { defaultHosts, edgeAllowList, judgeEdge, parseHost } from '../../src/edge/allow-list';
+import { defaultHosts, edgeAllowList, hostAndOrigin, judgeEdge, parseHost } from '../../src/edge/allow-list';
 
 const loopback = edgeAllowList({ kind: 'tcp', host: '127.0.0.1', port: 8080 }, null, null);
 const judge = (host: string | undefined, origin?: string) =>
@@ -61,4 +63,38 @@ test('G20: a wildcard listen address allows the interface addresses; a Unix sock
     .find((i) => i && i.family === 'IPv4');
   if (first) expect(hosts).toContain(first.address);
   expect(defaultHosts({ kind: 'unix' })).toEqual([{ host: 'localhost', port: null }]);
+});
+
+test("G20: hostAndOrigin reads every Host and Origin line exactly as Node's headersDistinct does", async () => {
+  const seen: { distinct: { host?: string[]; origin?: string[] }; ours: ReturnType<typeof hostAndOrigin> }[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ distinct: { host: req.headersDistinct.host, origin: req.headersDistinct.origin }, ours: hostAndOrigin(req.rawHeaders) });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const requests = [
+    'GET / HTTP/1.1\r\nHost: a.example\r\n\r\n',
+    'GET / HTTP/1.1\r\nhOsT: a.example:8080\r\nOrigin: http://x.example\r\n\r\n',
+    'GET / HTTP/1.1\r\nHost: a.example\r\nX-Host: b\r\nOrigins: c\r\nORIGIN: http://y.example\r\norigin: http://z.example\r\n\r\n',
+    'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
+  ];
+  for (const raw of requests) {
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end(raw));
+      socket
+        .on('data', () => undefined)
+        .on('close', () => resolve())
+        .on('error', reject);
+    });
+  }
+  await new Promise<void>((r) => server.close(() => r()));
+  // Whether Node lets the request with two Host lines reach the handler or answers 400 itself,
+  // whatever reaches it is read the same both ways.
+  expect(seen.length).toBeGreaterThanOrEqual(3);
+  for (const { distinct, ours } of seen) {
+    expect(ours.host).toEqual(distinct.host);
+    expect(ours.origin).toEqual(distinct.origin);
+  }
+  expect(seen[2].ours.origin).toEqual(['http://y.example', 'http://z.example']);
 });
