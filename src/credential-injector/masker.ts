@@ -60,6 +60,8 @@ export class ResponseMasker {
   readonly #needles: readonly Buffer[];
   /** Lower-cased needles for header names (which arrive lower-cased), made at the first name long enough to hold one. */
   #lowerNeedles: readonly string[] | null = null;
+  /** needleCount, counted at the first read (a per-call masker is rarely asked). */
+  #needleCount: number | undefined;
   /** Bytes of the shortest needle: a shorter string cannot hold one (header values mostly are). */
   readonly #shortest: number;
 
@@ -93,7 +95,8 @@ export class ResponseMasker {
 
   /** How many distinct needles it searches for (for benchmarks and tests; not secret). */
   get needleCount(): number {
-    return new Set(this.#needles.map((n) => n.toString('latin1'))).size;
+    this.#needleCount ??= new Set(this.#needles.map((n) => n.toString('latin1'))).size;
+    return this.#needleCount;
   }
 
   toJSON(): string {
