@@ -18,7 +18,7 @@ import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
-import type { Credential, GatewayConfig, IdentityMethodName } from './config/types';
+import type { Credential, GatewayConfig, IdentityMethodName, RouteConfig } from './config/types';
 import { brokerContext } from './credential-injector/broker-context';
 import { defaultChoiceOf } from './credential-injector/choose';
 import { envSecrets } from './credential-injector/injector';
@@ -29,7 +29,7 @@ import { revealSecret, Secret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
 import { agentTlsOptions, watchAgentTls } from './edge/tls';
-import { ConfigError, GatewayError } from './errors';
+import { ConfigError, GatewayError, PolicyBuildError } from './errors';
 import { SessionTable } from './mcp/sessions';
 import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
 import { apiKeyMethod } from './identity/api-key';
@@ -40,7 +40,7 @@ import { mtlsMethod } from './identity/mtls';
 import { protectedResources } from './identity/protected-resource';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
-import { PolicyStore, type PolicyState } from './policy/policy-store';
+import { PolicyStore, type PolicyState, type PolicyStoreEvents } from './policy/policy-store';
 import { newContext } from './proxy/context';
 import { HttpUpstream } from './proxy/forward';
 import type { PipelineDeps } from './proxy/deps';
@@ -176,41 +176,83 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   try {
     const configured = configuredSigner(config);
-    const policy = new PolicyStore(config.policy, {
-      onLoaded({ revision, previous, files, warnings, recovers }) {
-        metrics.policyReloads.inc({ result: 'loaded' });
-        log.info({ revision, previous, ...(recovers ? { recovers } : {}) }, recovers ? 'policy loaded; the rejected change is gone' : 'policy loaded');
-        for (const warning of warnings) log.warn({ code: 'PC_BUILTIN_DIFFERS', revision }, warning);
-        const noted = warnings.length > 0 ? { warnings } : {};
-        record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, files, ...noted, ...(recovers ? { recovers } : {}) });
-      },
-      onRejected(error, { revision }) {
-        metrics.policyReloads.inc({ result: 'rejected' });
-        const inForce = policy.ready ? policy.current.revision : null;
-        log.error({ err: error.message, revision, in_force: inForce }, 'policy change rejected; the previous policy stays in force');
-        record({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, error: error.message.slice(0, 4000) });
-      },
-      onState(state) {
-        metrics.policyDrift.set(state.drift ? 1 : 0);
-        metrics.policyRevision.reset();
-        if (state.inForce) metrics.policyRevision.set({ state: 'in_force', revision: state.inForce }, 1);
-        metrics.policyRevision.set({ state: 'on_disk', revision: state.onDisk ?? 'unreadable' }, 1);
-        if (state.drift)
-          log.warn(
-            { in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) },
-            'the policy on disk is not the policy in force',
+    // The enforcing policy, and each shadow policy (one store per distinct path and entrypoint).
+    const policyEvents = (shadow: boolean, store: () => PolicyStore): PolicyStoreEvents => {
+      const role = shadow ? { shadow: true } : {};
+      const what = shadow ? 'shadow policy' : 'policy';
+      return {
+        onLoaded({ revision, previous, files, warnings, recovers }) {
+          metrics.policyReloads.inc({ result: 'loaded' });
+          log.info(
+            { revision, previous, ...role, ...(recovers ? { recovers } : {}) },
+            recovers ? `${what} loaded; the rejected change is gone` : `${what} loaded`,
           );
-      },
-      onWatchGap(gap) {
-        metrics.policyWatchGaps.inc({ cause: gap.cause });
-        log.warn(
-          gap,
-          gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it',
-        );
-      },
-    });
+          for (const warning of warnings) log.warn({ code: 'PC_BUILTIN_DIFFERS', revision, ...role }, warning);
+          const noted = warnings.length > 0 ? { warnings } : {};
+          record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, ...role, files, ...noted, ...(recovers ? { recovers } : {}) });
+        },
+        onRejected(error, { revision }) {
+          metrics.policyReloads.inc({ result: 'rejected' });
+          const s = store();
+          const inForce = s.ready ? s.current.revision : null;
+          log.error({ err: error.message, revision, in_force: inForce, ...role }, `${what} change rejected; the previous ${what} stays in force`);
+          record({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, ...role, error: error.message.slice(0, 4000) });
+        },
+        ...(shadow
+          ? {}
+          : {
+              onState(state: PolicyState) {
+                metrics.policyDrift.set(state.drift ? 1 : 0);
+                metrics.policyRevision.reset();
+                if (state.inForce) metrics.policyRevision.set({ state: 'in_force', revision: state.inForce }, 1);
+                metrics.policyRevision.set({ state: 'on_disk', revision: state.onDisk ?? 'unreadable' }, 1);
+                if (state.drift)
+                  log.warn(
+                    { in_force: state.inForce, on_disk: state.onDisk, reason: state.lastRejection?.error.slice(0, 500) },
+                    'the policy on disk is not the policy in force',
+                  );
+              },
+            }),
+        onWatchGap(gap) {
+          metrics.policyWatchGaps.inc({ cause: gap.cause });
+          log.warn(
+            { ...gap, ...role },
+            gap.cause === 'poll' ? 'the poll found a policy change no file watch reported' : 'a policy directory cannot be watched; the poll still covers it',
+          );
+        },
+      };
+    };
+    const policy: PolicyStore = new PolicyStore(
+      config.policy,
+      policyEvents(false, () => policy),
+    );
     closers.push(() => policy.close());
     await policy.load();
+    const shadows = new Map<string, PolicyStore>();
+    for (const r of config.routes) {
+      const c = r.shadowPolicy;
+      if (c === null) continue;
+      const key = `${c.path}\0${c.entrypoint}`;
+      if (shadows.has(key)) continue;
+      const store: PolicyStore = new PolicyStore(
+        c,
+        policyEvents(true, () => store),
+      );
+      shadows.set(key, store);
+      closers.push(() => store.close());
+      // A shadow that was asked for and does not load refuses the start, like the enforcing policy.
+      await store.load().catch((err: Error) => {
+        throw new PolicyBuildError(`shadow policy ${c.path}: ${err.message}`);
+      });
+    }
+    const shadowOf = (r: RouteConfig) => (r.shadowPolicy ? shadows.get(`${r.shadowPolicy.path}\0${r.shadowPolicy.entrypoint}`)! : null);
+    const dryRun = config.routes.filter((r) => r.mode === 'dry_run').map((r) => r.name);
+    for (const r of config.routes)
+      if (r.mode === 'dry_run')
+        log.warn(
+          { route: r.name },
+          'route runs in dry_run mode: the policy is judged and recorded but NOT enforced; denied calls are forwarded with their credential',
+        );
 
     // One run-time object per route: its credential, the secrets its answers must not carry,
     // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
@@ -242,7 +284,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         // An mtls credential (a route's only one, config/routes.ts) is set on its connections.
         const upstream = new HttpUpstream(r, undefined, credentialParts.defaultChoice?.provider.tls);
         closers.push(() => upstream.close());
-        routes.push(routeRuntime(r, { ...credentialParts, secrets: null, upstream }));
+        routes.push(routeRuntime(r, { ...credentialParts, secrets: null, upstream, shadow: shadowOf(r) }));
         continue;
       }
       let bridge: StdioBridge;
@@ -256,7 +298,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const upstream = new HttpUpstream(r, bridge.socketPath);
       closers.push(() => upstream.close());
       const env = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
-      routes.push(routeRuntime(r, { ...credentialParts, secrets: env.length ? envSecrets(`${r.name}.env`, env) : null, upstream }));
+      routes.push(routeRuntime(r, { ...credentialParts, secrets: env.length ? envSecrets(`${r.name}.env`, env) : null, upstream, shadow: shadowOf(r) }));
     }
 
     const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
@@ -323,7 +365,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const app = createAdminApp(
         metrics,
         {
-          details: () => ({ policy: policyDetail(policy.state), credentials: credentialDetail(providers) }),
+          details: () => ({
+            policy: policyDetail(policy.state),
+            ...(shadows.size > 0 ? { shadow_policies: [...shadows.values()].map((st) => policyDetail(st.state)) } : {}),
+            // Loud on purpose: these routes enforce nothing (docs/policy.md, Dry run).
+            ...(dryRun.length > 0 ? { dry_run_routes: dryRun, warnings: [`not enforcing the policy on ${dryRun.join(', ')} (mode: dry_run)`] } : {}),
+            credentials: credentialDetail(providers),
+          }),
           problems() {
             const p: string[] = [];
             if (!policy.ready) p.push('no policy loaded');
@@ -392,6 +440,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     sinks = auditSinks;
     closers.push(() => auditSinks.close());
     policy.startWatching();
+    for (const store of shadows.values()) store.startWatching();
 
     const routeTable = createRouteTable(routes);
     const jwt = config.identity.jwt;
@@ -444,6 +493,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       config: config.file,
       config_sha256: configDigest(config.file),
       policy_revision: policy.current.revision,
+      ...(shadows.size > 0 ? { shadow_revisions: [...shadows.values()].map((st) => st.current.revision) } : {}),
+      ...(dryRun.length > 0 ? { dry_run_routes: dryRun } : {}),
       checkpoint_key_id: key.signer.keyId,
       listen: url,
     });

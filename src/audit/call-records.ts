@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import type { McpAuditView } from '../mcp/audit-view';
-import type { DecisionRecord, OutcomeRecord } from './record';
+import type { DecisionRecord, OutcomeRecord, ShadowVerdict } from './record';
 
 /** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
 export const AUDIT_PATH_CAP = 4096;
@@ -26,6 +26,10 @@ export interface CallFacts {
   readonly body: Buffer;
   readonly policyRevision: string | null;
   readonly mcp?: McpAuditView;
+  /** The shadow policy's verdict, when the route has one and the call reached the policy. */
+  readonly shadow?: ShadowVerdict;
+  /** The route runs in dry_run mode. */
+  readonly dryRun?: boolean;
 }
 
 /** The decision record of a call: its facts, plus the verdict. */
@@ -49,12 +53,14 @@ export function decisionRecord(
     ...(facts.body.length ? { body: { bytes: facts.body.length, sha256: hash('sha256', facts.body, 'hex') } } : {}),
     decision: verdict.decision,
     reasons: verdict.reasons,
-    ...(verdict.code ? { code: verdict.code, status: verdict.status } : {}),
+    ...(verdict.code ? { code: verdict.code, ...(verdict.status !== undefined ? { status: verdict.status } : {}) } : {}),
     policy_revision: facts.policyRevision,
     credential: verdict.credential,
     ...(verdict.credential_fingerprint ? { credential_fingerprint: verdict.credential_fingerprint } : {}),
     ...(verdict.credential_scopes ? { credential_scopes: verdict.credential_scopes } : {}),
     ...(facts.mcp ? { mcp: facts.mcp } : {}),
+    ...(facts.shadow ? { shadow: facts.shadow } : {}),
+    ...(facts.dryRun ? { enforced: false as const } : {}),
   };
 }
 

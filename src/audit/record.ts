@@ -6,6 +6,15 @@
 
 import type { McpAuditView } from '../mcp/audit-view';
 
+/** What a shadow policy would have decided on a call. */
+export interface ShadowVerdict {
+  readonly revision: string;
+  readonly allow: boolean;
+  readonly reasons: readonly string[];
+  /** Set when the shadow failed to decide (then allow is false). */
+  readonly error?: string;
+}
+
 /** The decision taken on a call, written (durably) before anything is forwarded. */
 export interface DecisionRecord {
   readonly type: 'decision';
@@ -38,6 +47,10 @@ export interface DecisionRecord {
   readonly credential_scopes?: readonly string[];
   /** MCP routes: the call as the policy saw it, arguments masked (src/mcp/audit-view.ts). */
   readonly mcp?: McpAuditView;
+  /** The shadow policy's verdict on the same input (docs/policy.md, Shadow policies); it changed nothing. */
+  readonly shadow?: ShadowVerdict;
+  /** False on a dry-run route: the verdict was recorded, not enforced (a deny was forwarded). Absent: enforced. */
+  readonly enforced?: false;
 }
 
 /** What happened after an allowed call was forwarded. */

@@ -4,12 +4,13 @@
  * the secret sources (secrets/), and freezes the result. Every problem is a ConfigError with a
  * stable code, naming the file, the line and column, and the key path.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors';
 import { ResolveContext } from './context';
 import { resolveListener } from './listeners';
 import type { RawConfig } from './raw-config';
+import { policyConfigOf } from './policies';
 import { resolveAgents, resolveCredentials, resolveRoutes } from './routes';
 import { secretReader, type SecretMode } from './secrets/registry';
 import { resolveSinks } from './sinks';
@@ -70,20 +71,9 @@ function auditOf(ctx: ResolveContext, raw: RawConfig['audit']): GatewayConfig['a
 }
 
 function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig['policy'] {
-  const policyPath = path.resolve(ctx.baseDir, raw.path);
-  let isDir = true;
-  try {
-    isDir = statSync(policyPath).isDirectory();
-  } catch {
-    ctx.fail('CONFIG_PATH', ['policy', 'path'], `${policyPath} does not exist: expected a directory of .rego files or a bundle`);
-  }
   return Object.freeze({
-    path: policyPath,
-    entrypoint: raw.entrypoint,
-    watch: raw.watch ?? isDir,
-    pollMs: raw.poll_ms,
-    opa: raw.opa ? path.resolve(ctx.baseDir, raw.opa) : null,
-    requireTests: raw.require_tests,
+    ...policyConfigOf(ctx, raw, ['policy']),
+    shadow: raw.shadow ? policyConfigOf(ctx, raw.shadow, ['policy', 'shadow']) : null,
   });
 }
 
@@ -140,18 +130,19 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
   const timeouts = Object.freeze({ connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
   const tls = tlsOf(ctx, raw.tls);
   const identity = Object.freeze({ jwt: jwtOf(raw.identity.jwt), mtls: mtlsOf(ctx, raw.identity.mtls, tls) });
+  const policy = policyOf(ctx, raw.policy);
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',
     listen: resolveListener(ctx, raw, []),
     tls,
     admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']) }),
-    policy: policyOf(ctx, raw.policy),
+    policy,
     audit: auditOf(ctx, raw.audit),
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),
     logLevel: raw.log.level,
     agents: resolveAgents(ctx, raw.agents),
     identity,
-    routes: resolveRoutes(ctx, raw.routes, credentials, timeouts, identity),
+    routes: resolveRoutes(ctx, raw.routes, credentials, timeouts, identity, policy.shadow),
   });
 }

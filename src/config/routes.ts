@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Secret } from '../secret';
 import type { ResolveContext } from './context';
 import { isOAuthCredential, oauthCredentialOf } from './oauth-credentials';
+import { policyConfigOf } from './policies';
 import type { RawConfig, RawCredential, RawRoute } from './raw-config';
 import type { KeyPath } from './source';
 import { checkCaBundle, checkKeyPair, tlsPem } from './tls-files';
@@ -14,6 +15,7 @@ import type {
   McpRouteConfig,
   MtlsCredential,
   MtlsIdentityConfig,
+  PolicyConfig,
   RouteConfig,
   RouteIdentityConfig,
   SecretRotation,
@@ -274,6 +276,7 @@ function routeOf(
   credentials: Map<string, Credential>,
   timeouts: Timeouts,
   identity: GatewayIdentity,
+  shadow: PolicyConfig | null,
 ): RouteConfig {
   const at = ['routes', i];
   // Keys are checked as the file wrote them: the schema's defaults fill in keys of both kinds.
@@ -324,6 +327,8 @@ function routeOf(
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (choices.size === 0 && raw.kind === 'http'),
     identity: routeIdentity,
+    mode: raw.mode,
+    shadowPolicy: raw.shadow_policy ? policyConfigOf(ctx, raw.shadow_policy, [...at, 'shadow_policy']) : shadow,
   });
 }
 
@@ -334,6 +339,7 @@ export function resolveRoutes(
   credentials: Map<string, Credential>,
   timeouts: Timeouts,
   identity: GatewayIdentity,
+  shadow: PolicyConfig | null,
 ): readonly RouteConfig[] {
   const names = new Map<string, number>();
   const prefixes = new Map<string, number>();
@@ -353,7 +359,7 @@ export function resolveRoutes(
       );
     names.set(r.name, i);
     prefixes.set(r.prefix, i);
-    return routeOf(ctx, r, i, credentials, timeouts, identity);
+    return routeOf(ctx, r, i, credentials, timeouts, identity, shadow);
   });
   return Object.freeze(routes);
 }

@@ -597,6 +597,32 @@ const mtlsIdentity = {
   },
 } as const;
 
+/** The keys of a policy: `policy` itself and a shadow policy (`policy.shadow`, `routes[].shadow_policy`). */
+const policyKeys = {
+  path: { type: 'string', minLength: 1, description: 'A directory of .rego files, or a bundle built by `opa build -t wasm`.' },
+  entrypoint: {
+    type: 'string',
+    pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$',
+    [EXPECTED]: 'a rule path such as portcullis/decision',
+    default: 'portcullis/decision',
+    description: 'The rule whose value decides each call.',
+  },
+  watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
+  poll_ms: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 3600000,
+    default: 2000,
+    description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
+  },
+  opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+  require_tests: {
+    type: 'boolean',
+    default: false,
+    description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.',
+  },
+} as const;
+
 /** JSON Schema (draft-07) of portcullis.yaml; `default:` keywords are the defaults the gateway applies. */
 export const CONFIG_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -625,27 +651,14 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       required: ['path'],
       properties: {
-        path: { type: 'string', minLength: 1, description: 'A directory of .rego files, or a bundle built by `opa build -t wasm`.' },
-        entrypoint: {
-          type: 'string',
-          pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$',
-          [EXPECTED]: 'a rule path such as portcullis/decision',
-          default: 'portcullis/decision',
-          description: 'The rule whose value decides each call.',
-        },
-        watch: { type: 'boolean', description: 'Recompile and swap in the policy when its files change. Default true for a directory.' },
-        poll_ms: {
-          type: 'integer',
-          minimum: 100,
-          maximum: 3600000,
-          default: 2000,
-          description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
-        },
-        opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
-        require_tests: {
-          type: 'boolean',
-          default: false,
-          description: 'Put a policy directory in force only if its own *_test.rego pass (`opa test`, at start-up and before every reload). Not for a bundle.',
+        ...policyKeys,
+        shadow: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['path'],
+          properties: policyKeys,
+          description:
+            'A second policy judged on every call beside the enforcing one; its verdict goes into the decision record as shadow and never changes the call (docs/policy.md, Shadow policies). routes[].shadow_policy overrides it for one route.',
         },
       },
     },
@@ -796,6 +809,19 @@ export const CONFIG_SCHEMA = {
             type: 'boolean',
             description:
               "Forward the agent's Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.",
+          },
+          mode: {
+            enum: ['enforce', 'dry_run'],
+            default: 'enforce',
+            description:
+              'dry_run: the policy decides and every decision is recorded (enforced: false), but nothing is refused on its verdict: a denied call is forwarded with its credential, and lists are not filtered. For trying a policy on real traffic; warned at start-up and shown on /readyz.',
+          },
+          shadow_policy: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['path'],
+            properties: policyKeys,
+            description: "This route's shadow policy, instead of policy.shadow: judged beside the enforcing policy, recorded, never enforced.",
           },
           deny_as: {
             enum: ['result', 'error'],

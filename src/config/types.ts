@@ -190,6 +190,10 @@ export interface RouteConfig {
   readonly forwardRange: boolean;
   /** Who may call this route: the gateway's identity settings, narrowed by the route's `identity:`. */
   readonly identity: RouteIdentityConfig;
+  /** enforce, or dry_run: the policy's verdict is recorded (enforced: false) and not enforced. */
+  readonly mode: 'enforce' | 'dry_run';
+  /** The shadow policy judged beside the enforcing one: the route's shadow_policy, else policy.shadow; null: none. */
+  readonly shadowPolicy: PolicyConfig | null;
 }
 
 /** An identity method's name, as configured and as `input.agent.method` says it. */
@@ -297,6 +301,18 @@ export interface MtlsIdentityConfig {
 }
 
 /** The whole gateway configuration. */
+/** A policy to load: the enforcing one (`policy`) or a shadow (`policy.shadow`, `routes[].shadow_policy`). */
+export interface PolicyConfig {
+  readonly path: string;
+  readonly entrypoint: string;
+  readonly watch: boolean;
+  /** Interval of the content-hash poll behind the file watches (ms). */
+  readonly pollMs: number;
+  readonly opa: string | null;
+  /** require_tests: its own tests must pass before a policy goes into force. */
+  readonly requireTests: boolean;
+}
+
 export interface GatewayConfig {
   /** The file it was loaded from (absolute), or '<embedded>'. */
   readonly file: string;
@@ -306,15 +322,9 @@ export interface GatewayConfig {
   /** TLS of the agent listener, or null for plain HTTP. */
   readonly tls: AgentTlsConfig | null;
   readonly admin: ListenerConfig & { readonly enabled: boolean };
-  readonly policy: {
-    readonly path: string;
-    readonly entrypoint: string;
-    readonly watch: boolean;
-    /** Interval of the content-hash poll behind the file watches (ms). */
-    readonly pollMs: number;
-    readonly opa: string | null;
-    /** policy.require_tests: its own tests must pass before a policy goes into force. */
-    readonly requireTests: boolean;
+  readonly policy: PolicyConfig & {
+    /** policy.shadow: judged beside the enforcing policy on every route without its own shadow_policy; null: none. */
+    readonly shadow: PolicyConfig | null;
   };
   readonly audit: {
     readonly path: string;

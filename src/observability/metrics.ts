@@ -22,6 +22,8 @@ export interface Metrics {
   readonly policyRevision: Gauge<'state' | 'revision'>;
   /** Changes the poll found that no file watch had reported, and directories that could not be watched. */
   readonly policyWatchGaps: Counter<'cause'>;
+  /** Shadow verdicts by route, agreeing with the enforcing policy or not (docs/policy.md, Shadow policies). */
+  readonly policyShadow: Counter<'route' | 'agreement'>;
   readonly inFlight: Gauge<never>;
   readonly secretsMasked: Counter<'route'>;
   readonly headersDropped: Counter<'route'>;
@@ -42,7 +44,7 @@ export function createMetrics(): Metrics {
     requests: new Counter({ name: 'portcullis_requests_total', help: 'Calls received, by route.', labelNames: ['route'], ...reg }),
     decisions: new Counter({
       name: 'portcullis_decisions_total',
-      help: 'Decisions by route ("(none)" when the call matched no route), result and error code ("" on allow).',
+      help: 'Decisions by route ("(none)" when the call matched no route), result (allow, deny, dry_run_deny: denied and forwarded on a dry-run route) and error code ("" on allow).',
       labelNames: ['route', 'decision', 'code'],
       ...reg,
     }),
@@ -67,6 +69,12 @@ export function createMetrics(): Metrics {
     }),
     auditHealthy: new Gauge({ name: 'portcullis_audit_healthy', help: '1 when the audit log is writable; 0 while calls are refused.', ...reg }),
     auditFailures: new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Failed audit writes.', ...reg }),
+    policyShadow: new Counter({
+      name: 'portcullis_policy_shadow_total',
+      help: 'Calls judged by a shadow policy, by route and whether its allow agreed with the enforcing policy ("agree", "disagree").',
+      labelNames: ['route', 'agreement'],
+      ...reg,
+    }),
     policyReloads: new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy reloads by result.', labelNames: ['result'], ...reg }),
     policyDrift: new Gauge({
       name: 'portcullis_policy_drift',

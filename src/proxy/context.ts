@@ -1,6 +1,7 @@
 /** The per-call state that moves through the pipeline. Each stage fills in its part. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallFacts } from '../audit/call-records';
+import type { ShadowVerdict } from '../audit/record';
 import type { ResponseSecrets } from '../credential-injector/injector';
 import type { Attachment } from '../credential-injector/provider';
 import type { AgentIdentity } from '../identity/identity-method';
@@ -38,6 +39,8 @@ export interface CallContext {
   /** decide */
   decision: Decision | null;
   policyRevision: string | null;
+  /** decide: the shadow policy's verdict on the same input, when the route has a shadow policy. */
+  shadow: ShadowVerdict | null;
   /** obtain-credential: the credential chosen for this call, ready to apply; null when the route attaches none. */
   attachment: Attachment | null;
   /** obtain-credential: the name (under credentials:) of the credential obtained. */
@@ -72,6 +75,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     mcpSession: null,
     decision: null,
     policyRevision: null,
+    shadow: null,
     attachment: null,
     credentialName: null,
     forwardPath: null,
@@ -103,5 +107,7 @@ export function callFacts(ctx: CallContext): CallFacts {
     body: ctx.body,
     policyRevision: ctx.policyRevision,
     ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),
+    ...(ctx.shadow !== null ? { shadow: ctx.shadow } : {}),
+    ...(ctx.route?.mode === 'dry_run' ? { dryRun: true } : {}),
   };
 }

@@ -10,6 +10,8 @@ import { hostAndOrigin, judgeEdge } from '../edge/allow-list';
 import { GatewayError } from '../errors';
 import type { AgentIdentity } from '../identity/identity-method';
 import { parseMcpCall } from '../mcp/message';
+import type { Decision } from '../policy/engine';
+import { judgeInShadow } from '../policy/shadow';
 import { canonicalizeTarget } from './canonical-path';
 import { callFacts, type CallContext, elapsedMs } from './context';
 import type { PipelineDeps } from './deps';
@@ -153,23 +155,41 @@ const decide: Stage = {
     deps.metrics.policyEvalSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     ctx.decision = decision;
     ctx.policyRevision = engine?.revision ?? null;
-    if (decision.error !== undefined) {
-      deps.log.warn({ decision_id: ctx.id, route: route.name, cause: decision.error }, 'policy failed to decide; denying');
-      throw new GatewayError('PC_POLICY_ERROR', 'the policy could not decide this call', decision.reasons);
+    if (route.shadow !== null) {
+      // On the very input the enforcing policy saw; recorded, counted, and nothing else.
+      ctx.shadow = judgeInShadow(route.shadow, input);
+      if (ctx.shadow !== null) deps.metrics.policyShadow.inc({ route: route.name, agreement: ctx.shadow.allow === decision.allow ? 'agree' : 'disagree' });
     }
-    if (!decision.allow) throw new GatewayError('PC_POLICY_DENIED', 'denied by policy', decision.reasons);
+    if (decision.error !== undefined)
+      deps.log.warn(
+        { decision_id: ctx.id, route: route.name, cause: decision.error },
+        route.mode === 'dry_run' ? 'policy failed to decide; forwarded all the same (dry run)' : 'policy failed to decide; denying',
+      );
+    // A dry-run route enforces nothing: audit-decision records the verdict (enforced: false) and the call goes on.
+    if (route.mode === 'dry_run' || (decision.allow && decision.error === undefined)) return;
+    if (decision.error !== undefined) throw new GatewayError('PC_POLICY_ERROR', 'the policy could not decide this call', decision.reasons);
+    throw new GatewayError('PC_POLICY_DENIED', 'denied by policy', decision.reasons);
   },
 };
+
+/** On a dry-run route, the code the call would have been refused with; null when the policy allowed it. */
+function dryRunCode(d: Decision): 'PC_POLICY_ERROR' | 'PC_POLICY_DENIED' | null {
+  if (d.error !== undefined) return 'PC_POLICY_ERROR';
+  return d.allow ? null : 'PC_POLICY_DENIED';
+}
 
 const auditDecision: Stage = {
   name: 'audit-decision',
   async run(ctx, deps) {
     const route = ctx.route!;
+    const refusedAs = route.mode === 'dry_run' ? dryRunCode(ctx.decision!) : null;
     try {
       const a = ctx.attachment;
       await deps.audit.append(
         decisionRecord(callFacts(ctx), {
-          decision: 'allow',
+          // On a dry-run route, the policy's verdict as it was (the record says enforced: false).
+          decision: refusedAs === null ? 'allow' : 'deny',
+          ...(refusedAs !== null ? { code: refusedAs } : {}),
           reasons: ctx.decision!.reasons,
           credential: ctx.credentialName,
           ...(a !== null ? { credential_fingerprint: a.fingerprint, ...(a.scopes !== null ? { credential_scopes: a.scopes } : {}) } : {}),
@@ -181,7 +201,7 @@ const auditDecision: Stage = {
       throw new GatewayError('PC_AUDIT_UNAVAILABLE', 'the decision could not be recorded; nothing was forwarded', ['audit log unavailable']);
     }
     ctx.audited = true;
-    deps.metrics.decisions.inc({ route: route.name, decision: 'allow', code: '' });
+    deps.metrics.decisions.inc({ route: route.name, decision: refusedAs === null ? 'allow' : 'dry_run_deny', code: refusedAs ?? '' });
   },
 };
 

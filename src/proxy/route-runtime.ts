@@ -9,6 +9,7 @@ import type { ResponseSecrets } from '../credential-injector/injector';
 import type { CredentialChoice } from '../credential-injector/choose';
 import type { CredentialProvider } from '../credential-injector/provider';
 import type { RouteSecrets } from '../credential-injector/route-secrets';
+import type { PolicySource } from '../policy/engine';
 import type { Upstream } from './forward';
 
 /** A route's configuration and the run-time parts built from it. */
@@ -23,9 +24,14 @@ export interface RouteRuntime extends RouteConfig {
   readonly secrets: ResponseSecrets | null;
   /** Where allowed calls go. */
   readonly upstream: Upstream;
+  /** The shadow policy (shadowPolicy) in force beside the enforcing one; null: none. */
+  readonly shadow: PolicySource | null;
 }
 
 /** Assembles a route's run-time object. */
-export function routeRuntime(config: RouteConfig, parts: Pick<RouteRuntime, 'providers' | 'defaultChoice' | 'maskAll' | 'secrets' | 'upstream'>): RouteRuntime {
+export function routeRuntime(
+  config: RouteConfig,
+  parts: Pick<RouteRuntime, 'providers' | 'defaultChoice' | 'maskAll' | 'secrets' | 'upstream' | 'shadow'>,
+): RouteRuntime {
   return Object.freeze({ ...config, ...parts });
 }

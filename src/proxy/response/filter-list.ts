@@ -66,6 +66,8 @@ export const filterList: ResponseStage = {
   run(r, ctx, deps) {
     const m = ctx.mcp;
     if (m === null || m.kind !== 'request' || !isListMethod(m.method) || r.status < 200 || r.status >= 300 || r.bodyless) return;
+    // A dry-run route enforces nothing: the agent sees the whole list.
+    if (ctx.route!.mode === 'dry_run') return;
     const list = m.method;
     const route = ctx.route!.name;
     // The call's own input, built once; each listed item is probed against it.
