@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import type { McpAuditView } from '../mcp/audit-view';
 import type { DecisionRecord, OutcomeRecord, ShadowVerdict } from './record';
+import type { RecordedInput } from './recorded-input';
 
 /** Longest path (with query) kept verbatim in a decision record; longer ones are cut, flagged and digested. */
 export const AUDIT_PATH_CAP = 4096;
@@ -30,6 +31,8 @@ export interface CallFacts {
   readonly shadow?: ShadowVerdict;
   /** The route runs in dry_run mode. */
   readonly dryRun?: boolean;
+  /** The policy input as recorded (recorded-input.ts), when the call reached the policy. */
+  readonly input?: RecordedInput;
 }
 
 /** The decision record of a call: its facts, plus the verdict. */
@@ -59,6 +62,7 @@ export function decisionRecord(
     ...(verdict.credential_fingerprint ? { credential_fingerprint: verdict.credential_fingerprint } : {}),
     ...(verdict.credential_scopes ? { credential_scopes: verdict.credential_scopes } : {}),
     ...(facts.mcp ? { mcp: facts.mcp } : {}),
+    ...(facts.input ? { input: facts.input.input, ...(facts.input.omitted ? { input_omitted: facts.input.omitted } : {}) } : {}),
     ...(facts.shadow ? { shadow: facts.shadow } : {}),
     ...(facts.dryRun ? { enforced: false as const } : {}),
   };

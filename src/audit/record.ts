@@ -47,6 +47,10 @@ export interface DecisionRecord {
   readonly credential_scopes?: readonly string[];
   /** MCP routes: the call as the policy saw it, arguments masked (src/mcp/audit-view.ts). */
   readonly mcp?: McpAuditView;
+  /** The policy input as the policy saw it, less what input_omitted lists (src/audit/recorded-input.ts); absent when the call never reached the policy. */
+  readonly input?: Record<string, unknown>;
+  /** JSON pointers into input of what was not recorded (a REST body, masked arguments). */
+  readonly input_omitted?: readonly string[];
   /** The shadow policy's verdict on the same input (docs/policy.md, Shadow policies); it changed nothing. */
   readonly shadow?: ShadowVerdict;
   /** False on a dry-run route: the verdict was recorded, not enforced (a deny was forwarded). Absent: enforced. */

@@ -287,6 +287,8 @@ function routeOf(
   } else if (raw.command === undefined) {
     for (const k of COMMAND_ONLY_KEYS) if (written(k)) ctx.fail('CONFIG_CONFLICT', [...at, k], `${k} only goes with command (a stdio server)`, { key: true });
   }
+  if (raw.kind === 'mcp' && written('audit_body'))
+    ctx.fail('CONFIG_CONFLICT', [...at, 'audit_body'], 'audit_body is for kind http routes: an MCP call keeps its arguments in mcp.arguments', { key: true });
   if (raw.command !== undefined && raw.upstream !== undefined)
     ctx.fail('CONFIG_CONFLICT', [...at, 'command'], 'set either upstream (a remote MCP server) or command (a stdio server), not both', { key: true });
   if (raw.command !== undefined && raw.credential !== undefined) {
@@ -327,6 +329,7 @@ function routeOf(
     // A ranged answer is masked piece by piece: a secret split across two ranges escapes the masker.
     forwardRange: raw.forward_range ?? (choices.size === 0 && raw.kind === 'http'),
     identity: routeIdentity,
+    auditBody: raw.audit_body,
     mode: raw.mode,
     shadowPolicy: raw.shadow_policy ? policyConfigOf(ctx, raw.shadow_policy, [...at, 'shadow_policy']) : shadow,
   });

@@ -810,6 +810,12 @@ export const CONFIG_SCHEMA = {
             description:
               "Forward the agent's Range and If-Range headers. Default false on routes with a credential and on kind mcp routes: two ranged requests could each fetch half of an echoed secret, and each half would be masked on its own. Other routes always forward them.",
           },
+          audit_body: {
+            type: 'boolean',
+            default: false,
+            description:
+              "kind http: keep the JSON request body in the decision record's input (with the policy's mask applied, pointers rooted at the body; bodies over 4 KiB of canonical JSON are left out), so `policy replay` can judge rules that read it. Default: only its size and SHA-256.",
+          },
           mode: {
             enum: ['enforce', 'dry_run'],
             default: 'enforce',

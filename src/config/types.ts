@@ -190,6 +190,8 @@ export interface RouteConfig {
   readonly forwardRange: boolean;
   /** Who may call this route: the gateway's identity settings, narrowed by the route's `identity:`. */
   readonly identity: RouteIdentityConfig;
+  /** routes[].audit_body: the decision record keeps the JSON request body in its input (masked). */
+  readonly auditBody: boolean;
   /** enforce, or dry_run: the policy's verdict is recorded (enforced: false) and not enforced. */
   readonly mode: 'enforce' | 'dry_run';
   /** The shadow policy judged beside the enforcing one: the route's shadow_policy, else policy.shadow; null: none. */

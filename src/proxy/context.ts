@@ -2,12 +2,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallFacts } from '../audit/call-records';
 import type { ShadowVerdict } from '../audit/record';
+import { recordedInput } from '../audit/recorded-input';
 import type { ResponseSecrets } from '../credential-injector/injector';
 import type { Attachment } from '../credential-injector/provider';
 import type { AgentIdentity } from '../identity/identity-method';
 import { mcpAuditView } from '../mcp/audit-view';
 import type { McpCall } from '../mcp/message';
-import type { Decision } from '../policy/engine';
+import type { Decision, PolicyInput } from '../policy/engine';
 import type { CanonicalTarget } from './canonical-path';
 import type { RouteRuntime } from './route-runtime';
 
@@ -36,6 +37,8 @@ export interface CallContext {
   mcp: McpCall | null;
   /** decode, MCP routes only: the session id, once checked to belong to this agent. */
   mcpSession: string | null;
+  /** decide: what the policy was given (recorded in the decision record, recorded-input.ts). */
+  policyInput: PolicyInput | null;
   /** decide */
   decision: Decision | null;
   policyRevision: string | null;
@@ -73,6 +76,7 @@ export function newContext(req: IncomingMessage, res: ServerResponse, id: string
     json: undefined,
     mcp: null,
     mcpSession: null,
+    policyInput: null,
     decision: null,
     policyRevision: null,
     shadow: null,
@@ -94,6 +98,7 @@ export function elapsedMs(ctx: CallContext): number {
 
 /** What the call's decision record says of it (src/audit/call-records.ts). */
 export function callFacts(ctx: CallContext): CallFacts {
+  const mcp = ctx.mcp ? mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) : undefined;
   return {
     time: ctx.time,
     decisionId: ctx.id,
@@ -106,7 +111,10 @@ export function callFacts(ctx: CallContext): CallFacts {
     path: ctx.target !== null ? ctx.target.path + (ctx.target.search ? `?${ctx.target.search}` : '') : (ctx.req.url ?? ''),
     body: ctx.body,
     policyRevision: ctx.policyRevision,
-    ...(ctx.mcp ? { mcp: mcpAuditView(ctx.mcp, ctx.mcpSession, ctx.decision?.extra?.mask) } : {}),
+    ...(mcp ? { mcp } : {}),
+    ...(ctx.policyInput !== null
+      ? { input: recordedInput(ctx.policyInput, { auditBody: ctx.route?.auditBody === true, mask: ctx.decision?.extra?.mask, mcpView: mcp }) }
+      : {}),
     ...(ctx.shadow !== null ? { shadow: ctx.shadow } : {}),
     ...(ctx.route?.mode === 'dry_run' ? { dryRun: true } : {}),
   };

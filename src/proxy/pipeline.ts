@@ -149,6 +149,7 @@ const decide: Stage = {
   run(ctx, deps) {
     const route = ctx.route!;
     const input = policyInput(ctx);
+    ctx.policyInput = input;
     const engine = deps.policy.ready ? deps.policy.current : null;
     const t0 = process.hrtime.bigint();
     const decision = engine ? engine.decide(input) : { allow: false, reasons: ['policy error: no policy is loaded'], error: 'no policy is loaded' };

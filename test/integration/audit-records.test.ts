@@ -25,10 +25,11 @@ beforeAll(async () => {
       `limits: { max_body_bytes: 8388608 }\n` +
       `agents:\n  - id: bot\n    key_sha256: "${keyHash(AGENT_KEY)}"\n` +
       `credentials:\n  svc: { type: header, header: x-api-key, env: ROUTE_SECRET }\n` +
-      `routes:\n  - name: up\n    prefix: /up/\n    upstream: ${upstream.url}/\n    credential: svc\n`,
+      `routes:\n  - name: up\n    prefix: /up/\n    upstream: ${upstream.url}/\n    credential: svc\n` +
+      `  - name: kept\n    prefix: /kept/\n    upstream: ${upstream.url}/\n    audit_body: true\n`,
     env: { ROUTE_SECRET },
     policies: {
-      'p.rego': `package portcullis\n\ndecision := {"allow": input.request.method != "DELETE", "reasons": [${JSON.stringify(HOSTILE)}]}\n`,
+      'p.rego': `package portcullis\n\ndecision := {"allow": input.request.method != "DELETE", "reasons": [${JSON.stringify(HOSTILE)}], "mask": ["/card"]}\n`,
     },
   });
 });
@@ -100,4 +101,47 @@ test('the start record names the config digest and the checkpoint key; the trail
   expect(start.checkpoint_key_id).toBe(key.key_id);
   expect(gw.logs()).toContain(key.public_key);
   expect(verifyTrail(gw.auditDir).problems).toEqual([]);
+});
+
+test('the decision record keeps the policy input, less the body, and never the agent key or the route secret', async () => {
+  const r = await rawRequest(gw.gateway.url, {
+    path: '/up/items?b=2&a=1',
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json', 'x-trace': 't1' },
+    body: JSON.stringify({ note: ARG_CANARY }),
+  });
+  expect(r.status).toBe(200);
+  const rec = gw.audit().find((x) => x.type === 'decision' && x.decision_id === r.headers['x-portcullis-decision-id'])!;
+  expect(rec.input).toMatchObject({
+    route: 'up',
+    agent: { id: 'bot', method: 'api_key' },
+    request: { method: 'POST', path: '/items', query: { a: ['1'], b: ['2'] }, headers: { 'content-type': 'application/json', 'x-trace': 't1' } },
+    time: rec.time,
+  });
+  expect(rec.input.request.body).toBeUndefined();
+  expect(rec.input.request.headers.authorization).toBeUndefined();
+  expect(rec.input_omitted).toEqual(['/request/body']);
+  const line = JSON.stringify(rec);
+  for (const secret of [AGENT_KEY, ROUTE_SECRET, ARG_CANARY]) expect(line).not.toContain(secret);
+});
+
+test('a route with audit_body keeps the JSON body in the input, masked by the policy', async () => {
+  const r = await rawRequest(gw.gateway.url, {
+    path: '/kept/items',
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ note: 'hello', card: ARG_CANARY }),
+  });
+  expect(r.status).toBe(200);
+  const rec = gw.audit().find((x) => x.type === 'decision' && x.decision_id === r.headers['x-portcullis-decision-id'])!;
+  expect(rec.input.request.body).toEqual({ note: 'hello', card: '[masked]' });
+  expect(rec.input_omitted).toEqual(['/request/body/card']);
+  expect(JSON.stringify(rec)).not.toContain(ARG_CANARY);
+});
+
+test('a call refused before the policy records no input', async () => {
+  const r = await rawRequest(gw.gateway.url, { path: '/up/x', headers: { authorization: 'Bearer not-a-key' } });
+  expect(r.status).toBe(401);
+  const rec = gw.audit().find((x) => x.type === 'decision' && x.decision_id === r.headers['x-portcullis-decision-id'])!;
+  expect(rec.input).toBeUndefined();
 });
