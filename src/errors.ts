@@ -216,6 +216,7 @@ export const CONFIG_CODES = {
   CONFIG_PATH: 'A file or directory the configuration names does not exist or is not what it should be.',
   CONFIG_SIGNING_KEY: '`audit.signing_key` does not hold a usable signer key.',
   CONFIG_STDIO_COMMAND: "A stdio MCP server's command cannot be run.",
+  CONFIG_RESTART_REQUIRED: 'A reload changes a part of the configuration that only a restart can change.',
 } as const;
 
 /** A configuration error code. */

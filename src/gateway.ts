@@ -18,39 +18,28 @@ import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
-import type { Credential, GatewayConfig, IdentityMethodName, RouteConfig } from './config/types';
+import type { GatewayConfig } from './config/types';
 import { brokerContext } from './credential-injector/broker-context';
-import { defaultChoiceOf } from './credential-injector/choose';
-import { envSecrets } from './credential-injector/injector';
 import type { CredentialProvider } from './credential-injector/provider';
-import { createProvider } from './credential-injector/providers';
-import { routeSecrets } from './credential-injector/route-secrets';
-import { revealSecret, Secret } from './secret';
+import { revealSecret } from './secret';
 import { type EdgeAllowList, edgeAllowList } from './edge/allow-list';
 import { bindListener } from './edge/listen';
 import { agentTlsOptions, watchAgentTls } from './edge/tls';
-import { ConfigError, GatewayError, PolicyBuildError } from './errors';
+import { loadConfig } from './config/load';
+import { watchFileSet } from './config/file-watch';
+import { ConfigError, GatewayError, toError } from './errors';
+import { buildRuntime, type Runtime, type RuntimeContext, warnDryRun } from './gateway-runtime';
 import { SessionTable } from './mcp/sessions';
-import { startStdioBridge, StdioBridgeError, type StdioBridge } from './mcp/stdio/bridge';
-import { apiKeyMethod } from './identity/api-key';
-import { createAgentIdentifier } from './identity/identifier';
-import type { IdentityMethod } from './identity/identity-method';
-import { jwtMethod } from './identity/jwt';
-import { mtlsMethod } from './identity/mtls';
-import { protectedResources } from './identity/protected-resource';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { PolicyStore, type PolicyState, type PolicyStoreEvents } from './policy/policy-store';
 import { newContext } from './proxy/context';
-import { HttpUpstream } from './proxy/forward';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
 import { createAgentListener } from './proxy/listener';
 import { refuseConnect, refuseHttp09, refuseUnparsed } from './proxy/parser-refusal';
 import { runCall } from './proxy/pipeline';
 import { serveProtectedResourceMetadata } from './proxy/well-known';
-import { routeRuntime, type RouteRuntime } from './proxy/route-runtime';
-import { createRouteTable } from './proxy/route-table';
 
 /** Package version, recorded in gateway_start (src/ under ts-jest, dist/src/ when built). */
 const VERSION: string = (() => {
@@ -64,14 +53,15 @@ const VERSION: string = (() => {
   return 'unknown';
 })();
 
-/** The order identity methods are asked in: a verified certificate, then agent keys, then tokens (docs/identity.md). */
-const METHOD_ORDER: readonly IdentityMethodName[] = ['mtls', 'api_key', 'jwt'];
-
 /** Options beyond the config file (for embedding and tests). */
 export interface GatewayOptions {
   readonly logger?: Logger;
   /** How long shutdown waits for in-flight calls. Default 10 s. */
   readonly drainMs?: number;
+  /** How a reload reads the configuration. Default: loadConfig(config.file) with the process environment. */
+  readonly loadConfig?: () => GatewayConfig;
+  /** Reload when the configuration file changes (the CLI sets it; SIGHUP is the CLI's too). */
+  readonly watchConfig?: boolean;
 }
 
 /** A running gateway. */
@@ -89,8 +79,37 @@ export interface Gateway {
   readonly sinks: AuditSinks;
   /** The live MCP sessions of the MCP routes (for leak tests and the soak benchmark). */
   readonly mcpSessions: { readonly size: number };
+  /** Loads the configuration file again and swaps it in if it is valid (README, Reload without restart). */
+  reload(): Promise<ReloadOutcome>;
   /** Drains and stops. */
   close(): Promise<void>;
+}
+
+/** What a reload did. */
+export interface ReloadOutcome {
+  readonly result: 'loaded' | 'rejected' | 'unchanged';
+  readonly error?: string;
+}
+
+/** One configuration in force, with the calls running on it. */
+interface Generation {
+  readonly runtime: Runtime;
+  readonly deps: PipelineDeps;
+  inFlight: number;
+}
+
+/** Parts of the configuration a reload cannot change: they are bound, opened or loaded once. */
+const FIXED: readonly (keyof GatewayConfig)[] = ['listen', 'tls', 'admin', 'policy', 'audit', 'logLevel'];
+
+/** Refuses a reload that changes what needs a restart, naming the key. */
+function assertReloadable(running: GatewayConfig, next: GatewayConfig): void {
+  for (const key of FIXED)
+    if (JSON.stringify(running[key]) !== JSON.stringify(next[key]))
+      throw new ConfigError(
+        'CONFIG_RESTART_REQUIRED',
+        { file: next.file, keyPath: String(key) },
+        `${String(key)} cannot change without a restart (the running value stays)`,
+      );
 }
 
 /** SHA-256 of the configuration file as read at start, so the trail shows which config ran. */
@@ -163,16 +182,22 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     else early.push(event);
   };
   let generatedKey: string | null = null;
+  /** An outage whose audit_recovered record could not be written yet (audit-faults.test.ts). */
+  let unrecordedOutage: { since: string; refused: number } | null = null;
   // The listeners are bound before the trail is opened, so a port in use refuses the start
   // before anything is written. A call that arrives meanwhile waits for the pipeline; if the
   // start fails, its connection is dropped.
-  let deps: PipelineDeps | null = null;
-  let openPipeline: (d: PipelineDeps | null) => void = () => undefined;
-  const pipelineReady = new Promise<PipelineDeps | null>((resolve) => (openPipeline = resolve));
-  const withPipeline = (socket: Duplex, use: (d: PipelineDeps) => void) => {
-    if (deps) return use(deps);
-    void pipelineReady.then((d) => (d ? use(d) : socket.destroy()));
+  // A call takes the generation in force when it arrives and keeps it to its end (a reload
+  // swaps `generation`; the old one closes when its last call has ended).
+  let generation: Generation | null = null;
+  let retire: (g: Generation) => void = () => undefined;
+  let openPipeline: (g: Generation | null) => void = () => undefined;
+  const pipelineReady = new Promise<Generation | null>((resolve) => (openPipeline = resolve));
+  const withGeneration = (socket: Duplex, use: (g: Generation) => void) => {
+    if (generation) return use(generation);
+    void pipelineReady.then((g) => (g ? use(g) : socket.destroy()));
   };
+  const withPipeline = (socket: Duplex, use: (d: PipelineDeps) => void) => withGeneration(socket, (g) => use(g.deps));
 
   try {
     const configured = configuredSigner(config);
@@ -228,80 +253,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     );
     closers.push(() => policy.close());
     await policy.load();
-    const shadows = new Map<string, PolicyStore>();
-    for (const r of config.routes) {
-      const c = r.shadowPolicy;
-      if (c === null) continue;
-      const key = `${c.path}\0${c.entrypoint}`;
-      if (shadows.has(key)) continue;
-      const store: PolicyStore = new PolicyStore(
-        c,
-        policyEvents(true, () => store),
-      );
-      shadows.set(key, store);
-      closers.push(() => store.close());
-      // A shadow that was asked for and does not load refuses the start, like the enforcing policy.
-      await store.load().catch((err: Error) => {
-        throw new PolicyBuildError(`shadow policy ${c.path}: ${err.message}`);
-      });
-    }
-    const shadowOf = (r: RouteConfig) => (r.shadowPolicy ? shadows.get(`${r.shadowPolicy.path}\0${r.shadowPolicy.entrypoint}`)! : null);
-    const dryRun = config.routes.filter((r) => r.mode === 'dry_run').map((r) => r.name);
-    for (const r of config.routes)
-      if (r.mode === 'dry_run')
-        log.warn(
-          { route: r.name },
-          'route runs in dry_run mode: the policy is judged and recorded but NOT enforced; denied calls are forwarded with their credential',
-        );
-
-    // One run-time object per route: its credential, the secrets its answers must not carry,
-    // and its upstream. A local stdio MCP server runs behind a private bridge on a Unix socket
-    // and is forwarded to like any upstream; its secret environment is masked in its answers.
-    // One provider per configured credential, shared by the routes naming it (one token cache).
+    // Shared by every runtime (a reload keeps the fingerprint key and the rotation records).
     const broker = brokerContext(log, (facts) => record({ type: 'credential_rotated', time: new Date().toISOString(), ...facts }));
-    const providers = new Map<string, CredentialProvider>();
-    const providerOf = (c: Credential): CredentialProvider => {
-      let p = providers.get(c.name);
-      if (!p) {
-        p = createProvider(c, broker, providerOf);
-        providers.set(c.name, p);
-        const made = p;
-        closers.push(() => made.close?.());
-      }
-      return p;
-    };
-    metrics.watchCredentials(() => [...providers.values()].map((p) => p.health()));
-    const routes: RouteRuntime[] = [];
-    for (const r of config.routes) {
-      const choices = new Map([...r.credentialChoices].map(([label, c]) => [label, providerOf(c)]));
-      const credentialParts = {
-        providers: choices,
-        defaultChoice: defaultChoiceOf(r.credential ? providerOf(r.credential) : null),
-        maskAll: routeSecrets(r.name, [...choices.values()]),
-      };
-      const stdio = r.mcp?.stdio;
-      if (!stdio) {
-        // An mtls credential (a route's only one, config/routes.ts) is set on its connections.
-        const upstream = new HttpUpstream(r, undefined, credentialParts.defaultChoice?.provider.tls);
-        closers.push(() => upstream.close());
-        routes.push(routeRuntime(r, { ...credentialParts, secrets: null, upstream, shadow: shadowOf(r) }));
-        continue;
-      }
-      let bridge: StdioBridge;
-      try {
-        bridge = await startStdioBridge({ route: r.name, command: stdio.command, env: stdio.env, cwd: stdio.cwd, restart: stdio.restart }, log);
-      } catch (err) {
-        if (err instanceof StdioBridgeError) throw new ConfigError('CONFIG_STDIO_COMMAND', stdio.where, err.message);
-        throw err;
-      }
-      closers.push(() => bridge.close());
-      const upstream = new HttpUpstream(r, bridge.socketPath);
-      closers.push(() => upstream.close());
-      const env = Object.values(stdio.env).filter((v): v is Secret => v instanceof Secret);
-      routes.push(routeRuntime(r, { ...credentialParts, secrets: env.length ? envSecrets(`${r.name}.env`, env) : null, upstream, shadow: shadowOf(r) }));
-    }
-
-    const upstreams = { connectionCount: () => routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
 
     const memory = new MemoryGuard((pressed, state) => {
       metrics.memoryPressure.set(pressed ? 1 : 0);
@@ -320,14 +273,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let drained: (() => void) | null = null;
 
     const server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 30_000, requestTimeout: 120_000, keepAliveTimeout: 5_000 }, (req, res) =>
-      withPipeline(req.socket, (d) => {
+      withGeneration(req.socket, (g) => {
+        const d = g.deps;
         if (!draining && serveProtectedResourceMetadata(req, res, d)) return;
         const ctx = newContext(req, res, randomUUID());
         inFlight++;
+        g.inFlight++;
         metrics.inFlight.inc();
         void runCall(ctx, d, draining ? new GatewayError('PC_SHUTTING_DOWN', 'the gateway is shutting down') : undefined).finally(() => {
           inFlight--;
           metrics.inFlight.dec();
+          if (--g.inFlight === 0 && g !== generation) retire(g);
           if (draining && inFlight === 0) drained?.();
         });
       }),
@@ -358,6 +314,23 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       }).then(() => bound.cleanup()),
     );
     const edge = edgeAllowList(bound.place, config.listen.allowedHosts, config.listen.allowedOrigins, agentTls !== null);
+    // What the configuration builds (routes, credentials, upstreams, stdio servers, shadows,
+    // identity); a reload builds another beside it (gateway-runtime.ts).
+    const runtimeContext: RuntimeContext = { log, broker, shadowEvents: (store) => policyEvents(true, store), listenerUrl: bound.url };
+    let runtime = await buildRuntime(config, runtimeContext);
+    // Generations swapped out by a reload whose calls have not all ended yet.
+    const retiring = new Set<Generation>();
+    closers.push(async () => {
+      for (const g of retiring) await g.runtime.close();
+      await runtime.close();
+    });
+    retire = (g) => {
+      retiring.delete(g);
+      void g.runtime.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the previous configuration failed'));
+    };
+    warnDryRun(runtime, log);
+    metrics.watchCredentials(() => [...runtime.providers.values()].map((p) => p.health()));
+    const upstreams = { connectionCount: () => runtime.routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
 
     let adminUrl: string | null = null;
     if (config.admin.enabled) {
@@ -367,10 +340,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         {
           details: () => ({
             policy: policyDetail(policy.state),
-            ...(shadows.size > 0 ? { shadow_policies: [...shadows.values()].map((st) => policyDetail(st.state)) } : {}),
+            ...(runtime.shadows.size > 0 ? { shadow_policies: [...runtime.shadows.values()].map((st) => policyDetail(st.state)) } : {}),
             // Loud on purpose: these routes enforce nothing (docs/policy.md, Dry run).
-            ...(dryRun.length > 0 ? { dry_run_routes: dryRun, warnings: [`not enforcing the policy on ${dryRun.join(', ')} (mode: dry_run)`] } : {}),
-            credentials: credentialDetail(providers),
+            ...(runtime.dryRun.length > 0
+              ? { dry_run_routes: runtime.dryRun, warnings: [`not enforcing the policy on ${runtime.dryRun.join(', ')} (mode: dry_run)`] }
+              : {}),
+            credentials: credentialDetail(runtime.providers),
           }),
           problems() {
             const p: string[] = [];
@@ -413,7 +388,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         }
         log.warn({ since: detail.since, refused_records: detail.refusedRecords }, 'audit log writable again; accepting calls');
         // The outage itself goes on the record: when it began and how many records were refused.
-        record({ type: 'audit_recovered', time: new Date().toISOString(), outage_since: detail.since, refused_records: detail.refusedRecords });
+        // A disk that fills again at once can refuse this record too: then the next one carries
+        // this outage as well, so no refused record goes uncounted in the trail.
+        const since = unrecordedOutage?.since ?? detail.since;
+        const refused = (unrecordedOutage?.refused ?? 0) + detail.refusedRecords;
+        unrecordedOutage = { since, refused };
+        audit
+          ?.append({ type: 'audit_recovered', time: new Date().toISOString(), outage_since: since, refused_records: refused })
+          .then(() => {
+            if (unrecordedOutage?.since === since) unrecordedOutage = null;
+          })
+          .catch(() => undefined);
       },
     });
     audit = writer;
@@ -440,49 +425,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     sinks = auditSinks;
     closers.push(() => auditSinks.close());
     policy.startWatching();
-    for (const store of shadows.values()) store.startWatching();
+    runtime.startWatching();
 
-    const routeTable = createRouteTable(routes);
-    const jwt = config.identity.jwt;
-    // MCP routes are OAuth protected resources (RFC 9728): their resource is the public base URL
-    // (identity.jwt.resource, else this listener's) plus the route's prefix.
-    const resources = jwt ? protectedResources(jwt, config.routes, bound.url) : null;
-    if (jwt && jwt.resource === null && !/^https?:/.test(bound.url) && config.routes.some((r) => r.kind === 'mcp'))
-      log.warn(
-        { listen: bound.url },
-        'identity.jwt.resource is not set and the listener has no http URL: MCP clients cannot use the protected resource metadata',
-      );
-    // One identifier per route over the methods it accepts (routes[].identity), asked in this
-    // order: a verified client certificate, then agent keys, then tokens. One instance of each
-    // method is shared, so the issuer's keys are fetched and cached once.
-    const methods: Record<IdentityMethodName, IdentityMethod | null> = {
-      mtls: config.identity.mtls ? mtlsMethod(config.identity.mtls) : null,
-      api_key: apiKeyMethod(config.agents),
-      jwt: jwt ? jwtMethod(jwt, log) : null,
-    };
-    const identifiers = new Map(
-      config.routes.map((r) => {
-        const accepted = METHOD_ORDER.filter((m) => r.identity.methods.includes(m)).map((m) => methods[m]!);
-        const { required, requiredScopes } = r.identity;
-        return [r.name, createAgentIdentifier(accepted, { resource: resources?.forRoute(r.name)?.resource ?? null, required, requiredScopes })];
-      }),
-    );
     const sessions = new SessionTable();
-    deps = {
-      edge,
-      identifiers,
-      unroutedIdentifier: createAgentIdentifier(METHOD_ORDER.flatMap((m) => methods[m] ?? [])),
-      protectedResources: resources,
-      routes: routeTable,
-      maxBodyBytes: config.limits.maxBodyBytes,
-      policy,
-      audit: writer,
-      sessions,
-      metrics,
-      log,
-      memory,
-    };
-    openPipeline(deps);
+    const shared = { edge, policy, audit: writer, sessions, metrics, log, memory };
+    generation = { runtime, deps: { ...shared, ...runtime.deps }, inFlight: 0 };
+    openPipeline(generation);
 
     const url = agentTls ? bound.url.replace(/^http:/, 'https:') : bound.url;
     await writer.append({
@@ -493,14 +441,91 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       config: config.file,
       config_sha256: configDigest(config.file),
       policy_revision: policy.current.revision,
-      ...(shadows.size > 0 ? { shadow_revisions: [...shadows.values()].map((st) => st.current.revision) } : {}),
-      ...(dryRun.length > 0 ? { dry_run_routes: dryRun } : {}),
+      ...(runtime.shadows.size > 0 ? { shadow_revisions: [...runtime.shadows.values()].map((st) => st.current.revision) } : {}),
+      ...(runtime.dryRun.length > 0 ? { dry_run_routes: runtime.dryRun } : {}),
       checkpoint_key_id: key.signer.keyId,
       listen: url,
     });
     log.info({ url, admin: adminUrl, policy_revision: policy.current.revision, audit: config.audit.path }, 'portcullis started');
 
     let closing: Promise<void> | null = null;
+    // Config reload (README, Reload without restart): one at a time, on SIGHUP (the CLI) or a
+    // change of the file (options.watchConfig), or gateway.reload().
+    let configSha = configDigest(config.file);
+    const loadNext = options.loadConfig ?? (() => loadConfig(config.file));
+    let reloading: Promise<ReloadOutcome> = Promise.resolve({ result: 'unchanged' });
+    const reloadOnce = async (): Promise<ReloadOutcome> => {
+      if (closing) return { result: 'unchanged' };
+      const sha = configDigest(config.file);
+      let next: GatewayConfig;
+      let built: Runtime;
+      try {
+        next = loadNext();
+        assertReloadable(config, next);
+        built = await buildRuntime(next, runtimeContext);
+      } catch (err) {
+        const e = toError(err);
+        const code = e instanceof ConfigError ? { code: e.code, key_path: e.keyPath } : {};
+        metrics.configReloads.inc({ result: 'rejected' });
+        log.error({ err: e.message, file: config.file }, 'configuration change rejected; the running configuration stays');
+        await writer
+          .append({
+            type: 'config_rejected',
+            time: new Date().toISOString(),
+            file: config.file,
+            sha256: sha,
+            in_force_sha256: configSha,
+            ...code,
+            error: e.message.slice(0, 4000),
+          })
+          .catch(() => undefined);
+        return { result: 'rejected', error: e.message };
+      }
+      if (closing) {
+        await built.close();
+        return { result: 'unchanged' };
+      }
+      const old = generation!;
+      runtime = built;
+      generation = { runtime: built, deps: { ...shared, ...built.deps }, inFlight: 0 };
+      // The calls under way finish on the configuration they started with; then it closes.
+      if (old.inFlight === 0) retire(old);
+      else retiring.add(old);
+      built.startWatching();
+      warnDryRun(built, log);
+      const previous = configSha;
+      configSha = sha;
+      metrics.configReloads.inc({ result: 'loaded' });
+      log.info({ file: config.file, sha256: sha, previous_sha256: previous, routes: next.routes.length }, 'configuration reloaded');
+      await writer
+        .append({
+          type: 'config_loaded',
+          time: new Date().toISOString(),
+          file: config.file,
+          sha256: sha,
+          previous_sha256: previous,
+          routes: next.routes.map((r) => r.name),
+          ...(built.dryRun.length > 0 ? { dry_run_routes: built.dryRun } : {}),
+        })
+        .catch(() => undefined);
+      return { result: 'loaded' };
+    };
+    const reload = (): Promise<ReloadOutcome> => (reloading = reloading.then(reloadOnce, reloadOnce));
+    if (options.watchConfig && configSha !== null) {
+      const watch = watchFileSet(
+        { files: [config.file], pollMs: 1000, initial: null },
+        {
+          changed() {
+            void reload();
+            return true;
+          },
+          unreadable: (err) =>
+            log.warn({ file: config.file, err: err.code ?? err.message }, 'the configuration file cannot be read; the running configuration stays'),
+        },
+      );
+      closers.push(() => watch.close());
+    }
+
     return {
       url,
       adminUrl,
@@ -510,6 +535,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       upstreams,
       sinks: auditSinks,
       mcpSessions: sessions,
+      reload,
       close() {
         closing ??= (async () => {
           draining = true;

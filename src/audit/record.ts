@@ -71,7 +71,15 @@ export interface OutcomeRecord {
 
 /** Gateway life-cycle events: start, stop, policy changes, recovery. */
 export interface LifecycleRecord {
-  readonly type: 'gateway_start' | 'gateway_stop' | 'policy_loaded' | 'policy_rejected' | 'recovered_torn_tail' | 'audit_recovered';
+  readonly type:
+    | 'gateway_start'
+    | 'gateway_stop'
+    | 'policy_loaded'
+    | 'policy_rejected'
+    | 'config_loaded'
+    | 'config_rejected'
+    | 'recovered_torn_tail'
+    | 'audit_recovered';
   readonly time: string;
   readonly [field: string]: unknown;
 }

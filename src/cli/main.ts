@@ -34,7 +34,9 @@ Run 'portcullis <command> --help' for a command's options.
 Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage/unverifiable, 3 config error, 4 policy error, 5 runtime failure.`,
   start: `Usage: portcullis start [--config FILE]
 
-Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops.
+Runs the gateway until SIGINT/SIGTERM, then drains in-flight calls and stops. SIGHUP, or a
+change of the file, reloads the configuration without a restart (a bad one is refused, and the
+running one stays).
   -c, --config FILE   configuration file (default: ./portcullis.yaml)`,
   'policy build': `Usage: portcullis policy build [--policy DIR [--entrypoint E] | --config FILE] [--output FILE]
 
@@ -131,10 +133,20 @@ export async function runUntilSignal(config: GatewayConfig, onStarted?: (url: st
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
-  const gateway = await startGateway(config);
-  onStarted?.(gateway.url);
-  await signalled;
-  await gateway.close();
+  // SIGHUP (and a change of the file) reloads the configuration without a restart; a bad one
+  // is refused and logged, and the running one stays (README, Reload without restart).
+  let reload: (() => void) | null = null;
+  const hangup = () => reload?.();
+  process.on('SIGHUP', hangup);
+  try {
+    const gateway = await startGateway(config, { watchConfig: true });
+    reload = () => void gateway.reload();
+    onStarted?.(gateway.url);
+    await signalled;
+    await gateway.close();
+  } finally {
+    process.off('SIGHUP', hangup);
+  }
   return EXIT.OK;
 }
 

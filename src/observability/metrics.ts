@@ -16,6 +16,8 @@ export interface Metrics {
   readonly auditHealthy: Gauge<never>;
   readonly auditFailures: Counter<never>;
   readonly policyReloads: Counter<'result'>;
+  /** Configuration reloads by result (loaded, rejected). */
+  readonly configReloads: Counter<'result'>;
   /** 1 while the policy's files on disk are not the policy in force (docs/policy.md, drift). */
   readonly policyDrift: Gauge<never>;
   /** 1 for the revision in force and the revision on disk (`unreadable` when it cannot be read). */
@@ -73,6 +75,12 @@ export function createMetrics(): Metrics {
       name: 'portcullis_policy_shadow_total',
       help: 'Calls judged by a shadow policy, by route and whether its allow agreed with the enforcing policy ("agree", "disagree").',
       labelNames: ['route', 'agreement'],
+      ...reg,
+    }),
+    configReloads: new Counter({
+      name: 'portcullis_config_reloads_total',
+      help: 'Configuration reloads by result (loaded, rejected).',
+      labelNames: ['result'],
       ...reg,
     }),
     policyReloads: new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy reloads by result.', labelNames: ['result'], ...reg }),

@@ -86,8 +86,13 @@ test('G3, G4: a full disk refuses every call with 503 (denies included: none wit
   expect(after.status).toBe(200);
   expect(upstream.received.at(-1)!.url).toBe('/after');
   expect((await rawRequest(gw.gateway.adminUrl!, { path: '/readyz' })).status).toBe(200);
-  const outage = await gw.waitForAudit((r) => r.type === 'audit_recovered');
-  expect(outage.refused_records).toBeGreaterThanOrEqual(refused.length);
+  await gw.waitForAudit((r) => r.type === 'audit_recovered');
+  // A small record can fit where a larger one did not, so the outage may end and begin again;
+  // an audit_recovered the full disk refused is carried into the next one, so together they
+  // count every refused record.
+  await new Promise((r) => setTimeout(r, 200));
+  const outages = gw.audit().filter((r) => r.type === 'audit_recovered');
+  expect(outages.reduce((n, r) => n + r.refused_records, 0)).toBeGreaterThanOrEqual(refused.length);
 
   // The trail has no trace of the refused calls' failed writes and no gap in its chain.
   const report = verifyTrail(gw.auditDir);

@@ -491,7 +491,7 @@ test.each(CASES)('$name: $code at line $line, $keyPath', (c) => {
 });
 
 test('every code in the table is used by a case, or named in a test of the gateway (signing key, stdio command) or of loadConfig (unreadable file)', () => {
-  const elsewhere = ['CONFIG_FILE_UNREADABLE', 'CONFIG_SIGNING_KEY', 'CONFIG_STDIO_COMMAND'];
+  const elsewhere = ['CONFIG_FILE_UNREADABLE', 'CONFIG_SIGNING_KEY', 'CONFIG_STDIO_COMMAND', 'CONFIG_RESTART_REQUIRED'];
   const used = new Set([...CASES.map((c) => c.code), ...elsewhere]);
   expect(Object.keys(CONFIG_CODES).filter((code) => !used.has(code as never))).toEqual([]);
 });

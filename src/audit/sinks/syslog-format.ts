@@ -30,7 +30,7 @@ export interface SyslogHeader {
 /** RFC 5424 severities used. */
 export const SEVERITY = Object.freeze({ err: 3, warning: 4, info: 6 });
 
-const FAILURE_TYPES = new Set(['policy_rejected', 'audit_recovered', 'recovered_torn_tail']);
+const FAILURE_TYPES = new Set(['policy_rejected', 'config_rejected', 'audit_recovered', 'recovered_torn_tail']);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
