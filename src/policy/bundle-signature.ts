@@ -12,6 +12,9 @@
  * excluded ones must be listed with a matching digest (bundle-hash.ts: JSON hashed
  * canonically), and every listed member must be present (an excluded one too, as in OPA).
  *
+ * `unpackSignedBundle` reads the archive for it, refusing what `untar` would read otherwise than
+ * OPA (a member twice, PAX headers, names `untar` normalises).
+ *
  * Stricter than OPA, on purpose: an unsigned bundle is always refused (OPA accepts one when no
  * key id is configured); a signing plugin, several signatures, MD5 and SHA-1 digests, YAML data
  * that is not JSON, a member other than `/.signatures.json` whose name ends in `signatures.json`
@@ -19,7 +22,9 @@
  * case (Go would match them) are refused as `malformed`.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { compactVerify } from 'jose';
+import { tarEntries } from './bundle';
 import { bundleFileDigest, decodeUtf8, JsonSyntaxError, type JsonNode, parseJson } from './bundle-hash';
 import { BundleRefusedError } from './bundle-refusal';
 
@@ -62,6 +67,41 @@ export interface VerifiedBundle {
 
 /** The signatures file, as untar names it. */
 export const SIGNATURES_FILE = '/.signatures.json';
+
+/**
+ * The members of a bundle (.tar.gz) for verification, by name with one leading `/` as `untar`
+ * names them, refusing (`malformed`) what `untar` would read otherwise than OPA: a name twice
+ * (OPA verifies every copy; a map keeps the last), a PAX extended header (OPA applies its
+ * `path`; `untar` does not), a name that `untar` normalises (`./x`, `//x`: OPA compares it as
+ * stored, minus one leading `/`). Directories and links are skipped, as OPA skips them. Load
+ * exactly these members after verification, never the original bytes.
+ */
+export function unpackSignedBundle(bundle: Buffer): Map<string, Buffer> {
+  let tar: Buffer;
+  try {
+    tar = gunzipSync(bundle);
+  } catch (err) {
+    throw new BundleRefusedError('malformed', `not a gzipped tar bundle (${(err as Error).message})`);
+  }
+  const files = new Map<string, Buffer>();
+  for (const { name, type, body } of tarEntries(tar)) {
+    if (type === 'x' || type === 'g')
+      throw new BundleRefusedError('malformed', `the archive has a PAX extended header (${name}), which OPA applies to member names and this reader does not`);
+    if ((type !== '0' && type !== '\0') || name.endsWith('/')) continue;
+    const key = `/${name.replace(/^\.?\/+/, '')}`;
+    const asOpa = name.replace(/^\//, '');
+    if (key.slice(1) !== asOpa)
+      throw new BundleRefusedError(
+        'malformed',
+        `member ${JSON.stringify(name)}: OPA reads it as ${JSON.stringify(asOpa)}, not ${JSON.stringify(key.slice(1))}`,
+        asOpa,
+      );
+    if (files.has(key))
+      throw new BundleRefusedError('malformed', `${asOpa}: the archive holds it twice (OPA verifies each copy; only one would be loaded here)`, asOpa);
+    files.set(key, Buffer.from(body));
+  }
+  return files;
+}
 
 const HMAC = /^HS/;
 const EC_CURVES: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };

@@ -15,7 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { opaBinary, readBundle, untar } from '../../src/policy/bundle';
 import { parseManifest } from '../../src/policy/bundle-manifest';
 import { BundleRefusedError, type BundleRefusalReason } from '../../src/policy/bundle-refusal';
-import { type BundleSigningAlgorithm, type BundleVerificationKey, verifyBundleSignature } from '../../src/policy/bundle-signature';
+import { type BundleSigningAlgorithm, type BundleVerificationKey, unpackSignedBundle, verifyBundleSignature } from '../../src/policy/bundle-signature';
 import { packBundle } from '../helpers/bundle';
 
 const run = promisify(execFile);
@@ -147,7 +147,7 @@ const repack = (bundle: Buffer, edit: (files: Map<string, Buffer>) => void) => {
 /** Our verdict, with the base bundle's configuration: key `release` (RS256), scope `prod`. */
 async function ours(bundle: Buffer, o: { keys?: Record<string, BundleVerificationKey>; scope?: string } = {}) {
   const keys = new Map(Object.entries(o.keys ?? { release: keysFor('RS256').ours }));
-  return verifyBundleSignature(members(bundle), { keys, scope: o.scope ?? 'prod' });
+  return verifyBundleSignature(unpackSignedBundle(bundle), { keys, scope: o.scope ?? 'prod' });
 }
 
 async function oursRefuses(bundle: Buffer, reason: BundleRefusalReason, o: Parameters<typeof ours>[1] = {}): Promise<BundleRefusedError> {
@@ -286,6 +286,16 @@ describe('tampered bundles are refused here and by OPA', () => {
     expect(await opaVerdict(base, { scope: 'staging' })).toMatchObject({ ok: false, message: expect.stringContaining('scope mismatch') });
     await oursRefuses(base, 'wrong_scope', { scope: '' });
     expect(await opaVerdict(base)).toMatchObject({ ok: false, message: expect.stringContaining('scope mismatch') });
+  });
+
+  test('malformed: a member twice, the unsigned copy first (OPA refuses it as a digest mismatch; a map would keep the signed one)', async () => {
+    const files = members(base);
+    const tampered = packBundle([
+      ['/data.json', Buffer.from('{"config": {"agents": [{"name": "intruder"}]}}')],
+      ...[...files].map(([n, b]) => [n, b] as const),
+    ]);
+    expect((await oursRefuses(tampered, 'malformed')).file).toBe('data.json');
+    expect(await opaVerdict(tampered, { scope: 'prod' })).toMatchObject({ ok: false, message: expect.stringContaining('digest mismatch') });
   });
 
   test('data.json with its keys re-ordered, re-indented and strings re-escaped still VERIFIES, in both', async () => {

@@ -7,6 +7,7 @@
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { CompactSign } from 'jose';
 import { canonicalJson, bundleFileDigest, decodeUtf8, goJsonString, isStructuredFile, parseJson } from '../../src/policy/bundle-hash';
 import { BUNDLE_REFUSAL_REASONS, BundleRefusedError, type BundleRefusalReason } from '../../src/policy/bundle-refusal';
@@ -16,8 +17,11 @@ import {
   BundleVerifierConfigError,
   bundleVerifier,
   goGlob,
+  unpackSignedBundle,
   verifyBundleSignature,
 } from '../../src/policy/bundle-signature';
+import { untar } from '../../src/policy/bundle';
+import { packBundle } from '../helpers/bundle';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const rsa2 = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -316,6 +320,53 @@ describe('verifyBundleSignature', () => {
     expect(m('a.b', 'axb')).toBe(false);
     expect(m('a-b', 'a-b')).toBe(true);
     for (const bad of ['[', '[]a]', '[z-a]', 'a\\']) expect(() => goGlob(bad)).toThrow(BundleVerifierConfigError);
+  });
+});
+
+describe('unpackSignedBundle', () => {
+  const refusedMalformed = (bundle: Buffer, text: string) => {
+    try {
+      unpackSignedBundle(bundle);
+    } catch (err) {
+      expect(err).toBeInstanceOf(BundleRefusedError);
+      expect((err as BundleRefusedError).reason).toBe('malformed');
+      expect((err as BundleRefusedError).message).toContain(text);
+      return;
+    }
+    throw new Error('unpacked');
+  };
+
+  test('names members as untar does, skipping directories', () => {
+    const bundle = packBundle([
+      ['/portcullis/', Buffer.alloc(0), '5'],
+      ['/portcullis/policy.rego', REGO],
+      ['data.json', DATA],
+    ]);
+    const files = unpackSignedBundle(bundle);
+    expect([...files.keys()]).toEqual(['/portcullis/policy.rego', '/data.json']);
+    expect(files).toEqual(untar(gunzipSync(bundle)));
+  });
+
+  test('refuses a member twice (OPA verifies each copy; a map keeps the last)', () => {
+    const bundle = packBundle([
+      ['/data.json', Buffer.from('{"evil": true}')],
+      ['/data.json', DATA],
+    ]);
+    expect(untar(gunzipSync(bundle)).get('/data.json')).toEqual(DATA); // what a map would verify
+    refusedMalformed(bundle, 'data.json: the archive holds it twice');
+  });
+
+  test('refuses PAX headers and names untar would normalise, and what is not gzip', () => {
+    refusedMalformed(
+      packBundle([
+        ['PaxHeaders/x', Buffer.from('30 path=portcullis/policy.rego\n'), 'x'],
+        ['/evil.txt', REGO],
+      ]),
+      'PAX',
+    );
+    refusedMalformed(packBundle([['./data.json', DATA]]), 'OPA reads it as "./data.json"');
+    refusedMalformed(packBundle([['//data.json', DATA]]), 'OPA reads it as "/data.json"');
+    refusedMalformed(Buffer.from('not gzip'), 'not a gzipped tar');
   });
 });
 
