@@ -288,7 +288,7 @@ describe('tampered bundles are refused here and by OPA', () => {
     expect(await opaVerdict(base)).toMatchObject({ ok: false, message: expect.stringContaining('scope mismatch') });
   });
 
-  test('malformed: a member twice, the unsigned copy first (OPA refuses it as a digest mismatch; a map would keep the signed one)', async () => {
+  test('malformed: a member stored twice, either copy unsigned (OPA verifies each copy; a map would keep one)', async () => {
     const files = members(base);
     const tampered = packBundle([
       ['/data.json', Buffer.from('{"config": {"agents": [{"name": "intruder"}]}}')],
@@ -296,6 +296,13 @@ describe('tampered bundles are refused here and by OPA', () => {
     ]);
     expect((await oursRefuses(tampered, 'malformed')).file).toBe('data.json');
     expect(await opaVerdict(tampered, { scope: 'prod' })).toMatchObject({ ok: false, message: expect.stringContaining('digest mismatch') });
+    // The unsigned copy second: OPA finds it no longer listed once the first copy verified.
+    const second = packBundle([...[...files].map(([n, b]) => [n, b] as const), ['/data.json', Buffer.from('{"config": {"agents": [{"name": "intruder"}]}}')]]);
+    expect((await oursRefuses(second, 'malformed')).file).toBe('data.json');
+    expect(await opaVerdict(second, { scope: 'prod' })).toMatchObject({
+      ok: false,
+      message: expect.stringContaining('data.json not included in bundle signature'),
+    });
   });
 
   test('data.json with its keys re-ordered, re-indented and strings re-escaped still VERIFIES, in both', async () => {
