@@ -34,6 +34,10 @@ export type JsonNode =
 const MAX_DEPTH = 1000;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** A run of string characters that need no decoding. */
+const PLAIN = /[^"\\\u0000-\u001f]+/y;
+/** A string Go's encoder writes as it is. */
+const VERBATIM = /^[^"\\\u0000-\u001f\u2028\u2029\ud800-\udfff]*$/;
 const STRUCTURED = new Set(['data.json', 'data.yaml', '.manifest']);
 
 /** Thrown by parseJson: where and what. */
@@ -85,7 +89,10 @@ export function parseJson(text: string): JsonNode {
       }
       if (c < 0x20) fail('control character in a string');
       if (c !== 0x5c) {
-        out += text[at++];
+        PLAIN.lastIndex = at;
+        PLAIN.test(text);
+        out += text.slice(at, PLAIN.lastIndex);
+        at = PLAIN.lastIndex;
         continue;
       }
       const e = text[at + 1];
@@ -131,8 +138,7 @@ export function parseJson(text: string): JsonNode {
         space();
         if (text[at] !== ':') fail("expected ':'");
         at++;
-        entries.delete(key); // the last of repeated keys wins, as in a Go map
-        entries.set(key, value(depth + 1));
+        entries.set(key, value(depth + 1)); // the last of repeated keys wins, as in a Go map
         space();
         if (text[at] === ',') at++;
         else if (text[at] === '}') {
@@ -160,11 +166,11 @@ export function parseJson(text: string): JsonNode {
       }
     }
     if (c === '"') return { kind: 'string', value: string() };
-    for (const literal of ['true', 'false', 'null'] as const) {
-      if (text.startsWith(literal, at)) {
-        at += literal.length;
-        return { kind: 'literal', literal };
-      }
+    const literal = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : null;
+    if (literal !== null) {
+      if (!text.startsWith(literal, at)) fail('unexpected character');
+      at += literal.length;
+      return { kind: 'literal', literal };
     }
     NUMBER.lastIndex = at;
     const m = NUMBER.exec(text);
@@ -182,6 +188,7 @@ const SHORT_ESCAPES: Record<number, string> = { 34: '\\"', 92: '\\\\', 8: '\\b',
 
 /** A string as Go's json.Encoder writes it with SetEscapeHTML(false). */
 export function goJsonString(s: string): string {
+  if (VERBATIM.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0) as number;
@@ -196,40 +203,43 @@ export function goJsonString(s: string): string {
   return `${out}"`;
 }
 
-const byUtf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+/**
+ * Go's byte order of UTF-8, which is code point order. JavaScript compares UTF-16 code units,
+ * which agrees except where a surrogate pair (U+10000 and up) meets U+E000 to U+FFFF.
+ */
+function byUtf8(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = (x[i].codePointAt(0) as number) - (y[i].codePointAt(0) as number);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+const SURROGATE = /[\ud800-\udfff]/;
 
 /** The canonical text OPA hashes for a parsed structured file. */
 export function canonicalJson(node: JsonNode): string {
-  const parts: string[] = [];
-  const walk = (n: JsonNode) => {
-    switch (n.kind) {
-      case 'object': {
-        parts.push('{');
-        [...n.entries.keys()].sort(byUtf8).forEach((key, i) => {
-          if (i > 0) parts.push(',');
-          parts.push(goJsonString(key), ':');
-          walk(n.entries.get(key) as JsonNode);
-        });
-        parts.push('}');
-        return;
-      }
-      case 'array':
-        parts.push('[');
-        n.items.forEach((item, i) => {
-          if (i > 0) parts.push(',');
-          walk(item);
-        });
-        parts.push(']');
-        return;
-      case 'string':
-        parts.push(goJsonString(n.value));
-        return;
-      default:
-        parts.push(n.literal);
+  switch (node.kind) {
+    case 'object': {
+      const keys = [...node.entries.keys()];
+      // Without surrogates UTF-16 order is code point order, which is UTF-8 byte order.
+      if (keys.some((k) => SURROGATE.test(k))) keys.sort(byUtf8);
+      else keys.sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) out += `${i > 0 ? ',' : ''}${goJsonString(keys[i])}:${canonicalJson(node.entries.get(keys[i]) as JsonNode)}`;
+      return `${out}}`;
     }
-  };
-  walk(node);
-  return parts.join('');
+    case 'array': {
+      let out = '[';
+      for (let i = 0; i < node.items.length; i++) out += `${i > 0 ? ',' : ''}${canonicalJson(node.items[i])}`;
+      return `${out}]`;
+    }
+    case 'string':
+      return goJsonString(node.value);
+    default:
+      return node.literal;
+  }
 }
 
 /** Node's name for each hash algorithm OPA may list (MD5 and SHA-1 are refused here). */
