@@ -158,6 +158,10 @@ function prepareKey(id: string, entry: BundleVerificationKey): PreparedKey {
     throw new BundleVerifierConfigError(
       `key ${id}: a ${type} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''} cannot verify ${algorithm}`,
     );
+  // jose (like RFC 7518 §3.3) refuses RSA keys under 2048 bits; say so now, not at the first bundle.
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (type !== 'ec' && bits !== undefined && bits < 2048)
+    throw new BundleVerifierConfigError(`key ${id}: a ${bits}-bit RSA key is too short; 2048 bits at least`);
   return { algorithm, key, scope: entry.scope ?? '' };
 }
 

@@ -302,6 +302,8 @@ describe('verifyBundleSignature', () => {
     expect(() => bundleVerifier({ keys: keys({ k: { algorithm: 'HS256', key: rsa.publicKey } }) })).toThrow(BundleVerifierConfigError);
     expect(() => bundleVerifier({ keys: keys({ k: { algorithm: 'RS256', key: secret } }) })).toThrow(BundleVerifierConfigError);
     expect(() => bundleVerifier({ keys: defaultKeys, keyId: 'missing' })).toThrow('missing');
+    const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    expect(() => bundleVerifier({ keys: keys({ k: { algorithm: 'RS256', key: short } }) })).toThrow('1024-bit');
     expect(() => bundleVerifier({ keys: defaultKeys, excludeFiles: ['[a-'] })).toThrow(BundleVerifierConfigError);
     // A private key is reduced to its public half.
     expect(() => bundleVerifier({ keys: keys({ k: { algorithm: 'RS256', key: rsa.privateKey } }) })).not.toThrow();
