@@ -35,8 +35,10 @@ const MAX_DEPTH = 1000;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 /** A run of string characters that need no decoding. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters end the run (JSON refuses them raw)
 const PLAIN = /[^"\\\u0000-\u001f]+/y;
 /** A string Go's encoder writes as it is. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: Go escapes control characters, so they rule the fast path out
 const VERBATIM = /^[^"\\\u0000-\u001f\u2028\u2029\ud800-\udfff]*$/;
 const STRUCTURED = new Set(['data.json', 'data.yaml', '.manifest']);
 
