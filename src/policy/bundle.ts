@@ -46,9 +46,15 @@ export function opaBinary(explicit: string | null): string {
   return explicit ?? process.env.PORTCULLIS_OPA ?? 'opa';
 }
 
-/** Reads the files of a tar archive (ustar/GNU, as `opa build` writes). */
-export function untar(tar: Buffer): Map<string, Buffer> {
-  const files = new Map<string, Buffer>();
+/** One entry of a tar archive as stored: its name (GNU long names applied), type flag and body. */
+export interface TarEntry {
+  readonly name: string;
+  readonly type: string;
+  readonly body: Buffer;
+}
+
+/** The entries of a tar archive in order (ustar/GNU, as `opa build` writes), names as stored. */
+export function* tarEntries(tar: Buffer): Generator<TarEntry> {
   let off = 0;
   let longName: string | null = null;
   while (off + 512 <= tar.length) {
@@ -62,15 +68,20 @@ export function untar(tar: Buffer): Map<string, Buffer> {
     const size = parseInt(field(124, 12).trim() || '0', 8);
     const type = String.fromCharCode(header[156] || 0x30);
     const prefix = field(345, 155);
-    let name = longName ?? (prefix ? `${prefix}/${field(0, 100)}` : field(0, 100));
+    const name = longName ?? (prefix ? `${prefix}/${field(0, 100)}` : field(0, 100));
     longName = null;
     const body = tar.subarray(off + 512, off + 512 + size);
     if (type === 'L') longName = body.toString('utf8').replace(/\0.*$/s, '');
-    else if (type === '0' || type === '\0') {
-      name = `/${name.replace(/^\.?\/+/, '')}`;
-      files.set(name, Buffer.from(body));
-    }
+    else yield { name, type, body };
     off += 512 + Math.ceil(size / 512) * 512;
+  }
+}
+
+/** Reads the files of a tar archive, by name with one leading `/` (a later file of the same name wins). */
+export function untar(tar: Buffer): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (const { name, type, body } of tarEntries(tar)) {
+    if (type === '0' || type === '\0') files.set(`/${name.replace(/^\.?\/+/, '')}`, Buffer.from(body));
   }
   return files;
 }
