@@ -32,7 +32,9 @@ import { buildRuntime, type Runtime, type RuntimeContext, warnDryRun } from './g
 import { SessionTable } from './mcp/sessions';
 import { createLogger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
+import { BundleRefusedError } from './policy/bundle-refusal';
 import { PolicyStore, type PolicyState, type PolicyStoreEvents } from './policy/policy-store';
+import { highestAcceptedSerial } from './audit/policy-serial';
 import { newContext } from './proxy/context';
 import type { PipelineDeps } from './proxy/deps';
 import { MemoryGuard } from './proxy/memory-guard';
@@ -206,7 +208,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const role = shadow ? { shadow: true } : {};
       const what = shadow ? 'shadow policy' : 'policy';
       return {
-        onLoaded({ revision, previous, files, warnings, recovers }) {
+        onLoaded({ revision, previous, files, warnings, recovers, bundle }) {
           metrics.policyReloads.inc({ result: 'loaded' });
           log.info(
             { revision, previous, ...role, ...(recovers ? { recovers } : {}) },
@@ -214,14 +216,42 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           );
           for (const warning of warnings) log.warn({ code: 'PC_BUILTIN_DIFFERS', revision, ...role }, warning);
           const noted = warnings.length > 0 ? { warnings } : {};
-          record({ type: 'policy_loaded', time: new Date().toISOString(), revision, previous, ...role, files, ...noted, ...(recovers ? { recovers } : {}) });
+          // A bundle: its digest, manifest revision, serial (the next start's anti-rollback floor) and signer.
+          const b = bundle
+            ? {
+                bundle_sha256: bundle.sha256,
+                manifest_revision: bundle.manifestRevision,
+                ...(bundle.serial !== null ? { serial: bundle.serial } : {}),
+                signature: bundle.signedBy !== null ? { key_id: bundle.signedBy, scope: bundle.scope } : 'not verified',
+              }
+            : {};
+          record({
+            type: 'policy_loaded',
+            time: new Date().toISOString(),
+            revision,
+            previous,
+            ...role,
+            ...b,
+            files,
+            ...noted,
+            ...(recovers ? { recovers } : {}),
+          });
         },
         onRejected(error, { revision }) {
           metrics.policyReloads.inc({ result: 'rejected' });
           const s = store();
           const inForce = s.ready ? s.current.revision : null;
           log.error({ err: error.message, revision, in_force: inForce, ...role }, `${what} change rejected; the previous ${what} stays in force`);
-          record({ type: 'policy_rejected', time: new Date().toISOString(), revision, in_force: inForce, ...role, error: error.message.slice(0, 4000) });
+          const reason = error instanceof BundleRefusedError ? { reason: error.reason } : {};
+          record({
+            type: 'policy_rejected',
+            time: new Date().toISOString(),
+            revision,
+            in_force: inForce,
+            ...role,
+            ...reason,
+            error: error.message.slice(0, 4000),
+          });
         },
         ...(shadow
           ? {}
@@ -247,8 +277,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         },
       };
     };
+    // The highest bundle serial accepted before, from the trail: a restart cannot roll back either.
+    const floor = highestAcceptedSerial(config.audit.path);
     const policy: PolicyStore = new PolicyStore(
-      config.policy,
+      { ...config.policy, floor },
       policyEvents(false, () => policy),
     );
     closers.push(() => policy.close());

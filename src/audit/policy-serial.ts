@@ -49,8 +49,9 @@ function fromLine(line: Buffer): AcceptedSerial | null {
     return null; // unreadable lines are `audit verify`'s to report
   }
   if (!rec || typeof rec !== 'object') return null;
-  const { type, serial, bundle_sha256 } = rec as Record<string, unknown>;
-  if (type !== 'policy_loaded' || typeof serial !== 'number' || !Number.isSafeInteger(serial) || serial < 0) return null;
+  const { type, serial, bundle_sha256, shadow } = rec as Record<string, unknown>;
+  // A shadow policy's bundles have an order of their own: they never set the enforcing floor.
+  if (type !== 'policy_loaded' || shadow === true || typeof serial !== 'number' || !Number.isSafeInteger(serial) || serial < 0) return null;
   return { serial, bundleSha256: typeof bundle_sha256 === 'string' ? bundle_sha256 : null };
 }
 

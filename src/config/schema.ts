@@ -616,6 +616,38 @@ const policyKeys = {
     description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
   },
   opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+  signing: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['verification_key', 'algorithm'],
+    description:
+      'path names a bundle that must be signed (opa build --signing-key), verified as OPA does; an unsigned, tampered or older bundle is refused and the policy in force stays (docs/policy.md, Signed bundles).',
+    properties: {
+      verification_key: {
+        anyOf: [{ type: 'string', minLength: 1 }, secretRef],
+        [EXPECTED]: 'a PEM public key file, or the HMAC secret as {env: NAME} or {file: PATH}',
+        description: 'The PEM file of the public key (RS*, PS*, ES*), relative to this file; for HS* the shared secret, {env: NAME} or {file: PATH}.',
+      },
+      algorithm: {
+        enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512'],
+        description: 'The signature algorithm (opa build --signing-alg).',
+      },
+      key_id: {
+        type: 'string',
+        minLength: 1,
+        default: 'default',
+        description:
+          'The key id of this key (what opa build writes without --claims-file is "default"); the bundle is verified with this key whatever it names.',
+      },
+      scope: { type: 'string', minLength: 1, description: 'The scope the signature must carry (opa build --scope); absent: none.' },
+      exclude_files: {
+        type: 'array',
+        default: [],
+        items: { type: 'string', minLength: 1 },
+        description: 'Members left out of verification (Go filepath.Match patterns, as OPA). Excluded members are still used.',
+      },
+    },
+  },
   require_tests: {
     type: 'boolean',
     default: false,

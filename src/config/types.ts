@@ -313,6 +313,18 @@ export interface PolicyConfig {
   readonly opa: string | null;
   /** require_tests: its own tests must pass before a policy goes into force. */
   readonly requireTests: boolean;
+  /** signing: the bundle at path must be signed by this key; null: signatures are not checked. */
+  readonly signing: PolicySigningConfig | null;
+}
+
+/** policy.signing: the key a bundle's signature is verified with. */
+export interface PolicySigningConfig {
+  readonly algorithm: string;
+  /** The PEM of the public key (asymmetric algorithms), or the HMAC secret. */
+  readonly key: { readonly pem: string; readonly file: string } | { readonly secret: Secret };
+  readonly keyId: string;
+  readonly scope: string | null;
+  readonly excludeFiles: readonly string[];
 }
 
 export interface GatewayConfig {

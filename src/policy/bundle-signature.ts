@@ -24,6 +24,8 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { compactVerify } from 'jose';
+import type { PolicySigningConfig } from '../config/types';
+import { revealSecret } from '../secret';
 import { tarEntries } from './bundle';
 import { bundleFileDigest, decodeUtf8, JsonSyntaxError, type JsonNode, parseJson } from './bundle-hash';
 import { BundleRefusedError } from './bundle-refusal';
@@ -378,4 +380,15 @@ export function goGlob(pattern: string): RegExp {
     } else re += esc(c);
   }
   return new RegExp(`^${re}$`, 'u');
+}
+
+/** The verification options of a configured key (policy.signing): the key is the only one, and is used whatever the bundle names. */
+export function verificationOptions(signing: PolicySigningConfig): BundleVerificationOptions {
+  const key = 'pem' in signing.key ? createPublicKey(signing.key.pem) : Buffer.from(revealSecret(signing.key.secret), 'utf8');
+  return {
+    keys: new Map([[signing.keyId, { algorithm: signing.algorithm as BundleSigningAlgorithm, key }]]),
+    keyId: signing.keyId,
+    ...(signing.scope !== null ? { scope: signing.scope } : {}),
+    excludeFiles: signing.excludeFiles,
+  };
 }

@@ -16,6 +16,9 @@ import { knownDifferenceWarnings } from './builtins/known-differences';
 import { requirePassingTests } from './policy-tests';
 import { writeCapabilitiesFile } from './capabilities';
 import { readSources, type PolicySources, type SourceFile } from './policy-sources';
+import { type BundleFacts, loadBundle } from './bundle-load';
+import type { SerialFloor } from './bundle-manifest';
+import { bundleVerifier, type BundleVerificationOptions } from './bundle-signature';
 
 const run = promisify(execFile);
 
@@ -36,6 +39,10 @@ export interface CompiledPolicy extends BundleContents {
   readonly files: readonly SourceFile[];
   /** Calls to builtins that behave differently from OPA (PC_BUILTIN_DIFFERS), as `file:line: …`. */
   readonly warnings: readonly string[];
+  /** The content address of what was read (policy-sources.ts): what the store compares with the files on disk. Equal to revision but for a signed bundle naming its own. */
+  readonly source: string;
+  /** A bundle file: its digest, manifest, signature and order (bundle-load.ts). */
+  readonly bundle?: BundleFacts;
 }
 
 /** Builds attempted while the directory keeps changing under OPA, before giving up. */
@@ -94,6 +101,11 @@ export function readBundle(bundle: Buffer, source: string): BundleContents {
   } catch (err) {
     throw new PolicyBuildError(`${source}: not a gzipped tar bundle (${(err as Error).message})`);
   }
+  return readBundleFiles(files, source);
+}
+
+/** A Wasm bundle's contents from its members (named with a leading `/`). */
+export function readBundleFiles(files: ReadonlyMap<string, Buffer>, source: string): BundleContents {
   const wasm = files.get('/policy.wasm');
   if (!wasm) throw new PolicyBuildError(`${source}: the bundle has no /policy.wasm; build it with 'opa build -t wasm'`);
   const dataBytes = files.get('/data.json') ?? Buffer.from('{}');
@@ -119,6 +131,10 @@ export interface CompileOptions {
   readonly output?: string;
   /** `policy.require_tests`: refuse the policy unless its own tests pass (policy-tests.ts). */
   readonly requireTests?: boolean;
+  /** A bundle file: verify its signature with these (policy.signing); null or absent: not verified. */
+  readonly signing?: BundleVerificationOptions | null;
+  /** A bundle file: the highest serial accepted before (anti-rollback). */
+  readonly floor?: SerialFloor | null;
 }
 
 /** Compiles a policy directory (or reads a prebuilt bundle). Throws PolicyBuildError. */
@@ -130,8 +146,17 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
   if (!info.isDirectory()) {
     const bytes = sources.contents.get(path.basename(options.path));
     if (!bytes) throw new PolicyBuildError(`${options.path}: no such file or directory`);
-    const bundle = readBundle(bytes, options.path);
-    return checkEntrypoint({ ...bundle, revision: sources.revision, files: sources.files, warnings: [] }, options);
+    const loaded = await loadBundle(bytes, {
+      source: options.path,
+      entrypoint: options.entrypoint,
+      verify: options.signing ? bundleVerifier(options.signing) : null,
+      floor: options.floor ?? null,
+      compileRego: (dir) => build({ ...options, path: dir }, sources.revision, true),
+    });
+    return checkEntrypoint(
+      { ...loaded.contents, revision: loaded.revision, source: sources.revision, bundle: loaded.facts, files: sources.files, warnings: [] },
+      options,
+    );
   }
   let before = sources;
   for (let attempt = 1; ; attempt++) {
@@ -140,7 +165,10 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
     const after = await readSources(options.path, { withTests });
     if (after.revision === before.revision) {
       const warnings = await knownDifferenceWarnings(options.path);
-      return checkEntrypoint(checkModules({ ...bundle, revision: before.revision, files: before.files, warnings }, before, options), options);
+      return checkEntrypoint(
+        checkModules({ ...bundle, revision: before.revision, source: before.revision, files: before.files, warnings }, before, options),
+        options,
+      );
     }
     if (attempt === BUILD_ATTEMPTS)
       throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
@@ -149,7 +177,7 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
 }
 
 /** Runs `opa build` in the policy directory, with the revision in the manifest. */
-async function build(options: CompileOptions, revision: string): Promise<BundleContents> {
+async function build(options: CompileOptions, revision: string, asBundle = false): Promise<BundleContents> {
   const opa = opaBinary(options.opa);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'portcullis-build-'));
   try {
@@ -177,12 +205,14 @@ async function build(options: CompileOptions, revision: string): Promise<BundleC
       caps,
       '--ignore',
       '*_test.rego',
-      '--ignore',
-      '.*',
+      // In bundle mode OPA reads the .manifest itself, and '.*' would match the root '.'.
+      ...(asBundle ? [] : ['--ignore', '.*']),
       '-r',
       revision,
       '-o',
       out,
+      // A Rego bundle (opa build -b) is compiled as one: its manifest's roots apply.
+      ...(asBundle ? ['-b'] : []),
       '.',
     ];
     try {

@@ -8,6 +8,10 @@
  */
 import { compilePolicy } from './bundle';
 import { WasmPolicyEngine, type PolicyEngine } from './engine';
+import type { BundleFacts } from './bundle-load';
+import type { SerialFloor } from './bundle-manifest';
+import type { PolicySigningConfig } from '../config/types';
+import { type BundleVerificationOptions, verificationOptions } from './bundle-signature';
 import { readSources, type SourceFile } from './policy-sources';
 import { PolicyWatcher } from './policy-watcher';
 
@@ -33,6 +37,8 @@ export interface PolicyState {
 /** A policy put in force. */
 export interface LoadedPolicy {
   readonly revision: string;
+  /** A bundle file: its digest, serial and signature (bundle-load.ts). */
+  readonly bundle?: BundleFacts;
   readonly files: readonly SourceFile[];
   readonly previous: string | null;
   /** Calls to builtins that behave differently from OPA (docs/policy.md, Builtins). */
@@ -63,11 +69,19 @@ export interface PolicyStoreOptions {
   readonly debounceMs?: number;
   /** `policy.require_tests`, passed on to compilePolicy. */
   readonly requireTests?: boolean;
+  /** `policy.signing`: a bundle must be signed by this key (bundle-signature.ts). */
+  readonly signing?: PolicySigningConfig | null;
+  /** The highest bundle serial accepted before this store (from the trail); raised by each load. */
+  readonly floor?: SerialFloor | null;
 }
 
 /** The current policy, swappable. */
 export class PolicyStore {
   private engine: PolicyEngine | null = null;
+  /** The content address of the sources in force (what a look compares with). */
+  private source: string | null = null;
+  private floor: SerialFloor | null;
+  private readonly verification: BundleVerificationOptions | null;
   private files: readonly SourceFile[] = [];
   private warnings: readonly string[] = [];
   private watcher: PolicyWatcher | null = null;
@@ -80,7 +94,10 @@ export class PolicyStore {
   constructor(
     private readonly options: PolicyStoreOptions,
     private readonly events: PolicyStoreEvents = {},
-  ) {}
+  ) {
+    this.floor = options.floor ?? null;
+    this.verification = options.signing ? verificationOptions(options.signing) : null;
+  }
 
   /** The engine in force; throws if load() has not succeeded. */
   get current(): PolicyEngine {
@@ -96,22 +113,26 @@ export class PolicyStore {
   /** The revision in force against the revision on disk at the last look. */
   get state(): PolicyState {
     const inForce = this.engine?.revision ?? null;
-    return { inForce, onDisk: this.onDisk, drift: this.onDisk !== inForce, lastRejection: this.rejection };
+    return { inForce, onDisk: this.onDisk, drift: this.onDisk !== this.source, lastRejection: this.rejection };
   }
 
   /** Compiles and swaps in the policy. Rejects (leaving the old one) on failure. */
   async load(): Promise<string> {
-    const compiled = await compilePolicy(this.options);
+    const compiled = await compilePolicy({ ...this.options, signing: this.verification, floor: this.floor });
     const next = await WasmPolicyEngine.create(compiled, this.options.entrypoint);
     const previous = this.engine?.revision ?? null;
+    const previousSource = this.source;
     const recovers = this.rejection;
     this.engine = next;
+    this.source = compiled.source;
     this.files = compiled.files;
     this.warnings = compiled.warnings;
-    this.onDisk = next.revision;
+    this.onDisk = compiled.source;
     this.rejection = null;
-    if (previous !== next.revision || recovers)
-      this.events.onLoaded?.({ revision: next.revision, files: compiled.files, warnings: compiled.warnings, previous, recovers });
+    const b = compiled.bundle;
+    if (b?.serial != null) this.floor = { serial: b.serial, bundleSha256: b.sha256 };
+    if (previousSource !== compiled.source || recovers)
+      this.events.onLoaded?.({ revision: next.revision, files: compiled.files, warnings: compiled.warnings, previous, recovers, ...(b ? { bundle: b } : {}) });
     this.report();
     return next.revision;
   }
@@ -171,12 +192,12 @@ export class PolicyStore {
     }
     this.onDisk = revision;
     const inForce = this.engine?.revision ?? null;
-    if (revision === inForce) {
+    if (revision === this.source) {
       // Back to the policy in force (a broken change reverted): that ends the rejection.
       if (this.rejection) {
         const recovers = this.rejection;
         this.rejection = null;
-        this.events.onLoaded?.({ revision, files: this.files, warnings: this.warnings, previous: inForce, recovers });
+        this.events.onLoaded?.({ revision: inForce ?? revision, files: this.files, warnings: this.warnings, previous: inForce, recovers });
       }
       return this.report();
     }
