@@ -544,38 +544,41 @@ describe('the poll loop', () => {
 
   test('the server going down while polling: errors with the URL reach onError, the delay backs off within [min, max], the loop recovers', async () => {
     const server = await startServer();
-    const rec = recorder();
-    const svc = service(server.url, rec, { random: () => 0.999 });
-    await svc.initial();
-    let down = true;
-    server.override = (req, res) => {
-      if (!down) return false;
-      req.socket.destroy();
-      res.destroy();
-      return true;
-    };
-    // An onError that throws does not stop the loop.
-    rec.onErrorThrows = true;
-    svc.start();
-    await rec.waitPolls(4);
-    const failed = rec.polls.slice(0, 4);
-    expect(failed.every((p) => p.result === 'failed' && p.status === null)).toBe(true);
-    // Doubling from min (50 ms): caps 100 (= max) from the first failure on; always in [50, 100].
-    for (const p of failed) {
-      expect(p.nextDelayMs).toBeGreaterThanOrEqual(50);
-      expect(p.nextDelayMs).toBeLessThanOrEqual(100);
+    try {
+      const rec = recorder();
+      const svc = service(server.url, rec, { random: () => 0.999 });
+      await svc.initial();
+      let down = true;
+      server.override = (req, res) => {
+        if (!down) return false;
+        req.socket.destroy();
+        res.destroy();
+        return true;
+      };
+      // An onError that throws does not stop the loop.
+      rec.onErrorThrows = true;
+      svc.start();
+      await rec.waitPolls(4);
+      const failed = rec.polls.slice(0, 4);
+      expect(failed.every((p) => p.result === 'failed' && p.status === null)).toBe(true);
+      // Doubling from min (50 ms): caps 100 (= max) from the first failure on; always in [50, 100].
+      for (const p of failed) {
+        expect(p.nextDelayMs).toBeGreaterThanOrEqual(50);
+        expect(p.nextDelayMs).toBeLessThanOrEqual(100);
+      }
+      const original = rec.errors;
+      expect(original.length).toBeGreaterThanOrEqual(4);
+      expect(original[0].meta).toMatchObject({ during: 'poll', url: server.url });
+      expect(original[0].meta.retryInMs).toBe(failed[0].nextDelayMs);
+      expect(original[0].error.code).toBe('unreachable');
+      expect(original[0].error.message).toContain(server.url);
+      down = false;
+      const n = rec.polls.length;
+      await rec.waitPolls(n + 2);
+      expect(rec.polls.at(-1)!.result).toBe('not_modified');
+    } finally {
+      await server.close();
     }
-    const original = rec.errors;
-    expect(original.length).toBeGreaterThanOrEqual(4);
-    expect(original[0].meta).toMatchObject({ during: 'poll', url: server.url });
-    expect(original[0].meta.retryInMs).toBe(failed[0].nextDelayMs);
-    expect(original[0].error.code).toBe('unreachable');
-    expect(original[0].error.message).toContain(server.url);
-    down = false;
-    const n = rec.polls.length;
-    await rec.waitPolls(n + 2);
-    expect(rec.polls.at(-1)!.result).toBe('not_modified');
-    await server.close();
   });
 
   test('backoff: with a long max delay the delays after failures double from min', async () => {
