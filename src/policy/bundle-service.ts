@@ -2,7 +2,9 @@
  * A client of OPA's bundle service API: one origin of policy bytes (docs/policy-lifecycle.md,
  * Bundle service). It fetches, polls and persists; it never unpacks, verifies or compiles. The
  * policy store does that in `onBundle`, and only a bundle the store accepted (put in force) is
- * persisted and has its ETag adopted.
+ * persisted and has its ETag adopted. A refused bundle is remembered by ETag and digest: while
+ * the server keeps serving exactly it, it is not handed over (nor reported) again, and every poll
+ * still names the bundle in force in If-None-Match.
  *
  * The protocol, as OPA's downloader speaks it (open-policy-agent/opa download/download.go):
  * `GET url`, `If-None-Match: <ETag>` once a bundle is in force, `304` keeps it, `200` carries a

@@ -6,7 +6,7 @@
  * encodings, redirects, timeouts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -197,6 +197,10 @@ describe('fetching, ETags and persistence', () => {
     expect(files.bytes.equals(server.current.bytes)).toBe(true);
     expect(files.meta).toMatchObject({ etag: '"v1"', sha256: sha(server.current.bytes), size: server.current.bytes.length });
     expect(svc.etag).toBe('"v1"');
+    // Only the two files, readable by the gateway alone; no temporary file left behind.
+    expect(readdirSync(dir).sort()).toEqual(['bundle.json', 'bundle.tar.gz']);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(dir, 'bundle.tar.gz')).mode & 0o777).toBe(0o600);
   });
 
   test('polling sends If-None-Match with the ETag in force; the server answers 304 and nothing is handed over', async () => {
@@ -454,8 +458,16 @@ describe('fallback to the persisted bundle', () => {
         return true;
       };
       const rec = recorder();
-      expect((await service(server.url, rec, { persistDir: dir }).initial()).source).toBe('persisted');
+      const svc = service(server.url, rec, { persistDir: dir });
+      expect((await svc.initial()).source).toBe('persisted');
       expect(rec.errors[0].error).toMatchObject({ code: 'http_status', message: `${server.url} answered 500` });
+      // The server recovers: the polls name the persisted bundle's ETag, so an unchanged bundle is a 304.
+      server.override = null;
+      svc.start();
+      await rec.waitPolls(1);
+      expect(server.seen.at(-1)!.headers['if-none-match']).toBe('"v1"');
+      expect(rec.polls[0]).toMatchObject({ result: 'not_modified', status: 304 });
+      await svc.close();
 
       server.override = () => true; // never answers
       const slow = recorder();
