@@ -18,7 +18,8 @@ import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
 import { startAuditSinks, type AuditSinks } from './audit/sinks/audit-sinks';
 import { openAuditWriter, type JsonlAuditWriter } from './audit/writer';
-import type { GatewayConfig } from './config/types';
+import type { BundleServiceConfig, GatewayConfig } from './config/types';
+import { BundleService, displayUrl } from './policy/bundle-service';
 import { brokerContext } from './credential-injector/broker-context';
 import type { CredentialProvider } from './credential-injector/provider';
 import { revealSecret } from './secret';
@@ -112,6 +113,32 @@ function assertReloadable(running: GatewayConfig, next: GatewayConfig): void {
         { file: next.file, keyPath: String(key) },
         `${String(key)} cannot change without a restart (the running value stays)`,
       );
+}
+
+/** The bundle server's client, handing each new bundle to the store (which verifies, orders and compiles it). */
+function bundleServiceFor(c: BundleServiceConfig, policy: PolicyStore, metrics: Metrics, log: Logger): BundleService {
+  const url = displayUrl(c.url);
+  return new BundleService(
+    {
+      url: c.url,
+      minDelayS: c.minDelayS,
+      maxDelayS: c.maxDelayS,
+      token: c.token,
+      tls: c.tls,
+      persistDir: c.persistDir,
+      timeoutMs: c.timeoutMs,
+      maxBytes: c.maxBytes,
+    },
+    {
+      onBundle: async (bytes) => {
+        await policy.loadBundleBytes(bytes, url);
+      },
+      onError(err, meta) {
+        metrics.policyBundleErrors.inc({ code: err.code });
+        log.warn({ url: meta.url, code: err.code, during: meta.during, retry_in_ms: meta.retryInMs, err: err.message }, 'policy bundle server: no new bundle');
+      },
+    },
+  );
 }
 
 /** SHA-256 of the configuration file as read at start, so the trail shows which config ran. */
@@ -284,7 +311,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       policyEvents(false, () => policy),
     );
     closers.push(() => policy.close());
-    await policy.load();
+    // From a bundle server (policy.bundle), or from policy.path: either way the store puts it in force.
+    const service = config.policy.bundle ? bundleServiceFor(config.policy.bundle, policy, metrics, log) : null;
+    if (service) {
+      closers.push(() => service.close());
+      const first = await service.initial();
+      if (first.source === 'persisted')
+        log.warn(
+          { url: displayUrl(config.policy.bundle!.url), bundle_sha256: first.sha256 },
+          'the bundle server gave no usable bundle; enforcing the last one persisted',
+        );
+    } else await policy.load();
     // Shared by every runtime (a reload keeps the fingerprint key and the rotation records).
     const broker = brokerContext(log, (facts) => record({ type: 'credential_rotated', time: new Date().toISOString(), ...facts }));
 
@@ -457,6 +494,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     sinks = auditSinks;
     closers.push(() => auditSinks.close());
     policy.startWatching();
+    service?.start();
     runtime.startWatching();
 
     const sessions = new SessionTable();

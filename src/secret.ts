@@ -1,8 +1,9 @@
 /**
  * Secret values. A Secret cannot print itself: String(), JSON.stringify, util.inspect and pino
  * all see `[REDACTED]`. Only code holding `revealSecret` (the injector, the response masker,
- * the audit sinks that authenticate to their receivers, and the stdio launcher that puts a
- * route's secrets into its child's environment) can read the value. It sits at the bottom of the
+ * the audit sinks that authenticate to their receivers, the policy bundle client's token and
+ * HMAC verification key, and the stdio launcher that puts a route's secrets into its child's
+ * environment) can read the value. It sits at the bottom of the
  * layers (beside src/errors.ts) because config/ creates secrets and the injector reads them.
  */
 import { inspect } from 'node:util';

@@ -103,6 +103,8 @@ function policySource(
       throw new UsageError('--config names the policy and its entrypoint: give it alone, or --policy DIR [--entrypoint E]', command);
     // Only the policy is needed: the credentials' secrets may be absent here (CI, a laptop).
     const config = loadConfig(values.config, { secrets: 'skip' });
+    if (config.policy.bundle)
+      throw new UsageError(`${values.config} pulls its policy from a bundle server (policy.bundle): give the policy's sources with --policy DIR`, command);
     return { path: config.policy.path, entrypoint: config.policy.entrypoint, opa: config.policy.opa };
   }
   return { path: path.resolve(dir ?? 'policies'), entrypoint: values.entrypoint ?? 'portcullis/decision', opa: null };

@@ -70,9 +70,9 @@ function auditOf(ctx: ResolveContext, raw: RawConfig['audit']): GatewayConfig['a
   });
 }
 
-function policyOf(ctx: ResolveContext, raw: RawConfig['policy']): GatewayConfig['policy'] {
+function policyOf(ctx: ResolveContext, raw: RawConfig['policy'], auditPath: string): GatewayConfig['policy'] {
   return Object.freeze({
-    ...policyConfigOf(ctx, raw, ['policy']),
+    ...policyConfigOf(ctx, raw, ['policy'], auditPath),
     shadow: raw.shadow ? policyConfigOf(ctx, raw.shadow, ['policy', 'shadow']) : null,
   });
 }
@@ -130,7 +130,8 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
   const timeouts = Object.freeze({ connectMs: t.connect_ms, headersMs: t.headers_ms, idleMs: t.idle_ms, totalMs: t.total_ms });
   const tls = tlsOf(ctx, raw.tls);
   const identity = Object.freeze({ jwt: jwtOf(raw.identity.jwt), mtls: mtlsOf(ctx, raw.identity.mtls, tls) });
-  const policy = policyOf(ctx, raw.policy);
+  const audit = auditOf(ctx, raw.audit);
+  const policy = policyOf(ctx, raw.policy, audit.path);
   return Object.freeze({
     file,
     secretsLoaded: ctx.secretMode === 'load',
@@ -138,7 +139,7 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
     tls,
     admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']) }),
     policy,
-    audit: auditOf(ctx, raw.audit),
+    audit,
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),
     logLevel: raw.log.level,
     agents: resolveAgents(ctx, raw.agents),

@@ -599,7 +599,11 @@ const mtlsIdentity = {
 
 /** The keys of a policy: `policy` itself and a shadow policy (`policy.shadow`, `routes[].shadow_policy`). */
 const policyKeys = {
-  path: { type: 'string', minLength: 1, description: 'A directory of .rego files, or a bundle built by `opa build -t wasm`.' },
+  path: {
+    type: 'string',
+    minLength: 1,
+    description: 'A directory of .rego files, or a bundle built by `opa build -b` (Rego or -t wasm). Required unless bundle is set.',
+  },
   entrypoint: {
     type: 'string',
     pattern: '^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$',
@@ -616,6 +620,36 @@ const policyKeys = {
     description: 'With watch: how often the sources are hashed and compared with the policy in force, behind the file watches (docs/policy.md).',
   },
   opa: { type: 'string', minLength: 1, description: 'Path to the OPA CLI. Default $PORTCULLIS_OPA, then `opa` on PATH.' },
+  bundle: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['url'],
+    description:
+      "Instead of path: pull the policy bundle from a bundle server (OPA's bundle service API: ETag and If-None-Match, a 304 keeps the policy in force). The last bundle put in force is persisted and used when the server is down at start-up.",
+    properties: {
+      url: { ...httpUrl, description: 'The bundle to GET, e.g. https://bundles.example.com/bundles/portcullis.tar.gz (no redirects are followed).' },
+      min_delay_seconds: { type: 'number', minimum: 0.05, default: 60, description: 'Shortest wait between polls (a random wait in [min, max], as OPA).' },
+      max_delay_seconds: { type: 'number', minimum: 0.05, default: 120, description: 'Longest wait between polls.' },
+      token: { ...secretRef, description: 'A bearer token for the bundle server: {env: NAME} or {file: PATH}.' },
+      tls: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'TLS to the bundle server: a private CA, and a client certificate for mTLS. Files relative to this file.',
+        properties: {
+          ca: { type: 'string', minLength: 1, description: 'PEM CA bundle the server must chain to (instead of the system roots).' },
+          cert: { type: 'string', minLength: 1, description: 'PEM client certificate (with key).' },
+          key: { type: 'string', minLength: 1, description: 'PEM private key of cert.' },
+        },
+      },
+      persist_dir: {
+        type: 'string',
+        minLength: 1,
+        description: 'Where the last bundle put in force is kept. Default: <audit.path>.bundle beside the audit directory.',
+      },
+      timeout_ms: { type: 'integer', minimum: 100, default: 10000, description: 'Longest a poll may take, connect to end of body.' },
+      max_bytes: { type: 'integer', minimum: 1024, default: 67108864, description: 'Largest bundle accepted (bytes).' },
+    },
+  },
   signing: {
     type: 'object',
     additionalProperties: false,
@@ -681,7 +715,6 @@ export const CONFIG_SCHEMA = {
     policy: {
       type: 'object',
       additionalProperties: false,
-      required: ['path'],
       properties: {
         ...policyKeys,
         shadow: {

@@ -315,6 +315,20 @@ export interface PolicyConfig {
   readonly requireTests: boolean;
   /** signing: the bundle at path must be signed by this key; null: signatures are not checked. */
   readonly signing: PolicySigningConfig | null;
+  /** bundle: pulled from a bundle server instead of read from path (path is then its persisted copy); null: path. */
+  readonly bundle: BundleServiceConfig | null;
+}
+
+/** policy.bundle: a bundle server (OPA's bundle service API). */
+export interface BundleServiceConfig {
+  readonly url: URL;
+  readonly minDelayS: number;
+  readonly maxDelayS: number;
+  readonly token: Secret | null;
+  readonly tls: { readonly ca: Buffer | null; readonly cert: Buffer | null; readonly key: Buffer | null } | null;
+  readonly persistDir: string;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
 }
 
 /** policy.signing: the key a bundle's signature is verified with. */

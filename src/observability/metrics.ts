@@ -16,6 +16,8 @@ export interface Metrics {
   readonly auditHealthy: Gauge<never>;
   readonly auditFailures: Counter<never>;
   readonly policyReloads: Counter<'result'>;
+  /** Failed polls of the policy bundle server, by cause (bundle-service.ts codes). */
+  readonly policyBundleErrors: Counter<'code'>;
   /** Configuration reloads by result (loaded, rejected). */
   readonly configReloads: Counter<'result'>;
   /** 1 while the policy's files on disk are not the policy in force (docs/policy.md, drift). */
@@ -75,6 +77,12 @@ export function createMetrics(): Metrics {
       name: 'portcullis_policy_shadow_total',
       help: 'Calls judged by a shadow policy, by route and whether its allow agreed with the enforcing policy ("agree", "disagree").',
       labelNames: ['route', 'agreement'],
+      ...reg,
+    }),
+    policyBundleErrors: new Counter({
+      name: 'portcullis_policy_bundle_errors_total',
+      help: 'Failed polls of the policy bundle server, by cause (the policy in force stays).',
+      labelNames: ['code'],
       ...reg,
     }),
     configReloads: new Counter({

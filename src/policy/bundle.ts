@@ -151,7 +151,7 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       entrypoint: options.entrypoint,
       verify: options.signing ? bundleVerifier(options.signing) : null,
       floor: options.floor ?? null,
-      compileRego: (dir) => build({ ...options, path: dir }, sources.revision, true),
+      compileRego: (dir) => compileRegoBundleDirectory(options, dir),
     });
     return checkEntrypoint(
       { ...loaded.contents, revision: loaded.revision, source: sources.revision, bundle: loaded.facts, files: sources.files, warnings: [] },
@@ -174,6 +174,11 @@ export async function compilePolicy(options: CompileOptions): Promise<CompiledPo
       throw new PolicyBuildError(`policy in ${options.path} kept changing during ${BUILD_ATTEMPTS} builds; it is built again on the next change`);
     before = after;
   }
+}
+
+/** Compiles a directory holding a Rego bundle's members (bundle-load.ts) with `opa build -b`. */
+export function compileRegoBundleDirectory(options: Pick<CompileOptions, 'entrypoint' | 'opa'>, dir: string): Promise<BundleContents> {
+  return build({ entrypoint: options.entrypoint, opa: options.opa, path: dir }, 'bundle', true);
 }
 
 /** Runs `opa build` in the policy directory, with the revision in the manifest. */

@@ -6,12 +6,14 @@
  * reported. It keeps the revision on disk beside the revision in force, so a difference (drift)
  * and its cause are visible, and a return to a good policy after a rejection is reported too.
  */
-import { compilePolicy } from './bundle';
+import { createHash } from 'node:crypto';
+import { type CompiledPolicy, compilePolicy, compileRegoBundleDirectory } from './bundle';
+import { loadBundle } from './bundle-load';
 import { WasmPolicyEngine, type PolicyEngine } from './engine';
 import type { BundleFacts } from './bundle-load';
 import type { SerialFloor } from './bundle-manifest';
 import type { PolicySigningConfig } from '../config/types';
-import { type BundleVerificationOptions, verificationOptions } from './bundle-signature';
+import { type BundleVerificationOptions, bundleVerifier, verificationOptions } from './bundle-signature';
 import { readSources, type SourceFile } from './policy-sources';
 import { PolicyWatcher } from './policy-watcher';
 
@@ -119,7 +121,11 @@ export class PolicyStore {
   /** Compiles and swaps in the policy. Rejects (leaving the old one) on failure. */
   async load(): Promise<string> {
     const compiled = await compilePolicy({ ...this.options, signing: this.verification, floor: this.floor });
-    const next = await WasmPolicyEngine.create(compiled, this.options.entrypoint);
+    return this.put(compiled, await WasmPolicyEngine.create(compiled, this.options.entrypoint));
+  }
+
+  /** Swaps in a compiled policy and reports it. */
+  private put(compiled: CompiledPolicy, next: WasmPolicyEngine): string {
     const previous = this.engine?.revision ?? null;
     const previousSource = this.source;
     const recovers = this.rejection;
@@ -135,6 +141,29 @@ export class PolicyStore {
       this.events.onLoaded?.({ revision: next.revision, files: compiled.files, warnings: compiled.warnings, previous, recovers, ...(b ? { bundle: b } : {}) });
     this.report();
     return next.revision;
+  }
+
+  /**
+   * Puts a bundle's bytes in force (a bundle service's download, bundle-service.ts): unpacked,
+   * verified, ordered and compiled as a bundle file is (bundle-load.ts). Rejects, leaving the
+   * policy in force and reporting the refusal, when any step refuses it.
+   */
+  async loadBundleBytes(bytes: Buffer, source: string): Promise<string> {
+    const revision = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    try {
+      const loaded = await loadBundle(bytes, {
+        source,
+        entrypoint: this.options.entrypoint,
+        verify: this.verification ? bundleVerifier(this.verification) : null,
+        floor: this.floor,
+        compileRego: (dir) => compileRegoBundleDirectory(this.options, dir),
+      });
+      const compiled: CompiledPolicy = { ...loaded.contents, revision: loaded.revision, source: revision, bundle: loaded.facts, files: [], warnings: [] };
+      return await this.put(compiled, await WasmPolicyEngine.create(compiled, this.options.entrypoint));
+    } catch (err) {
+      if (this.rejection?.revision !== revision) this.reject(err as Error, revision);
+      throw err;
+    }
   }
 
   /** Starts watching the policy's files (and polling them). */

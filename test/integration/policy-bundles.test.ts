@@ -136,7 +136,7 @@ describe('a signed bundle file', () => {
       () => tampered(v2, '/portcullis/policy.rego', (b) => Buffer.from(b.toString().replace('/secret', '/secreT'))),
     ],
     ['digest_mismatch', 'a changed data.json', () => tampered(v2, '/data.json', () => Buffer.from('{"team": {"name": "intruder"}}'))],
-  ])('refused (%s): %s; the policy in force stays', async (reason, _what, file) => {
+  ])('G31: refused (%s): %s; the policy in force stays', async (reason, _what, file) => {
     const n = gw.audit().filter((r) => r.type === 'policy_rejected').length + 1;
     put(file(), gw.dir);
     expect(await rejected(n)).toMatchObject({ reason, in_force: 'v2' });
@@ -144,7 +144,7 @@ describe('a signed bundle file', () => {
     expect(await status('/up/secret/x')).toBe(403);
   });
 
-  test('refused: unsigned, and signed by another key', async () => {
+  test('G31: refused: unsigned, and signed by another key', async () => {
     for (const [reason, key] of [
       ['unsigned', null],
       ['bad_signature', other.priv],
@@ -156,7 +156,7 @@ describe('a signed bundle file', () => {
     }
   });
 
-  test('across a restart: the highest serial accepted comes from the trail, so an older bundle refuses the start', async () => {
+  test('G31: across a restart: the highest serial accepted comes from the trail, so an older bundle refuses the start', async () => {
     await gw.close();
     put(v1, gw.dir);
     const config = parseConfig(yaml(upstream.url), path.join(gw.dir, 'portcullis.yaml'));

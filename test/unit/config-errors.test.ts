@@ -189,7 +189,7 @@ const CASES: Case[] = [
     keyPath: 'policy.colour',
     line: 3,
     column: 3,
-    problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa, signing, require_tests, shadow\)$/,
+    problem: /^unknown key "colour" \(expected one of: path, entrypoint, watch, poll_ms, opa, bundle, signing, require_tests, shadow\)$/,
   },
   {
     name: 'renamed key',

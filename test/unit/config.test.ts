@@ -75,7 +75,7 @@ test('an unknown key is an error with its path and line', () => {
   const e = errorOf(VALID.replace('  entrypoint: portcullis/decision', '  entrypoint: portcullis/decision\n  colour: blue'));
   expect(e.keyPath).toBe('policy.colour');
   expect(e.message).toBe(
-    `${file}:6:3: policy.colour: unknown key "colour" (expected one of: path, entrypoint, watch, poll_ms, opa, signing, require_tests, shadow) [CONFIG_UNKNOWN_KEY]`,
+    `${file}:6:3: policy.colour: unknown key "colour" (expected one of: path, entrypoint, watch, poll_ms, opa, bundle, signing, require_tests, shadow) [CONFIG_UNKNOWN_KEY]`,
   );
 });
 
