@@ -10,9 +10,9 @@
  * segment's end by content (segments.ts): the newest may end in a zero-filled preallocated tail,
  * and bytes after the last newline are a write in progress, never a record.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
-import { listSegments } from './segments';
+import { contentLength, listSegments } from './segments';
 
 /** The floor a new bundle's serial is compared with. */
 export interface AcceptedSerial {
@@ -59,7 +59,7 @@ function fromLine(line: Buffer): AcceptedSerial | null {
 function newestInSegment(file: string): AcceptedSerial | null {
   const fd = openSync(file, 'r');
   try {
-    let pos = contentEnd(fd);
+    let pos = contentLength(fd);
     let rest: Buffer = Buffer.alloc(0); // from a line's start up to (not including) the next line's '\n'
     let seenEnd = false; // the bytes after the last '\n' are not a record
     while (pos > 0) {
@@ -91,19 +91,4 @@ function newestInSegment(file: string): AcceptedSerial | null {
   } finally {
     closeSync(fd);
   }
-}
-
-/** The file's length without its trailing NUL bytes (a preallocated segment's zero tail). */
-function contentEnd(fd: number): number {
-  let end = fstatSync(fd).size;
-  const probe = Buffer.allocUnsafe(64 * 1024);
-  while (end > 0) {
-    const len = Math.min(probe.length, end);
-    const n = readSync(fd, probe, 0, len, end - len);
-    let i = n;
-    while (i > 0 && probe[i - 1] === 0) i--;
-    if (i > 0) return end - len + i;
-    end -= len;
-  }
-  return 0;
 }

@@ -273,3 +273,18 @@ export function fullScan(dir: string, files: string[] = listSegments(dir)): Scan
   if (files.length === 0) segmentHash = createHash('sha256');
   return { seq, hash, frontier, segment, segmentBytes, segmentHash, segmentStartedAt, previous, lastCheckpointSeq, lastKeyId, tornBytes };
 }
+
+/** A segment file's length without its trailing NUL bytes (the preallocated zero tail), read from its end. */
+export function contentLength(fd: number): number {
+  let end = fstatSync(fd).size;
+  const probe = Buffer.allocUnsafe(64 * 1024);
+  while (end > 0) {
+    const len = Math.min(probe.length, end);
+    const n = readSync(fd, probe, 0, len, end - len);
+    let i = n;
+    while (i > 0 && probe[i - 1] === 0) i--;
+    if (i > 0) return end - len + i;
+    end -= len;
+  }
+  return 0;
+}

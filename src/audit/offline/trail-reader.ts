@@ -10,9 +10,9 @@
  * is skipped before it is decoded further or parsed, which is what makes a selective query over
  * a million records cheap. Needles are a prefilter only; callers re-check parsed records.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { listSegments } from '../segments';
+import { contentLength, listSegments } from '../segments';
 
 /** One complete line of a segment. */
 export interface TrailLine {
@@ -85,21 +85,6 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
       closeSync(fd);
     }
   }
-}
-
-/** The file's length without its trailing NUL bytes (a preallocated segment's zero tail). */
-function contentLength(fd: number): number {
-  let end = fstatSync(fd).size;
-  const probe = Buffer.allocUnsafe(64 * 1024);
-  while (end > 0) {
-    const len = Math.min(probe.length, end);
-    const n = readSync(fd, probe, 0, len, end - len);
-    let i = n;
-    while (i > 0 && probe[i - 1] === 0) i--;
-    if (i > 0) return end - len + i;
-    end -= len;
-  }
-  return 0;
 }
 
 function lineHasNeedle(text: string, start: number, end: number, needles: readonly string[], nextAt: number[]): boolean {
