@@ -106,6 +106,8 @@ function undeterminable(candidate: Candidate, omitted: readonly string[]): strin
 }
 
 const PROGRESS_EVERY = 2048;
+/** Distinct omission lists whose answer is kept (a trail has a handful; a bound all the same). */
+const VERDICT_CACHE_MAX = 4096;
 const PROGRESS_MS = 250;
 
 /** Replays the decision records of `target` that match `filter` with the candidate. */
@@ -121,6 +123,7 @@ export function runReplay(target: string, filter: Omit<AuditFilter, 'types'>, ca
     bytesTotal += statSync(f).size;
   }
   let lastProgress = started;
+  const verdicts = new Map<string, string | null>();
   const stats = runQuery(target, { ...filter, types: ['decision'] }, {}, ({ record, source }) => {
     totals.records++;
     if (onProgress && totals.records % PROGRESS_EVERY === 0) {
@@ -141,7 +144,13 @@ export function runReplay(target: string, filter: Omit<AuditFilter, 'types'>, ca
     const agent = typeof record.agent === 'string' ? record.agent : '-';
     const tool = typeof (record.mcp as { tool?: unknown } | undefined)?.tool === 'string' ? (record.mcp as { tool: string }).tool : '-';
     const { input, omitted } = rebuildInput(record);
-    const why = undeterminable(candidate, omitted);
+    // Records repeat a few omission lists: the answer for each is worked out once.
+    const key = omitted.join('\n');
+    let why = verdicts.get(key);
+    if (why === undefined) {
+      why = undeterminable(candidate, omitted);
+      if (verdicts.size < VERDICT_CACHE_MAX) verdicts.set(key, why);
+    }
     if (why !== null) {
       totals.undeterminable++;
       onItem({ outcome: 'undeterminable', decisionId: id, route, agent, tool, reasons: [why] });
