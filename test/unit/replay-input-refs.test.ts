@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { firstOverlap, formatInputPath, inputReadsOf, overlaps } from '../../src/policy/replay/input-refs';
+import { firstOverlap, formatInputPath, inputReadsOf, overlaps, projectInput } from '../../src/policy/replay/input-refs';
 import { OPA } from '../helpers/harness';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portcullis-refs-'));
@@ -78,4 +78,26 @@ test('omitted pointers are RFC 6901: ~1 is / and ~0 is ~; the first overlap is n
   expect(firstOverlap([['request', 'body']], ['/request/body/card'])).toEqual({ read: ['request', 'body'], omitted: '/request/body/card' });
   // A pointer that does not parse omits everything.
   expect(firstOverlap([['route']], ['no-slash'])).not.toBeNull();
+});
+
+test('the input projected on what is read keeps exactly those values, and the whole input when it is read whole', () => {
+  const input = {
+    route: 'up',
+    agent: { id: 'bot', method: 'api_key' },
+    request: { method: 'GET', path: '/x', headers: { a: '1' }, body: { items: [{ n: 1 }, { n: 2 }] } },
+    mcp: { tool: 'echo', arguments: null },
+    s: 'text',
+  };
+  expect(projectInput(input, [['agent', 'id'], ['request', 'method'], ['route']])).toEqual({ agent: { id: 'bot' }, request: { method: 'GET' }, route: 'up' });
+  expect(projectInput(input, [['request', 'body', 'items', '1'], ['mcp', 'arguments']])).toEqual({
+    request: { body: { items: [undefined, { n: 2 }] } },
+    mcp: { arguments: null },
+  });
+  // Absent paths stay absent; a path through a string stops at it.
+  expect(projectInput(input, [['nope', 'x'], ['request', 'nope'], ['s', 'x']])).toEqual({ request: {}, s: 'text' });
+  expect(projectInput(input, [[], ['route']])).toBe(input);
+  const proto = JSON.parse('{"__proto__": {"x": 1}}');
+  const out = projectInput(proto, [['__proto__', 'x']]);
+  expect(Object.hasOwn(out, '__proto__')).toBe(true);
+  expect(JSON.stringify(out)).toBe('{"__proto__":{"x":1}}');
 });
