@@ -104,8 +104,6 @@ undeterminable: reported with why, never counted as a flip.
       --fail-on LIST    exit 1 when any of these happened: newly-allowed, newly-denied,
                         undeterminable, any (comma-separated or repeated; default: none)
       --examples N      example decision ids per group (default 3)
-      --threads N       worker threads judging records, each with its own engine (default: one
-                        per CPU up to 4 for a trail over 16 MiB, else 1: this thread only)
 Exit code 0, or 1 when something --fail-on names happened; 2 usage, 4 the candidate does not compile.`,
 };
 
@@ -242,7 +240,6 @@ export async function cmdPolicyReplay(args: string[]): Promise<number> {
     format: { type: 'string' },
     'fail-on': { type: 'string', multiple: true },
     examples: { type: 'string' },
-    threads: { type: 'string' },
   });
   if (values.help) return help('policy replay');
   const command = 'policy replay';
@@ -256,8 +253,6 @@ export async function cmdPolicyReplay(args: string[]): Promise<number> {
   for (const f of failOn) if (!(FAIL_ON as readonly string[]).includes(f)) throw new UsageError(`--fail-on takes ${FAIL_ON.join(', ')}, not "${f}"`, command);
   const examples = values.examples ?? '3';
   if (!/^\d+$/.test(examples)) throw new UsageError(`--examples must be a whole number, not "${examples}"`, command);
-  const threadsOption = values.threads;
-  if (threadsOption !== undefined && !/^[1-9]\d*$/.test(threadsOption)) throw new UsageError(`--threads must be a positive whole number, not "${threadsOption}"`, command);
   let filter: ReturnType<typeof buildFilter>;
   try {
     filter = buildFilter(values, Date.now());
@@ -268,13 +263,12 @@ export async function cmdPolicyReplay(args: string[]): Promise<number> {
   if (!existsSync(trail)) throw new UsageError(`cannot open the trail ${values.trail}: ENOENT`, command);
   const src = policySource(command, values, []);
   const { loadCandidate } = await import('../policy/replay/candidate');
-  const { runReplayParallel, defaultThreads } = await import('../policy/replay/replay');
+  const { runReplay } = await import('../policy/replay/replay');
   const { buildReport, reportText, ReplayGroups } = await import('../policy/replay/report');
   const candidate = await loadCandidate(src);
   const groups = new ReplayGroups(Number(examples));
   const tty = process.stderr.isTTY === true;
-  const result = await runReplayParallel(trail, filter, candidate, {
-    threads: threadsOption !== undefined ? Number(threadsOption) : defaultThreads(trail),
+  const result = runReplay(trail, filter, candidate, {
     onItem: (item) => groups.add(item),
     ...(tty
       ? {

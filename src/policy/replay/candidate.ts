@@ -18,7 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PolicyBuildError } from '../../errors';
-import { type CompiledPolicy, compilePolicy, opaBinary, untar } from '../bundle';
+import { compilePolicy, opaBinary, untar } from '../bundle';
 import { WasmPolicyEngine, type PolicyEngine } from '../engine';
 import { inputReadsOf, NONDETERMINISTIC_BUILTINS, type InputReads } from './input-refs';
 
@@ -36,9 +36,6 @@ export interface CandidateSource {
 /** A loaded candidate. */
 export interface Candidate {
   readonly engine: PolicyEngine;
-  /** What it was compiled to, and its entrypoint: what a worker thread instantiates its own engine from. */
-  readonly compiled: CompiledPolicy;
-  readonly entrypoint: string;
   readonly revision: string;
   /** What it reads; null when its sources are not known (a Wasm bundle). */
   readonly reads: InputReads | null;
@@ -59,14 +56,14 @@ export async function loadCandidate(source: CandidateSource): Promise<Candidate>
   if (info.isDirectory()) {
     const files = compiled.files.filter((f) => f.path.endsWith('.rego')).map((f) => path.join(source.path, f.path));
     const reads = inputReadsOf(await Promise.all(files.map((f) => parseModule(opa, f))));
-    return { engine, compiled, entrypoint: source.entrypoint, revision: compiled.revision, reads, nondeterministic: reads.nondeterministic, sources: 'rego' };
+    return { engine, revision: compiled.revision, reads, nondeterministic: reads.nondeterministic, sources: 'rego' };
   }
   const members = untar(gunzipSync(await readFile(source.path)));
   const wasm = members.get('/policy.wasm');
   if (wasm) {
     const text = wasm.toString('latin1');
     const nondeterministic = NONDETERMINISTIC_BUILTINS.filter((name) => text.includes(name));
-    return { engine, compiled, entrypoint: source.entrypoint, revision: compiled.revision, reads: null, nondeterministic, sources: 'wasm' };
+    return { engine, revision: compiled.revision, reads: null, nondeterministic, sources: 'wasm' };
   }
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'portcullis-replay-'));
   try {
@@ -79,7 +76,7 @@ export async function loadCandidate(source: CandidateSource): Promise<Candidate>
       }),
     );
     const reads = inputReadsOf(parsed);
-    return { engine, compiled, entrypoint: source.entrypoint, revision: compiled.revision, reads, nondeterministic: reads.nondeterministic, sources: 'rego' };
+    return { engine, revision: compiled.revision, reads, nondeterministic: reads.nondeterministic, sources: 'rego' };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

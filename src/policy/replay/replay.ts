@@ -7,12 +7,9 @@
  * Reads the files only (the trail reader's prefilter and `audit query`'s filters); never the
  * request path.
  */
-import { existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { type AuditFilter, type AuditRecord, compileFilter, runQuery } from '../../audit/offline/query';
-import { readTrail, trailFiles } from '../../audit/offline/trail-reader';
+import { statSync } from 'node:fs';
+import { type AuditFilter, type AuditRecord, runQuery } from '../../audit/offline/query';
+import { trailFiles } from '../../audit/offline/trail-reader';
 import type { PolicyInput } from '../engine';
 import type { Candidate } from './candidate';
 import { firstOverlap, formatInputPath, projectInput } from './input-refs';
@@ -124,8 +121,7 @@ export class RecordJudge {
 
   constructor(
     private readonly candidate: Pick<Candidate, 'engine' | 'reads' | 'nondeterministic'>,
-    /** Where it counts (a worker swaps in fresh counters per batch). */
-    public totals: ReplayTotals,
+    readonly totals: ReplayTotals,
   ) {}
 
   /** Judges a decision record that matched the filter. */
@@ -201,148 +197,4 @@ export function runReplay(target: string, filter: Omit<AuditFilter, 'types'>, ca
   });
   onProgress?.({ records: totals.records, bytesDone: bytesTotal, bytesTotal, elapsedMs: Date.now() - started });
   return { totals, unreadable: stats.unreadable };
-}
-
-/** Lines sent to a worker at once. */
-const BATCH_LINES = 1024;
-/** Batches a worker may hold before the reader waits. */
-const IN_FLIGHT_PER_WORKER = 4;
-
-/** What the main thread sends a worker first. */
-export interface WorkerSetup {
-  readonly wasm: Uint8Array;
-  readonly data: unknown;
-  readonly revision: string;
-  readonly entrypoint: string;
-  readonly reads: Candidate['reads'];
-  readonly nondeterministic: readonly string[];
-  readonly filter: AuditFilter;
-}
-
-/** A worker's answer to one batch of lines. */
-export interface WorkerReply {
-  readonly seq: number;
-  readonly totals: ReplayTotals;
-  readonly items: readonly ReplayItem[];
-  readonly unreadable: number;
-}
-
-/** Trails smaller than this are replayed in one thread: starting workers would cost more than they save. */
-const PARALLEL_FROM_BYTES = 16 * 1024 * 1024;
-
-/** Threads for a trail: one per CPU, at most 4, when it is large enough to pay for them; else 1. */
-export function defaultThreads(target: string): number {
-  return trailOffsets(target).bytesTotal < PARALLEL_FROM_BYTES ? 1 : Math.min(4, availableParallelism());
-}
-
-/** The worker thread's script (replay-worker.js beside this file), or null when not built (ts-jest). */
-export function workerScript(): string | null {
-  const file = path.join(__dirname, 'replay-worker.js');
-  return existsSync(file) ? file : null;
-}
-
-/**
- * Replays with `threads` worker threads, each with its own engine: this thread reads the trail
- * and applies the raw-line prefilter, the workers parse, filter and judge. Items are reported in
- * trail order (batches are taken back in the order they were sent), so the examples are those
- * the one-thread replay gives. Falls back to runReplay when the worker script is not built.
- */
-export async function runReplayParallel(
-  target: string,
-  filter: Omit<AuditFilter, 'types'>,
-  candidate: Candidate,
-  options: ReplayOptions & { readonly threads: number },
-): Promise<ReplayResult> {
-  const script = workerScript();
-  if (script === null || options.threads <= 1) return runReplay(target, filter, candidate, options);
-  const full: AuditFilter = { ...filter, types: ['decision'] };
-  const setup: WorkerSetup = {
-    wasm: new Uint8Array(candidate.compiled.wasm),
-    data: candidate.compiled.data,
-    revision: candidate.revision,
-    entrypoint: candidate.entrypoint,
-    reads: candidate.reads,
-    nondeterministic: candidate.nondeterministic,
-    filter: full,
-  };
-  const workers = Array.from({ length: options.threads }, () => new Worker(script, { workerData: setup }));
-  const totals = zeroTotals();
-  let unreadable = 0;
-  const { onItem, onProgress } = options;
-  const started = Date.now();
-  const { startOf, bytesTotal } = trailOffsets(target);
-  let lastProgress = started;
-  // Replies kept until every batch before them is in: items go out in trail order.
-  const early = new Map<number, WorkerReply>();
-  let nextToEmit = 0;
-  let sent = 0;
-  const inFlight = workers.map(() => 0);
-  let wake: (() => void) | null = null;
-  let failure: Error | null = null;
-  const take = (reply: WorkerReply) => {
-    early.set(reply.seq, reply);
-    for (let r = early.get(nextToEmit); r !== undefined; r = early.get(nextToEmit)) {
-      early.delete(nextToEmit++);
-      for (const k of Object.keys(totals) as (keyof ReplayTotals)[]) totals[k] += r.totals[k];
-      unreadable += r.unreadable;
-      for (const item of r.items) onItem(item);
-    }
-  };
-  workers.forEach((w, i) => {
-    w.on('message', (reply: WorkerReply) => {
-      inFlight[i]--;
-      take(reply);
-      wake?.();
-    });
-    w.on('error', (err) => {
-      failure = err;
-      wake?.();
-    });
-  });
-  const waitForRoom = async (): Promise<number> => {
-    for (;;) {
-      if (failure) throw failure;
-      let best = 0;
-      for (let i = 1; i < workers.length; i++) if (inFlight[i] < inFlight[best]) best = i;
-      if (inFlight[best] < IN_FLIGHT_PER_WORKER) return best;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = null;
-    }
-  };
-  try {
-    let batch: string[] = [];
-    const send = async () => {
-      const i = await waitForRoom();
-      inFlight[i]++;
-      workers[i].postMessage({ seq: sent++, lines: batch });
-      batch = [];
-    };
-    for (const line of readTrail(target, { anyOf: compileFilter(full).needles })) {
-      batch.push(line.text);
-      if (batch.length === BATCH_LINES) {
-        await send();
-        if (onProgress) {
-          const now = Date.now();
-          if (now - lastProgress >= PROGRESS_MS) {
-            lastProgress = now;
-            onProgress({ records: totals.records, bytesDone: (startOf.get(line.file) ?? 0) + line.read, bytesTotal, elapsedMs: now - started });
-          }
-        }
-      }
-    }
-    if (batch.length) await send();
-    while (nextToEmit < sent) {
-      if (failure) throw failure;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-      wake = null;
-    }
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-  onProgress?.({ records: totals.records, bytesDone: bytesTotal, bytesTotal, elapsedMs: Date.now() - started });
-  return { totals, unreadable };
 }
