@@ -89,12 +89,23 @@ test('the input projected on what is read keeps exactly those values, and the wh
     s: 'text',
   };
   expect(projectInput(input, [['agent', 'id'], ['request', 'method'], ['route']])).toEqual({ agent: { id: 'bot' }, request: { method: 'GET' }, route: 'up' });
-  expect(projectInput(input, [['request', 'body', 'items', '1'], ['mcp', 'arguments']])).toEqual({
+  expect(
+    projectInput(input, [
+      ['request', 'body', 'items', '1'],
+      ['mcp', 'arguments'],
+    ]),
+  ).toEqual({
     request: { body: { items: [undefined, { n: 2 }] } },
     mcp: { arguments: null },
   });
   // Absent paths stay absent; a path through a string stops at it.
-  expect(projectInput(input, [['nope', 'x'], ['request', 'nope'], ['s', 'x']])).toEqual({ request: {}, s: 'text' });
+  expect(
+    projectInput(input, [
+      ['nope', 'x'],
+      ['request', 'nope'],
+      ['s', 'x'],
+    ]),
+  ).toEqual({ request: {}, s: 'text' });
   expect(projectInput(input, [[], ['route']])).toBe(input);
   const proto = JSON.parse('{"__proto__": {"x": 1}}');
   const out = projectInput(proto, [['__proto__', 'x']]);
