@@ -142,6 +142,7 @@ beforeAll(async () => {
       `  - { name: up, prefix: /up/, upstream: "${upstream.url}/" }`,
       `  - { name: kept, prefix: /kept/, upstream: "${upstream.url}/", audit_body: true }`,
       `  - { name: tools, kind: mcp, prefix: /mcp/tools/, upstream: "${upstream.url}/mcp" }`,
+      `  - { name: dry, prefix: /dry/, upstream: "${upstream.url}/", mode: dry_run }`,
     ].join('\n'),
     policies: { 'p.rego': ENFORCING },
   });
@@ -179,6 +180,7 @@ beforeAll(async () => {
   expect(await rest('keptCard', BOT, 'POST', '/kept/items', { note: 'hello', card: '4111' })).toBe(200);
   expect(await rest('keptBig', BOT, 'POST', '/kept/items', { note: 'big' })).toBe(200);
   expect(await rest('unknown', 'not-a-key', 'GET', '/up/items')).toBe(401);
+  expect(await rest('dry', BOT, 'GET', '/dry/x')).toBe(200); // denied by the policy, forwarded: dry run
   await mcp('echo', BOT, 'tools/call', { name: 'echo', arguments: { message: 'hi', secret: 's3' } });
   await mcp('getEnv', BOT, 'tools/call', { name: 'get-env', arguments: {} });
   await mcp('list', BOT, 'tools/list');
@@ -194,13 +196,14 @@ beforeAll(async () => {
   expect(byId('echo').mcp.arguments).toEqual({ message: 'hi', secret: '[masked]' });
   expect(byId('getEnv').code).toBe('PC_POLICY_DENIED');
   expect(byId('unknown').input).toBeUndefined();
+  expect(byId('dry')).toMatchObject({ decision: 'deny', code: 'PC_POLICY_DENIED', enforced: false });
 }, 60_000);
 
 afterAll(async () => {
   await upstream?.close();
 });
 
-const ALL_JUDGED = ['get', 'post', 'delete', 'admin', 'reports', 'keptCard', 'keptBig', 'echo', 'getEnv', 'list', 'lookup'];
+const ALL_JUDGED = ['get', 'post', 'delete', 'admin', 'reports', 'keptCard', 'keptBig', 'dry', 'echo', 'getEnv', 'list', 'lookup'];
 
 test('self-replay: the enforcing policy on its own trail changes nothing and can decide every record', async () => {
   const r = await report(gw.policyDir);
@@ -247,6 +250,32 @@ test('a loosened candidate reports the newly allowed with their recorded reasons
   expect(r.failed).toBe(true);
   expect((await report(dir, '--fail-on', 'any')).code).toBe(1);
   expect((await report(dir)).code).toBe(0);
+});
+
+test('a dry-run record keeps the policy verdict: a candidate that allows the call flips it to newly allowed', async () => {
+  const r = await report(candidate('open', 'package portcullis\n\ndecision := {"allow": true, "reasons": ["open"]}\n'));
+  expect(idsOf(r.newly_allowed)).toEqual([ids.delete, ids.admin, ids.dry, ids.getEnv].sort());
+  expect(r.candidate.reads).toEqual([]);
+  expect(r.totals).toMatchObject({ undeterminable: 0, newly_denied: 0 });
+});
+
+test('progress goes to stderr when it is a terminal, and never into the JSON on stdout', async () => {
+  const had = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
+  Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
+  let err = '';
+  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err += chunk.toString();
+    return true;
+  });
+  try {
+    const r = await replay(['--policy', gw.policyDir, '--trail', trail, '--format', 'json']);
+    expect(JSON.parse(r.stdout).totals.records).toBe(ALL_JUDGED.length + 1);
+    expect(err).toMatch(/replayed \d+ records \(\d+\/s\), [\d.]+\/[\d.]+ MiB/);
+  } finally {
+    spy.mockRestore();
+    if (had) Object.defineProperty(process.stderr, 'isTTY', had);
+    else delete (process.stderr as { isTTY?: boolean }).isTTY;
+  }
 });
 
 test('a candidate reading the body: undeterminable where it was not recorded, decided on the audit_body route', async () => {
