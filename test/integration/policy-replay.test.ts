@@ -205,7 +205,7 @@ afterAll(async () => {
 
 const ALL_JUDGED = ['get', 'post', 'delete', 'admin', 'reports', 'keptCard', 'keptBig', 'dry', 'echo', 'getEnv', 'list', 'lookup'];
 
-test('self-replay: the enforcing policy on its own trail changes nothing and can decide every record', async () => {
+test('G30: self-replay: the enforcing policy on its own trail changes nothing and can decide every record', async () => {
   const r = await report(gw.policyDir);
   expect(r.totals).toEqual({
     records: ALL_JUDGED.length + 1,
@@ -278,7 +278,7 @@ test('progress goes to stderr when it is a terminal, and never into the JSON on 
   }
 });
 
-test('a candidate reading the body: undeterminable where it was not recorded, decided on the audit_body route', async () => {
+test('G30: a candidate reading the body: undeterminable where it was not recorded, decided on the audit_body route', async () => {
   const dir = candidate('body', tightened('input.request.body.note == "big"', 'candidate: no big notes'));
   const r = await report(dir, '--fail-on', 'undeterminable');
   // The REST POST on `up` (body not kept) and every MCP call (the JSON-RPC message is never kept).
@@ -295,7 +295,7 @@ test('a candidate reading the body: undeterminable where it was not recorded, de
   expect(card.totals).toMatchObject({ records: 2, undeterminable: 1, unchanged: 1 });
 });
 
-test('a candidate reading a masked MCP argument is undeterminable on that call; an unmasked argument is decided', async () => {
+test('G30: a candidate reading a masked MCP argument is undeterminable on that call; an unmasked argument is decided', async () => {
   const masked = await report(candidate('secret', tightened('input.mcp.arguments.secret == "s3"', 'candidate: no s3')));
   expect(idsOf(masked.undeterminable)).toEqual([ids.echo]);
   expect(masked.undeterminable[0].reasons).toEqual(['the candidate reads input.mcp.arguments.secret; the record omits /mcp/arguments/secret']);
@@ -308,7 +308,7 @@ test('a candidate reading a masked MCP argument is undeterminable on that call; 
   expect(nulls.newly_denied.flatMap((g) => g.examples)).toEqual([ids.list]);
 });
 
-test('time.now_ns makes every judged record undeterminable, with that reason', async () => {
+test('G30: time.now_ns makes every judged record undeterminable, with that reason', async () => {
   const r = await report(candidate('time', tightened('time.now_ns() < 0', 'candidate: never')));
   expect(r.totals).toMatchObject({ judged: ALL_JUDGED.length, undeterminable: ALL_JUDGED.length, unchanged: 0 });
   expect(r.candidate.nondeterministic).toEqual(['time.now_ns']);
@@ -381,7 +381,7 @@ test('the built CLI: text by default, JSON with the documented fields, exit code
   expect((await run(['-t', trail, '-p', loose, '--bogus'])).code).toBe(2);
 });
 
-test('a Wasm bundle: its sources are not known, so every record that omits something is undeterminable', async () => {
+test('G30: a Wasm bundle: its sources are not known, so every record that omits something is undeterminable', async () => {
   const bundle = path.join(work, 'enforcing.tar.gz');
   await new Promise<void>((resolve, reject) =>
     execFile(OPA, ['build', '-t', 'wasm', '-e', 'portcullis/decision', '-o', bundle, '.'], { cwd: gw.policyDir }, (err) => (err ? reject(err) : resolve())),
