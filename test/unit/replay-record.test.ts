@@ -40,3 +40,7 @@ test('a REST record is its input as recorded; no input_omitted is an empty list'
   const input = { route: 'up', request: { method: 'GET', path: '/x' } };
   expect(rebuildInput({ input })).toEqual({ input, omitted: [] });
 });
+
+test('an input_omitted entry that is not a string omits the whole input', () => {
+  expect(rebuildInput({ input: { route: 'up' }, input_omitted: [7, '/request/body'] }).omitted).toEqual(['', '/request/body']);
+});

@@ -86,7 +86,8 @@ export function recordedVerdict(record: AuditRecord): 'allow' | 'deny' {
  */
 export function rebuildInput(record: AuditRecord): { input: PolicyInput; omitted: readonly string[] } {
   const input = record.input as Record<string, unknown>;
-  const omitted = Array.isArray(record.input_omitted) ? (record.input_omitted as string[]) : [];
+  // A pointer that is not a string is taken as the whole input ('' in RFC 6901): never trusted as nothing.
+  const omitted = Array.isArray(record.input_omitted) ? (record.input_omitted as unknown[]).map((p) => (typeof p === 'string' ? p : '')) : [];
   const mcp = input.mcp;
   if (mcp !== null && typeof mcp === 'object' && !Array.isArray(mcp)) {
     const view = record.mcp as { arguments?: unknown } | undefined;
