@@ -86,7 +86,8 @@ type FilterValues = {
   type?: string[];
 };
 
-function buildFilter(v: FilterValues, now: number): AuditFilter {
+/** The filter the options give (shared by `audit query`, `audit export` and `policy replay`). */
+export function buildFilter(v: FilterValues, now: number): AuditFilter {
   if (v.decision !== undefined && v.decision !== 'allow' && v.decision !== 'deny')
     throw new QueryOptionError(`--decision must be allow or deny, not "${v.decision}"`);
   const since = v.since !== undefined ? parseTimeBound(v.since, now) : undefined;

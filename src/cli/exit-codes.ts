@@ -2,7 +2,7 @@
 export const EXIT = {
   /** Success; for `policy eval`, the call is allowed; for `policy test`, all tests passed. */
   OK: 0,
-  /** `policy eval`: denied. `policy test`: a test failed. `audit verify`: a problem found. */
+  /** `policy eval`: denied. `policy test`: a test failed. `policy replay`: something `--fail-on` names happened. `audit verify`: a problem found. */
   DENIED_OR_FAILED: 1,
   /** Usage error: unknown command or option, missing argument. */
   USAGE: 2,

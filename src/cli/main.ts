@@ -11,7 +11,8 @@ import { loadConfig } from '../config/load';
 import type { GatewayConfig } from '../config/types';
 import { ConfigError, PolicyBuildError } from '../errors';
 import { compilePolicy, opaBinary } from '../policy/bundle';
-import { cmdAuditExport, cmdAuditQuery } from './audit-commands';
+import { FAIL_ON, type FailOn } from '../policy/replay/report';
+import { buildFilter, cmdAuditExport, cmdAuditQuery } from './audit-commands';
 import { EXIT } from './exit-codes';
 import { COMMANDS, parseCommand, unknownCommand, UsageError } from './parse-command';
 
@@ -25,6 +26,7 @@ Commands:
   policy build          compile a policy directory to a Wasm bundle
   policy test           run the policy's Rego tests (opa test)
   policy eval           print the decision the gateway would make for an input
+  policy replay         judge a candidate policy on an audit trail's recorded decisions
   audit verify          check an audit trail offline: chain, segments, signed checkpoints
   audit keygen          make a checkpoint signing key
   audit query           select audit records (time, agent, route, decision...) as JSONL, table or CSV
@@ -81,6 +83,30 @@ Exit code 0 when allowed, 1 when denied.
   -p, --policy DIR      policy directory or bundle (default: ./policies; also as the argument DIR)
   -e, --entrypoint E    entrypoint rule (default: portcullis/decision)
   -c, --config FILE     take policy.path and policy.entrypoint from this config`,
+  'policy replay': `Usage: portcullis policy replay --trail AUDITDIR [--policy DIR|BUNDLE [--entrypoint E] | --config FILE]
+       [--since T] [--until T] [--agent A] [--route R] [--tool T] [--format text|json]
+       [--fail-on newly-allowed,newly-denied,undeterminable,any] [--examples N]
+
+Compiles the candidate policy exactly as the gateway does and decides again every recorded
+decision of the trail that reached a policy (it carries its input), then reports what would
+change: calls newly denied, calls newly allowed, grouped by route, agent, tool and reason.
+A record the candidate might decide on something that was not recorded (a REST body without
+audit_body, a masked MCP argument) or with a non-deterministic builtin (time.now_ns...) is
+undeterminable: reported with why, never counted as a flip.
+  -t, --trail AUDITDIR  the audit trail (a directory of segments, or one segment); required
+  -p, --policy DIR      the candidate: a policy directory or bundle (default: ./policies)
+  -e, --entrypoint E    entrypoint rule (default: portcullis/decision)
+  -c, --config FILE     take policy.path and policy.entrypoint from this config
+      --since TIME      from this time, inclusive: ISO 8601 or a span before now (30m, 24h, 7d)
+      --until TIME      up to this time, exclusive (same forms)
+      --agent ID        the agent's id (repeatable)
+      --route NAME      the route's name (repeatable)
+      --tool NAME       the MCP tool (repeatable)
+      --format F        text (default) or json
+      --fail-on LIST    exit 1 when any of these happened: newly-allowed, newly-denied,
+                        undeterminable, any (comma-separated or repeated; default: none)
+      --examples N      example decision ids per group (default 3)
+Exit code 0, or 1 when something --fail-on names happened; 2 usage, 4 the candidate does not compile.`,
 };
 
 function out(text: string): void {
@@ -215,6 +241,65 @@ async function cmdPolicyEval(args: string[]): Promise<number> {
   return decision.allow ? EXIT.OK : EXIT.DENIED_OR_FAILED;
 }
 
+/** `portcullis policy replay` (src/policy/replay/). */
+export async function cmdPolicyReplay(args: string[]): Promise<number> {
+  const { values } = parseCommand('policy replay', args, {
+    ...policyOptions,
+    trail: { type: 'string', short: 't' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    agent: { type: 'string', multiple: true },
+    route: { type: 'string', multiple: true },
+    tool: { type: 'string', multiple: true },
+    format: { type: 'string' },
+    'fail-on': { type: 'string', multiple: true },
+    examples: { type: 'string' },
+  });
+  if (values.help) return help('policy replay');
+  const command = 'policy replay';
+  if (!values.trail) throw new UsageError('policy replay needs --trail AUDITDIR', command);
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new UsageError(`--format must be text or json, not "${format}"`, command);
+  const failOn = (values['fail-on'] ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const f of failOn) if (!(FAIL_ON as readonly string[]).includes(f)) throw new UsageError(`--fail-on takes ${FAIL_ON.join(', ')}, not "${f}"`, command);
+  const examples = values.examples ?? '3';
+  if (!/^\d+$/.test(examples)) throw new UsageError(`--examples must be a whole number, not "${examples}"`, command);
+  let filter: ReturnType<typeof buildFilter>;
+  try {
+    filter = buildFilter(values, Date.now());
+  } catch (err) {
+    throw new UsageError((err as Error).message, command);
+  }
+  const trail = path.resolve(values.trail);
+  if (!existsSync(trail)) throw new UsageError(`cannot open the trail ${values.trail}: ENOENT`, command);
+  const src = policySource(command, values, []);
+  const { loadCandidate } = await import('../policy/replay/candidate');
+  const { runReplay } = await import('../policy/replay/replay');
+  const { buildReport, reportText, ReplayGroups } = await import('../policy/replay/report');
+  const candidate = await loadCandidate(src);
+  const groups = new ReplayGroups(Number(examples));
+  const tty = process.stderr.isTTY === true;
+  const result = runReplay(trail, filter, candidate, {
+    onItem: (item) => groups.add(item),
+    ...(tty
+      ? {
+          onProgress: (p) => {
+            const rate = p.elapsedMs > 0 ? Math.round((p.records * 1000) / p.elapsedMs) : 0;
+            const mib = (b: number) => (b / 1048576).toFixed(1);
+            process.stderr.write(`\r\x1b[Kreplayed ${p.records} records (${rate}/s), ${mib(p.bytesDone)}/${mib(p.bytesTotal)} MiB`);
+          },
+        }
+      : {}),
+  });
+  if (tty) process.stderr.write('\r\x1b[K');
+  const report = buildReport({ candidatePath: src.path, entrypoint: src.entrypoint, candidate, trail, result, groups, failOn: failOn as FailOn[] });
+  process.stdout.write(format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : reportText(report));
+  return report.failed ? EXIT.DENIED_OR_FAILED : EXIT.OK;
+}
+
 function cmdAuditVerify(args: string[]): number {
   const { values, positionals } = parseCommand(
     'audit verify',
@@ -288,6 +373,7 @@ export async function main(argv: string[]): Promise<number> {
       if (sub === 'build') return await cmdPolicyBuild(rest);
       if (sub === 'test') return await cmdPolicyTest(rest);
       if (sub === 'eval') return await cmdPolicyEval(rest);
+      if (sub === 'replay') return await cmdPolicyReplay(rest);
     }
     if (cmd === 'audit') {
       if (sub === 'verify') return cmdAuditVerify(rest);

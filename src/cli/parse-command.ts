@@ -20,7 +20,7 @@ export class UsageError extends Error {
 /** The commands, each with its subcommands (none for `start`). */
 export const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   start: [],
-  policy: ['build', 'test', 'eval'],
+  policy: ['build', 'test', 'eval', 'replay'],
   audit: ['verify', 'keygen', 'query', 'export'],
 };
 

@@ -22,6 +22,8 @@ export interface TrailLine {
   readonly line: number;
   /** The line's text, without its `\n`. */
   readonly text: string;
+  /** Bytes of the file read so far (to the end of the chunk holding this line): for progress. */
+  readonly read: number;
 }
 
 /** Options of readTrail. */
@@ -49,6 +51,7 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
       let filled = 0; // bytes in buf not yet consumed
       let lineNo = 0;
       let left = contentLength(fd);
+      let read = 0;
       for (;;) {
         if (filled === buf.length) {
           // One line longer than the buffer: grow it.
@@ -60,6 +63,7 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
         if (n === 0) break; // whatever is left has no `\n`: incomplete, not returned
         filled += n;
         left -= n;
+        read += n;
         const lastNl = buf.lastIndexOf(0x0a, filled - 1);
         if (lastNl === -1) continue;
         // Decode only whole lines: a multi-byte character never straddles a `\n`.
@@ -73,7 +77,7 @@ export function* readTrail(target: string, options: ReadTrailOptions = {}): Gene
           const end = nl === -1 ? text.length : nl;
           lineNo++;
           if (nextAt === null || lineHasNeedle(text, start, end, needles!, nextAt)) {
-            yield { file, line: lineNo, text: text.slice(start, end) };
+            yield { file, line: lineNo, text: text.slice(start, end), read };
           }
           if (nl === -1) break;
           start = nl + 1;
