@@ -31,6 +31,7 @@ Commands:
   audit keygen          make a checkpoint signing key
   audit query           select audit records (time, agent, route, decision...) as JSONL, table or CSV
   audit export          export decisions for a SIEM: OCSF, ECS or CSV
+  audit serve           the auditor's view of a trail in a browser: verdict, timeline, denies, credentials
 
 Run 'portcullis <command> --help' for a command's options.
 Exit codes: 0 ok/allowed/verified, 1 denied/tests failed/tampered, 2 usage/unverifiable, 3 config error, 4 policy error, 5 runtime failure.`,
@@ -68,6 +69,15 @@ valid and matching the records before it.
       --json             print the report as JSON
 Exit code 0 verified, 1 tampered (each problem printed with file, line and seq), 2 unverifiable
 (records after the last signed checkpoint, no key) or bad usage.`,
+  'audit serve': `Usage: portcullis audit serve --trail DIR [--key KEY]... [--listen HOST:PORT] [--token-file FILE]
+
+Verifies the trail with the same verifier as 'audit verify', then serves a read-only view of it
+until SIGINT/SIGTERM: the verdict on every page, the timeline with filters, denies by reason and
+tool, credentials, policy revisions, each decision's record and checkpoint, and exports.
+  -t, --trail DIR         the audit directory (a copy is fine; nothing is written to or beside it)
+  -k, --key KEY           a trusted public key (text or a file of such lines); repeatable
+  -l, --listen HOST:PORT  where to listen (default 127.0.0.1:9191; port 0 picks one)
+  --token-file FILE       a token the browser must present (required off loopback); open /login?token=…`,
   'audit keygen': `Usage: portcullis audit keygen --name NAME --output FILE
 
 Writes a new Ed25519 checkpoint signing key to FILE (mode 0600; an existing file is never
@@ -309,13 +319,7 @@ function cmdAuditVerify(args: string[]): number {
   );
   if (values.help) return help('audit verify');
   if (positionals.length !== 1) throw new UsageError('audit verify takes one PATH', 'audit verify');
-  const keys = (values.key ?? []).flatMap((k) =>
-    existsSync(k)
-      ? readFileSync(k, 'utf8')
-          .split('\n')
-          .filter((l) => l.trim())
-      : [k],
-  );
+  const keys = trustedKeys(values.key);
   const checkpoints = (values.checkpoint ?? []).map((f): [string, string] => {
     try {
       return [path.resolve(f), readFileSync(f, 'utf8')];
@@ -340,6 +344,66 @@ function cmdAuditVerify(args: string[]): number {
     );
   }
   return report.verdict === 'verified' ? EXIT.OK : report.verdict === 'tampered' ? EXIT.DENIED_OR_FAILED : EXIT.UNVERIFIABLE;
+}
+
+/** The trusted keys given with --key: each a key's text, or a file of such lines. */
+function trustedKeys(values: readonly string[] | undefined): string[] {
+  return (values ?? []).flatMap((k) =>
+    existsSync(k)
+      ? readFileSync(k, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+      : [k],
+  );
+}
+
+async function cmdAuditServe(args: string[]): Promise<number> {
+  const { values } = parseCommand('audit serve', args, {
+    ...helpOption,
+    trail: { type: 'string', short: 't' },
+    key: { type: 'string', short: 'k', multiple: true },
+    listen: { type: 'string', short: 'l' },
+    'token-file': { type: 'string' },
+  });
+  if (values.help) return help('audit serve');
+  if (!values.trail) throw new UsageError('audit serve needs --trail DIR', 'audit serve');
+  const m = /^(.*):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:9191');
+  if (!m) throw new UsageError(`--listen must be HOST:PORT, not ${JSON.stringify(values.listen)}`, 'audit serve');
+  let token: string | null = null;
+  if (values['token-file']) {
+    try {
+      token = readFileSync(values['token-file'], 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`cannot read the token file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'audit serve');
+    }
+    if (token.length < 16) throw new UsageError('the token must be at least 16 characters', 'audit serve');
+  }
+  const { serveTrail } = await import('../audit/viewer/server');
+  const { QueryOptionError } = await import('../audit/offline/query');
+  const signalled = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  process.stderr.write(`verifying ${values.trail}…\n`);
+  let server: Awaited<ReturnType<typeof serveTrail>>;
+  try {
+    server = await serveTrail({
+      trail: path.resolve(values.trail),
+      keys: trustedKeys(values.key),
+      host: m[1].replace(/^\[|\]$/g, ''),
+      port: Number(m[2]),
+      token,
+    });
+  } catch (err) {
+    if (err instanceof QueryOptionError) throw new UsageError(err.message, 'audit serve');
+    throw new UsageError(`cannot serve ${values.trail}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'audit serve');
+  }
+  const r = server.view.report;
+  process.stderr.write(`${r.verdict.toUpperCase()}: ${r.records} records, last seq ${r.lastSeq}\n`);
+  out(`serving the audit view at ${server.url}/`);
+  await signalled;
+  await server.close();
+  return EXIT.OK;
 }
 
 function cmdAuditKeygen(args: string[]): number {
@@ -380,6 +444,7 @@ export async function main(argv: string[]): Promise<number> {
       if (sub === 'keygen') return cmdAuditKeygen(rest);
       if (sub === 'query') return cmdAuditQuery(rest);
       if (sub === 'export') return cmdAuditExport(rest);
+      if (sub === 'serve') return await cmdAuditServe(rest);
     }
     throw unknownCommand(argv);
   } catch (err) {

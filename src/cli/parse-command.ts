@@ -21,7 +21,7 @@ export class UsageError extends Error {
 export const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   start: [],
   policy: ['build', 'test', 'eval', 'replay'],
-  audit: ['verify', 'keygen', 'query', 'export'],
+  audit: ['verify', 'keygen', 'query', 'export', 'serve'],
 };
 
 /** Edit distance with adjacent transpositions (optimal string alignment). */

@@ -174,6 +174,8 @@ test('G9: webhook: every record once, in seq order; through a 503 phase and a re
   // Only acknowledged batches count, so not even a duplicate: exactly the trail, in order.
   expect(webhookSeqs(receiver)).toEqual(trailSeqs(gw));
   expect(trailSeqs(gw)).toEqual(range(1, trailSeqs(gw).length));
+  // The receiver counts a batch when it answers; the sink's status follows when the answer arrives.
+  await waitFor('the sink healthy again', () => gw.gateway.sinks.status()[0].consecutiveFailures === 0);
   const healthy = gw.gateway.sinks.status()[0];
   expect(healthy).toMatchObject({ consecutiveFailures: 0, lastError: null, lagRecords: 0 });
   expect(gw.logs()).toContain('audit sink delivering again');

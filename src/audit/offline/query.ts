@@ -23,6 +23,10 @@ export interface AuditFilter {
   readonly decision?: 'allow' | 'deny';
   /** Case-insensitive substring of a reason or of the error code. */
   readonly reason?: string;
+  /** Exact error codes (`code` of deny records). */
+  readonly codes?: readonly string[];
+  /** Whom the agent acted for (`on_behalf_of`). */
+  readonly onBehalfOf?: readonly string[];
   readonly decisionId?: string;
 }
 
@@ -113,6 +117,8 @@ export function compileFilter(filter: AuditFilter): CompiledFilter {
   const agents = set(filter.agents);
   const routes = set(filter.routes);
   const tools = set(filter.tools);
+  const codes = set(filter.codes);
+  const onBehalfOf = set(filter.onBehalfOf);
   const reason = filter.reason?.toLowerCase();
   const { since, until, decision, decisionId } = filter;
 
@@ -138,6 +144,8 @@ export function compileFilter(filter: AuditFilter): CompiledFilter {
       if (agents && !agents.has(r.agent as string)) return false;
       if (routes && !routes.has(r.route as string)) return false;
       if (decision && r.decision !== decision) return false;
+      if (codes && !codes.has(r.code as string)) return false;
+      if (onBehalfOf && !onBehalfOf.has(r.on_behalf_of as string)) return false;
       if (tools) {
         const mcp = r.mcp as { tool?: unknown } | undefined;
         if (!mcp || typeof mcp.tool !== 'string' || !tools.has(mcp.tool)) return false;
