@@ -15,7 +15,9 @@
 # test is skipped with the reason in PORTCULLIS_TUNNEL_SKIP. ensure_moto installs the pinned
 # moto (AWS S3/IAM/STS with SigV4 verification, from PyPI) into a Python venv in the cache for
 # the aws_sigv4 test; without python3 and its venv module that test is skipped, saying why in
-# PORTCULLIS_MOTO_SKIP.
+# PORTCULLIS_MOTO_SKIP. ensure_chromium installs Debian's chromium with apt-get for the browser
+# tests (puppeteer-core drives it) and exports PORTCULLIS_CHROMIUM; when it cannot, those tests
+# skip, saying why in PORTCULLIS_CHROMIUM_SKIP.
 set -euo pipefail
 
 PORTCULLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -236,6 +238,48 @@ ensure_rsyslog() {
   fi
   rm -f "$log"
   rsyslog_ready || { say "rsyslog was installed but rsyslogd or its gtls driver is still missing."; exit 1; }
+}
+
+chromium_path() { # prints the chromium to drive: $PORTCULLIS_CHROMIUM if set, else the one on PATH
+  if [[ -n "${PORTCULLIS_CHROMIUM:-}" && -x "$PORTCULLIS_CHROMIUM" ]]; then printf '%s' "$PORTCULLIS_CHROMIUM"; return 0; fi
+  command -v chromium 2>/dev/null && return 0
+  [[ -x /usr/bin/chromium ]] && { printf '/usr/bin/chromium'; return 0; }
+  return 1
+}
+
+ensure_chromium() {
+  # The browser tests (test/helpers/browser.ts) drive Debian's chromium with puppeteer-core;
+  # puppeteer's own browser download needs the internet, which these machines do not have.
+  # Present: only a PATH lookup, no process is started. Missing: installed once with apt-get
+  # (as root, or with passwordless sudo), with fonts-liberation (chromium-common recommends
+  # it; --no-install-recommends leaves only DejaVu) so screenshots render the usual faces.
+  # Measured here (Debian 12 bookworm, chromium 156.0.8078.114 from bookworm-security): 26 s
+  # for apt-get update and the install (26 packages, chromium itself 348 MB installed); 0.01 s
+  # when present. Never fatal: otherwise the browser tests skip with the reason in
+  # PORTCULLIS_CHROMIUM_SKIP.
+  local p
+  if p="$(chromium_path)"; then export PORTCULLIS_CHROMIUM="$p"; return 0; fi
+  local sudo=()
+  if ! command -v apt-get >/dev/null; then
+    export PORTCULLIS_CHROMIUM_SKIP="chromium is not installed and apt-get is not available to install it"
+  elif [[ $EUID -ne 0 ]] && ! { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
+    export PORTCULLIS_CHROMIUM_SKIP="chromium is not installed and installing it needs root: run 'apt-get install chromium' as root"
+  fi
+  if [[ -n "${PORTCULLIS_CHROMIUM_SKIP:-}" ]]; then
+    say "$PORTCULLIS_CHROMIUM_SKIP; the browser tests will be skipped"; return 0
+  fi
+  [[ $EUID -ne 0 ]] && sudo=(sudo -n)
+  say "installing Debian's chromium once with apt-get for the browser tests (about 30 s)"
+  local log; log="$(mktemp)"
+  if { "${sudo[@]}" apt-get update -qq &&
+       "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation; } >"$log" 2>&1 &&
+     p="$(chromium_path)"; then
+    rm -f "$log"; export PORTCULLIS_CHROMIUM="$p"; return 0
+  fi
+  tail -n 5 "$log" >&2; rm -f "$log"
+  export PORTCULLIS_CHROMIUM_SKIP="apt-get could not install chromium (see its output above)"
+  say "$PORTCULLIS_CHROMIUM_SKIP; the browser tests will be skipped"
+  return 0
 }
 
 portcullis_env() {

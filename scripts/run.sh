@@ -9,7 +9,7 @@ case "$task" in
   quickstart) exec "$PORTCULLIS_NODE" dist/examples/quickstart/start.js "$@" ;;
   # The tests are type-checked too (ts-jest only transpiles): one tsc over src, test, bench, examples;
   # then Biome, the one linter and formatter (biome.json; `npm run lint` applies its fixes).
-  test)       ensure_rsyslog; ensure_tunnel; ensure_moto; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
+  test)       ensure_rsyslog; ensure_tunnel; ensure_moto; ensure_chromium; "$PORTCULLIS_NODE" node_modules/typescript/bin/tsc -p tsconfig.test.json
               "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome ci --colors=off .
               exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js "$@" ;;
   lint)       exec "$PORTCULLIS_NODE" node_modules/@biomejs/biome/bin/biome check --write . ;;
