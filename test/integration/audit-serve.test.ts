@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-test('every page leads with the verdict of the same verifier as audit verify', async () => {
+test('G33: every page leads with the verdict of the same verifier as audit verify', async () => {
   expect(server.view.report.verdict).toBe('verified');
   for (const p of ['/timeline', '/denies', '/credentials', '/policies']) {
     const r = await get(server.url, p);
@@ -87,13 +87,13 @@ test('exports of the current filter go through the existing exporters', async ()
   expect((await get(server.url, '/export?format=pdf')).status).toBe(400);
 });
 
-test('read-only, and only for its own Host', async () => {
+test('G33: read-only, and only for its own Host', async () => {
   const post = await rawRequest(server.url, { method: 'POST', path: '/timeline' });
   expect(post.status).toBe(405);
   expect((await get(server.url, '/timeline', { host: 'evil.example:9191' })).status).toBe(403);
 });
 
-test('off loopback it needs a token; with one, the bearer or the cookie /login sets', async () => {
+test('G33: off loopback it needs a token; with one, the bearer or the cookie /login sets', async () => {
   await expect(serveTrail({ trail: trail.dir, keys: [], host: '0.0.0.0', port: 0, token: null })).rejects.toThrow(/needs a token/);
   const token = 'a-long-enough-audit-token-1234';
   const s = await serveTrail({ trail: trail.dir, keys: [], host: '127.0.0.1', port: 0, token });

@@ -43,13 +43,12 @@ function banner(r: VerifyReport): VNode {
   if (r.verdict === 'verified')
     return html`<div class="banner verified" id="verdict" data-verdict="verified">
       <strong>Verified.</strong> ${r.records} records, seq 1–${r.lastSeq}; signed checkpoints cover the trail up to seq ${r.coveredSeq}
-      (${r.checkpoints} checkpoints, key ${r.keys.join(', ') || 'audit.pub'}).
+      (${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'}, key ${r.keys.join(', ') || 'audit.pub'}).
     </div>` as VNode;
   if (r.verdict === 'tampered') {
     const first = r.problems[0];
     return html`<div class="banner tampered" id="verdict" data-verdict="tampered" data-first-bad-seq=${first?.seq ?? ''}>
-      <strong>Tampered.</strong> The first problem is at seq ${first?.seq ?? '(unknown)'} (${first?.file.split('/').pop()} line ${first?.line}):
-      ${first?.problem}. ${r.problems.length > 1 ? `${r.problems.length - 1} more problem(s) after it.` : ''} Nothing after it can be trusted.
+      <strong>Tampered.</strong> The first problem is at seq ${first?.seq ?? '(unknown)'} (${first?.file.split('/').pop()} line ${first?.line}): ${first?.problem}. ${r.problems.length > 1 ? `${r.problems.length - 1} more problem(s) after it.` : ''} Nothing after it can be trusted.
     </div>` as VNode;
   }
   return html`<div class="banner unverifiable" id="verdict" data-verdict="unverifiable">
@@ -132,13 +131,13 @@ export function timelineBody(hits: readonly QueryHit[], params: FilterParams, of
 }
 
 /** A table of counts, with a chart drawn from the same numbers (viewer.js reads the data attributes). */
-function countsTable(id: string, title: string, counts: Counts, linkFor?: (value: string) => string): VNode {
+function countsTable(id: string, title: string, counts: Counts, linkFor?: (value: string) => string | null): VNode {
   return html`<section>
     <h2>${title}</h2>
-    <canvas class="chart" data-for=${id}></canvas>
+    <div class="chart-box"><canvas class="chart" data-for=${id}></canvas></div>
     <table id=${id} class="counts">
       <thead><tr><th>value</th><th>count</th></tr></thead>
-      <tbody>${counts.map(([v, n]) => html`<tr><td class="label">${linkFor ? html`<a href=${linkFor(v)}>${v}</a>` : v}</td><td class="n">${n}</td></tr>`)}</tbody>
+      <tbody>${counts.map(([v, n]) => html`<tr><td class="label">${linkFor?.(v) ? html`<a href=${linkFor(v)}>${v}</a>` : v}</td><td class="n">${n}</td></tr>`)}</tbody>
     </table>
   </section>` as VNode;
 }
@@ -147,7 +146,7 @@ export function deniesBody(s: TrailSummary): VNode[] {
   return [
     html`<p>${s.denied} of ${s.decisions} decisions were denies.</p>` as VNode,
     countsTable('by-reason', 'Denies by reason', s.deniesByReason),
-    countsTable('by-tool', 'Denies by tool', s.deniesByTool, (t) => link('/timeline', { decision: 'deny', tool: t })),
+    countsTable('by-tool', 'Denies by tool', s.deniesByTool, (t) => (t.startsWith('(') ? null : link('/timeline', { decision: 'deny', tool: t }))),
     countsTable('by-code', 'Denies by error code', s.deniesByCode, (c) => link('/timeline', { decision: 'deny', code: c })),
   ];
 }
