@@ -1,4 +1,7 @@
 /** A trail for the auditor's view tests: written by a real gateway, with attacker-controlled text in its records. */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { keyHash, rawRequest, startTestGateway, startUpstream } from './harness';
 
 const KEY = 'audit-serve-key';
@@ -32,4 +35,22 @@ export async function hostileTrail(): Promise<{ dir: string; pub: string }> {
   await gw.close();
   await upstream.close();
   return { dir: gw.auditDir, pub: `${gw.auditDir}.pub` };
+}
+
+/** A copy of the trail with one byte-level change (`from` → `to`) in a deny record past the first few; returns the copy and that record's seq. */
+export function tamperedCopy(dir: string, from: string, to: string): { dir: string; seq: number } {
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'portcullis-view-tampered-'));
+  cpSync(dir, copy, { recursive: true });
+  const seg = path.join(
+    copy,
+    readdirSync(copy)
+      .filter((f) => f.endsWith('.jsonl'))
+      .sort()[0],
+  );
+  const lines = readFileSync(seg, 'utf8').replace(/\0+$/, '').split('\n');
+  const mid = lines.findIndex((l, i) => i > 3 && l.includes('"decision":"deny"') && l.includes(from));
+  const seq = JSON.parse(lines[mid]).seq as number;
+  lines[mid] = lines[mid].replace(from, to);
+  writeFileSync(seg, lines.join('\n'));
+  return { dir: copy, seq };
 }

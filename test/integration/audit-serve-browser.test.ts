@@ -6,13 +6,10 @@
  * tampered copy turns the banner red with the first bad seq, and its export still works. A
  * screenshot of each view goes to test-artifacts/screenshots/.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Browser } from 'puppeteer-core';
 import { runQuery } from '../../src/audit/offline/query';
 import { serveTrail, type TrailServer } from '../../src/audit/viewer/server';
-import { hostileTrail } from '../helpers/audit-view';
+import { hostileTrail, tamperedCopy } from '../helpers/audit-view';
 import { describeBrowser, launchBrowser, type OpenedPage, openPage, outsideOrigin, saveScreenshot } from '../helpers/browser';
 
 describeBrowser("the auditor's view in a real browser", () => {
@@ -102,19 +99,7 @@ describeBrowser("the auditor's view in a real browser", () => {
   });
 
   test('G33: a byte changed in a middle record: the banner turns red and names the first bad seq; the export of that view still works', async () => {
-    const copy = mkdtempSync(path.join(os.tmpdir(), 'portcullis-browser-tampered-'));
-    cpSync(trail.dir, copy, { recursive: true });
-    const seg = path.join(
-      copy,
-      readdirSync(copy)
-        .filter((f) => f.endsWith('.jsonl'))
-        .sort()[0],
-    );
-    const lines = readFileSync(seg, 'utf8').replace(/\0+$/, '').split('\n');
-    const mid = lines.findIndex((l, i) => i > 3 && l.includes('"decision":"deny"'));
-    const seq = JSON.parse(lines[mid]).seq as number;
-    lines[mid] = lines[mid].replace('"route":"up"', '"route":"uP"');
-    writeFileSync(seg, lines.join('\n'));
+    const { dir: copy, seq } = tamperedCopy(trail.dir, '"route":"up"', '"route":"uP"');
     const tampered = await serveTrail({ trail: copy, keys: [], host: '127.0.0.1', port: 0, token: null });
     try {
       const o = await openPage(browser, `${tampered.url}/timeline?decision=deny`);

@@ -4,13 +4,10 @@
  * selects, attacker text escaped, a strict CSP, Host and method checks, a token off loopback, and
  * a tampered copy reported with its first bad seq while its export still works.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { runQuery } from '../../src/audit/offline/query';
 import { serveTrail, type TrailServer } from '../../src/audit/viewer/server';
-import { hostileTrail } from '../helpers/audit-view';
+import { hostileTrail, tamperedCopy } from '../helpers/audit-view';
 import { rawRequest } from '../helpers/harness';
 
 const get = (url: string, p: string, headers: Record<string, string> = {}) => rawRequest(url, { path: p, headers });
@@ -112,19 +109,7 @@ test('G33: off loopback it needs a token; with one, the bearer or the cookie /lo
 });
 
 test('a byte changed in a middle record: the banner is red, names the first bad seq, and the export still works', async () => {
-  const copy = mkdtempSync(path.join(os.tmpdir(), 'portcullis-serve-tampered-'));
-  cpSync(trail.dir, copy, { recursive: true });
-  const seg = path.join(
-    copy,
-    readdirSync(copy)
-      .filter((f) => f.endsWith('.jsonl'))
-      .sort()[0],
-  );
-  const lines = readFileSync(seg, 'utf8').replace(/\0+$/, '').split('\n');
-  const mid = lines.findIndex((l, i) => i > 3 && l.includes('"decision":"deny"'));
-  const seq = JSON.parse(lines[mid]).seq as number;
-  lines[mid] = lines[mid].replace('"decision":"deny"', '"decision":"allo"');
-  writeFileSync(seg, lines.join('\n'));
+  const { dir: copy, seq } = tamperedCopy(trail.dir, '"decision":"deny"', '"decision":"allo"');
   const s = await serveTrail({ trail: copy, keys: [], host: '127.0.0.1', port: 0, token: null });
   try {
     const r = await get(s.url, '/timeline');
