@@ -26,7 +26,7 @@ const METHODS = ['GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE'];
 const DENY_CODES = ['PC_POLICY_DENIED', 'PC_POLICY_DENIED', 'PC_POLICY_DENIED', 'PC_ROUTE_NOT_FOUND', 'PC_UNKNOWN_AGENT'];
 
 /** Writes the trail; returns the decision id in the middle (for a one-call query). */
-function generate(dir: string): { middleId: string; records: number } {
+export function generate(dir: string): { middleId: string; records: number } {
   const revision = `sha256:${createHash('sha256').update('bench-policy').digest('hex')}`;
   const start = Date.now() - 6 * 86_400_000; // spread over six days
   let seq = 0;
@@ -156,4 +156,4 @@ function main(): void {
   }
 }
 
-main();
+if (require.main === module) main();

@@ -16,6 +16,7 @@ case "$task" in
   soak-restart) PORTCULLIS_RESTART_ROUNDS="${PORTCULLIS_RESTART_ROUNDS:-100}" exec "$PORTCULLIS_NODE" node_modules/jest/bin/jest.js test/integration/audit-restart.test.ts "$@" ;;
   bench)      exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-audit) exec "$PORTCULLIS_NODE" dist/bench/audit.js "$@" ;;
+  bench-audit-view) exec "$PORTCULLIS_NODE" dist/bench/audit-view.js "$@" ;;
   bench-fsync) exec "$PORTCULLIS_NODE" dist/bench/fsync.js "$@" ;;
   bench-mcp)  BENCH_WORKLOADS=mcp exec "$PORTCULLIS_NODE" dist/bench/run.js "$@" ;;
   bench-soak) exec "$PORTCULLIS_NODE" dist/bench/soak.js "$@" ;;
@@ -30,5 +31,5 @@ case "$task" in
               "$PORTCULLIS_FLAMEGRAPH" --title "$title" --countname us --width 1600 --minwidth 0.1 "$svg.folded" > "$svg"; rm -f "$svg.folded"
               say "flame graph written to $svg" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
-  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-fsync|bench-mcp|bench-soak|bench-jwt|bench-cred|bench-masking|bench-sigv4|bench-replay|flamegraph|schema [args]" >&2; exit 2 ;;
+  *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-audit-view|bench-fsync|bench-mcp|bench-soak|bench-jwt|bench-cred|bench-masking|bench-sigv4|bench-replay|flamegraph|schema [args]" >&2; exit 2 ;;
 esac

@@ -384,7 +384,7 @@ async function cmdAuditServe(args: string[]): Promise<number> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
-  process.stderr.write(`verifying ${values.trail}…\n`);
+  process.stderr.write(`verifying ${values.trail} (the view shows the progress)…\n`);
   let server: Awaited<ReturnType<typeof serveTrail>>;
   try {
     server = await serveTrail({
@@ -398,9 +398,11 @@ async function cmdAuditServe(args: string[]): Promise<number> {
     if (err instanceof QueryOptionError) throw new UsageError(err.message, 'audit serve');
     throw new UsageError(`cannot serve ${values.trail}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'audit serve');
   }
-  const r = server.view.report;
-  process.stderr.write(`${r.verdict.toUpperCase()}: ${r.records} records, last seq ${r.lastSeq}\n`);
   out(`serving the audit view at ${server.url}/`);
+  server.ready.then(
+    ({ report: r }) => process.stderr.write(`${r.verdict.toUpperCase()}: ${r.records} records, last seq ${r.lastSeq}\n`),
+    (err: Error) => process.stderr.write(`portcullis: cannot open ${values.trail}: ${err.message}\n`),
+  );
   await signalled;
   await server.close();
   return EXIT.OK;

@@ -34,6 +34,7 @@ describeBrowser("the auditor's view in a real browser", () => {
   beforeAll(async () => {
     trail = await hostileTrail();
     server = await serveTrail({ trail: trail.dir, keys: [], host: '127.0.0.1', port: 0, token: null });
+    await server.ready;
     browser = await launchBrowser();
   }, 60_000);
   afterAll(async () => {
@@ -101,6 +102,7 @@ describeBrowser("the auditor's view in a real browser", () => {
   test('G33: a byte changed in a middle record: the banner turns red and names the first bad seq; the export of that view still works', async () => {
     const { dir: copy, seq } = tamperedCopy(trail.dir, '"route":"up"', '"route":"uP"');
     const tampered = await serveTrail({ trail: copy, keys: [], host: '127.0.0.1', port: 0, token: null });
+    await tampered.ready;
     try {
       const o = await openPage(browser, `${tampered.url}/timeline?decision=deny`);
       opened.push(o);

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import { runQuery } from '../../src/audit/offline/query';
 import { serveTrail, type TrailServer } from '../../src/audit/viewer/server';
+import type { OpenProgress, TrailView } from '../../src/audit/viewer/trail-view';
 import { hostileTrail, tamperedCopy } from '../helpers/audit-view';
 import { rawRequest } from '../helpers/harness';
 
@@ -18,11 +19,12 @@ let server: TrailServer;
 beforeAll(async () => {
   trail = await hostileTrail();
   server = await serveTrail({ trail: trail.dir, keys: [], host: '127.0.0.1', port: 0, token: null });
+  await server.ready;
 });
 afterAll(() => server?.close());
 
 test('G33: every page leads with the verdict of the same verifier as audit verify', async () => {
-  expect(server.view.report.verdict).toBe('verified');
+  expect((await server.ready).report.verdict).toBe('verified');
   for (const p of ['/timeline', '/denies', '/credentials', '/policies']) {
     const r = await get(server.url, p);
     expect(r.status).toBe(200);
@@ -94,6 +96,7 @@ test('G33: off loopback it needs a token; with one, the bearer or the cookie /lo
   await expect(serveTrail({ trail: trail.dir, keys: [], host: '0.0.0.0', port: 0, token: null })).rejects.toThrow(/needs a token/);
   const token = 'a-long-enough-audit-token-1234';
   const s = await serveTrail({ trail: trail.dir, keys: [], host: '127.0.0.1', port: 0, token });
+  await s.ready;
   try {
     expect((await get(s.url, '/timeline')).status).toBe(401);
     expect((await get(s.url, '/timeline', { authorization: `Bearer ${token}` })).status).toBe(200);
@@ -111,6 +114,7 @@ test('G33: off loopback it needs a token; with one, the bearer or the cookie /lo
 test('a byte changed in a middle record: the banner is red, names the first bad seq, and the export still works', async () => {
   const { dir: copy, seq } = tamperedCopy(trail.dir, '"decision":"deny"', '"decision":"allo"');
   const s = await serveTrail({ trail: copy, keys: [], host: '127.0.0.1', port: 0, token: null });
+  await s.ready;
   try {
     const r = await get(s.url, '/timeline');
     expect(r.body).toMatch(
@@ -128,3 +132,35 @@ test('a byte changed in a middle record: the banner is red, names the first bad 
 
 // The HTTP agent must not keep sockets open between tests.
 afterAll(() => http.globalAgent.destroy());
+
+test('G33: until the verdict is known every page shows the progress, and nothing of the trail; then the pages', async () => {
+  let report: (p: OpenProgress) => void = () => undefined;
+  let finish: (v: TrailView) => void = () => undefined;
+  const held = new Promise<TrailView>((resolve) => (finish = resolve));
+  const s = await serveTrail({
+    trail: trail.dir,
+    keys: [],
+    host: '127.0.0.1',
+    port: 0,
+    token: null,
+    open: (_dir, _keys, onProgress) => {
+      report = onProgress;
+      return held;
+    },
+  });
+  try {
+    report({ phase: 'verifying', done: 2, total: 16, records: 123456 });
+    const r = await get(s.url, '/timeline');
+    expect(r.status).toBe(503);
+    expect(r.body).toMatch(/<meta http-equiv="refresh" content="1"\/>/);
+    expect(r.body).toContain('<strong>Verifying…</strong> segment 3 of 16, 123456 records checked so far');
+    expect(r.body).not.toContain('id="timeline"');
+    expect((await get(s.url, '/export?format=jsonl')).status).toBe(503);
+    expect((await get(s.url, '/assets/viewer.css')).status).toBe(200);
+    finish(await server.ready);
+    await s.ready;
+    expect((await get(s.url, '/timeline')).status).toBe(200);
+  } finally {
+    await s.close();
+  }
+});

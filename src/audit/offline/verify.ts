@@ -63,6 +63,8 @@ export interface VerifyOptions {
   readonly keys?: readonly string[];
   /** Signed checkpoints kept elsewhere: [label, note text]. */
   readonly checkpoints?: readonly (readonly [string, string])[];
+  /** Called as each segment is started: how many of how many, and the records checked so far (for a progress display). */
+  readonly onProgress?: (p: { readonly done: number; readonly total: number; readonly records: number }) => void;
 }
 
 const SEGMENT = /^audit-(\d{8})\.jsonl$/;
@@ -176,6 +178,7 @@ export function verifyTrail(target: string, options: VerifyOptions = {}): Verify
   };
 
   files.forEach((file, fileIndex) => {
+    options.onProgress?.({ done: fileIndex, total: files.length, records });
     const whole = readFileSync(file);
     const problemsBefore = problems.length;
     // The newest segment's zero tail (the writer's preallocation) is not content; see the header.

@@ -56,6 +56,35 @@ function banner(r: VerifyReport): VNode {
   </div>` as VNode;
 }
 
+/** What every page shows while the trail is still being verified: where it is, and a refresh. */
+export function loadingPage(
+  p: { readonly phase: string; readonly done: number; readonly total: number; readonly records: number } | null,
+  failure: string | null,
+): string {
+  const what = failure
+    ? html`<div class="banner tampered" id="verdict" data-verdict="error"><strong>Cannot read the trail.</strong> ${failure}</div>`
+    : html`<div class="banner unverifiable" id="verdict" data-verdict="verifying">
+        <strong>Verifying…</strong> ${
+          p === null
+            ? 'starting'
+            : p.phase === 'verifying'
+              ? `segment ${p.done + 1} of ${p.total}, ${p.records} records checked so far`
+              : `verified; summarising: ${p.records} of ${p.total} records`
+        }. Nothing is shown until the verdict is known.
+        <progress max=${p?.total || 1} value=${p?.phase === 'verifying' ? p.done : (p?.records ?? 0)}></progress>
+      </div>`;
+  const doc = html`<html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      ${failure ? '' : html`<meta http-equiv="refresh" content="1" />`}
+      <title>Verifying — Portcullis audit</title>
+      <link rel="stylesheet" href="/assets/viewer.css" />
+    </head>
+    <body>${what}</body>
+  </html>` as VNode;
+  return `<!doctype html>${render(doc)}`;
+}
+
 const NAV: readonly (readonly [string, string])[] = [
   ['/timeline', 'Timeline'],
   ['/denies', 'Denies'],

@@ -16,8 +16,9 @@ import helmet from 'helmet';
 import { runExport, type ExportFormat } from '../offline/export';
 import { jsonLine } from '../offline/output-formats';
 import { parseTimeBound, QueryOptionError, runQuery } from '../offline/query';
-import { credentialsBody, decisionBody, deniesBody, FILTER_KEYS, type FilterParams, filterOf, page, policiesBody, timelineBody } from './pages';
-import { decisionDetail, openTrailView, timelinePage, type TrailView } from './trail-view';
+import { credentialsBody, decisionBody, deniesBody, FILTER_KEYS, type FilterParams, filterOf, loadingPage, page, policiesBody, timelineBody } from './pages';
+import { openInWorker } from './open-worker';
+import { decisionDetail, type OpenProgress, timelinePage, type TrailView } from './trail-view';
 
 /** Rows per timeline page. */
 export const PAGE_SIZE = 100;
@@ -32,12 +33,15 @@ export interface ServeOptions {
   readonly port: number;
   /** Required when host is not a loopback address. */
   readonly token: string | null;
+  /** How the trail is opened (default: openInWorker); tests hold it to see the progress page. */
+  readonly open?: typeof openInWorker;
 }
 
 /** A running view. */
 export interface TrailServer {
   readonly url: string;
-  readonly view: TrailView;
+  /** The opened trail, once verified and summarised (pages show the progress until then). */
+  readonly ready: Promise<TrailView>;
   close(): Promise<void>;
 }
 
@@ -64,7 +68,21 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 /** Verifies and summarises the trail, then listens. Throws a QueryOptionError for a refused option. */
 export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
   if (!LOOPBACK.test(o.host) && !o.token) throw new QueryOptionError(`listening on ${o.host} (not loopback) needs a token: give --token-file FILE`);
-  const view = openTrailView(o.trail, o.keys);
+  // Verified in a worker while the server already answers: every page shows the progress until
+  // the verdict is known, and nothing of the trail before.
+  let view: TrailView | null = null;
+  let progress: OpenProgress | null = null;
+  let failure: string | null = null;
+  const ready = (o.open ?? openInWorker)(o.trail, o.keys, (p) => {
+    progress = p;
+  }).then(
+    (v) => (view = v),
+    (err: Error) => {
+      failure = err.message;
+      throw err;
+    },
+  );
+  ready.catch(() => undefined);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -117,6 +135,21 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
     });
   }
 
+  app.get('/assets/:name', (req, res) => {
+    const a = ASSETS[String(req.params.name)];
+    if (!a || !Object.hasOwn(ASSETS, String(req.params.name))) return void res.status(404).end();
+    res.type(a.type).send(readFileSync(a.file()));
+  });
+  app.use((_req, res, next) => {
+    if (view) return next();
+    res
+      .status(failure ? 500 : 503)
+      .type('text/html; charset=utf-8')
+      .send(loadingPage(progress, failure));
+  });
+
+  /** The opened trail: the routes below run only once it is (the middleware above). */
+  const v = () => view as TrailView;
   const params = (req: Request): FilterParams => {
     const out: Record<string, string> = {};
     for (const k of FILTER_KEYS) {
@@ -141,17 +174,17 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
     guard((req, res) => {
       const p = params(req);
       const offset = Math.max(0, Math.min(Number.parseInt(String(req.query.offset ?? '0'), 10) || 0, 10_000_000));
-      const { hits, more } = timelinePage(view, filterOf(p, parseTimeBound), offset, PAGE_SIZE);
-      send(res, page(view, 'Timeline', '/timeline', timelineBody(hits, p, offset, PAGE_SIZE, more)));
+      const { hits, more } = timelinePage(v(), filterOf(p, parseTimeBound), offset, PAGE_SIZE);
+      send(res, page(v(), 'Timeline', '/timeline', timelineBody(hits, p, offset, PAGE_SIZE, more)));
     }),
   );
-  app.get('/denies', (_req, res) => send(res, page(view, 'Denies', '/denies', deniesBody(view.summary))));
-  app.get('/credentials', (_req, res) => send(res, page(view, 'Credentials', '/credentials', credentialsBody(view.summary))));
-  app.get('/policies', (_req, res) => send(res, page(view, 'Policy revisions', '/policies', policiesBody(view.summary))));
+  app.get('/denies', (_req, res) => send(res, page(v(), 'Denies', '/denies', deniesBody(v().summary))));
+  app.get('/credentials', (_req, res) => send(res, page(v(), 'Credentials', '/credentials', credentialsBody(v().summary))));
+  app.get('/policies', (_req, res) => send(res, page(v(), 'Policy revisions', '/policies', policiesBody(v().summary))));
   app.get('/decision/:id', (req, res) => {
-    const d = decisionDetail(view, String(req.params.id).slice(0, 128));
+    const d = decisionDetail(v(), String(req.params.id).slice(0, 128));
     if (!d) return void res.status(404).type('text/plain').send('no such decision in this trail');
-    send(res, page(view, `Decision ${String(d.record.decision_id)}`, '', decisionBody(d)));
+    send(res, page(v(), `Decision ${String(d.record.decision_id)}`, '', decisionBody(d)));
   });
   app.get(
     '/export',
@@ -162,19 +195,14 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
       const chunks: string[] = [];
       const write = (c: string) => chunks.push(c);
       if (format === 'jsonl') {
-        runQuery(view.dir, { ...filter, types: ['decision'] }, {}, (hit) => write(`${jsonLine(hit)}\n`));
+        runQuery(v().dir, { ...filter, types: ['decision'] }, {}, (hit) => write(`${jsonLine(hit)}\n`));
       } else if (format === 'csv' || format === 'ocsf' || format === 'ecs') {
-        runExport(view.dir, { format: format as ExportFormat, filter: { ...filter, types: ['decision'] }, write });
+        runExport(v().dir, { format: format as ExportFormat, filter: { ...filter, types: ['decision'] }, write });
       } else throw new QueryOptionError(`unknown export format ${JSON.stringify(format.slice(0, 32))}: jsonl, csv, ocsf or ecs`);
       res.set('content-disposition', `attachment; filename="portcullis-audit.${format === 'csv' ? 'csv' : 'jsonl'}"`);
       res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson').send(chunks.join(''));
     }),
   );
-  app.get('/assets/:name', (req, res) => {
-    const a = ASSETS[String(req.params.name)];
-    if (!a || !Object.hasOwn(ASSETS, String(req.params.name))) return void res.status(404).end();
-    res.type(a.type).send(readFileSync(a.file()));
-  });
   app.use((_req, res) => res.status(404).type('text/plain').send('not found'));
 
   const server: http.Server = await new Promise((resolve, reject) => {
@@ -186,7 +214,7 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
   allowedHosts = new Set([`${hostPart}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`].map((x) => x.toLowerCase()));
   return {
     url: `http://${hostPart}:${port}`,
-    view,
+    ready,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

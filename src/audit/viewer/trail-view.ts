@@ -64,13 +64,23 @@ class Counter {
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-/** Verifies the trail with the given keys, then summarises it in one pass. */
-export function openTrailView(dir: string, keys: readonly string[]): TrailView {
-  const report = verifyTrail(dir, keys.length ? { keys } : {});
-  return { dir, report, summary: summarise(dir) };
+/** Where opening a trail is. */
+export interface OpenProgress {
+  readonly phase: 'verifying' | 'summarising';
+  /** Segments started, of total (verifying); records read (summarising). */
+  readonly done: number;
+  readonly total: number;
+  readonly records: number;
 }
 
-function summarise(dir: string): TrailSummary {
+/** Verifies the trail with the given keys, then summarises it in one pass. */
+export function openTrailView(dir: string, keys: readonly string[], onProgress?: (p: OpenProgress) => void): TrailView {
+  const report = verifyTrail(dir, { ...(keys.length ? { keys } : {}), onProgress: (p) => onProgress?.({ phase: 'verifying', ...p }) });
+  onProgress?.({ phase: 'summarising', done: 0, total: report.records, records: 0 });
+  return { dir, report, summary: summarise(dir, (n) => onProgress?.({ phase: 'summarising', done: n, total: report.records, records: n })) };
+}
+
+function summarise(dir: string, progress: (records: number) => void): TrailSummary {
   let records = 0;
   let decisions = 0;
   let allowed = 0;
@@ -92,7 +102,7 @@ function summarise(dir: string): TrailSummary {
     return s;
   };
   runQuery(dir, { types: 'all' }, {}, ({ record: r }) => {
-    records++;
+    if (++records % 50_000 === 0) progress(records);
     const time = str(r.time);
     if (time) {
       firstTime ??= time;
