@@ -12,7 +12,9 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
+import type express from 'express';
 import { createAdminApp, startAdminServer } from './admin/admin-server';
+import { trailViewRoutes } from './audit/viewer/server';
 import type { AuditEvent } from './audit/record';
 import { parseSignerKey, type NoteSigner } from './audit/signed-note';
 import { loadOrCreateSigner } from './audit/signing-key';
@@ -402,6 +404,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const upstreams = { connectionCount: () => runtime.routes.reduce((n, r) => n + r.upstream.connectionCount(), 0) };
 
     let adminUrl: string | null = null;
+    // With admin.token: the auditor's view of this trail on the admin listener, behind the token
+    // (set once the signing key is known: the view trusts it to check the checkpoints).
+    let auditView: express.Router | null = null;
     if (config.admin.enabled) {
       let adminEdge: EdgeAllowList | null = null;
       const app = createAdminApp(
@@ -427,6 +432,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           },
         },
         () => adminEdge,
+        () => auditView,
       );
       const started = await startAdminServer(app, config.admin.address, config.admin.where);
       adminUrl = started.bound.url;
@@ -478,6 +484,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         'generated a new audit signing key; keep a copy of the public key away from this machine to verify the trail',
       );
     else log.info(keyInfo, 'audit checkpoints are signed with this key');
+    if (config.admin.enabled && config.admin.token)
+      auditView = trailViewRoutes({
+        trail: config.audit.path,
+        keys: [key.signer.verifierKey],
+        token: revealSecret(config.admin.token),
+        // A live trail: opened on the first visit, opened again when older than this.
+        reopenAfterMs: 30_000,
+      }).router;
     metrics.auditHealthy.set(1);
     // The writer closes last (closers run in reverse), after everything that may still record.
     closers.unshift(() => writer.close());

@@ -1,6 +1,7 @@
 /**
  * The admin listener: health, readiness and Prometheus metrics, on loopback by default and
- * separate from the agent-facing listener. Express and helmet live here, off the per-call path.
+ * separate from the agent-facing listener; with admin.token, also the auditor's view of the
+ * trail behind that token. Express and helmet live here, off the per-call path.
  */
 import http from 'node:http';
 import express from 'express';
@@ -23,7 +24,13 @@ export interface ReadinessProbe {
  * Builds the admin app. `edge` gives the listener's Host and Origin allow-list (known once it is
  * bound): a request outside it gets a plain 403 JSON before any route runs (G20).
  */
-export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe, edge: () => EdgeAllowList | null): express.Express {
+export function createAdminApp(
+  metrics: Metrics,
+  readiness: ReadinessProbe,
+  edge: () => EdgeAllowList | null,
+  /** More routes once they exist (the auditor's view with admin.token: src/audit/viewer/server.ts), after the open ones. */
+  more: () => express.RequestHandler | null = () => null,
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(helmet());
@@ -47,6 +54,11 @@ export function createAdminApp(metrics: Metrics, readiness: ReadinessProbe, edge
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
+  });
+  app.use((req, res, next) => {
+    const handler = more();
+    if (handler) return handler(req, res, next);
+    next();
   });
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

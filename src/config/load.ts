@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors';
+import { revealSecret, type Secret } from '../secret';
 import { ResolveContext } from './context';
 import { resolveListener } from './listeners';
 import type { RawConfig } from './raw-config';
@@ -124,6 +125,15 @@ function mtlsOf(ctx: ResolveContext, raw: RawConfig['identity']['mtls'], tls: Ag
   return Object.freeze({ idFrom: raw.id_from, trustDomain: raw.trust_domain ?? null });
 }
 
+/** admin.token: read, and long enough to stand for a credential. */
+function adminTokenOf(ctx: ResolveContext, raw: RawConfig['admin']['token']): Secret | null {
+  if (raw === undefined) return null;
+  const token = ctx.secrets.read(raw, ['admin', 'token']);
+  if (ctx.secretMode === 'load' && revealSecret(token).length < 16)
+    ctx.fail('CONFIG_VALUE', ['admin', 'token'], `the token from ${token.source} is shorter than 16 characters`);
+  return token;
+}
+
 function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConfig {
   const credentials = resolveCredentials(ctx, raw.credentials);
   const t = raw.timeouts;
@@ -137,7 +147,7 @@ function resolve(ctx: ResolveContext, raw: RawConfig, file: string): GatewayConf
     secretsLoaded: ctx.secretMode === 'load',
     listen: resolveListener(ctx, raw, []),
     tls,
-    admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']) }),
+    admin: Object.freeze({ enabled: raw.admin.enabled, ...resolveListener(ctx, raw.admin, ['admin']), token: adminTokenOf(ctx, raw.admin.token) }),
     policy,
     audit,
     limits: Object.freeze({ maxBodyBytes: raw.limits.max_body_bytes }),

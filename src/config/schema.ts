@@ -710,6 +710,11 @@ export const CONFIG_SCHEMA = {
         listen: { ...listenAddress, default: '127.0.0.1:9090', description: 'Admin listener (loopback by default): host:port, or unix:PATH.' },
         ...edgeKeys,
         enabled: { type: 'boolean', default: true, description: 'Whether the admin listener runs.' },
+        token: {
+          ...secretRef,
+          description:
+            "A token ({env: NAME} or {file: PATH}, 16+ characters) that turns on the auditor's view of this gateway's trail on the admin listener (/timeline, …; docs/audit-view.md), behind it: Authorization: Bearer, or the cookie /login?token=… sets. /healthz, /readyz and /metrics stay open.",
+        },
       },
     },
     policy: {

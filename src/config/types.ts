@@ -349,7 +349,11 @@ export interface GatewayConfig {
   readonly listen: ListenerConfig;
   /** TLS of the agent listener, or null for plain HTTP. */
   readonly tls: AgentTlsConfig | null;
-  readonly admin: ListenerConfig & { readonly enabled: boolean };
+  readonly admin: ListenerConfig & {
+    readonly enabled: boolean;
+    /** admin.token: the auditor's view on the admin listener, behind it; null: no view. */
+    readonly token: Secret | null;
+  };
   readonly policy: PolicyConfig & {
     /** policy.shadow: judged beside the enforcing policy on every route without its own shadow_policy; null: none. */
     readonly shadow: PolicyConfig | null;

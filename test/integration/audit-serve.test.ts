@@ -164,3 +164,51 @@ test('G33: until the verdict is known every page shows the progress, and nothing
     await s.close();
   }
 });
+
+describe("the same view on a running gateway's admin listener, behind admin.token", () => {
+  const TOKEN = 'admin-view-token-0123456789';
+  test('G33: with admin.token the view is there behind it, verified with the gateway key; health stays open; without it there is no view', async () => {
+    const { keyHash, startTestGateway, startUpstream } = await import('../helpers/harness');
+    const upstream = await startUpstream();
+    const yaml = (token: boolean) =>
+      [
+        'listen: 127.0.0.1:0',
+        `admin: { listen: 127.0.0.1:0${token ? ', token: { env: ADMIN_VIEW_TOKEN }' : ''} }`,
+        'policy: { path: ./policies, watch: false }',
+        'audit: { path: ./audit }',
+        `agents:\n  - id: bot\n    key_sha256: "${keyHash('admin-view-key')}"`,
+        `routes:\n  - name: up\n    prefix: /up/\n    upstream: ${upstream.url}/`,
+      ].join('\n');
+    const gw = await startTestGateway({
+      yaml: yaml(true),
+      env: { ADMIN_VIEW_TOKEN: TOKEN },
+      policies: { 'p.rego': 'package portcullis\n\ndecision := {"allow": input.agent.id == "bot", "reasons": ["bot"]}\n' },
+    });
+    try {
+      for (let i = 0; i < 5; i++) await rawRequest(gw.gateway.url, { path: `/up/x${i}`, headers: { authorization: 'Bearer admin-view-key' } });
+      const admin = gw.gateway.adminUrl!;
+      expect((await get(admin, '/healthz')).status).toBe(200);
+      expect((await get(admin, '/timeline')).status).toBe(401);
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      let page = await get(admin, '/timeline', auth);
+      for (const end = Date.now() + 15_000; page.status === 503 && Date.now() < end; page = await get(admin, '/timeline', auth))
+        await new Promise((r) => setTimeout(r, 100));
+      expect(page.status).toBe(200);
+      // A live trail, checked with the gateway's own key: no checkpoint covers the newest records yet.
+      expect(page.body).toMatch(/data-verdict="(verified|unverifiable)"/);
+      expect(page.body).not.toContain('data-verdict="tampered"');
+      expect(idsIn(page.body).length).toBeGreaterThanOrEqual(5);
+      expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+      expect((await rawRequest(admin, { method: 'POST', path: '/timeline', headers: auth })).status).toBe(405);
+    } finally {
+      await gw.close();
+    }
+    const plain = await startTestGateway({ yaml: yaml(false), policies: { 'p.rego': 'package portcullis\n\ndecision := true\n' } });
+    try {
+      expect((await get(plain.gateway.adminUrl!, '/timeline')).status).toBe(404);
+    } finally {
+      await plain.close();
+      await upstream.close();
+    }
+  });
+});

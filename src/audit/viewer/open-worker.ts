@@ -13,10 +13,10 @@ import { type OpenProgress, openTrailView, type TrailView } from './trail-view';
 type FromWorker = { readonly progress: OpenProgress } | { readonly view: TrailView } | { readonly error: string };
 
 if (!isMainThread && parentPort && (workerData as { portcullisTrailView?: boolean } | null)?.portcullisTrailView) {
-  const { dir, keys } = workerData as { dir: string; keys: string[] };
+  const { dir, keys, live } = workerData as { dir: string; keys: string[]; live: boolean };
   const port = parentPort;
   try {
-    const view = openTrailView(dir, keys, (progress) => port.postMessage({ progress } satisfies FromWorker));
+    const view = openTrailView(dir, keys, (progress) => port.postMessage({ progress } satisfies FromWorker), live);
     port.postMessage({ view } satisfies FromWorker);
   } catch (err) {
     port.postMessage({ error: (err as Error).message } satisfies FromWorker);
@@ -32,9 +32,9 @@ function workerFile(): string {
 }
 
 /** Opens the trail in a worker; `onProgress` hears where it is. */
-export function openInWorker(dir: string, keys: readonly string[], onProgress: (p: OpenProgress) => void): Promise<TrailView> {
+export function openInWorker(dir: string, keys: readonly string[], onProgress: (p: OpenProgress) => void, live = false): Promise<TrailView> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerFile(), { workerData: { portcullisTrailView: true, dir, keys: [...keys] } });
+    const worker = new Worker(workerFile(), { workerData: { portcullisTrailView: true, dir, keys: [...keys], live } });
     let settled = false;
     worker.on('message', (m: FromWorker) => {
       if ('progress' in m) onProgress(m.progress);

@@ -65,35 +65,63 @@ const ASSETS: Readonly<Record<string, { readonly file: () => string; readonly ty
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Verifies and summarises the trail, then listens. Throws a QueryOptionError for a refused option. */
-export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
-  if (!LOOPBACK.test(o.host) && !o.token) throw new QueryOptionError(`listening on ${o.host} (not loopback) needs a token: give --token-file FILE`);
+/** Options of the view's routes (trailViewRoutes). */
+export interface TrailViewOptions {
+  readonly trail: string;
+  readonly keys: readonly string[];
+  /** Pages need `Authorization: Bearer` or the cookie /login sets; null: no token (loopback only). */
+  readonly token: string | null;
+  readonly open?: typeof openInWorker;
+  /**
+   * A live trail (the admin listener of a running gateway): opened on the first request, opened
+   * again in the background once the view is older than this (ms), the old view served meanwhile.
+   * Absent: opened once, at once.
+   */
+  readonly reopenAfterMs?: number;
+}
+
+/** The view's routes: read-only, strict CSP, token when configured, the progress until the verdict. */
+export function trailViewRoutes(o: TrailViewOptions): { readonly router: express.Router; readonly ready: () => Promise<TrailView> } {
   // Verified in a worker while the server already answers: every page shows the progress until
   // the verdict is known, and nothing of the trail before.
   let view: TrailView | null = null;
   let progress: OpenProgress | null = null;
   let failure: string | null = null;
-  const ready = (o.open ?? openInWorker)(o.trail, o.keys, (p) => {
-    progress = p;
-  }).then(
-    (v) => (view = v),
-    (err: Error) => {
-      failure = err.message;
-      throw err;
-    },
-  );
-  ready.catch(() => undefined);
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  let allowedHosts: Set<string> = new Set();
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase()))
-      return void res.status(403).type('text/plain').send('this view does not answer to that Host');
+  let opening: Promise<TrailView> | null = null;
+  let openedAt = 0;
+  const open = (): Promise<TrailView> => {
+    opening ??= (o.open ?? openInWorker)(
+      o.trail,
+      o.keys,
+      (p) => {
+        if (!view) progress = p;
+      },
+      o.reopenAfterMs !== undefined,
+    )
+      .then((v) => {
+        view = v;
+        failure = null;
+        openedAt = Date.now();
+        return v;
+      })
+      .catch((err: Error) => {
+        if (!view) failure = err.message;
+        throw err;
+      })
+      .finally(() => {
+        opening = null;
+      });
+    const pending = opening;
+    pending.catch(() => undefined);
+    return pending;
+  };
+  let first: Promise<TrailView> | null = o.reopenAfterMs === undefined ? open() : null;
+  const router = express.Router();
+  router.use((req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.status(405).set('allow', 'GET, HEAD').type('text/plain').send('read-only');
     next();
   });
-  app.use(
+  router.use(
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -111,19 +139,19 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
       referrerPolicy: { policy: 'no-referrer' },
     }),
   );
-  app.use((_req, res, next) => {
+  router.use((_req, res, next) => {
     res.set('cache-control', 'no-store');
     next();
   });
   if (o.token) {
     const want = digest(o.token);
     const ok = (presented: string | undefined) => presented !== undefined && timingSafeEqual(digest(presented), want);
-    app.get('/login', (req, res) => {
+    router.get('/login', (req, res) => {
       if (!ok(typeof req.query.token === 'string' ? req.query.token : undefined)) return void res.status(401).type('text/plain').send('bad token');
       res.cookie(COOKIE, o.token as string, { httpOnly: true, sameSite: 'strict', path: '/' });
       res.redirect(303, '/timeline');
     });
-    app.use((req, res, next) => {
+    router.use((req, res, next) => {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       const cookie = (req.headers.cookie ?? '')
         .split(';')
@@ -134,20 +162,22 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
       res.status(401).type('text/plain').send('a token is needed: open /login?token=…');
     });
   }
-
-  app.get('/assets/:name', (req, res) => {
+  router.get('/assets/:name', (req, res) => {
     const a = ASSETS[String(req.params.name)];
     if (!a || !Object.hasOwn(ASSETS, String(req.params.name))) return void res.status(404).end();
     res.type(a.type).send(readFileSync(a.file()));
   });
-  app.use((_req, res, next) => {
+  router.use((_req, res, next) => {
+    if (o.reopenAfterMs !== undefined) {
+      first ??= open();
+      if (view && Date.now() - openedAt > o.reopenAfterMs) void open().catch(() => undefined);
+    }
     if (view) return next();
     res
       .status(failure ? 500 : 503)
       .type('text/html; charset=utf-8')
       .send(loadingPage(progress, failure));
   });
-
   /** The opened trail: the routes below run only once it is (the middleware above). */
   const v = () => view as TrailView;
   const params = (req: Request): FilterParams => {
@@ -168,8 +198,8 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
     }
   };
 
-  app.get('/', (_req, res) => res.redirect(302, '/timeline'));
-  app.get(
+  router.get('/', (_req, res) => res.redirect(302, '/timeline'));
+  router.get(
     '/timeline',
     guard((req, res) => {
       const p = params(req);
@@ -178,15 +208,15 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
       send(res, page(v(), 'Timeline', '/timeline', timelineBody(hits, p, offset, PAGE_SIZE, more)));
     }),
   );
-  app.get('/denies', (_req, res) => send(res, page(v(), 'Denies', '/denies', deniesBody(v().summary))));
-  app.get('/credentials', (_req, res) => send(res, page(v(), 'Credentials', '/credentials', credentialsBody(v().summary))));
-  app.get('/policies', (_req, res) => send(res, page(v(), 'Policy revisions', '/policies', policiesBody(v().summary))));
-  app.get('/decision/:id', (req, res) => {
+  router.get('/denies', (_req, res) => send(res, page(v(), 'Denies', '/denies', deniesBody(v().summary))));
+  router.get('/credentials', (_req, res) => send(res, page(v(), 'Credentials', '/credentials', credentialsBody(v().summary))));
+  router.get('/policies', (_req, res) => send(res, page(v(), 'Policy revisions', '/policies', policiesBody(v().summary))));
+  router.get('/decision/:id', (req, res) => {
     const d = decisionDetail(v(), String(req.params.id).slice(0, 128));
     if (!d) return void res.status(404).type('text/plain').send('no such decision in this trail');
     send(res, page(v(), `Decision ${String(d.record.decision_id)}`, '', decisionBody(d)));
   });
-  app.get(
+  router.get(
     '/export',
     guard((req, res) => {
       const p = params(req);
@@ -203,8 +233,33 @@ export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
       res.type(format === 'csv' ? 'text/csv' : 'application/x-ndjson').send(chunks.join(''));
     }),
   );
-  app.use((_req, res) => res.status(404).type('text/plain').send('not found'));
 
+  return {
+    router,
+    ready: () => {
+      first ??= open();
+      return first;
+    },
+  };
+}
+
+/** Verifies and summarises the trail (in a worker), and listens at once. Throws a QueryOptionError for a refused option. */
+export async function serveTrail(o: ServeOptions): Promise<TrailServer> {
+  if (!LOOPBACK.test(o.host) && !o.token) throw new QueryOptionError(`listening on ${o.host} (not loopback) needs a token: give --token-file FILE`);
+  const view = trailViewRoutes({ trail: o.trail, keys: o.keys, token: o.token, ...(o.open ? { open: o.open } : {}) });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  let allowedHosts: Set<string> = new Set();
+  // The Host must name this listener: a DNS-rebinding page cannot read the trail.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase()))
+      return void res.status(403).type('text/plain').send('this view does not answer to that Host');
+    next();
+  });
+  app.use(view.router);
+  app.use((_req, res) => res.status(404).type('text/plain').send('not found'));
+  const ready = view.ready();
   const server: http.Server = await new Promise((resolve, reject) => {
     const s = app.listen(o.port, o.host, () => resolve(s));
     s.once('error', reject);

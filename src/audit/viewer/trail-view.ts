@@ -74,8 +74,8 @@ export interface OpenProgress {
 }
 
 /** Verifies the trail with the given keys, then summarises it in one pass. */
-export function openTrailView(dir: string, keys: readonly string[], onProgress?: (p: OpenProgress) => void): TrailView {
-  const report = verifyTrail(dir, { ...(keys.length ? { keys } : {}), onProgress: (p) => onProgress?.({ phase: 'verifying', ...p }) });
+export function openTrailView(dir: string, keys: readonly string[], onProgress?: (p: OpenProgress) => void, live = false): TrailView {
+  const report = verifyTrail(dir, { ...(keys.length ? { keys } : {}), live, onProgress: (p) => onProgress?.({ phase: 'verifying', ...p }) });
   onProgress?.({ phase: 'summarising', done: 0, total: report.records, records: 0 });
   return { dir, report, summary: summarise(dir, (n) => onProgress?.({ phase: 'summarising', done: n, total: report.records, records: n })) };
 }
