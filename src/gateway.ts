@@ -541,6 +541,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const reloadOnce = async (): Promise<ReloadOutcome> => {
       if (closing) return { result: 'unchanged' };
       const sha = configDigest(config.file);
+      // The file watch and a SIGHUP often both report one edit: the second has nothing to do.
+      if (sha !== null && sha === configSha) return { result: 'unchanged' };
       let next: GatewayConfig;
       let built: Runtime;
       try {
