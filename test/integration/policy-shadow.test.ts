@@ -209,3 +209,57 @@ describe('configuration', () => {
     await expect(startGateway(config, { logger: createLogger('silent') })).rejects.toThrow(/shadow policy .*broken/);
   });
 });
+
+describe('dry_run on an MCP route', () => {
+  const closeAfter: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const c of closeAfter) await c();
+  });
+  test('G29: the list is not filtered and a denied tools/call reaches the server; the enforcing route beside it filters and denies', async () => {
+    const { mcpClient, startTicketsServer } = await import('../helpers/mcp');
+    const tickets = await startTicketsServer();
+    closeAfter.push(() => tickets.close());
+    const gw = await startTestGateway({
+      yaml: [
+        'listen: 127.0.0.1:0',
+        'admin: { enabled: false }',
+        'policy: { path: ./policies, watch: false }',
+        'audit: { path: ./audit, durability: relaxed }',
+        `agents:\n  - id: bot\n    key_sha256: "${keyHash(KEY)}"`,
+        'routes:',
+        `  - name: dry-mcp\n    prefix: /dry-mcp/\n    kind: mcp\n    upstream: ${tickets.url}\n    mode: dry_run`,
+        `  - name: enforced-mcp\n    prefix: /enforced-mcp/\n    kind: mcp\n    upstream: ${tickets.url}`,
+      ].join('\n'),
+      // Denies every tool call and hides every tool; allows the protocol's own messages.
+      policies: {
+        'p.rego':
+          'package portcullis\n\ndefault decision := {"allow": false, "reasons": ["no tools today"]}\n\ndecision := {"allow": true} if input.mcp.method != "tools/call"\n',
+      },
+    });
+    try {
+      const runsBefore = tickets.toolRuns();
+      const dry = await mcpClient(`${gw.gateway.url}/dry-mcp/`, { agentKey: KEY });
+      try {
+        expect((await dry.client.listTools()).tools.map((t) => t.name)).toEqual(['lookup']);
+        const result = await dry.client.callTool({ name: 'lookup', arguments: {} });
+        expect(result.isError).toBeFalsy();
+        expect(tickets.toolRuns()).toBe(runsBefore + 1);
+      } finally {
+        await dry.close();
+      }
+      const rec = gw.audit().find((r) => r.type === 'decision' && r.route === 'dry-mcp' && r.mcp?.method === 'tools/call')!;
+      expect(rec).toMatchObject({ decision: 'deny', code: 'PC_POLICY_DENIED', enforced: false, reasons: ['no tools today'] });
+      const enforced = await mcpClient(`${gw.gateway.url}/enforced-mcp/`, { agentKey: KEY });
+      try {
+        expect((await enforced.client.listTools()).tools).toEqual([]);
+        const denied = await enforced.client.callTool({ name: 'lookup', arguments: {} });
+        expect(denied.isError).toBe(true);
+        expect(tickets.toolRuns()).toBe(runsBefore + 1);
+      } finally {
+        await enforced.close();
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+});
