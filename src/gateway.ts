@@ -307,7 +307,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       };
     };
     // The highest bundle serial accepted before, from the trail: a restart cannot roll back either.
-    const floor = highestAcceptedSerial(config.audit.path);
+    // Only with signing: an unsigned serial is a claim anyone can make, and a trail without any
+    // serial (a policy directory) would be read to its first record on every start for nothing.
+    const floor = config.policy.signing ? highestAcceptedSerial(config.audit.path) : null;
     const policy: PolicyStore = new PolicyStore(
       { ...config.policy, floor },
       policyEvents(false, () => policy),
