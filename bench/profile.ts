@@ -109,7 +109,8 @@ export function summarise(
   return { busyUs, totalUs, selfByFrame, totalByFrame, selfByModule, folded };
 }
 
-function top(m: Map<string, number>, n: number, busyUs: number): string {
+/** The `n` largest entries of `m`, each as a share of `busyUs`, one per line. */
+export function top(m: Map<string, number>, n: number, busyUs: number): string {
   return [...m]
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)

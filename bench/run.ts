@@ -45,6 +45,9 @@
  *   BENCH_RELAXED=0        skip the gateway with relaxed audit durability
  *   BENCH_PIN=0            do not pin processes to CPUs
  *   BENCH_CPU_PROF=1       write V8 CPU profiles of the gateways to bench/results/profiles/
+ *   BENCH_PERF=1           record on-CPU profiles of the bare proxy and the gateways with Linux
+ *                          perf, every thread and the kernel included, to
+ *                          bench/results/profiles/TARGET.perf.data (bench/perf-record.ts)
  *   BENCH_GATEWAY_NODE_FLAGS  extra Node flags for the two gateways only, space-separated
  *   BENCH_KEEP=1           keep the work directory (configs, audit trails)
  *   BENCH_MAX_FOREIGN_CPU  cores other processes may use during a run before it is repeated (0.1)
@@ -55,6 +58,7 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { canPin, startChild, type Child } from './child';
+import { assertPerfUsable, PERF_NODE_FLAGS, recordOnCpu } from './perf-record';
 import { cpuShareBetween, processCpuSeconds, sampleCpu } from './cpu-usage';
 import { CRED_ROUTES, CRED_TYPES, type CredType, type CredentialCounters, ROUTE_PREFIX, SIGV4, type StatsReply } from './gateway';
 import { CONFIG_SCHEMA } from '../src/config/schema';
@@ -234,6 +238,7 @@ const settings = {
   relaxed: process.env.BENCH_RELAXED !== '0',
   pin: process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2 && canPin(),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
+  perf: process.env.BENCH_PERF === '1',
   /** Extra Node flags for the gateways only (e.g. V8 heap settings to compare), space-separated. */
   gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
   keep: process.env.BENCH_KEEP === '1',
@@ -298,6 +303,7 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
         env: { ...env, ...credentialEnv(), BENCH_DURABILITY: durability, BENCH_WORK_DIR: path.join(work, durability) },
         execArgv: [
           ...settings.gatewayNodeFlags,
+          ...(settings.perf ? PERF_NODE_FLAGS : []),
           ...(settings.cpuProfile
             ? ['--cpu-prof', '--cpu-prof-dir', path.join(RESULTS_DIR, 'profiles'), '--cpu-prof-name', `portcullis-${durability}.cpuprofile`]
             : []),
@@ -306,7 +312,9 @@ async function startBench(work: string, children: Child[]): Promise<Bench> {
     );
   const [bare, strict, relaxed, load] = await Promise.all([
     // http-proxy 1.18 calls the deprecated util._extend; the warning is noise here.
-    started(startChild({ script: 'bare-proxy', name: 'bare-proxy', cpu: cpu(1), env, execArgv: ['--no-deprecation'] })),
+    started(
+      startChild({ script: 'bare-proxy', name: 'bare-proxy', cpu: cpu(1), env, execArgv: ['--no-deprecation', ...(settings.perf ? PERF_NODE_FLAGS : [])] }),
+    ),
     gateway('strict'),
     settings.relaxed ? gateway('relaxed') : null,
     started(startChild({ script: 'load', name: 'load generator', cpu: cpu(0) })),
@@ -710,7 +718,13 @@ function formatBrokered(list: readonly CredentialComparison[], audit: Record<str
   return [formatCredentialComparisons(list, { baseline: 'static', workload: 'cred' }), '', formatCredentialVerdicts(list, label), ...counters];
 }
 
+/** The targets BENCH_PERF records: the proxies (the upstream and load generator are not under test). */
+function perfTargets(bench: Bench): Map<string, number> {
+  return new Map([...bench.targets].filter(([name]) => name !== 'direct').map(([name, child]) => [name, child.process.pid as number]));
+}
+
 async function main(): Promise<void> {
+  if (settings.perf) assertPerfUsable();
   const environment = describeEnvironment(ROOT, process.env.PORTCULLIS_OPA ?? 'opa');
   const work = workDirectory('portcullis-bench-', settings.keep);
   const auditFilesystem = statfsSync(work).type === TMPFS_MAGIC ? 'tmpfs (fdatasync costs nothing: strict figures are optimistic)' : 'disk';
@@ -731,7 +745,9 @@ async function main(): Promise<void> {
         `${settings.warmupSeconds}+${settings.durationSeconds} s; ${settings.pin ? 'load generator on CPU 0, upstream and proxy on CPU 1' : 'no CPU pinning'}\n`,
     );
     await prime(bench);
+    const stopPerf = settings.perf ? await recordOnCpu(perfTargets(bench), path.join(RESULTS_DIR, 'profiles')) : null;
     const rows = await runAll(bench);
+    if (stopPerf) for (const file of await stopPerf()) process.stderr.write(`bench: on-CPU profile written to ${path.relative(process.cwd(), file)}\n`);
     const audit = await checkAudit(bench, rows);
     const jwks = checkJwks(bench, rows, (Date.now() - started) / 1000);
     const tokenEndpoint = checkTokenEndpoint(bench);

@@ -25,10 +25,18 @@ case "$task" in
   bench-masking) exec "$PORTCULLIS_NODE" dist/bench/masking.js "$@" ;;
   bench-sigv4) exec "$PORTCULLIS_NODE" dist/bench/sigv4.js "$@" ;;
   bench-replay) exec "$PORTCULLIS_NODE" dist/bench/replay.js "$@" ;;
-  # A CPU profile as a flame graph: `npm run flamegraph -- PROFILE.cpuprofile OUT.svg [title] [skip-seconds]`.
+  # A CPU profile as a flame graph: `npm run flamegraph -- PROFILE.cpuprofile|NAME.perf.data OUT.svg [title] [skip-seconds]`.
+  # A perf recording (BENCH_PERF=1, NAME.perf.data) is turned into stacks by perf itself; skip-seconds is ignored.
   flamegraph) ensure_inferno; prof="$1"; svg="$2"; title="${3:-$(basename "$1")}"; skip="${4:-0}"
-              "$PORTCULLIS_NODE" dist/bench/profile.js "$prof" --top 25 --skip-seconds "$skip" --folded "$svg.folded"
-              "$PORTCULLIS_FLAMEGRAPH" --title "$title" --countname us --width 1600 --minwidth 0.1 "$svg.folded" > "$svg"; rm -f "$svg.folded"
+              count=us
+              if [[ "$prof" == *.perf.data ]]; then
+                count=samples
+                perf script -i "$prof" 2>/dev/null | "$(dirname "$PORTCULLIS_FLAMEGRAPH")/inferno-collapse-perf" --all > "$svg.folded"
+                "$PORTCULLIS_NODE" dist/bench/perf-summary.js "$svg.folded" --top 25
+              else
+                "$PORTCULLIS_NODE" dist/bench/profile.js "$prof" --top 25 --skip-seconds "$skip" --folded "$svg.folded"
+              fi
+              "$PORTCULLIS_FLAMEGRAPH" --title "$title" --countname "$count" --width 1600 --minwidth 0.1 "$svg.folded" > "$svg"; rm -f "$svg.folded"
               say "flame graph written to $svg" ;;
   schema)     exec "$PORTCULLIS_NODE" dist/src/config/write-schema.js "$@" ;;
   *) echo "usage: scripts/run.sh quickstart|test|lint|soak-restart|bench|bench-audit|bench-audit-view|bench-fsync|bench-mcp|bench-soak|bench-jwt|bench-cred|bench-masking|bench-sigv4|bench-replay|flamegraph|schema [args]" >&2; exit 2 ;;
