@@ -17,6 +17,14 @@ export function leafHash(line: string | Buffer): Buffer {
   return typeof line === 'string' ? hash('sha256', `\0${line}`, 'buffer') : hash('sha256', Buffer.concat([LEAF, line]), 'buffer');
 }
 
+/**
+ * RFC 6962 leaf hash of a line already framed as `0x00 ‖ line` (the writer encodes each line
+ * once, with the prefix in front, and hashes views of that one buffer).
+ */
+export function leafHashOfFramed(prefixed: Buffer): Buffer {
+  return hash('sha256', prefixed, 'buffer');
+}
+
 /** RFC 6962 interior node hash. */
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
   const bytes = Buffer.allocUnsafe(1 + left.length + right.length);

@@ -58,7 +58,8 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 interface Pending {
-  readonly line: string;
+  /** The record's line as written: UTF-8, newline-terminated (chainRecord). */
+  readonly bytes: Buffer;
   readonly seq: number;
   readonly segment: number;
   /** The chain state right after this record, kept for the last record of a segment. */
@@ -276,10 +277,10 @@ export class JsonlAuditWriter implements AuditLog {
     // A segment after the first always opens with segment_start, also when a failed write
     // rewound the chain to before it.
     if (s.segment > 1 && s.segmentBytes === 0 && event.type !== 'segment_start') this.startSegmentRecord();
-    const line = chainRecord(s, event);
+    const bytes = chainRecord(s, event);
     const { seq, segment } = s;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line, seq, segment, after: null, note, resolve, reject });
+      this.queue.push({ bytes, seq, segment, after: null, note, resolve, reject });
     });
   }
 
@@ -373,11 +374,11 @@ export class JsonlAuditWriter implements AuditLog {
       while (i < batch.length) {
         const segment = batch[i].segment;
         let j = i;
-        let text = '';
-        while (j < batch.length && batch[j].segment === segment) text += `${batch[j++].line}\n`;
+        const parts: Buffer[] = [];
+        while (j < batch.length && batch[j].segment === segment) parts.push(batch[j++].bytes);
         const offset = segment === this.durable.segment ? this.durable.segmentBytes : 0;
         await this.openSegment(segment, offset);
-        const buf = Buffer.from(text, 'utf8');
+        const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts);
         // The write goes to the page cache synchronously: a thread-pool round trip per batch cost
         // more CPU than the copy (measured). The fdatasync, which waits on the device, does not.
         let done = 0;
